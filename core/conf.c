@@ -1,0 +1,668 @@
+/*
+ * conf.c: strict configuration loading on top of inih.
+ *
+ * Debian's libinih is built without INI_HANDLER_LINENO, so the handler does
+ * not learn line numbers. We parse through ini_parse_stream() with our own
+ * reader, which inih calls exactly once per physical line: the reader counts
+ * lines, notices section headers and over-long lines, and the handler reads
+ * the current line number from the shared parse state.
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "conf.h"
+#include "log.h"
+#include "util.h"
+
+#define DEFAULT_PLUGIN_DIR PLUGINSDIR
+
+void og__errlist_add(og__errlist_t *e, const char *file, int line,
+                     const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    e->v = og__xrealloc(e->v, (e->n + 1) * sizeof(*e->v));
+    if (line > 0)
+        e->v[e->n++] = og__xasprintf("%s:%d: %s", file, line, msg);
+    else
+        e->v[e->n++] = og__xasprintf("%s: %s", file, msg);
+}
+
+void og__errlist_free(og__errlist_t *e)
+{
+    size_t i;
+
+    for (i = 0; i < e->n; i++)
+        free(e->v[i]);
+    free(e->v);
+    e->v = NULL;
+    e->n = 0;
+}
+
+/* What kind of file is being parsed. */
+enum file_kind { FILE_MAIN, FILE_CHANNEL, FILE_ROUTES };
+
+/* A section seen in the current file, with the line it started on. */
+struct section {
+    char *name;
+    int line;
+};
+
+/* Parse state shared by the reader and the handler for one file. */
+struct parse {
+    og__conf_t *conf;
+    og__errlist_t *errs;
+    const char *file;
+    enum file_kind kind;
+    FILE *fp;
+    int line;                /* current physical line */
+    int continuation;        /* current line starts with blank */
+    struct section *sections;
+    size_t nsections;
+    og__chconf_t *ch;        /* FILE_CHANNEL: the channel being read */
+    og__routeconf_t *route;  /* the [route] being read */
+    /* keys seen in the current section, to refuse duplicates */
+    char **seen;
+    size_t nseen;
+    char *seen_section;
+    /* [daemon] values that are resolved after the file is read */
+    char *channels_dir;
+    char *routes_dir;
+};
+
+/* inih's reader: one physical line per call, like fgets(). */
+static char *reader(char *str, int num, void *stream)
+{
+    struct parse *p = stream;
+    size_t len;
+    const char *s;
+
+    if (fgets(str, num, p->fp) == NULL)
+        return NULL;
+    p->line++;
+    len = strlen(str);
+    if (len > 0 && str[len - 1] != '\n' && !feof(p->fp)) {
+        int c;
+
+        og__errlist_add(p->errs, p->file, p->line,
+                        "line longer than %d characters", num - 2);
+        while ((c = fgetc(p->fp)) != EOF && c != '\n')
+            ;
+        str[0] = '\0'; /* hand inih an empty line instead */
+        return str;
+    }
+    p->continuation = (str[0] == ' ' || str[0] == '\t') &&
+                      str[strspn(str, " \t\r\n")] != '\0';
+    s = str + strspn(str, " \t");
+    if (*s == '[') {
+        const char *end = strchr(s, ']');
+
+        if (end != NULL) {
+            p->sections = og__xrealloc(p->sections,
+                                       (p->nsections + 1) * sizeof(*p->sections));
+            p->sections[p->nsections].name = og__xstrndup(s + 1,
+                                                          (size_t)(end - s - 1));
+            p->sections[p->nsections].line = p->line;
+            p->nsections++;
+        }
+    }
+    return str;
+}
+
+static int section_line(const struct parse *p, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < p->nsections; i++)
+        if (strcmp(p->sections[i].name, name) == 0)
+            return p->sections[i].line;
+    return 0;
+}
+
+/* Records key as seen in section; returns 0 when it was seen before. */
+static int first_time(struct parse *p, const char *section, const char *key)
+{
+    size_t i;
+
+    if (p->seen_section == NULL || strcmp(p->seen_section, section) != 0) {
+        og__strv_free(p->seen);
+        p->seen = NULL;
+        p->nseen = 0;
+        free(p->seen_section);
+        p->seen_section = og__xstrdup(section);
+    }
+    for (i = 0; i < p->nseen; i++)
+        if (strcmp(p->seen[i], key) == 0)
+            return 0;
+    p->seen = og__xrealloc(p->seen, (p->nseen + 2) * sizeof(*p->seen));
+    p->seen[p->nseen++] = og__xstrdup(key);
+    p->seen[p->nseen] = NULL;
+    return 1;
+}
+
+static void err(struct parse *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void err(struct parse *p, const char *fmt, ...)
+{
+    char msg[900];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    og__errlist_add(p->errs, p->file, p->line, "%s", msg);
+}
+
+/* Resolves a path relative to the configuration directory. */
+static char *conf_path(const og__conf_t *conf, const char *value)
+{
+    if (value[0] == '/')
+        return og__xstrdup(value);
+    return og__xasprintf("%s/%s", conf->dir, value);
+}
+
+static void daemon_key(struct parse *p, const char *key, const char *value)
+{
+    og__conf_t *c = p->conf;
+    char why[128];
+
+    if (strcmp(key, "plugin_dir") == 0) {
+        free(c->plugin_dir);
+        c->plugin_dir = conf_path(c, value);
+    } else if (strcmp(key, "state_dir") == 0) {
+        free(c->state_dir);
+        c->state_dir = conf_path(c, value);
+    } else if (strcmp(key, "channels_dir") == 0) {
+        free(p->channels_dir);
+        p->channels_dir = conf_path(c, value);
+    } else if (strcmp(key, "routes_dir") == 0) {
+        free(p->routes_dir);
+        p->routes_dir = conf_path(c, value);
+    } else if (strcmp(key, "shutdown_timeout") == 0) {
+        if (og__parse_duration_ms(value, &c->shutdown_timeout_ms, why,
+                                  sizeof(why)) != OG_OK)
+            err(p, "shutdown_timeout: %s, got '%s'", why, value);
+    } else if (strcmp(key, "log_level") == 0) {
+        if (og__log_level_parse(value, &c->log_level) != 0)
+            err(p, "log_level: expected error, warning, notice, info or "
+                   "debug, got '%s'", value);
+    } else if (strcmp(key, "queue_max") == 0) {
+        if (og__parse_int(value, &c->queue_max, why, sizeof(why)) != OG_OK)
+            err(p, "queue_max: %s, got '%s'", why, value);
+        else if (c->queue_max < 1 || c->queue_max > 10000000)
+            err(p, "queue_max: must be between 1 and 10000000, got %s", value);
+    } else if (strcmp(key, "max_event_size") == 0) {
+        uint64_t v;
+
+        if (og__parse_size(value, &v, why, sizeof(why)) != OG_OK)
+            err(p, "max_event_size: %s, got '%s'", why, value);
+        else if (v < 256 || v > (64u << 20))
+            err(p, "max_event_size: must be between 256 and 64M, got %s",
+                value);
+        else
+            c->max_event_bytes = (int64_t)v;
+    } else {
+        err(p, "unknown key '%s' in [daemon] (known: plugin_dir, state_dir, "
+               "channels_dir, routes_dir, shutdown_timeout, log_level, "
+               "queue_max, max_event_size)", key);
+    }
+}
+
+static void route_key(struct parse *p, const char *key, const char *value)
+{
+    og__routeconf_t *r = p->route;
+    char ***dst = NULL;
+    size_t n;
+    size_t i;
+
+    if (strcmp(key, "match") == 0) {
+        dst = &r->match;
+    } else if (strcmp(key, "from") == 0) {
+        dst = &r->from;
+        r->from_line = p->line;
+    } else if (strcmp(key, "to") == 0) {
+        dst = &r->to;
+        r->to_line = p->line;
+    } else {
+        err(p, "unknown key '%s' in [route %s] (known: match, from, to)", key,
+            r->name);
+        return;
+    }
+    og__strv_free(*dst);
+    *dst = og__split_list(value, &n);
+    if (n == 0)
+        err(p, "%s: empty list", key);
+    for (i = 0; i < n; i++) {
+        if (dst == &r->match ? !og__is_ident_glob((*dst)[i]) :
+                               !og__is_ident((*dst)[i], 1))
+            err(p, "%s: '%s' is not a valid %s", key, (*dst)[i],
+                dst == &r->match ? "event type pattern" : "channel name");
+    }
+}
+
+static og__routeconf_t *route_section(struct parse *p, const char *section)
+{
+    og__conf_t *c = p->conf;
+    const char *name = section + strlen("route");
+    og__routeconf_t *r;
+    size_t i;
+
+    while (*name == ' ' || *name == '\t')
+        name++;
+    if (p->route != NULL && strcmp(p->route->name, name) == 0 &&
+        strcmp(p->route->file, p->file) == 0)
+        return p->route;
+    if (!og__is_ident(name, 1)) {
+        err(p, "[%s]: a route needs a name, as in [route orders]", section);
+        return NULL;
+    }
+    for (i = 0; i < c->nroutes; i++) {
+        if (strcmp(c->routes[i].name, name) == 0) {
+            err(p, "route '%s' defined twice (first at %s:%d)", name,
+                c->routes[i].file, c->routes[i].line);
+            return NULL;
+        }
+    }
+    c->routes = og__xrealloc(c->routes, (c->nroutes + 1) * sizeof(*c->routes));
+    r = &c->routes[c->nroutes++];
+    memset(r, 0, sizeof(*r));
+    r->name = og__xstrdup(name);
+    r->file = og__xstrdup(p->file);
+    r->line = section_line(p, section);
+    p->route = r;
+    return r;
+}
+
+static void channel_key(struct parse *p, const char *section, const char *key,
+                        const char *value)
+{
+    og__chconf_t *ch = p->ch;
+    char why[128];
+
+    if (strcmp(section, "channel") == 0) {
+        if (strcmp(key, "name") == 0) {
+            if (!og__is_ident(value, 1))
+                err(p, "name: '%s' is not a valid channel name (use a-z, 0-9, "
+                       "'-', '_', '.')", value);
+            free(ch->name);
+            ch->name = og__xstrdup(value);
+        } else if (strcmp(key, "plugin") == 0) {
+            if (!og__is_ident(value, 0))
+                err(p, "plugin: '%s' is not a valid plugin name (use a-z, 0-9, "
+                       "'-', '_')", value);
+            free(ch->plugin);
+            ch->plugin = og__xstrdup(value);
+            ch->plugin_line = p->line;
+        } else if (strcmp(key, "enabled") == 0) {
+            if (og__parse_bool(value, &ch->enabled, why, sizeof(why)) != OG_OK)
+                err(p, "enabled: %s, got '%s'", why, value);
+        } else if (strcmp(key, "required") == 0) {
+            if (og__parse_bool(value, &ch->required, why, sizeof(why)) != OG_OK)
+                err(p, "required: %s, got '%s'", why, value);
+        } else {
+            err(p, "unknown key '%s' in [channel] (known: name, plugin, "
+                   "enabled, required; plugin settings go in [config])", key);
+        }
+        return;
+    }
+    /* [config]: kept as text; typed by the plugin's table later. */
+    ch->opts = og__xrealloc(ch->opts, (ch->nopts + 1) * sizeof(*ch->opts));
+    ch->opts[ch->nopts].key = og__xstrdup(key);
+    ch->opts[ch->nopts].value = og__xstrdup(value);
+    ch->opts[ch->nopts].line = p->line;
+    ch->nopts++;
+}
+
+static int handler(void *user, const char *section, const char *key,
+                   const char *value)
+{
+    struct parse *p = user;
+
+    if (p->continuation) {
+        err(p, "continuation lines are not supported: put the value of '%s' "
+               "on one line", key);
+        return 1;
+    }
+    if (!first_time(p, section, key)) {
+        err(p, "key '%s' given twice in [%s]", key, section);
+        return 1;
+    }
+    if (section[0] == '\0') {
+        err(p, "key '%s' outside of any section", key);
+        return 1;
+    }
+    if (strncmp(section, "route", 5) == 0 &&
+        (section[5] == ' ' || section[5] == '\0') && p->kind != FILE_CHANNEL) {
+        if (route_section(p, section) != NULL)
+            route_key(p, key, value);
+        return 1;
+    }
+    switch (p->kind) {
+    case FILE_MAIN:
+        if (strcmp(section, "daemon") == 0) {
+            daemon_key(p, key, value);
+            return 1;
+        }
+        return 1; /* reported once per section by parse_file() */
+    case FILE_CHANNEL:
+        if (strcmp(section, "channel") == 0 || strcmp(section, "config") == 0) {
+            channel_key(p, section, key, value);
+            return 1;
+        }
+        return 1;
+    case FILE_ROUTES:
+        return 1;
+    }
+    return 1;
+}
+
+/* Parses one file; problems go to p->errs. */
+static void parse_file(struct parse *p, const char *file, enum file_kind kind)
+{
+    int rc;
+    size_t i;
+
+    p->file = file;
+    p->kind = kind;
+    p->line = 0;
+    p->route = NULL;
+    p->fp = fopen(file, "r");
+    if (p->fp == NULL) {
+        og__errlist_add(p->errs, file, 0, "cannot open: %s", strerror(errno));
+        return;
+    }
+    rc = ini_parse_stream(reader, p, handler, p);
+    if (rc > 0)
+        og__errlist_add(p->errs, file, rc,
+                        "syntax error: expected '[section]', 'key = value' or "
+                        "a comment");
+    else if (rc < 0)
+        og__errlist_add(p->errs, file, 0, "cannot parse (error %d)", rc);
+    if (ferror(p->fp))
+        og__errlist_add(p->errs, file, 0, "read error");
+    fclose(p->fp);
+    p->fp = NULL;
+    /* Every section must be one this kind of file knows. */
+    for (i = 0; i < p->nsections; i++) {
+        const char *s = p->sections[i].name;
+        int is_route = strncmp(s, "route", 5) == 0 &&
+                       (s[5] == ' ' || s[5] == '\0');
+        const char *known = kind == FILE_MAIN ? "[daemon], [route NAME]" :
+                            kind == FILE_CHANNEL ? "[channel], [config]" :
+                                                   "[route NAME]";
+        int ok = (kind == FILE_MAIN && (strcmp(s, "daemon") == 0 || is_route)) ||
+                 (kind == FILE_CHANNEL &&
+                  (strcmp(s, "channel") == 0 || strcmp(s, "config") == 0)) ||
+                 (kind == FILE_ROUTES && is_route);
+
+        if (!ok)
+            og__errlist_add(p->errs, file, p->sections[i].line,
+                            "unknown section [%s] (known: %s)", s, known);
+    }
+    og__strv_free(p->seen);
+    p->seen = NULL;
+    p->nseen = 0;
+    free(p->seen_section);
+    p->seen_section = NULL;
+}
+
+static void reset_sections(struct parse *p)
+{
+    size_t i;
+
+    for (i = 0; i < p->nsections; i++)
+        free(p->sections[i].name);
+    free(p->sections);
+    p->sections = NULL;
+    p->nsections = 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The *.conf files of dir, sorted. Missing dir: empty list. */
+static char **conf_files(const char *dir, og__errlist_t *errs)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    char **v = og__xcalloc(1, sizeof(*v));
+    size_t n = 0;
+
+    if (d == NULL) {
+        if (errno != ENOENT)
+            og__errlist_add(errs, dir, 0, "cannot read directory: %s",
+                            strerror(errno));
+        return v;
+    }
+    while ((de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+
+        if (de->d_name[0] == '.' || len <= 5 ||
+            strcmp(de->d_name + len - 5, ".conf") != 0)
+            continue;
+        v = og__xrealloc(v, (n + 2) * sizeof(*v));
+        v[n++] = og__xasprintf("%s/%s", dir, de->d_name);
+        v[n] = NULL;
+    }
+    closedir(d);
+    qsort(v, n, sizeof(*v), cmp_str);
+    return v;
+}
+
+static void load_channel(struct parse *p, const char *file)
+{
+    og__conf_t *c = p->conf;
+    og__chconf_t ch;
+    const char *base = strrchr(file, '/');
+    size_t i;
+
+    memset(&ch, 0, sizeof(ch));
+    base = base ? base + 1 : file;
+    ch.name = og__xstrndup(base, strlen(base) - 5);
+    ch.file = og__xstrdup(file);
+    ch.enabled = 1;
+    p->ch = &ch;
+    reset_sections(p);
+    parse_file(p, file, FILE_CHANNEL);
+    ch.line = section_line(p, "channel");
+    ch.config_line = section_line(p, "config");
+    if (ch.line == 0) {
+        og__errlist_add(p->errs, file, 0, "missing [channel] section");
+    } else if (ch.plugin == NULL) {
+        og__errlist_add(p->errs, file, ch.line,
+                        "[channel] has no 'plugin' key");
+    }
+    if (!og__is_ident(ch.name, 1))
+        og__errlist_add(p->errs, file, ch.line,
+                        "'%s' is not a valid channel name; rename the file or "
+                        "set name =", ch.name);
+    for (i = 0; i < c->nchannels; i++) {
+        if (strcmp(c->channels[i].name, ch.name) == 0) {
+            og__errlist_add(p->errs, file, ch.line,
+                            "channel name '%s' already used by %s:%d", ch.name,
+                            c->channels[i].file, c->channels[i].line);
+        }
+    }
+    c->channels = og__xrealloc(c->channels,
+                               (c->nchannels + 1) * sizeof(*c->channels));
+    c->channels[c->nchannels++] = ch;
+    p->ch = NULL;
+}
+
+static int is_dir(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+og__conf_t *og__conf_load(const char *path, const char *plugin_dir_override,
+                          og__errlist_t *errs)
+{
+    og__conf_t *c = og__xcalloc(1, sizeof(*c));
+    struct parse p;
+    char **files;
+    size_t i, j, k, nerr0 = errs->n;
+    char *slash;
+
+    memset(&p, 0, sizeof(p));
+    p.conf = c;
+    p.errs = errs;
+    if (is_dir(path))
+        c->main_file = og__xasprintf("%s/omnigate.conf", path);
+    else
+        c->main_file = og__xstrdup(path);
+    slash = strrchr(c->main_file, '/');
+    c->dir = slash ? og__xstrndup(c->main_file, (size_t)(slash - c->main_file))
+                   : og__xstrdup(".");
+    c->plugin_dir = og__xstrdup(DEFAULT_PLUGIN_DIR);
+    c->state_dir = og__xstrdup(LOCALSTATEDIR "/lib/omnigate");
+    c->shutdown_timeout_ms = 10000;
+    c->log_level = OG_LOG_INFO;
+    c->queue_max = 65536;
+    c->max_event_bytes = 256 * 1024;
+    p.channels_dir = og__xasprintf("%s/channels.d", c->dir);
+    p.routes_dir = og__xasprintf("%s/routes.d", c->dir);
+
+    parse_file(&p, c->main_file, FILE_MAIN);
+    reset_sections(&p);
+    if (plugin_dir_override != NULL) {
+        free(c->plugin_dir);
+        c->plugin_dir = og__xstrdup(plugin_dir_override);
+    }
+
+    files = conf_files(p.channels_dir, errs);
+    for (i = 0; files[i] != NULL; i++)
+        load_channel(&p, files[i]);
+    og__strv_free(files);
+
+    files = conf_files(p.routes_dir, errs);
+    for (i = 0; files[i] != NULL; i++) {
+        reset_sections(&p);
+        parse_file(&p, files[i], FILE_ROUTES);
+    }
+    og__strv_free(files);
+    reset_sections(&p);
+
+    /* Routes must be complete and name known channels. */
+    for (i = 0; i < c->nroutes; i++) {
+        og__routeconf_t *r = &c->routes[i];
+        char **lists[2] = { r->from, r->to };
+        int lines[2] = { r->from_line, r->to_line };
+
+        if (r->match == NULL)
+            og__errlist_add(errs, r->file, r->line,
+                            "[route %s] has no 'match' key", r->name);
+        if (r->to == NULL)
+            og__errlist_add(errs, r->file, r->line,
+                            "[route %s] has no 'to' key", r->name);
+        for (k = 0; k < 2; k++) {
+            for (j = 0; lists[k] != NULL && lists[k][j] != NULL; j++) {
+                if (og__conf_channel(c, lists[k][j]) == NULL)
+                    og__errlist_add(errs, r->file, lines[k],
+                                    "route '%s' names unknown channel '%s'",
+                                    r->name, lists[k][j]);
+            }
+        }
+    }
+    free(p.channels_dir);
+    free(p.routes_dir);
+    if (errs->n > nerr0) {
+        og__conf_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void og__chconf_free(og__chconf_t *ch)
+{
+    size_t i;
+
+    if (ch == NULL)
+        return;
+    for (i = 0; i < ch->nopts; i++) {
+        free(ch->opts[i].key);
+        free(ch->opts[i].value);
+    }
+    free(ch->opts);
+    free(ch->name);
+    free(ch->file);
+    free(ch->plugin);
+}
+
+og__chconf_t *og__chconf_dup(const og__chconf_t *ch)
+{
+    og__chconf_t *d = og__xcalloc(1, sizeof(*d));
+    size_t i;
+
+    *d = *ch;
+    d->name = og__xstrdup(ch->name);
+    d->file = og__xstrdup(ch->file);
+    d->plugin = ch->plugin ? og__xstrdup(ch->plugin) : NULL;
+    d->opts = og__xcalloc(ch->nopts, sizeof(*d->opts));
+    for (i = 0; i < ch->nopts; i++) {
+        d->opts[i].key = og__xstrdup(ch->opts[i].key);
+        d->opts[i].value = og__xstrdup(ch->opts[i].value);
+        d->opts[i].line = ch->opts[i].line;
+    }
+    return d;
+}
+
+void og__conf_free(og__conf_t *c)
+{
+    size_t i;
+
+    if (c == NULL)
+        return;
+    for (i = 0; i < c->nchannels; i++)
+        og__chconf_free(&c->channels[i]);
+    free(c->channels);
+    for (i = 0; i < c->nroutes; i++) {
+        free(c->routes[i].name);
+        free(c->routes[i].file);
+        og__strv_free(c->routes[i].match);
+        og__strv_free(c->routes[i].from);
+        og__strv_free(c->routes[i].to);
+    }
+    free(c->routes);
+    free(c->main_file);
+    free(c->dir);
+    free(c->plugin_dir);
+    free(c->state_dir);
+    free(c);
+}
+
+const og__chconf_t *og__conf_channel(const og__conf_t *conf, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < conf->nchannels; i++)
+        if (strcmp(conf->channels[i].name, name) == 0)
+            return &conf->channels[i];
+    return NULL;
+}
+
+const og__opt_t *og__chconf_opt(const og__chconf_t *ch, const char *key)
+{
+    size_t i;
+
+    for (i = 0; i < ch->nopts; i++)
+        if (strcmp(ch->opts[i].key, key) == 0)
+            return &ch->opts[i];
+    return NULL;
+}

@@ -1,0 +1,98 @@
+/*
+ * conf.h: the configuration model and its loader.
+ *
+ * Layout (docs/configuration.md):
+ *   omnigate.conf          [daemon] settings and optional [route NAME]s
+ *   channels.d/NAME.conf   one channel instance: [channel] and [config]
+ *   routes.d/NAME.conf     [route NAME] sections
+ *
+ * Loading is strict: every problem is collected as "file:line: message" and
+ * the whole configuration is refused if there is any.
+ */
+#ifndef OG_CORE_CONF_H
+#define OG_CORE_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <omnigate/og_types.h>
+
+/* A list of "file:line: message" strings. */
+typedef struct og__errlist_s {
+    char **v;
+    size_t n;
+} og__errlist_t;
+
+void og__errlist_add(og__errlist_t *e, const char *file, int line,
+                     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void og__errlist_free(og__errlist_t *e);
+
+/* One key = value of a channel's [config] section. */
+typedef struct og__opt_s {
+    char *key;
+    char *value;
+    int line;
+} og__opt_t;
+
+/* One channel instance (one channels.d file). */
+typedef struct og__chconf_s {
+    char *name;         /* name= or the file's base name */
+    char *file;
+    int line;           /* line of [channel] */
+    int config_line;    /* line of [config], or 0 */
+    char *plugin;       /* plugin name */
+    int plugin_line;
+    int enabled;        /* enabled = yes (default) */
+    int required;       /* required = no (default) */
+    og__opt_t *opts;
+    size_t nopts;
+} og__chconf_t;
+
+/* One [route NAME] section. */
+typedef struct og__routeconf_s {
+    char *name;
+    char *file;
+    int line;
+    char **match;       /* event type patterns, NULL-terminated */
+    char **from;        /* source instances, NULL-terminated (empty: any) */
+    char **to;          /* target instances, NULL-terminated */
+    int from_line;
+    int to_line;
+} og__routeconf_t;
+
+typedef struct og__conf_s {
+    char *main_file;
+    char *dir;                  /* directory of main_file */
+    char *plugin_dir;
+    char *state_dir;
+    uint64_t shutdown_timeout_ms;
+    og_log_level_t log_level;
+    int64_t queue_max;          /* bound of the dispatch queue, in events */
+    int64_t max_event_bytes;    /* largest accepted envelope */
+    og__chconf_t *channels;
+    size_t nchannels;
+    og__routeconf_t *routes;
+    size_t nroutes;
+} og__conf_t;
+
+/*
+ * og__conf_load: read the configuration at path (a directory holding
+ * omnigate.conf, or the main file itself). Returns the configuration, or
+ * NULL with every problem appended to errs. plugin_dir_override, when not
+ * NULL, replaces [daemon] plugin_dir (the --plugin-dir option).
+ */
+og__conf_t *og__conf_load(const char *path, const char *plugin_dir_override,
+                          og__errlist_t *errs);
+void og__conf_free(og__conf_t *conf);
+
+/* The channel called name, or NULL. */
+const og__chconf_t *og__conf_channel(const og__conf_t *conf,
+                                     const char *name);
+/* The [config] entry for key, or NULL. */
+const og__opt_t *og__chconf_opt(const og__chconf_t *ch, const char *key);
+
+/* Deep copy of one channel's configuration. */
+og__chconf_t *og__chconf_dup(const og__chconf_t *ch);
+void og__chconf_free(og__chconf_t *ch);
+
+#endif /* OG_CORE_CONF_H */

@@ -1,0 +1,586 @@
+/*
+ * daemon.c: the omnigated process.
+ *
+ * Start-up validates the whole configuration (including every plugin's
+ * [config] keys) before anything is initialised. Each channel runs in a
+ * slot; a reload (SIGHUP) loads and validates the new configuration first,
+ * then stops, starts or restarts only the slots whose fingerprint changed.
+ * Accepted events wait in one bounded dispatch queue that a uv_idle_t
+ * drains into the routed instances' send().
+ */
+#include "config.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifdef HAVE_LIBSYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+#include "daemon.h"
+#include "log.h"
+#include "router.h"
+#include "util.h"
+
+#define MAX_TARGETS 64
+#define DISPATCH_BATCH 1024
+
+/* One configured, enabled channel. */
+struct slot {
+    char *name;
+    char *fingerprint;
+    int required;
+    og_plugin_ctx_t *inst;       /* NULL when failed */
+    char error[512];             /* why it failed */
+    og__chconf_t *restart_with;  /* start this once inst has stopped */
+    struct slot *next;
+};
+
+struct og__daemon_s {
+    uv_loop_t loop;
+    og__core_t core;
+    og__conf_t *conf;
+    char *conf_path;
+    char *plugin_dir;
+    og__router_t *router;
+    struct slot *slots;
+
+    og_event_t **queue;          /* ring buffer of accepted events */
+    size_t qcap, qhead, qlen;
+    uv_idle_t dispatcher;
+    uint64_t unrouted;
+
+    uv_signal_t sig_term, sig_int, sig_hup;
+    int shutting_down;
+    size_t stopping;             /* instances still stopping */
+    int exit_code;
+};
+
+static void notify(const char *state)
+{
+#ifdef HAVE_LIBSYSTEMD
+    sd_notify(0, state);
+#else
+    (void)state;
+#endif
+}
+
+/* ---- dispatch ------------------------------------------------------- */
+
+static og_plugin_ctx_t *find_running(og__daemon_t *d, const char *name)
+{
+    struct slot *s;
+
+    for (s = d->slots; s != NULL; s = s->next)
+        if (s->inst != NULL && strcmp(s->name, name) == 0)
+            return s->inst->st == OG__INST_RUNNING ||
+                           s->inst->st == OG__INST_STOPPING ? s->inst : NULL;
+    return NULL;
+}
+
+static void dispatch_one(og__daemon_t *d, og_event_t *ev)
+{
+    const char *targets[MAX_TARGETS];
+    size_t n, i;
+
+    n = og__router_targets(d->router, ev->type, ev->instance, targets,
+                           MAX_TARGETS);
+    if (n == 0)
+        d->unrouted++;
+    for (i = 0; i < n && i < MAX_TARGETS; i++) {
+        og_plugin_ctx_t *t = find_running(d, targets[i]);
+        if (t != NULL)
+            og__instance_deliver(t, ev);
+    }
+}
+
+static void dispatch(og__daemon_t *d, size_t max)
+{
+    while (d->qlen > 0 && max-- > 0) {
+        og_event_t *ev = d->queue[d->qhead];
+
+        d->queue[d->qhead] = NULL;
+        d->qhead = (d->qhead + 1) % d->qcap;
+        d->qlen--;
+        dispatch_one(d, ev);
+        og__event_unref(ev);
+    }
+    if (d->qlen == 0)
+        uv_idle_stop(&d->dispatcher);
+}
+
+static void on_idle(uv_idle_t *h)
+{
+    dispatch(h->data, DISPATCH_BATCH);
+}
+
+static og_err_t enqueue(void *data, og_plugin_ctx_t *from, og_event_t *ev)
+{
+    og__daemon_t *d = data;
+
+    (void)from;
+    if (d->qlen == d->qcap)
+        return OG_ERR_BUSY;
+    d->queue[(d->qhead + d->qlen) % d->qcap] = og__event_ref(ev);
+    d->qlen++;
+    if (d->qlen == 1)
+        uv_idle_start(&d->dispatcher, on_idle);
+    return OG_OK;
+}
+
+/* ---- channel slots -------------------------------------------------- */
+
+static int cmp_opt(const void *a, const void *b)
+{
+    return strcmp(((const og__opt_t *)a)->key, ((const og__opt_t *)b)->key);
+}
+
+/* Everything that, when changed, requires the instance to restart. */
+static char *fingerprint(const og__conf_t *conf, const og__chconf_t *ch)
+{
+    char *path = og__plugin_path(conf->plugin_dir, ch->plugin);
+    og__opt_t *opts = og__xcalloc(ch->nopts, sizeof(*opts));
+    struct stat st;
+    char *fp, *next;
+    size_t i;
+
+    memset(&st, 0, sizeof(st));
+    stat(path, &st);
+    fp = og__xasprintf("%s|%s|%d|%lu|%lu|%lld.%ld", ch->plugin, path,
+                       ch->required, (unsigned long)st.st_dev,
+                       (unsigned long)st.st_ino, (long long)st.st_mtim.tv_sec,
+                       st.st_mtim.tv_nsec);
+    memcpy(opts, ch->opts, ch->nopts * sizeof(*opts));
+    qsort(opts, ch->nopts, sizeof(*opts), cmp_opt);
+    for (i = 0; i < ch->nopts; i++) {
+        next = og__xasprintf("%s|%s=%s", fp, opts[i].key, opts[i].value);
+        free(fp);
+        fp = next;
+    }
+    free(opts);
+    free(path);
+    return fp;
+}
+
+static struct slot *slot_find(og__daemon_t *d, const char *name)
+{
+    struct slot *s;
+
+    for (s = d->slots; s != NULL; s = s->next)
+        if (strcmp(s->name, name) == 0)
+            return s;
+    return NULL;
+}
+
+/*
+ * Loads, initialises and starts a channel into slot s. Returns 0, or -1
+ * when it failed (s->error says why).
+ */
+static int slot_start(og__daemon_t *d, struct slot *s, const og__chconf_t *ch)
+{
+    char *path = og__plugin_path(d->conf->plugin_dir, ch->plugin);
+    og__plugin_t *p;
+    og_plugin_ctx_t *inst;
+
+    s->error[0] = '\0';
+    p = og__plugin_open(path, s->error, sizeof(s->error));
+    free(path);
+    if (p == NULL)
+        goto failed;
+    inst = og__instance_create(&d->core, p, ch, s->error, sizeof(s->error));
+    if (inst == NULL)
+        goto failed;
+    if (og__instance_start(inst) != OG_OK) {
+        snprintf(s->error, sizeof(s->error), "%s", inst->last_error);
+        og__instance_free(inst);
+        goto failed;
+    }
+    s->inst = inst;
+    og__log(OG_LOG_INFO, s->name, "started (plugin %s %s, ABI %u.%u)",
+            p->def->name, p->def->version ? p->def->version : "?",
+            p->def->abi_major, p->def->abi_minor);
+    return 0;
+failed:
+    og__log(s->required ? OG_LOG_ERROR : OG_LOG_WARNING, s->name,
+            "channel failed%s: %s", s->required ? "" : ", continuing without it",
+            s->error);
+    return -1;
+}
+
+static void slot_free(struct slot *s)
+{
+    if (s->restart_with != NULL) {
+        og__chconf_free(s->restart_with);
+        free(s->restart_with);
+    }
+    free(s->name);
+    free(s->fingerprint);
+    free(s);
+}
+
+static void slot_unlink(og__daemon_t *d, struct slot *s)
+{
+    struct slot **pp;
+
+    for (pp = &d->slots; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == s) {
+            *pp = s->next;
+            return;
+        }
+    }
+}
+
+static void maybe_exit(og__daemon_t *d);
+
+/* An instance finished stopping: free it, then restart or drop the slot. */
+static void on_slot_stopped(og_plugin_ctx_t *inst, void *data)
+{
+    struct slot *s = data;
+    og__daemon_t *d = inst->core->emit_data;
+
+    og__instance_free(inst);
+    s->inst = NULL;
+    d->stopping--;
+    if (s->restart_with != NULL && !d->shutting_down) {
+        og__chconf_t *ch = s->restart_with;
+
+        s->restart_with = NULL;
+        slot_start(d, s, ch);
+        og__chconf_free(ch);
+        free(ch);
+    } else if (s->fingerprint == NULL || d->shutting_down) {
+        /* removed by a reload, or shutting down */
+        slot_unlink(d, s);
+        slot_free(s);
+    }
+    maybe_exit(d);
+}
+
+static void slot_stop(og__daemon_t *d, struct slot *s)
+{
+    if (s->inst == NULL || s->inst->st == OG__INST_STOPPING)
+        return;
+    d->stopping++;
+    og__instance_stop(s->inst, d->conf->shutdown_timeout_ms, on_slot_stopped,
+                      s);
+}
+
+/* ---- configuration -------------------------------------------------- */
+
+og__conf_t *og__check_config(const char *path, const char *plugin_dir,
+                             og__errlist_t *errs)
+{
+    og__conf_t *conf = og__conf_load(path, plugin_dir, errs);
+    size_t i, n0 = errs->n;
+
+    if (conf == NULL)
+        return NULL;
+    for (i = 0; i < conf->nchannels; i++) {
+        const og__chconf_t *ch = &conf->channels[i];
+        char *ppath;
+        char why[512];
+        og__plugin_t *p;
+
+        if (!ch->enabled)
+            continue;
+        ppath = og__plugin_path(conf->plugin_dir, ch->plugin);
+        p = og__plugin_open(ppath, why, sizeof(why));
+        free(ppath);
+        if (p == NULL) {
+            og__errlist_add(errs, ch->file, ch->plugin_line, "plugin '%s': %s",
+                            ch->plugin, why);
+            continue;
+        }
+        og__plugin_check_config(p, ch, errs);
+        og__plugin_close(p);
+    }
+    if (errs->n > n0) {
+        og__conf_free(conf);
+        return NULL;
+    }
+    return conf;
+}
+
+/*
+ * Loads the configuration for start-up or reload. Channel [config] keys
+ * are checked against plugins that load; a plugin that does not load is
+ * a channel failure decided at start, not a configuration error.
+ */
+static og__conf_t *load_config(og__daemon_t *d, og__errlist_t *errs)
+{
+    og__conf_t *conf = og__conf_load(d->conf_path, d->plugin_dir, errs);
+    size_t i, n0 = errs->n;
+
+    if (conf == NULL)
+        return NULL;
+    for (i = 0; i < conf->nchannels; i++) {
+        const og__chconf_t *ch = &conf->channels[i];
+        char *ppath;
+        char why[512];
+        og__plugin_t *p;
+
+        if (!ch->enabled)
+            continue;
+        ppath = og__plugin_path(conf->plugin_dir, ch->plugin);
+        p = og__plugin_open(ppath, why, sizeof(why));
+        free(ppath);
+        if (p != NULL) {
+            og__plugin_check_config(p, ch, errs);
+            og__plugin_close(p);
+        }
+    }
+    if (errs->n > n0) {
+        og__conf_free(conf);
+        return NULL;
+    }
+    return conf;
+}
+
+static void log_errors(const og__errlist_t *errs)
+{
+    size_t i;
+
+    for (i = 0; i < errs->n; i++)
+        og__log(OG_LOG_ERROR, "config", "%s", errs->v[i]);
+}
+
+/* Applies conf (now d->conf) to the slots; returns -1 when a required
+ * channel could not start. */
+static int apply(og__daemon_t *d, int initial)
+{
+    struct slot *s, *next;
+    size_t i;
+    int fatal = 0;
+
+    /* Removed or changed channels stop first. */
+    for (s = d->slots; s != NULL; s = next) {
+        const og__chconf_t *ch = og__conf_channel(d->conf, s->name);
+        char *fp = (ch && ch->enabled) ? fingerprint(d->conf, ch) : NULL;
+
+        next = s->next;
+        if (fp != NULL && strcmp(fp, s->fingerprint) == 0 &&
+            s->inst != NULL) {
+            free(fp);
+            continue; /* unchanged and running: untouched */
+        }
+        free(s->fingerprint);
+        s->fingerprint = fp;
+        s->required = ch ? ch->required : 0;
+        if (fp != NULL) {
+            og__log(OG_LOG_INFO, s->name, "configuration changed, %s",
+                    s->inst ? "restarting" : "retrying");
+            if (s->inst == NULL) {
+                if (slot_start(d, s, ch) != 0 && s->required)
+                    fatal = 1;
+            } else {
+                if (s->restart_with != NULL) {
+                    og__chconf_free(s->restart_with);
+                    free(s->restart_with);
+                }
+                s->restart_with = og__chconf_dup(ch);
+                slot_stop(d, s);
+            }
+        } else {
+            og__log(OG_LOG_INFO, s->name, "channel removed or disabled");
+            if (s->inst != NULL) {
+                slot_stop(d, s);
+            } else {
+                slot_unlink(d, s);
+                slot_free(s);
+            }
+        }
+    }
+    /* New channels start. */
+    for (i = 0; i < d->conf->nchannels; i++) {
+        const og__chconf_t *ch = &d->conf->channels[i];
+
+        if (!ch->enabled || slot_find(d, ch->name) != NULL)
+            continue;
+        s = og__xcalloc(1, sizeof(*s));
+        s->name = og__xstrdup(ch->name);
+        s->fingerprint = fingerprint(d->conf, ch);
+        s->required = ch->required;
+        s->next = d->slots;
+        d->slots = s;
+        if (!initial)
+            og__log(OG_LOG_INFO, s->name, "channel added");
+        if (slot_start(d, s, ch) != 0 && s->required)
+            fatal = 1;
+    }
+    og__router_free(d->router);
+    d->router = og__router_create(d->conf);
+    return fatal ? -1 : 0;
+}
+
+static void reload(og__daemon_t *d)
+{
+    og__errlist_t errs = { NULL, 0 };
+    og__conf_t *conf;
+
+    notify("RELOADING=1");
+    og__log(OG_LOG_NOTICE, NULL, "SIGHUP: reloading configuration from %s",
+            d->conf_path);
+    conf = load_config(d, &errs);
+    if (conf == NULL) {
+        log_errors(&errs);
+        og__log(OG_LOG_ERROR, NULL, "reload refused: the new configuration "
+                "has %zu problem(s); still running the previous one",
+                errs.n);
+        og__errlist_free(&errs);
+        notify("READY=1");
+        return;
+    }
+    og__errlist_free(&errs);
+    og__conf_free(d->conf);
+    d->conf = conf;
+    og__log_set_level(conf->log_level);
+    d->core.max_event_bytes = (size_t)conf->max_event_bytes;
+    if (apply(d, 0) != 0)
+        og__log(OG_LOG_ERROR, NULL, "a required channel failed after reload");
+    og__log(OG_LOG_NOTICE, NULL, "configuration reloaded");
+    notify("READY=1");
+}
+
+/* ---- shutdown ------------------------------------------------------- */
+
+static void close_cb(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void maybe_exit(og__daemon_t *d)
+{
+    if (d->shutting_down != 1 || d->stopping > 0)
+        return;
+    d->shutting_down = 2; /* handles closing */
+    uv_close((uv_handle_t *)&d->sig_term, close_cb);
+    uv_close((uv_handle_t *)&d->sig_int, close_cb);
+    uv_close((uv_handle_t *)&d->sig_hup, close_cb);
+    uv_close((uv_handle_t *)&d->dispatcher, close_cb);
+    og__http_destroy(d->core.http);
+    d->core.http = NULL;
+}
+
+static void shutdown_start(og__daemon_t *d, int signum)
+{
+    struct slot *s, *next;
+
+    if (d->shutting_down) {
+        og__log(OG_LOG_NOTICE, NULL, "already stopping");
+        return;
+    }
+    notify("STOPPING=1");
+    og__log(OG_LOG_NOTICE, NULL, "%s: stopping (timeout %llu ms)",
+            strsignal(signum), (unsigned long long)d->conf->shutdown_timeout_ms);
+    d->shutting_down = 1;
+    d->core.stopping = 1; /* new emits answer OG_ERR_STOPPING */
+    /* Hand everything already accepted to its destinations first. */
+    dispatch(d, SIZE_MAX);
+    d->stopping++; /* no exit while this loop runs */
+    for (s = d->slots; s != NULL; s = next) {
+        next = s->next;
+        if (s->inst != NULL && s->inst->st != OG__INST_STOPPING) {
+            slot_stop(d, s);
+        } else if (s->inst == NULL) {
+            slot_unlink(d, s);
+            slot_free(s);
+        }
+    }
+    d->stopping--;
+    maybe_exit(d);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    og__daemon_t *d = h->data;
+
+    if (signum == SIGHUP) {
+        if (!d->shutting_down)
+            reload(d);
+        return;
+    }
+    shutdown_start(d, signum);
+}
+
+int og__daemon_run(const char *conf_path, const char *plugin_dir)
+{
+    og__daemon_t d;
+    og__errlist_t errs = { NULL, 0 };
+    int rc;
+
+    memset(&d, 0, sizeof(d));
+    d.conf_path = og__xstrdup(conf_path);
+    d.plugin_dir = plugin_dir ? og__xstrdup(plugin_dir) : NULL;
+    d.conf = load_config(&d, &errs);
+    if (d.conf == NULL) {
+        log_errors(&errs);
+        og__log(OG_LOG_ERROR, NULL, "not starting: %zu configuration "
+                "problem(s)", errs.n);
+        og__errlist_free(&errs);
+        free(d.conf_path);
+        free(d.plugin_dir);
+        return OG__EXIT_CONFIG;
+    }
+    og__log_set_level(d.conf->log_level);
+    signal(SIGPIPE, SIG_IGN);
+
+    uv_loop_init(&d.loop);
+    d.core.loop = &d.loop;
+    d.core.http = og__http_create(&d.loop);
+    d.core.emit = enqueue;
+    d.core.emit_data = &d;
+    d.core.max_event_bytes = (size_t)d.conf->max_event_bytes;
+    d.qcap = (size_t)d.conf->queue_max;
+    d.queue = og__xcalloc(d.qcap, sizeof(*d.queue));
+    uv_idle_init(&d.loop, &d.dispatcher);
+    d.dispatcher.data = &d;
+    uv_signal_init(&d.loop, &d.sig_term);
+    uv_signal_init(&d.loop, &d.sig_int);
+    uv_signal_init(&d.loop, &d.sig_hup);
+    d.sig_term.data = d.sig_int.data = d.sig_hup.data = &d;
+    uv_signal_start(&d.sig_term, on_signal, SIGTERM);
+    uv_signal_start(&d.sig_int, on_signal, SIGINT);
+    uv_signal_start(&d.sig_hup, on_signal, SIGHUP);
+
+    og__log(OG_LOG_NOTICE, NULL, "omnigated %s (plugin ABI %d.%d) starting "
+            "with %s", PACKAGE_VERSION, OG_SDK_ABI_MAJOR, OG_SDK_ABI_MINOR,
+            d.conf->main_file);
+    if (apply(&d, 1) != 0) {
+        og__log(OG_LOG_ERROR, NULL, "a required channel failed: exiting");
+        d.exit_code = OG__EXIT_CONFIG;
+        shutdown_start(&d, SIGTERM);
+    } else {
+        og__log(OG_LOG_NOTICE, NULL, "ready");
+        notify("READY=1");
+    }
+    uv_run(&d.loop, UV_RUN_DEFAULT);
+
+    /* The queue is empty unless the shutdown timeout cut deliveries. */
+    if (d.qlen > 0) {
+        og__log(OG_LOG_WARNING, NULL, "%zu accepted events were not "
+                "delivered before exit", d.qlen);
+        while (d.qlen > 0) {
+            og__event_unref(d.queue[d.qhead]);
+            d.qhead = (d.qhead + 1) % d.qcap;
+            d.qlen--;
+        }
+    }
+    rc = uv_loop_close(&d.loop);
+    if (rc != 0) {
+        og__log(OG_LOG_ERROR, NULL, "event loop not clean at exit: %s",
+                uv_strerror(rc));
+        if (d.exit_code == 0)
+            d.exit_code = 1;
+    }
+    og__router_free(d.router);
+    og__conf_free(d.conf);
+    free(d.queue);
+    free(d.conf_path);
+    free(d.plugin_dir);
+    og__log(OG_LOG_NOTICE, NULL, "exited");
+    return d.exit_code;
+}

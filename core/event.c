@@ -1,0 +1,760 @@
+/*
+ * event.c: envelope acceptance, accessors and the event builder.
+ *
+ * Acceptance unpacks the plugin's bytes once, checks the fields the core
+ * relies on and re-packs the map with the core-owned fields stamped. From
+ * then on the bytes are immutable and shared by reference count.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "event.h"
+#include "util.h"
+
+#define MAX_TYPE_LEN 128
+#define MAX_ID_LEN 64
+
+static int key_is(const msgpack_object *k, const char *s)
+{
+    size_t n = strlen(s);
+
+    return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
+           memcmp(k->via.str.ptr, s, n) == 0;
+}
+
+void og__uuid7(char out[37])
+{
+    static uint64_t last_ms;
+    static uint16_t seq;
+    uint8_t b[16];
+    uint64_t ms = og__now_ms();
+    size_t i, o = 0;
+
+    if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b)) {
+        /* getrandom on Linux does not fail for 16 bytes once the pool is
+         * initialised; fall back to the clock so ids stay distinct. */
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        memcpy(b, &ts, sizeof(b) < sizeof(ts) ? sizeof(b) : sizeof(ts));
+    }
+    /* Keep ids from one process strictly ordered within a millisecond: the
+     * 12-bit rand_a field becomes a counter (RFC 9562 method 1). */
+    if (ms <= last_ms) {
+        ms = last_ms;
+        if (++seq > 0x0fff) {
+            ms++;
+            seq = 0;
+        }
+    } else {
+        seq = (uint16_t)(((b[6] << 8) | b[7]) & 0x03ff);
+    }
+    last_ms = ms;
+    for (i = 0; i < 6; i++)
+        b[i] = (uint8_t)(ms >> (40 - 8 * i));
+    b[6] = (uint8_t)(0x70 | ((seq >> 8) & 0x0f));
+    b[7] = (uint8_t)(seq & 0xff);
+    b[8] = (uint8_t)(0x80 | (b[8] & 0x3f));
+    for (i = 0; i < 16; i++) {
+        static const char hex[] = "0123456789abcdef";
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = hex[b[i] >> 4];
+        out[o++] = hex[b[i] & 15];
+    }
+    out[o] = '\0';
+}
+
+static int valid_id(const char *p, size_t n)
+{
+    size_t i;
+
+    if (n == 0 || n > MAX_ID_LEN)
+        return 0;
+    for (i = 0; i < n; i++)
+        if ((unsigned char)p[i] <= 0x20 || (unsigned char)p[i] >= 0x7f)
+            return 0;
+    return 1;
+}
+
+static int valid_type(const char *p, size_t n)
+{
+    size_t i;
+
+    if (n == 0 || n > MAX_TYPE_LEN || p[0] == '.' || p[n - 1] == '.')
+        return 0;
+    for (i = 0; i < n; i++) {
+        char c = p[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+              c == '-' || c == '.'))
+            return 0;
+    }
+    return 1;
+}
+
+static void pack_str(msgpack_packer *pk, const char *s, size_t n)
+{
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+static void pack_cstr(msgpack_packer *pk, const char *s)
+{
+    pack_str(pk, s, strlen(s));
+}
+
+og_event_t *og__event_accept(const uint8_t *bytes, size_t len,
+                             const char *instance, const char *plugin,
+                             size_t max_bytes, og_err_t *rc, char *why,
+                             size_t whylen)
+{
+    msgpack_zone zone;
+    msgpack_object root;
+    const msgpack_object *type = NULL, *id = NULL, *source = NULL;
+    size_t off = 0, i, nout;
+    msgpack_unpack_return ur;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    og_event_t *ev = NULL;
+    char newid[37];
+    int have_v = 0;
+
+    *rc = OG_ERR_INVALID;
+    if (bytes == NULL || len == 0) {
+        snprintf(why, whylen, "empty event");
+        return NULL;
+    }
+    if (len > max_bytes) {
+        *rc = OG_ERR_TOO_LARGE;
+        snprintf(why, whylen, "event of %zu bytes exceeds max_event_size (%zu)",
+                 len, max_bytes);
+        return NULL;
+    }
+    if (!msgpack_zone_init(&zone, 2048)) {
+        *rc = OG_ERR_NOMEM;
+        snprintf(why, whylen, "out of memory");
+        return NULL;
+    }
+    ur = msgpack_unpack((const char *)bytes, len, &off, &zone, &root);
+    if (ur == MSGPACK_UNPACK_CONTINUE) {
+        snprintf(why, whylen, "invalid MessagePack: truncated at byte %zu",
+                 len);
+        goto out;
+    }
+    if (ur != MSGPACK_UNPACK_SUCCESS && ur != MSGPACK_UNPACK_EXTRA_BYTES) {
+        snprintf(why, whylen, "invalid MessagePack");
+        goto out;
+    }
+    if (off != len) {
+        snprintf(why, whylen, "%zu trailing bytes after the envelope",
+                 len - off);
+        goto out;
+    }
+    if (root.type != MSGPACK_OBJECT_MAP) {
+        snprintf(why, whylen, "envelope must be a map");
+        goto out;
+    }
+    for (i = 0; i < root.via.map.size; i++) {
+        const msgpack_object *k = &root.via.map.ptr[i].key;
+        const msgpack_object *v = &root.via.map.ptr[i].val;
+
+        if (k->type != MSGPACK_OBJECT_STR) {
+            snprintf(why, whylen, "envelope key #%zu is not a string", i);
+            goto out;
+        }
+        if (key_is(k, "v")) {
+            if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+                snprintf(why, whylen, "field 'v' must be an integer");
+                goto out;
+            }
+            if (v->via.u64 != OG__ENVELOPE_VERSION) {
+                snprintf(why, whylen, "unsupported schema version %llu "
+                         "(this host speaks %d)",
+                         (unsigned long long)v->via.u64, OG__ENVELOPE_VERSION);
+                goto out;
+            }
+            have_v = 1;
+        } else if (key_is(k, "type")) {
+            if (v->type != MSGPACK_OBJECT_STR) {
+                snprintf(why, whylen, "field 'type' must be a string");
+                goto out;
+            }
+            if (!valid_type(v->via.str.ptr, v->via.str.size)) {
+                snprintf(why, whylen, "field 'type' must be 1-%d characters "
+                         "of a-z, 0-9, '_', '-', '.'", MAX_TYPE_LEN);
+                goto out;
+            }
+            type = v;
+        } else if (key_is(k, "id")) {
+            if (v->type != MSGPACK_OBJECT_STR ||
+                !valid_id(v->via.str.ptr, v->via.str.size)) {
+                snprintf(why, whylen, "field 'id' must be a string of 1-%d "
+                         "printable ASCII characters", MAX_ID_LEN);
+                goto out;
+            }
+            id = v;
+        } else if (key_is(k, "source")) {
+            if (v->type != MSGPACK_OBJECT_MAP) {
+                snprintf(why, whylen, "field 'source' must be a map");
+                goto out;
+            }
+            source = v;
+        } else if (key_is(k, "time")) {
+            if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+                snprintf(why, whylen, "field 'time' must be a positive integer "
+                         "(milliseconds since the epoch)");
+                goto out;
+            }
+        }
+    }
+    if (!have_v) {
+        snprintf(why, whylen, "missing field 'v'");
+        goto out;
+    }
+    if (type == NULL) {
+        snprintf(why, whylen, "missing field 'type'");
+        goto out;
+    }
+
+    /* Re-pack with the core-owned fields stamped. */
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    nout = 3; /* id, received, source */
+    for (i = 0; i < root.via.map.size; i++) {
+        const msgpack_object *k = &root.via.map.ptr[i].key;
+        if (!key_is(k, "id") && !key_is(k, "received") && !key_is(k, "source"))
+            nout++;
+    }
+    msgpack_pack_map(&pk, nout);
+    for (i = 0; i < root.via.map.size; i++) {
+        const msgpack_object *k = &root.via.map.ptr[i].key;
+        if (key_is(k, "id") || key_is(k, "received") || key_is(k, "source"))
+            continue;
+        msgpack_pack_object(&pk, *k);
+        msgpack_pack_object(&pk, root.via.map.ptr[i].val);
+    }
+    pack_cstr(&pk, "id");
+    if (id != NULL) {
+        pack_str(&pk, id->via.str.ptr, id->via.str.size);
+    } else {
+        og__uuid7(newid);
+        pack_cstr(&pk, newid);
+    }
+    pack_cstr(&pk, "received");
+    msgpack_pack_uint64(&pk, og__now_ms());
+    pack_cstr(&pk, "source");
+    {
+        size_t ns = 2;
+        if (source != NULL)
+            for (i = 0; i < source->via.map.size; i++) {
+                const msgpack_object *k = &source->via.map.ptr[i].key;
+                if (!key_is(k, "instance") && !key_is(k, "plugin"))
+                    ns++;
+            }
+        msgpack_pack_map(&pk, ns);
+        if (source != NULL)
+            for (i = 0; i < source->via.map.size; i++) {
+                const msgpack_object *k = &source->via.map.ptr[i].key;
+                if (key_is(k, "instance") || key_is(k, "plugin"))
+                    continue;
+                msgpack_pack_object(&pk, *k);
+                msgpack_pack_object(&pk, source->via.map.ptr[i].val);
+            }
+        pack_cstr(&pk, "instance");
+        pack_cstr(&pk, instance);
+        pack_cstr(&pk, "plugin");
+        pack_cstr(&pk, plugin);
+    }
+
+    ev = og__xcalloc(1, sizeof(*ev));
+    ev->refs = 1;
+    ev->len = sb.size;
+    ev->data = (uint8_t *)msgpack_sbuffer_release(&sb);
+    ev->type = og__xstrndup(type->via.str.ptr, type->via.str.size);
+    ev->instance = og__xstrdup(instance);
+    if (id != NULL)
+        memcpy(ev->id, id->via.str.ptr, id->via.str.size);
+    else
+        memcpy(ev->id, newid, sizeof(newid));
+    *rc = OG_OK;
+out:
+    msgpack_zone_destroy(&zone);
+    return ev;
+}
+
+og_event_t *og__event_ref(og_event_t *ev)
+{
+    ev->refs++;
+    return ev;
+}
+
+void og__event_unref(og_event_t *ev)
+{
+    if (ev == NULL || --ev->refs > 0)
+        return;
+    if (ev->parsed)
+        msgpack_zone_destroy(&ev->zone);
+    free(ev->data);
+    free(ev->type);
+    free(ev->instance);
+    free(ev);
+}
+
+og_err_t og__event_lookup(const og_event_t *cev, const char *path,
+                          const msgpack_object **out)
+{
+    og_event_t *ev = (og_event_t *)cev; /* lazy parse cache */
+    const msgpack_object *cur;
+    const char *seg = path;
+
+    if (path == NULL || *path == '\0')
+        return OG_ERR_INVALID;
+    if (!ev->parsed) {
+        size_t off = 0;
+
+        if (!msgpack_zone_init(&ev->zone, 2048))
+            return OG_ERR_NOMEM;
+        if (msgpack_unpack((const char *)ev->data, ev->len, &off, &ev->zone,
+                           &ev->root) != MSGPACK_UNPACK_SUCCESS) {
+            msgpack_zone_destroy(&ev->zone);
+            return OG_ERR_INTERNAL;
+        }
+        ev->parsed = 1;
+    }
+    cur = &ev->root;
+    while (seg != NULL) {
+        const char *dot = strchr(seg, '.');
+        size_t n = dot ? (size_t)(dot - seg) : strlen(seg), i;
+        const msgpack_object *next = NULL;
+
+        if (cur->type != MSGPACK_OBJECT_MAP)
+            return OG_ERR_NOT_FOUND;
+        for (i = 0; i < cur->via.map.size; i++) {
+            const msgpack_object *k = &cur->via.map.ptr[i].key;
+            if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
+                memcmp(k->via.str.ptr, seg, n) == 0) {
+                next = &cur->via.map.ptr[i].val;
+                break;
+            }
+        }
+        if (next == NULL)
+            return OG_ERR_NOT_FOUND;
+        cur = next;
+        seg = dot ? dot + 1 : NULL;
+    }
+    *out = cur;
+    return OG_OK;
+}
+
+const char *og__event_type(const og_event_t *ev)
+{
+    return ev->type;
+}
+
+const char *og__event_id(const og_event_t *ev)
+{
+    return ev->id;
+}
+
+const uint8_t *og__event_data(const og_event_t *ev, size_t *len)
+{
+    if (len != NULL)
+        *len = ev->len;
+    return ev->data;
+}
+
+og_err_t og__event_get_str(const og_event_t *ev, const char *path,
+                           const char **value, size_t *len)
+{
+    const msgpack_object *o;
+    og_err_t rc = og__event_lookup(ev, path, &o);
+
+    if (rc != OG_OK)
+        return rc;
+    if (o->type != MSGPACK_OBJECT_STR)
+        return OG_ERR_TYPE;
+    *value = o->via.str.ptr;
+    *len = o->via.str.size;
+    return OG_OK;
+}
+
+og_err_t og__event_get_int(const og_event_t *ev, const char *path,
+                           int64_t *value)
+{
+    const msgpack_object *o;
+    og_err_t rc = og__event_lookup(ev, path, &o);
+
+    if (rc != OG_OK)
+        return rc;
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        if (o->via.u64 > INT64_MAX)
+            return OG_ERR_RANGE;
+        *value = (int64_t)o->via.u64;
+        return OG_OK;
+    }
+    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        *value = o->via.i64;
+        return OG_OK;
+    }
+    return OG_ERR_TYPE;
+}
+
+og_err_t og__event_get_bool(const og_event_t *ev, const char *path,
+                            int *value)
+{
+    const msgpack_object *o;
+    og_err_t rc = og__event_lookup(ev, path, &o);
+
+    if (rc != OG_OK)
+        return rc;
+    if (o->type != MSGPACK_OBJECT_BOOLEAN)
+        return OG_ERR_TYPE;
+    *value = o->via.boolean ? 1 : 0;
+    return OG_OK;
+}
+
+/* ---- builder ---------------------------------------------------------- */
+
+enum bkind { B_MAP, B_STR, B_INT, B_DBL, B_BOOL, B_RAW };
+
+struct bnode {
+    char *key;
+    enum bkind kind;
+    union {
+        char *s;
+        int64_t i;
+        double d;
+        int b;
+        struct {
+            uint8_t *p;
+            size_t n;
+        } raw;
+    } u;
+    struct bnode *kids; /* B_MAP */
+    struct bnode *next;
+};
+
+struct bident {
+    char *kind;
+    char *value;
+    int verified;
+};
+
+struct og_event_builder_s {
+    og_plugin_ctx_t *ctx;
+    char *type;
+    struct bnode root;
+    struct bident *ids;
+    size_t nids;
+};
+
+static void bnode_clear(struct bnode *n)
+{
+    struct bnode *k, *next;
+
+    if (n->kind == B_STR)
+        free(n->u.s);
+    else if (n->kind == B_RAW)
+        free(n->u.raw.p);
+    for (k = n->kids; k != NULL; k = next) {
+        next = k->next;
+        bnode_clear(k);
+        free(k->key);
+        free(k);
+    }
+    n->kids = NULL;
+}
+
+og_event_builder_t *og__builder_create(og_plugin_ctx_t *ctx, const char *type)
+{
+    og_event_builder_t *b;
+
+    if (type == NULL || !valid_type(type, strlen(type)))
+        return NULL;
+    b = calloc(1, sizeof(*b));
+    if (b == NULL)
+        return NULL;
+    b->ctx = ctx;
+    b->type = strdup(type);
+    b->root.kind = B_MAP;
+    if (b->type == NULL) {
+        free(b);
+        return NULL;
+    }
+    return b;
+}
+
+og_plugin_ctx_t *og__builder_ctx(og_event_builder_t *b)
+{
+    return b->ctx;
+}
+
+/* Finds or creates the leaf node at path, cleared and ready for a value. */
+static og_err_t builder_leaf(og_event_builder_t *b, const char *path,
+                             struct bnode **out)
+{
+    static const char *const reserved[] = { "v", "type", "received", "ids",
+                                            "source.instance",
+                                            "source.plugin" };
+    struct bnode *cur = &b->root;
+    const char *seg = path;
+    size_t i;
+
+    if (b == NULL || path == NULL || *path == '\0')
+        return OG_ERR_INVALID;
+    for (i = 0; i < OG__ARRAY_SIZE(reserved); i++)
+        if (strcmp(path, reserved[i]) == 0)
+            return OG_ERR_INVALID;
+    while (seg != NULL) {
+        const char *dot = strchr(seg, '.');
+        size_t n = dot ? (size_t)(dot - seg) : strlen(seg);
+        struct bnode *k, **tail = &cur->kids;
+
+        if (n == 0)
+            return OG_ERR_INVALID;
+        for (k = cur->kids; k != NULL; k = k->next) {
+            if (strlen(k->key) == n && memcmp(k->key, seg, n) == 0)
+                break;
+            tail = &k->next;
+        }
+        if (k == NULL) {
+            k = calloc(1, sizeof(*k));
+            if (k == NULL || (k->key = strndup(seg, n)) == NULL) {
+                free(k);
+                return OG_ERR_NOMEM;
+            }
+            k->kind = B_MAP;
+            *tail = k;
+        } else if (dot != NULL && k->kind != B_MAP) {
+            return OG_ERR_INVALID; /* a value where a map is needed */
+        }
+        cur = k;
+        seg = dot ? dot + 1 : NULL;
+    }
+    bnode_clear(cur);
+    *out = cur;
+    return OG_OK;
+}
+
+og_err_t og__builder_set_str(og_event_builder_t *b, const char *path,
+                             const char *value)
+{
+    struct bnode *n;
+    char *copy;
+    og_err_t rc;
+
+    if (value == NULL)
+        return OG_ERR_INVALID;
+    if ((copy = strdup(value)) == NULL)
+        return OG_ERR_NOMEM;
+    if ((rc = builder_leaf(b, path, &n)) != OG_OK) {
+        free(copy);
+        return rc;
+    }
+    n->kind = B_STR;
+    n->u.s = copy;
+    return OG_OK;
+}
+
+og_err_t og__builder_set_int(og_event_builder_t *b, const char *path,
+                             int64_t value)
+{
+    struct bnode *n;
+    og_err_t rc = builder_leaf(b, path, &n);
+
+    if (rc == OG_OK) {
+        n->kind = B_INT;
+        n->u.i = value;
+    }
+    return rc;
+}
+
+og_err_t og__builder_set_double(og_event_builder_t *b, const char *path,
+                                double value)
+{
+    struct bnode *n;
+    og_err_t rc = builder_leaf(b, path, &n);
+
+    if (rc == OG_OK) {
+        n->kind = B_DBL;
+        n->u.d = value;
+    }
+    return rc;
+}
+
+og_err_t og__builder_set_bool(og_event_builder_t *b, const char *path,
+                              int value)
+{
+    struct bnode *n;
+    og_err_t rc = builder_leaf(b, path, &n);
+
+    if (rc == OG_OK) {
+        n->kind = B_BOOL;
+        n->u.b = value != 0;
+    }
+    return rc;
+}
+
+og_err_t og__builder_set_msgpack(og_event_builder_t *b, const char *path,
+                                 const uint8_t *msgpack, size_t len)
+{
+    msgpack_zone zone;
+    msgpack_object obj;
+    size_t off = 0;
+    struct bnode *n;
+    uint8_t *copy;
+    og_err_t rc;
+    int ok;
+
+    if (msgpack == NULL || len == 0)
+        return OG_ERR_INVALID;
+    if (!msgpack_zone_init(&zone, 1024))
+        return OG_ERR_NOMEM;
+    ok = msgpack_unpack((const char *)msgpack, len, &off, &zone, &obj) ==
+             MSGPACK_UNPACK_SUCCESS && off == len;
+    msgpack_zone_destroy(&zone);
+    if (!ok)
+        return OG_ERR_INVALID;
+    if ((copy = malloc(len)) == NULL)
+        return OG_ERR_NOMEM;
+    memcpy(copy, msgpack, len);
+    if ((rc = builder_leaf(b, path, &n)) != OG_OK) {
+        free(copy);
+        return rc;
+    }
+    n->kind = B_RAW;
+    n->u.raw.p = copy;
+    n->u.raw.n = len;
+    return OG_OK;
+}
+
+og_err_t og__builder_add_identity(og_event_builder_t *b, const char *kind,
+                                  const char *value, int verified)
+{
+    struct bident *ids;
+
+    if (b == NULL || !og__is_ident(kind, 1) || value == NULL ||
+        *value == '\0')
+        return OG_ERR_INVALID;
+    ids = realloc(b->ids, (b->nids + 1) * sizeof(*ids));
+    if (ids == NULL)
+        return OG_ERR_NOMEM;
+    b->ids = ids;
+    ids[b->nids].kind = strdup(kind);
+    ids[b->nids].value = strdup(value);
+    ids[b->nids].verified = verified != 0;
+    if (ids[b->nids].kind == NULL || ids[b->nids].value == NULL) {
+        free(ids[b->nids].kind);
+        free(ids[b->nids].value);
+        return OG_ERR_NOMEM;
+    }
+    b->nids++;
+    return OG_OK;
+}
+
+static size_t count_kids(const struct bnode *n)
+{
+    size_t c = 0;
+    const struct bnode *k;
+
+    for (k = n->kids; k != NULL; k = k->next)
+        c++;
+    return c;
+}
+
+static void pack_node(msgpack_sbuffer *sb, msgpack_packer *pk,
+                      const struct bnode *n)
+{
+    const struct bnode *k;
+
+    switch (n->kind) {
+    case B_MAP:
+        msgpack_pack_map(pk, count_kids(n));
+        for (k = n->kids; k != NULL; k = k->next) {
+            pack_cstr(pk, k->key);
+            pack_node(sb, pk, k);
+        }
+        break;
+    case B_STR:
+        pack_cstr(pk, n->u.s);
+        break;
+    case B_INT:
+        msgpack_pack_int64(pk, n->u.i);
+        break;
+    case B_DBL:
+        msgpack_pack_double(pk, n->u.d);
+        break;
+    case B_BOOL:
+        if (n->u.b)
+            msgpack_pack_true(pk);
+        else
+            msgpack_pack_false(pk);
+        break;
+    case B_RAW:
+        msgpack_sbuffer_write(sb, (const char *)n->u.raw.p, n->u.raw.n);
+        break;
+    }
+}
+
+og_err_t og__builder_encode(og_event_builder_t *b, uint8_t **out, size_t *len)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    const struct bnode *k;
+    size_t i;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2 + count_kids(&b->root) + (b->nids ? 1 : 0));
+    pack_cstr(&pk, "v");
+    msgpack_pack_uint8(&pk, OG__ENVELOPE_VERSION);
+    pack_cstr(&pk, "type");
+    pack_cstr(&pk, b->type);
+    for (k = b->root.kids; k != NULL; k = k->next) {
+        pack_cstr(&pk, k->key);
+        pack_node(&sb, &pk, k);
+    }
+    if (b->nids > 0) {
+        pack_cstr(&pk, "ids");
+        msgpack_pack_array(&pk, b->nids);
+        for (i = 0; i < b->nids; i++) {
+            msgpack_pack_map(&pk, 3);
+            pack_cstr(&pk, "kind");
+            pack_cstr(&pk, b->ids[i].kind);
+            pack_cstr(&pk, "value");
+            pack_cstr(&pk, b->ids[i].value);
+            pack_cstr(&pk, "verified");
+            if (b->ids[i].verified)
+                msgpack_pack_true(&pk);
+            else
+                msgpack_pack_false(&pk);
+        }
+    }
+    if (sb.data == NULL) {
+        msgpack_sbuffer_destroy(&sb);
+        return OG_ERR_NOMEM;
+    }
+    *len = sb.size;
+    *out = (uint8_t *)msgpack_sbuffer_release(&sb);
+    return OG_OK;
+}
+
+void og__builder_destroy(og_event_builder_t *b)
+{
+    size_t i;
+
+    if (b == NULL)
+        return;
+    bnode_clear(&b->root);
+    for (i = 0; i < b->nids; i++) {
+        free(b->ids[i].kind);
+        free(b->ids[i].value);
+    }
+    free(b->ids);
+    free(b->type);
+    free(b);
+}

@@ -1,0 +1,82 @@
+/*
+ * event.h: the core's event object. An og_event_t holds one envelope as
+ * MessagePack bytes and is reference counted, so that fan-out to several
+ * channels shares one buffer and nothing is re-encoded after acceptance.
+ */
+#ifndef OG_CORE_EVENT_H
+#define OG_CORE_EVENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+#include <omnigate/og_types.h>
+
+/* The envelope schema version this core speaks. */
+#define OG__ENVELOPE_VERSION 1
+
+struct og_event_s {
+    unsigned refs;
+    uint8_t *data;         /* the envelope, owned */
+    size_t len;
+    char *type;            /* NUL-terminated copy of "type" */
+    char id[72];           /* NUL-terminated copy of "id" */
+    char *instance;        /* the source instance's name */
+    int parsed;            /* root below is valid */
+    msgpack_zone zone;
+    msgpack_object root;
+};
+
+/*
+ * og__event_accept: validate the envelope a plugin emitted and build the
+ * accepted event: core-owned fields are stamped (id when absent, received
+ * time, source.instance, source.plugin). On failure returns NULL, sets *rc
+ * (OG_ERR_INVALID or OG_ERR_TOO_LARGE) and writes the precise reason to why.
+ */
+og_event_t *og__event_accept(const uint8_t *bytes, size_t len,
+                             const char *instance, const char *plugin,
+                             size_t max_bytes, og_err_t *rc, char *why,
+                             size_t whylen);
+
+og_event_t *og__event_ref(og_event_t *ev);
+void og__event_unref(og_event_t *ev);
+
+/* Looks up a dotted path; *out points into the event's parsed tree. */
+og_err_t og__event_lookup(const og_event_t *ev, const char *path,
+                          const msgpack_object **out);
+
+/* Writes a new UUIDv7 (36 characters plus NUL) to out. */
+void og__uuid7(char out[37]);
+
+/* Host-table implementations (see og_event.h for their contracts). */
+const char *og__event_type(const og_event_t *ev);
+const char *og__event_id(const og_event_t *ev);
+const uint8_t *og__event_data(const og_event_t *ev, size_t *len);
+og_err_t og__event_get_str(const og_event_t *ev, const char *path,
+                           const char **value, size_t *len);
+og_err_t og__event_get_int(const og_event_t *ev, const char *path,
+                           int64_t *value);
+og_err_t og__event_get_bool(const og_event_t *ev, const char *path,
+                            int *value);
+
+og_event_builder_t *og__builder_create(og_plugin_ctx_t *ctx, const char *type);
+og_err_t og__builder_set_str(og_event_builder_t *b, const char *path,
+                             const char *value);
+og_err_t og__builder_set_int(og_event_builder_t *b, const char *path,
+                             int64_t value);
+og_err_t og__builder_set_double(og_event_builder_t *b, const char *path,
+                                double value);
+og_err_t og__builder_set_bool(og_event_builder_t *b, const char *path,
+                              int value);
+og_err_t og__builder_set_msgpack(og_event_builder_t *b, const char *path,
+                                 const uint8_t *msgpack, size_t len);
+og_err_t og__builder_add_identity(og_event_builder_t *b, const char *kind,
+                                  const char *value, int verified);
+/* Encodes the builder's event; the caller owns *out (free()). Consumes
+ * nothing. */
+og_err_t og__builder_encode(og_event_builder_t *b, uint8_t **out,
+                            size_t *len);
+og_plugin_ctx_t *og__builder_ctx(og_event_builder_t *b);
+void og__builder_destroy(og_event_builder_t *b);
+
+#endif /* OG_CORE_EVENT_H */

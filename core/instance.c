@@ -1,0 +1,628 @@
+/*
+ * instance.c: channel instances and the host API table.
+ *
+ * Everything here runs on the loop thread. An instance is reference
+ * counted: its owner holds one reference and every libuv handle it opened
+ * (plugin timers, the stop timer) holds one until libuv's close callback,
+ * so that memory is never freed under a pending close.
+ */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "instance.h"
+#include "log.h"
+#include "util.h"
+
+struct og_timer_s {
+    uv_timer_t h;
+    og_plugin_ctx_t *inst;
+    og_timer_cb cb;
+    void *data;
+    int closing;
+    struct og_timer_s *prev, *next;
+};
+
+struct og_delivery_s {
+    og_plugin_ctx_t *inst;
+    og_event_t *ev;
+    char key[128];
+    struct og_delivery_s *prev, *next;
+};
+
+const char *og__inst_state_name(og__inst_state_t s)
+{
+    switch (s) {
+    case OG__INST_INIT: return "init";
+    case OG__INST_READY: return "ready";
+    case OG__INST_RUNNING: return "running";
+    case OG__INST_STOPPING: return "stopping";
+    case OG__INST_STOPPED: return "stopped";
+    case OG__INST_FAILED: return "failed";
+    }
+    return "unknown";
+}
+
+const char *og__instance_name(const og_plugin_ctx_t *inst)
+{
+    return inst->conf->name;
+}
+
+static void inst_unref(og_plugin_ctx_t *inst)
+{
+    if (--inst->refs > 0)
+        return;
+    free(inst->metrics);
+    og__plugin_close(inst->plugin);
+    og__chconf_free(inst->conf);
+    free(inst->conf);
+    free(inst);
+}
+
+og_plugin_ctx_t *og__instance_create(og__core_t *core, og__plugin_t *p,
+                                     const og__chconf_t *conf, char *errbuf,
+                                     size_t errlen)
+{
+    og_plugin_ctx_t *inst = og__xcalloc(1, sizeof(*inst));
+    og_err_t rc;
+
+    inst->core = core;
+    inst->plugin = p;
+    inst->conf = og__chconf_dup(conf);
+    inst->refs = 1;
+    inst->st = OG__INST_INIT;
+    rc = p->def->init(inst, &inst->state);
+    if (rc != OG_OK) {
+        snprintf(errbuf, errlen, "plugin '%s' failed to initialise: %s%s%s",
+                 p->def->name, og_strerror(rc),
+                 inst->last_error[0] ? ": " : "", inst->last_error);
+        /* init failed: destroy() is not called; drop anything it started. */
+        og__http_cancel_owner(core->http, inst);
+        while (inst->timers != NULL)
+            og__host_api.timer_stop(inst->timers);
+        inst->st = OG__INST_FAILED;
+        inst_unref(inst);
+        return NULL;
+    }
+    inst->st = OG__INST_READY;
+    return inst;
+}
+
+static void teardown(og_plugin_ctx_t *inst);
+
+og_err_t og__instance_start(og_plugin_ctx_t *inst)
+{
+    og_err_t rc = OG_OK;
+
+    if (inst->st != OG__INST_READY)
+        return OG_ERR_INVALID;
+    inst->st = OG__INST_RUNNING;
+    if (inst->plugin->def->start != NULL)
+        rc = inst->plugin->def->start(inst->state);
+    if (rc != OG_OK) {
+        snprintf(inst->last_error, sizeof(inst->last_error),
+                 "plugin '%s' failed to start: %s", inst->plugin->def->name,
+                 og_strerror(rc));
+        teardown(inst); /* init succeeded, so destroy() is owed */
+        inst->st = OG__INST_FAILED;
+    }
+    return rc;
+}
+
+/* ---- deliveries ----------------------------------------------------- */
+
+static void delivery_unlink(struct og_delivery_s *d)
+{
+    og_plugin_ctx_t *inst = d->inst;
+
+    if (d->prev)
+        d->prev->next = d->next;
+    else
+        inst->pending = d->next;
+    if (d->next)
+        d->next->prev = d->prev;
+    inst->npending--;
+}
+
+static void maybe_finish_stop(og_plugin_ctx_t *inst);
+
+/* Accounts for a delivery's outcome (sync or completed later). */
+static void delivery_result(og_plugin_ctx_t *inst, const og_event_t *ev,
+                            og_err_t rc, const char *reason)
+{
+    const char *name = og__instance_name(inst);
+
+    switch ((int)rc) {
+    case OG_OK:
+        inst->deliveries_ok++;
+        break;
+    case OG_ERR_RETRY:
+        inst->deliveries_retry++;
+        og__log(OG_LOG_WARNING, name, "delivery of %s (%s) failed "
+                "transiently%s%s", ev->id, ev->type, reason ? ": " : "",
+                reason ? reason : "");
+        break;
+    case OG_ERR_REJECTED:
+        inst->deliveries_rejected++;
+        og__log(OG_LOG_WARNING, name, "delivery of %s (%s) rejected%s%s",
+                ev->id, ev->type, reason ? ": " : "", reason ? reason : "");
+        break;
+    default:
+        inst->deliveries_rejected++;
+        og__log(OG_LOG_ERROR, name, "send() of %s returned %d (%s), which "
+                "is not a delivery result; counted as rejected", ev->id,
+                (int)rc, og_err_name(rc));
+        break;
+    }
+}
+
+void og__instance_deliver(og_plugin_ctx_t *inst, og_event_t *ev)
+{
+    struct og_delivery_s *d;
+    og_err_t rc;
+
+    if ((inst->st != OG__INST_RUNNING && inst->st != OG__INST_STOPPING) ||
+        inst->plugin->def->send == NULL)
+        return;
+    d = og__xcalloc(1, sizeof(*d));
+    d->inst = inst;
+    d->ev = og__event_ref(ev);
+    snprintf(d->key, sizeof(d->key), "%s/%s", ev->id, og__instance_name(inst));
+    /* Linked before send() so that a synchronous og_delivery_complete()
+     * from inside send() finds it. */
+    d->next = inst->pending;
+    if (inst->pending)
+        inst->pending->prev = d;
+    inst->pending = d;
+    inst->npending++;
+    inst->refs++;
+    rc = inst->plugin->def->send(inst->state, ev, d);
+    if (rc == OG_PENDING) {
+        inst_unref(inst);
+        return;
+    }
+    delivery_unlink(d);
+    delivery_result(inst, ev, rc, NULL);
+    og__event_unref(d->ev);
+    free(d);
+    inst_unref(inst);
+}
+
+static const char *host_delivery_key(const og_delivery_t *d)
+{
+    return d->key;
+}
+
+static void host_delivery_complete(og_delivery_t *d, og_err_t result,
+                                   const char *reason)
+{
+    og_plugin_ctx_t *inst;
+
+    if (d == NULL)
+        return;
+    inst = d->inst;
+    if (result == OG_PENDING)
+        result = OG_ERR_INTERNAL;
+    delivery_unlink(d);
+    delivery_result(inst, d->ev, result, reason);
+    og__event_unref(d->ev);
+    free(d);
+    if (inst->st == OG__INST_STOPPING)
+        maybe_finish_stop(inst);
+}
+
+/* ---- timers --------------------------------------------------------- */
+
+static void timer_closed(uv_handle_t *h)
+{
+    struct og_timer_s *t = h->data;
+    og_plugin_ctx_t *inst = t->inst;
+
+    free(t);
+    inst_unref(inst);
+}
+
+static void timer_fired(uv_timer_t *h)
+{
+    struct og_timer_s *t = h->data;
+
+    t->cb(t, t->data);
+}
+
+static og_timer_t *host_timer_start(og_plugin_ctx_t *inst, uint64_t timeout_ms,
+                                    uint64_t repeat_ms, og_timer_cb cb,
+                                    void *data)
+{
+    struct og_timer_s *t;
+
+    if (inst == NULL || cb == NULL || inst->st == OG__INST_STOPPED ||
+        inst->st == OG__INST_FAILED)
+        return NULL;
+    t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return NULL;
+    uv_timer_init(inst->core->loop, &t->h);
+    t->h.data = t;
+    t->inst = inst;
+    t->cb = cb;
+    t->data = data;
+    t->next = inst->timers;
+    if (inst->timers)
+        inst->timers->prev = t;
+    inst->timers = t;
+    inst->refs++;
+    uv_timer_start(&t->h, timer_fired, timeout_ms, repeat_ms);
+    return t;
+}
+
+static void host_timer_stop(og_timer_t *t)
+{
+    og_plugin_ctx_t *inst;
+
+    if (t == NULL || t->closing)
+        return;
+    inst = t->inst;
+    t->closing = 1;
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        inst->timers = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    uv_timer_stop(&t->h);
+    uv_close((uv_handle_t *)&t->h, timer_closed);
+}
+
+/* ---- stopping ------------------------------------------------------- */
+
+static void stop_timer_closed(uv_handle_t *h)
+{
+    inst_unref(h->data);
+}
+
+/*
+ * Cancels what the plugin left running (callbacks first, so that it can
+ * free per-request data), calls destroy() and drops abandoned deliveries.
+ */
+static void teardown(og_plugin_ctx_t *inst)
+{
+    inst->st = OG__INST_STOPPING;
+    inst->stop_acked = 1; /* refuse new HTTP requests from callbacks */
+    og__http_cancel_owner(inst->core->http, inst);
+    while (inst->timers != NULL)
+        host_timer_stop(inst->timers);
+    inst->plugin->def->destroy(inst->state);
+    inst->state = NULL;
+    while (inst->pending != NULL) {
+        struct og_delivery_s *d = inst->pending;
+        delivery_unlink(d);
+        og__event_unref(d->ev);
+        free(d);
+    }
+}
+
+static void finish_stop(og_plugin_ctx_t *inst, int timed_out)
+{
+    const char *name = og__instance_name(inst);
+    size_t abandoned = inst->npending;
+
+    if (inst->stop_timer_live) {
+        uv_timer_stop(&inst->stop_timer);
+        uv_close((uv_handle_t *)&inst->stop_timer, stop_timer_closed);
+        inst->stop_timer_live = 0;
+    }
+    if (timed_out)
+        og__log(OG_LOG_WARNING, name, "shutdown timeout reached with %zu "
+                "deliveries in flight%s", abandoned,
+                inst->stop_acked ? "" : " and stop() unfinished");
+    teardown(inst);
+    inst->st = OG__INST_STOPPED;
+    og__log(OG_LOG_INFO, name, "stopped");
+    if (inst->on_stopped != NULL)
+        inst->on_stopped(inst, inst->on_stopped_data);
+}
+
+static void maybe_finish_stop(og_plugin_ctx_t *inst)
+{
+    if (inst->st == OG__INST_STOPPING && inst->stop_acked &&
+        inst->npending == 0 &&
+        og__http_inflight(inst->core->http, inst) == 0)
+        finish_stop(inst, 0);
+}
+
+static void stop_timeout(uv_timer_t *h)
+{
+    og_plugin_ctx_t *inst = h->data;
+
+    if (inst->st == OG__INST_STOPPING)
+        finish_stop(inst, 1);
+}
+
+static void host_stopped(og_plugin_ctx_t *inst)
+{
+    if (inst == NULL || inst->st != OG__INST_STOPPING || inst->stop_acked)
+        return;
+    inst->stop_acked = 1;
+    maybe_finish_stop(inst);
+}
+
+void og__instance_stop(og_plugin_ctx_t *inst, uint64_t timeout_ms,
+                       og__stopped_cb cb, void *data)
+{
+    og_err_t rc = OG_OK;
+
+    inst->on_stopped = cb;
+    inst->on_stopped_data = data;
+    if (inst->st != OG__INST_RUNNING && inst->st != OG__INST_READY) {
+        if (cb != NULL)
+            cb(inst, data);
+        return;
+    }
+    inst->st = OG__INST_STOPPING;
+    if (inst->plugin->def->stop != NULL)
+        rc = inst->plugin->def->stop(inst->state);
+    if (rc != OG_PENDING)
+        inst->stop_acked = 1;
+    if (inst->stop_acked && inst->npending == 0 &&
+        og__http_inflight(inst->core->http, inst) == 0) {
+        finish_stop(inst, 0);
+        return;
+    }
+    uv_timer_init(inst->core->loop, &inst->stop_timer);
+    inst->stop_timer.data = inst;
+    inst->stop_timer_live = 1;
+    inst->refs++;
+    uv_timer_start(&inst->stop_timer, stop_timeout, timeout_ms, 0);
+}
+
+void og__instance_free(og_plugin_ctx_t *inst)
+{
+    if (inst != NULL)
+        inst_unref(inst);
+}
+
+/* ---- host API ------------------------------------------------------- */
+
+static const char *host_version(void)
+{
+    return PACKAGE_VERSION;
+}
+
+static void host_vlog(og_plugin_ctx_t *inst, og_log_level_t level,
+                      const char *fmt, va_list ap)
+{
+    if (level < OG_LOG_ERROR)
+        level = OG_LOG_ERROR;
+    if (level > OG_LOG_DEBUG)
+        level = OG_LOG_DEBUG;
+    if (inst != NULL && level <= OG_LOG_WARNING &&
+        inst->st == OG__INST_INIT) {
+        /* Keep the last problem init() reported for the failure line. */
+        va_list copy;
+        va_copy(copy, ap);
+        vsnprintf(inst->last_error, sizeof(inst->last_error), fmt, copy);
+        va_end(copy);
+    }
+    og__vlog(level, inst ? og__instance_name(inst) : "plugin", fmt, ap);
+}
+
+static const char *host_instance_name(og_plugin_ctx_t *inst)
+{
+    return inst ? og__instance_name(inst) : NULL;
+}
+
+static struct uv_loop_s *host_loop(og_plugin_ctx_t *inst)
+{
+    return inst ? inst->core->loop : NULL;
+}
+
+/* Finds the value (or default) of key, checking its declared type. */
+static og_err_t config_value(og_plugin_ctx_t *inst, const char *key,
+                             og_config_type_t type, const char **value)
+{
+    const og_config_field_t *f;
+    const og__opt_t *o;
+
+    if (inst == NULL || key == NULL || value == NULL)
+        return OG_ERR_INVALID;
+    f = og__plugin_field(inst->plugin, key);
+    if (f == NULL)
+        return OG_ERR_NOT_FOUND;
+    if (f->type != type)
+        return OG_ERR_TYPE;
+    o = og__chconf_opt(inst->conf, key);
+    if (o != NULL)
+        *value = o->value;
+    else if (f->default_value != NULL)
+        *value = f->default_value;
+    else
+        return OG_ERR_NOT_FOUND;
+    return OG_OK;
+}
+
+static og_err_t host_config_get_str(og_plugin_ctx_t *inst, const char *key,
+                                    const char **value)
+{
+    return config_value(inst, key, OG_CFG_STRING, value);
+}
+
+static og_err_t host_config_get_int(og_plugin_ctx_t *inst, const char *key,
+                                    int64_t *value)
+{
+    const char *s;
+    char why[64];
+    og_err_t rc = config_value(inst, key, OG_CFG_INT, &s);
+
+    return rc != OG_OK ? rc : og__parse_int(s, value, why, sizeof(why));
+}
+
+static og_err_t host_config_get_bool(og_plugin_ctx_t *inst, const char *key,
+                                     int *value)
+{
+    const char *s;
+    char why[64];
+    og_err_t rc = config_value(inst, key, OG_CFG_BOOL, &s);
+
+    return rc != OG_OK ? rc : og__parse_bool(s, value, why, sizeof(why));
+}
+
+static og_err_t host_config_get_duration(og_plugin_ctx_t *inst,
+                                         const char *key, uint64_t *value)
+{
+    const char *s;
+    char why[64];
+    og_err_t rc = config_value(inst, key, OG_CFG_DURATION, &s);
+
+    return rc != OG_OK ? rc :
+                         og__parse_duration_ms(s, value, why, sizeof(why));
+}
+
+static og_err_t host_config_get_size(og_plugin_ctx_t *inst, const char *key,
+                                     uint64_t *value)
+{
+    const char *s;
+    char why[64];
+    og_err_t rc = config_value(inst, key, OG_CFG_SIZE, &s);
+
+    return rc != OG_OK ? rc : og__parse_size(s, value, why, sizeof(why));
+}
+
+static og_err_t host_emit(og_plugin_ctx_t *inst, const uint8_t *bytes,
+                          size_t len)
+{
+    char why[256];
+    og_err_t rc;
+    og_event_t *ev;
+
+    if (inst == NULL)
+        return OG_ERR_INVALID;
+    if (inst->core->stopping || inst->st == OG__INST_STOPPING ||
+        inst->st == OG__INST_STOPPED || inst->st == OG__INST_FAILED)
+        return OG_ERR_STOPPING;
+    ev = og__event_accept(bytes, len, og__instance_name(inst),
+                          inst->plugin->def->name,
+                          inst->core->max_event_bytes, &rc, why, sizeof(why));
+    if (ev == NULL) {
+        inst->events_refused++;
+        og__log(OG_LOG_WARNING, og__instance_name(inst),
+                "event refused (%s): %s", og_err_name(rc), why);
+        return rc;
+    }
+    rc = inst->core->emit(inst->core->emit_data, inst, ev);
+    if (rc == OG_OK)
+        inst->events_in++;
+    else if (rc == OG_ERR_BUSY)
+        inst->events_busy++;
+    og__event_unref(ev);
+    return rc;
+}
+
+static og_err_t host_builder_emit(og_event_builder_t *b)
+{
+    uint8_t *bytes;
+    size_t len;
+    og_err_t rc;
+
+    if (b == NULL)
+        return OG_ERR_INVALID;
+    rc = og__builder_encode(b, &bytes, &len);
+    if (rc == OG_OK) {
+        rc = host_emit(og__builder_ctx(b), bytes, len);
+        free(bytes);
+    }
+    og__builder_destroy(b);
+    return rc;
+}
+
+static og_err_t host_http_request(og_plugin_ctx_t *inst,
+                                  const og_http_request_t *req, og_http_cb cb,
+                                  void *data)
+{
+    if (inst == NULL)
+        return OG_ERR_INVALID;
+    if (inst->st != OG__INST_RUNNING && inst->st != OG__INST_READY &&
+        inst->st != OG__INST_INIT &&
+        !(inst->st == OG__INST_STOPPING && !inst->stop_acked))
+        return OG_ERR_STOPPING;
+    return og__http_request(inst->core->http, inst, req, cb, data);
+}
+
+static og__metric_t *metric(og_plugin_ctx_t *inst, const char *name,
+                            int gauge)
+{
+    size_t i;
+
+    if (inst == NULL || !og__is_ident(name, 0) || strlen(name) >= 64)
+        return NULL;
+    for (i = 0; i < inst->nmetrics; i++)
+        if (strcmp(inst->metrics[i].name, name) == 0)
+            return inst->metrics[i].gauge == gauge ? &inst->metrics[i] : NULL;
+    if (inst->nmetrics >= 256)
+        return NULL; /* bounded: a plugin cannot grow memory by names */
+    inst->metrics = og__xrealloc(inst->metrics,
+                                 (inst->nmetrics + 1) * sizeof(*inst->metrics));
+    memset(&inst->metrics[inst->nmetrics], 0, sizeof(og__metric_t));
+    snprintf(inst->metrics[inst->nmetrics].name, 64, "%s", name);
+    inst->metrics[inst->nmetrics].gauge = gauge;
+    return &inst->metrics[inst->nmetrics++];
+}
+
+static void host_counter_add(og_plugin_ctx_t *inst, const char *name,
+                             uint64_t delta)
+{
+    og__metric_t *m = metric(inst, name, 0);
+
+    if (m != NULL)
+        m->value += (int64_t)delta;
+}
+
+static void host_gauge_set(og_plugin_ctx_t *inst, const char *name,
+                           int64_t value)
+{
+    og__metric_t *m = metric(inst, name, 1);
+
+    if (m != NULL)
+        m->value = value;
+}
+
+const og_host_api_t og__host_api = {
+    .struct_size = sizeof(og_host_api_t),
+    .abi_major = OG_SDK_ABI_MAJOR,
+    .abi_minor = OG_SDK_ABI_MINOR,
+    .version = host_version,
+    .vlog = host_vlog,
+    .instance_name = host_instance_name,
+    .loop = host_loop,
+    .config_get_str = host_config_get_str,
+    .config_get_int = host_config_get_int,
+    .config_get_bool = host_config_get_bool,
+    .config_get_duration_ms = host_config_get_duration,
+    .config_get_size = host_config_get_size,
+    .emit = host_emit,
+    .builder_create = og__builder_create,
+    .builder_set_str = og__builder_set_str,
+    .builder_set_int = og__builder_set_int,
+    .builder_set_double = og__builder_set_double,
+    .builder_set_bool = og__builder_set_bool,
+    .builder_set_msgpack = og__builder_set_msgpack,
+    .builder_add_identity = og__builder_add_identity,
+    .builder_emit = host_builder_emit,
+    .builder_destroy = og__builder_destroy,
+    .event_type = og__event_type,
+    .event_id = og__event_id,
+    .event_data = og__event_data,
+    .event_get_str = og__event_get_str,
+    .event_get_int = og__event_get_int,
+    .event_get_bool = og__event_get_bool,
+    .delivery_key = host_delivery_key,
+    .delivery_complete = host_delivery_complete,
+    .stopped = host_stopped,
+    .timer_start = host_timer_start,
+    .timer_stop = host_timer_stop,
+    .http_request = host_http_request,
+    .counter_add = host_counter_add,
+    .gauge_set = host_gauge_set,
+};

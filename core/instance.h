@@ -1,0 +1,103 @@
+/*
+ * instance.h: a channel instance (the SDK's og_plugin_ctx_t): one plugin
+ * running with one channels.d file, and the host services it is given.
+ */
+#ifndef OG_CORE_INSTANCE_H
+#define OG_CORE_INSTANCE_H
+
+#include <uv.h>
+
+#include <omnigate/og_plugin.h>
+
+#include "conf.h"
+#include "event.h"
+#include "http_client.h"
+#include "plugin.h"
+
+/* What an instance shares with the rest of the process. */
+typedef struct og__core_s {
+    uv_loop_t *loop;
+    og__http_t *http;
+    /* Where accepted events go; returns OG_OK or OG_ERR_BUSY and takes its
+     * own reference when it keeps the event. */
+    og_err_t (*emit)(void *data, og_plugin_ctx_t *from, og_event_t *ev);
+    void *emit_data;
+    size_t max_event_bytes;
+    int stopping;            /* shutting down: emit refuses new events */
+} og__core_t;
+
+typedef enum og__inst_state_e {
+    OG__INST_INIT,       /* init() running */
+    OG__INST_READY,      /* initialised, not started */
+    OG__INST_RUNNING,
+    OG__INST_STOPPING,   /* stop() called, waiting for in-flight work */
+    OG__INST_STOPPED,    /* destroy() done */
+    OG__INST_FAILED      /* init() or start() failed */
+} og__inst_state_t;
+
+const char *og__inst_state_name(og__inst_state_t s);
+
+typedef struct og__metric_s {
+    char name[64];
+    int64_t value;
+    int gauge;
+} og__metric_t;
+
+typedef void (*og__stopped_cb)(og_plugin_ctx_t *inst, void *data);
+
+struct og_plugin_ctx_s {
+    og__core_t *core;
+    og__plugin_t *plugin;
+    og__chconf_t *conf;          /* owned copy */
+    void *state;                 /* the plugin's */
+    og__inst_state_t st;
+    char last_error[256];
+    unsigned refs;               /* owner + open uv handles */
+
+    struct og_timer_s *timers;   /* live timers */
+    struct og_delivery_s *pending; /* deliveries answered OG_PENDING */
+    size_t npending;
+
+    int stop_acked;              /* stop() done or og_stopped() called */
+    uv_timer_t stop_timer;
+    int stop_timer_live;
+    og__stopped_cb on_stopped;
+    void *on_stopped_data;
+
+    og__metric_t *metrics;
+    size_t nmetrics;
+    uint64_t events_in;          /* accepted from this instance */
+    uint64_t events_refused;     /* invalid envelopes */
+    uint64_t events_busy;        /* refused because the queue was full */
+    uint64_t deliveries_ok;
+    uint64_t deliveries_retry;
+    uint64_t deliveries_rejected;
+
+    struct og_plugin_ctx_s *next; /* owner's list */
+};
+
+/*
+ * og__instance_create: initialise plugin p (ownership moves to the
+ * instance) for channel conf (copied). On init failure the plugin is
+ * closed, NULL is returned and errbuf says why.
+ */
+og_plugin_ctx_t *og__instance_create(og__core_t *core, og__plugin_t *p,
+                                     const og__chconf_t *conf, char *errbuf,
+                                     size_t errlen);
+og_err_t og__instance_start(og_plugin_ctx_t *inst);
+/* Hands ev to the instance's send(); the instance takes its own ref. */
+void og__instance_deliver(og_plugin_ctx_t *inst, og_event_t *ev);
+/*
+ * og__instance_stop: stop taking work, wait (up to timeout_ms) for the
+ * plugin's og_stopped() and pending deliveries, cancel what it left
+ * running, call destroy() and then cb. cb may free the instance.
+ */
+void og__instance_stop(og_plugin_ctx_t *inst, uint64_t timeout_ms,
+                       og__stopped_cb cb, void *data);
+/* Releases the instance once it is stopped or failed (may be deferred
+ * until libuv closed its handles). */
+void og__instance_free(og_plugin_ctx_t *inst);
+
+const char *og__instance_name(const og_plugin_ctx_t *inst);
+
+#endif /* OG_CORE_INSTANCE_H */

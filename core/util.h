@@ -1,0 +1,47 @@
+/*
+ * util.h: small helpers of the core: typed value parsing for the config,
+ * string and array helpers.
+ */
+#ifndef OG_CORE_UTIL_H
+#define OG_CORE_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <omnigate/og_errors.h>
+
+#define OG__ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Allocation that aborts the daemon when memory is exhausted; used only for
+ * small control-plane structures (config, registries), never per event. */
+void *og__xmalloc(size_t n);
+void *og__xcalloc(size_t n, size_t size);
+void *og__xrealloc(void *p, size_t n);
+char *og__xstrdup(const char *s);
+char *og__xstrndup(const char *s, size_t n);
+char *og__xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Parse typed config values. Each returns OG_OK, or OG_ERR_INVALID /
+ * OG_ERR_RANGE and writes a short reason ("unknown unit 'q'") to why. */
+og_err_t og__parse_bool(const char *s, int *out, char *why, size_t whylen);
+og_err_t og__parse_int(const char *s, int64_t *out, char *why, size_t whylen);
+og_err_t og__parse_duration_ms(const char *s, uint64_t *out, char *why,
+                               size_t whylen);
+og_err_t og__parse_size(const char *s, uint64_t *out, char *why,
+                        size_t whylen);
+
+/* Split a comma or blank separated list into trimmed, non-empty items.
+ * Returns a NULL-terminated array the caller frees with og__strv_free(). */
+char **og__split_list(const char *s, size_t *count);
+void og__strv_free(char **v);
+
+/* True when s is a non-empty identifier of [a-z0-9_-] (plus '.' if dots). */
+int og__is_ident(const char *s, int dots);
+
+/* True when s is an event type pattern: [a-z0-9_.-] plus '*' and '?'. */
+int og__is_ident_glob(const char *s);
+
+/* Milliseconds since the Unix epoch, from the real-time clock. */
+uint64_t og__now_ms(void);
+
+#endif /* OG_CORE_UTIL_H */

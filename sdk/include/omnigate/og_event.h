@@ -1,0 +1,202 @@
+/*
+ * og_event.h: emitting events, reading delivered events, completing
+ * deliveries. Events cross the boundary as MessagePack bytes (envelope v1,
+ * sdk/docs/envelope.md); no msgpack-c type is part of the ABI, so a plugin
+ * may decode the bytes with any MessagePack library it links itself.
+ */
+#ifndef OMNIGATE_OG_EVENT_H
+#define OMNIGATE_OG_EVENT_H
+
+#include <omnigate/og_host.h>
+
+OG_BEGIN_DECLS
+
+/*
+ * og_emit: hand one event, a complete envelope as MessagePack bytes, to the
+ * gateway. The bytes are borrowed: the host validates and copies them before
+ * returning. The host fills the fields it owns (id when absent, received
+ * time, source instance and plugin). Returns OG_OK (accepted), OG_ERR_INVALID
+ * (not a valid envelope; the reason is logged and counted), OG_ERR_BUSY (the
+ * gateway's queue is full: answer the sender 429/503 with Retry-After and let
+ * it retry) or OG_ERR_STOPPING (shutting down).
+ */
+static inline og_err_t og_emit(og_plugin_ctx_t *ctx, const uint8_t *msgpack,
+                               size_t len)
+{
+    return OG_HOST_HAS(emit) ? og__host->emit(ctx, msgpack, len) :
+                               OG_ERR_UNSUPPORTED;
+}
+
+/*
+ * og_event_builder_create: start an event of the given dotted type
+ * ("order.placed"). type is copied. Returns a builder the caller owns and
+ * must pass to og_event_builder_emit() or og_event_builder_destroy(), or
+ * NULL when out of memory or type is empty.
+ */
+static inline og_event_builder_t *og_event_builder_create(
+    og_plugin_ctx_t *ctx, const char *type)
+{
+    return OG_HOST_HAS(builder_create) ? og__host->builder_create(ctx, type) :
+                                         NULL;
+}
+
+/*
+ * og_event_builder_set_*: set the field at a dotted path ("customer",
+ * "props.sku", "source.vendor_id", "props.total.amount"); intermediate maps
+ * are created. Setting a path twice replaces the value. Core-owned fields
+ * (v, received, source.instance, source.plugin) cannot be set. All strings
+ * and bytes are copied. Return OG_OK, OG_ERR_INVALID (bad path or value),
+ * OG_ERR_NOMEM.
+ */
+static inline og_err_t og_event_builder_set_str(og_event_builder_t *b,
+                                                const char *path,
+                                                const char *value)
+{
+    return OG_HOST_HAS(builder_set_str) ?
+        og__host->builder_set_str(b, path, value) : OG_ERR_UNSUPPORTED;
+}
+
+static inline og_err_t og_event_builder_set_int(og_event_builder_t *b,
+                                                const char *path,
+                                                int64_t value)
+{
+    return OG_HOST_HAS(builder_set_int) ?
+        og__host->builder_set_int(b, path, value) : OG_ERR_UNSUPPORTED;
+}
+
+static inline og_err_t og_event_builder_set_double(og_event_builder_t *b,
+                                                   const char *path,
+                                                   double value)
+{
+    return OG_HOST_HAS(builder_set_double) ?
+        og__host->builder_set_double(b, path, value) : OG_ERR_UNSUPPORTED;
+}
+
+static inline og_err_t og_event_builder_set_bool(og_event_builder_t *b,
+                                                 const char *path, int value)
+{
+    return OG_HOST_HAS(builder_set_bool) ?
+        og__host->builder_set_bool(b, path, value) : OG_ERR_UNSUPPORTED;
+}
+
+/* Sets path to one complete MessagePack object (an array of cart lines,
+ * say); the bytes must hold exactly one object and are copied. */
+static inline og_err_t og_event_builder_set_msgpack(og_event_builder_t *b,
+                                                    const char *path,
+                                                    const uint8_t *msgpack,
+                                                    size_t len)
+{
+    return OG_HOST_HAS(builder_set_msgpack) ?
+        og__host->builder_set_msgpack(b, path, msgpack, len) :
+        OG_ERR_UNSUPPORTED;
+}
+
+/*
+ * og_event_builder_add_identity: add an identity key seen on the event
+ * (kind "email", "phone", "anon", "user", ...). verified is non-zero only
+ * when this plugin authenticated the value. Strings are copied.
+ */
+static inline og_err_t og_event_builder_add_identity(og_event_builder_t *b,
+                                                     const char *kind,
+                                                     const char *value,
+                                                     int verified)
+{
+    return OG_HOST_HAS(builder_add_identity) ?
+        og__host->builder_add_identity(b, kind, value, verified) :
+        OG_ERR_UNSUPPORTED;
+}
+
+/*
+ * og_event_builder_emit: encode and emit the event like og_emit(). Always
+ * consumes b, whatever the result.
+ */
+static inline og_err_t og_event_builder_emit(og_event_builder_t *b)
+{
+    return OG_HOST_HAS(builder_emit) ? og__host->builder_emit(b) :
+                                       OG_ERR_UNSUPPORTED;
+}
+
+/* og_event_builder_destroy: drop b without emitting. NULL is allowed. */
+static inline void og_event_builder_destroy(og_event_builder_t *b)
+{
+    if (OG_HOST_HAS(builder_destroy))
+        og__host->builder_destroy(b);
+}
+
+/*
+ * Accessors for an event passed to send(). Every returned pointer is owned
+ * by the event and valid as long as the event is (see og_plugin_def_t.send).
+ */
+
+/* The event's dotted type; never NULL. */
+static inline const char *og_event_type(const og_event_t *ev)
+{
+    return OG_HOST_HAS(event_type) ? og__host->event_type(ev) : NULL;
+}
+
+/* The event's id (a UUIDv7 when the core generated it); never NULL. */
+static inline const char *og_event_id(const og_event_t *ev)
+{
+    return OG_HOST_HAS(event_id) ? og__host->event_id(ev) : NULL;
+}
+
+/* The whole envelope as MessagePack bytes. */
+static inline const uint8_t *og_event_data(const og_event_t *ev, size_t *len)
+{
+    return OG_HOST_HAS(event_data) ? og__host->event_data(ev, len) : NULL;
+}
+
+/*
+ * og_event_get_str: the string at a dotted path. *value points into the
+ * event's bytes and is NOT NUL-terminated; *len is its length. Returns
+ * OG_OK, OG_ERR_NOT_FOUND or OG_ERR_TYPE. The _int and _bool variants work
+ * the same way for integers and booleans.
+ */
+static inline og_err_t og_event_get_str(const og_event_t *ev,
+                                        const char *path, const char **value,
+                                        size_t *len)
+{
+    return OG_HOST_HAS(event_get_str) ?
+        og__host->event_get_str(ev, path, value, len) : OG_ERR_UNSUPPORTED;
+}
+
+static inline og_err_t og_event_get_int(const og_event_t *ev,
+                                        const char *path, int64_t *value)
+{
+    return OG_HOST_HAS(event_get_int) ?
+        og__host->event_get_int(ev, path, value) : OG_ERR_UNSUPPORTED;
+}
+
+static inline og_err_t og_event_get_bool(const og_event_t *ev,
+                                         const char *path, int *value)
+{
+    return OG_HOST_HAS(event_get_bool) ?
+        og__host->event_get_bool(ev, path, value) : OG_ERR_UNSUPPORTED;
+}
+
+/*
+ * og_delivery_key: the idempotency key of this delivery (stable across
+ * retries of the same event to the same instance); pass it to the remote
+ * side when it supports idempotency. Owned by d.
+ */
+static inline const char *og_delivery_key(const og_delivery_t *d)
+{
+    return OG_HOST_HAS(delivery_key) ? og__host->delivery_key(d) : NULL;
+}
+
+/*
+ * og_delivery_complete: finish a delivery for which send() returned
+ * OG_PENDING. result is OG_OK, OG_ERR_RETRY or OG_ERR_REJECTED; reason
+ * (copied, may be NULL) says why it failed. Call exactly once; d and its
+ * event are invalid afterwards.
+ */
+static inline void og_delivery_complete(og_delivery_t *d, og_err_t result,
+                                        const char *reason)
+{
+    if (OG_HOST_HAS(delivery_complete))
+        og__host->delivery_complete(d, result, reason);
+}
+
+OG_END_DECLS
+
+#endif /* OMNIGATE_OG_EVENT_H */

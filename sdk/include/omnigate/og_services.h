@@ -1,0 +1,111 @@
+/*
+ * og_services.h: timers, the shared HTTP client and metrics.
+ */
+#ifndef OMNIGATE_OG_SERVICES_H
+#define OMNIGATE_OG_SERVICES_H
+
+#include <string.h>
+
+#include <omnigate/og_host.h>
+
+OG_BEGIN_DECLS
+
+/*
+ * og_timer_start: call cb(timer, data) after timeout_ms, then every
+ * repeat_ms if that is non-zero. Returns a timer owned by the host until
+ * og_timer_stop(), or NULL when out of memory. A one-shot timer stays
+ * valid after it fired until og_timer_stop() or the instance's destroy();
+ * the host stops every timer an instance left running before destroy().
+ */
+static inline og_timer_t *og_timer_start(og_plugin_ctx_t *ctx,
+                                         uint64_t timeout_ms,
+                                         uint64_t repeat_ms, og_timer_cb cb,
+                                         void *data)
+{
+    return OG_HOST_HAS(timer_start) ?
+        og__host->timer_start(ctx, timeout_ms, repeat_ms, cb, data) : NULL;
+}
+
+/* og_timer_stop: stop and release timer; its callback never runs again.
+ * NULL is allowed. May be called from the timer's own callback. */
+static inline void og_timer_stop(og_timer_t *timer)
+{
+    if (OG_HOST_HAS(timer_stop))
+        og__host->timer_stop(timer);
+}
+
+/*
+ * og_http_request: start an HTTP request on the daemon's shared libcurl
+ * multi handle (connection reuse, no blocking on the loop). request and
+ * everything it points to are copied before returning. cb is called exactly
+ * once on the loop thread if, and only if, this returns OG_OK; if the
+ * instance stops first, cb gets result OG_ERR_CANCELLED before destroy().
+ */
+static inline og_err_t og_http_request(og_plugin_ctx_t *ctx,
+                                       const og_http_request_t *request,
+                                       og_http_cb cb, void *data)
+{
+    return OG_HOST_HAS(http_request) ?
+        og__host->http_request(ctx, request, cb, data) : OG_ERR_UNSUPPORTED;
+}
+
+/*
+ * og_http_header: find header name (case-insensitive) in a response's raw
+ * header block. Returns a pointer into the block and sets *len, or NULL.
+ * Pure function; any thread.
+ */
+static inline const char *og_http_header(const og_http_response_t *r,
+                                         const char *name, size_t *len)
+{
+    size_t nlen = strlen(name), i = 0;
+
+    while (r->headers != NULL && i < r->headers_len) {
+        const char *line = r->headers + i;
+        size_t rest = r->headers_len - i, ll = 0, k;
+
+        while (ll < rest && line[ll] != '\n')
+            ll++;
+        if (ll > nlen && line[nlen] == ':') {
+            for (k = 0; k < nlen; k++) {
+                char a = line[k], c = name[k];
+                if (a >= 'A' && a <= 'Z') a = (char)(a - 'A' + 'a');
+                if (c >= 'A' && c <= 'Z') c = (char)(c - 'A' + 'a');
+                if (a != c)
+                    break;
+            }
+            if (k == nlen) {
+                const char *v = line + nlen + 1;
+                size_t vl = ll - nlen - 1;
+                while (vl > 0 && (*v == ' ' || *v == '\t')) { v++; vl--; }
+                while (vl > 0 && (v[vl - 1] == '\r' || v[vl - 1] == ' '))
+                    vl--;
+                *len = vl;
+                return v;
+            }
+        }
+        i += ll + 1;
+    }
+    return NULL;
+}
+
+/*
+ * og_counter_add / og_gauge_set: per-instance metrics, exported by the
+ * host labelled with the instance. name ([a-z0-9_]+) is copied.
+ */
+static inline void og_counter_add(og_plugin_ctx_t *ctx, const char *name,
+                                  uint64_t delta)
+{
+    if (OG_HOST_HAS(counter_add))
+        og__host->counter_add(ctx, name, delta);
+}
+
+static inline void og_gauge_set(og_plugin_ctx_t *ctx, const char *name,
+                                int64_t value)
+{
+    if (OG_HOST_HAS(gauge_set))
+        og__host->gauge_set(ctx, name, value);
+}
+
+OG_END_DECLS
+
+#endif /* OMNIGATE_OG_SERVICES_H */

@@ -1,0 +1,125 @@
+/*
+ * og_types.h: the opaque handles and plain types shared by the SDK headers.
+ *
+ * Handles are incomplete types: a plugin never sees a core structure and only
+ * ever holds pointers the host gave it. Plain structs that cross the boundary
+ * start with a struct_size field set by the side that fills them, so they can
+ * grow by appending members.
+ */
+#ifndef OMNIGATE_OG_TYPES_H
+#define OMNIGATE_OG_TYPES_H
+
+#include <omnigate/og_common.h>
+#include <omnigate/og_errors.h>
+
+OG_BEGIN_DECLS
+
+/* One running channel instance (a plugin loaded for one channels.d file).
+ * Owned by the host; valid from init() until destroy() returns. */
+typedef struct og_plugin_ctx_s og_plugin_ctx_t;
+
+/* A normalized event (envelope v1, MessagePack). Owned by the host and
+ * reference counted; a plugin only borrows it (see og_event.h). */
+typedef struct og_event_s og_event_t;
+
+/* An event under construction (og_event_builder_create()). */
+typedef struct og_event_builder_s og_event_builder_t;
+
+/* A timer started with og_timer_start(). */
+typedef struct og_timer_s og_timer_t;
+
+/* The token of one delivery handed to a plugin's send(). */
+typedef struct og_delivery_s og_delivery_t;
+
+/* The host's service table (og_host.h). */
+typedef struct og_host_api_s og_host_api_t;
+
+/* libuv's loop; only a forward declaration, so uv.h is not required. */
+struct uv_loop_s;
+
+/* Log levels; the values are syslog's, so they map 1:1 to the journal. */
+typedef enum og_log_level_e {
+    OG_LOG_ERROR = 3,
+    OG_LOG_WARNING = 4,
+    OG_LOG_NOTICE = 5,
+    OG_LOG_INFO = 6,
+    OG_LOG_DEBUG = 7
+} og_log_level_t;
+
+/* Types of a plugin's configuration keys (og_config_field_t.type). */
+typedef enum og_config_type_e {
+    OG_CFG_STRING = 1,   /* any text */
+    OG_CFG_INT = 2,      /* signed 64-bit decimal; min/max apply if min < max */
+    OG_CFG_BOOL = 3,     /* yes/no, true/false, on/off, 1/0 */
+    OG_CFG_DURATION = 4, /* 250ms, 10s, 5m, 2h, 1d; a bare number is seconds */
+    OG_CFG_SIZE = 5      /* 512, 64k, 10M, 1G (binary multiples; B, KiB, MiB...) */
+} og_config_type_t;
+
+/* og_config_field_t.flags */
+#define OG_CFG_REQUIRED 0x1u /* the key must be present */
+#define OG_CFG_SECRET 0x2u   /* value never logged, masked in dumps */
+
+/*
+ * One configuration key a plugin accepts in the [config] section of its
+ * channel file. A plugin's table is an array terminated by an entry whose
+ * key is NULL. The host validates every channel file against this table
+ * before the plugin is initialised: unknown keys, wrong types and missing
+ * required keys are configuration errors with file and line.
+ *
+ * This struct is frozen for ABI major 1 (arrays of it cannot grow); new
+ * per-key properties will come as a separate table in a later minor.
+ */
+typedef struct og_config_field_s {
+    const char *key;           /* [a-z0-9_]+ */
+    og_config_type_t type;
+    const char *default_value; /* text in the key's syntax, or NULL */
+    uint32_t flags;            /* OG_CFG_REQUIRED | OG_CFG_SECRET */
+    const char *help;          /* one line for --check-config and docs */
+    int64_t min;               /* OG_CFG_INT/SIZE/DURATION bounds, */
+    int64_t max;               /* enforced when min < max */
+    const void *reserved[2];   /* must be NULL */
+} og_config_field_t;
+
+/*
+ * An outbound HTTP request (og_http_request()). Initialise with
+ * OG_HTTP_REQUEST_INIT so that struct_size is right. All pointers are
+ * borrowed: the host copies what it needs before og_http_request() returns.
+ */
+typedef struct og_http_request_s {
+    uint32_t struct_size;
+    const char *method;          /* NULL: GET, or POST when body is set */
+    const char *url;             /* http:// or https:// */
+    const char *const *headers;  /* NULL-terminated "Name: value", or NULL */
+    const uint8_t *body;
+    size_t body_len;
+    uint32_t timeout_ms;         /* whole transfer; 0: 30 s */
+    uint32_t max_response_bytes; /* body limit; 0: 1 MiB; over it: ERR_TOO_LARGE */
+} og_http_request_t;
+
+#define OG_HTTP_REQUEST_INIT { sizeof(og_http_request_t), NULL, NULL, NULL, \
+                               NULL, 0, 0, 0 }
+
+/*
+ * The outcome of an HTTP request, passed to its og_http_cb. Filled by the
+ * host; every pointer is valid only during the callback.
+ */
+typedef struct og_http_response_s {
+    uint32_t struct_size;  /* sizeof as the host knows it */
+    og_err_t result;       /* OG_OK if a response arrived, whatever its status */
+    int status;            /* HTTP status, 0 if none */
+    const char *error;     /* transport error text when result != OG_OK */
+    const uint8_t *body;
+    size_t body_len;
+    const char *headers;   /* raw response header block, CRLF separated */
+    size_t headers_len;
+} og_http_response_t;
+
+/* Completion of og_http_request(); called once, on the loop thread. */
+typedef void (*og_http_cb)(void *data, const og_http_response_t *response);
+
+/* A timer fired; called on the loop thread. */
+typedef void (*og_timer_cb)(og_timer_t *timer, void *data);
+
+OG_END_DECLS
+
+#endif /* OMNIGATE_OG_TYPES_H */

@@ -1,0 +1,260 @@
+/*
+ * test_conf.c: configuration loading; every error must name file and line
+ * exactly.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "conf.h"
+#include "testutil.h"
+
+static char *dir;
+
+/* Writes dir/rel with text. */
+static void put(const char *rel, const char *text)
+{
+    char path[1024];
+
+    snprintf(path, sizeof(path), "%s/%s", dir, rel);
+    CU_ASSERT_EQUAL_FATAL(tu_write(path, text), 0);
+}
+
+static void fresh(void)
+{
+    char path[1024];
+
+    tu_rmrf(dir);
+    mkdir(dir, 0755);
+    snprintf(path, sizeof(path), "%s/channels.d", dir);
+    mkdir(path, 0755);
+    snprintf(path, sizeof(path), "%s/routes.d", dir);
+    mkdir(path, 0755);
+}
+
+/* True when errs holds exactly "dir/rel:line: msg-prefix...". */
+static int has_error(const og__errlist_t *errs, const char *rel, int line,
+                     const char *msg)
+{
+    char want[2048];
+    size_t i;
+
+    if (line > 0)
+        snprintf(want, sizeof(want), "%s/%s:%d: %s", dir, rel, line, msg);
+    else
+        snprintf(want, sizeof(want), "%s/%s: %s", dir, rel, msg);
+    for (i = 0; i < errs->n; i++)
+        if (strncmp(errs->v[i], want, strlen(want)) == 0)
+            return 1;
+    for (i = 0; i < errs->n; i++)
+        fprintf(stderr, "  have: %s\n", errs->v[i]);
+    fprintf(stderr, "  want: %s\n", want);
+    return 0;
+}
+
+static og__conf_t *load(og__errlist_t *errs)
+{
+    return og__conf_load(dir, NULL, errs);
+}
+
+static void test_valid(void)
+{
+    og__errlist_t errs = { NULL, 0 };
+    og__conf_t *c;
+    const og__chconf_t *ch;
+
+    fresh();
+    put("omnigate.conf", "# main\n[daemon]\nplugin_dir = plugins\n"
+                         "shutdown_timeout = 2500ms\nlog_level = debug\n"
+                         "queue_max = 100\nmax_event_size = 64k\n\n"
+                         "[route r1]\nmatch = order.*, cart.updated\n"
+                         "to = crm\n");
+    put("channels.d/pos-12.conf", "[channel]\nplugin = dropdir\n"
+                                  "required = yes\n[config]\n"
+                                  "inbox = /x ; inline comment\n");
+    put("channels.d/crm.conf", "[channel]\nplugin = dropdir\nenabled = no\n");
+    put("channels.d/ignored.conf.disabled", "garbage");
+    put("routes.d/more.conf", "[route r2]\nmatch = *\nfrom = pos-12\n"
+                              "to = crm\n");
+    c = load(&errs);
+    CU_ASSERT_EQUAL(errs.n, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL(c->shutdown_timeout_ms, 2500);
+    CU_ASSERT_EQUAL(c->log_level, OG_LOG_DEBUG);
+    CU_ASSERT_EQUAL(c->queue_max, 100);
+    CU_ASSERT_EQUAL(c->max_event_bytes, 65536);
+    CU_ASSERT_EQUAL(c->nchannels, 2);
+    CU_ASSERT_EQUAL(c->nroutes, 2);
+    ch = og__conf_channel(c, "pos-12");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ch);
+    CU_ASSERT_TRUE(ch->required);
+    CU_ASSERT_TRUE(ch->enabled);
+    CU_ASSERT_STRING_EQUAL(og__chconf_opt(ch, "inbox")->value, "/x");
+    CU_ASSERT_EQUAL(og__chconf_opt(ch, "inbox")->line, 5);
+    CU_ASSERT_FALSE(og__conf_channel(c, "crm")->enabled);
+    CU_ASSERT_STRING_EQUAL(c->routes[1].from[0], "pos-12");
+    CU_ASSERT_PTR_NOT_NULL(strstr(c->plugin_dir, "/plugins"));
+    og__conf_free(c);
+    /* The main file can be named directly too. */
+    {
+        char main[1024];
+        snprintf(main, sizeof(main), "%s/omnigate.conf", dir);
+        c = og__conf_load(main, "/override", &errs);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+        CU_ASSERT_STRING_EQUAL(c->plugin_dir, "/override");
+        og__conf_free(c);
+    }
+}
+
+static void test_main_errors(void)
+{
+    og__errlist_t errs = { NULL, 0 };
+
+    fresh();
+    put("omnigate.conf", "[daemon]\n"
+                         "shutdown_timeout = soon\n"      /* 2 */
+                         "colour = blue\n"                /* 3 */
+                         "log_level = loud\n"             /* 4 */
+                         "queue_max = 0\n"                /* 5 */
+                         "log_level = info\n"             /* 6 */
+                         "[network]\n"                    /* 7 */
+                         "port = 1\n");
+    CU_ASSERT_PTR_NULL(load(&errs));
+    CU_ASSERT_TRUE(has_error(&errs, "omnigate.conf", 2,
+                             "shutdown_timeout: expected a duration"));
+    CU_ASSERT_TRUE(has_error(&errs, "omnigate.conf", 3,
+                             "unknown key 'colour' in [daemon]"));
+    CU_ASSERT_TRUE(has_error(&errs, "omnigate.conf", 4,
+                             "log_level: expected error, warning"));
+    CU_ASSERT_TRUE(has_error(&errs, "omnigate.conf", 5,
+                             "queue_max: must be between 1 and"));
+    CU_ASSERT_TRUE(has_error(&errs, "omnigate.conf", 6,
+                             "key 'log_level' given twice in [daemon]"));
+    CU_ASSERT_TRUE(has_error(&errs, "omnigate.conf", 7,
+                             "unknown section [network]"));
+    CU_ASSERT_EQUAL(errs.n, 6);
+    og__errlist_free(&errs);
+}
+
+static void test_syntax_errors(void)
+{
+    og__errlist_t errs = { NULL, 0 };
+    char longline[400];
+
+    fresh();
+    put("omnigate.conf", "[daemon]\nlog_level = info\nthis is not ini\n");
+    CU_ASSERT_PTR_NULL(load(&errs));
+    CU_ASSERT_TRUE(has_error(&errs, "omnigate.conf", 3, "syntax error"));
+    og__errlist_free(&errs);
+
+    fresh();
+    put("omnigate.conf", "log_level = info\n");
+    CU_ASSERT_PTR_NULL(load(&errs));
+    CU_ASSERT_TRUE(has_error(&errs, "omnigate.conf", 1,
+                             "key 'log_level' outside of any section"));
+    og__errlist_free(&errs);
+
+    fresh();
+    put("omnigate.conf", "[daemon]\nlog_level = info\n  debug\n");
+    CU_ASSERT_PTR_NULL(load(&errs));
+    CU_ASSERT_TRUE(has_error(&errs, "omnigate.conf", 3,
+                             "continuation lines are not supported"));
+    og__errlist_free(&errs);
+
+    fresh();
+    memset(longline, 'x', sizeof(longline));
+    memcpy(longline, "[daemon]\nstate_dir = ", 21);
+    longline[sizeof(longline) - 2] = '\n';
+    longline[sizeof(longline) - 1] = '\0';
+    put("omnigate.conf", longline);
+    CU_ASSERT_PTR_NULL(load(&errs));
+    CU_ASSERT_TRUE(has_error(&errs, "omnigate.conf", 2, "line longer than"));
+    og__errlist_free(&errs);
+
+    fresh();
+    CU_ASSERT_PTR_NULL(load(&errs));
+    CU_ASSERT_TRUE(has_error(&errs, "omnigate.conf", 0, "cannot open"));
+    og__errlist_free(&errs);
+}
+
+static void test_channel_errors(void)
+{
+    og__errlist_t errs = { NULL, 0 };
+
+    fresh();
+    put("omnigate.conf", "[daemon]\n");
+    put("channels.d/a.conf", "[channel]\nplugin = dropdir\nname = shop\n");
+    put("channels.d/b.conf", "# b\n[channel]\nplugin = dropdir\n"
+                             "name = shop\nenabled = perhaps\n"
+                             "timeout = 1\n[extra]\n");
+    put("channels.d/c.conf", "[config]\nx = 1\n");
+    put("channels.d/d.conf", "\n\n[channel]\nrequired = no\n");
+    put("channels.d/e.conf", "[channel]\nplugin = Bad/Name\n");
+    CU_ASSERT_PTR_NULL(load(&errs));
+    CU_ASSERT_TRUE(has_error(&errs, "channels.d/b.conf", 2,
+                             "channel name 'shop' already used by"));
+    CU_ASSERT_TRUE(has_error(&errs, "channels.d/b.conf", 5,
+                             "enabled: expected a boolean"));
+    CU_ASSERT_TRUE(has_error(&errs, "channels.d/b.conf", 6,
+                             "unknown key 'timeout' in [channel]"));
+    CU_ASSERT_TRUE(has_error(&errs, "channels.d/b.conf", 7,
+                             "unknown section [extra]"));
+    CU_ASSERT_TRUE(has_error(&errs, "channels.d/c.conf", 0,
+                             "missing [channel] section"));
+    CU_ASSERT_TRUE(has_error(&errs, "channels.d/d.conf", 3,
+                             "[channel] has no 'plugin' key"));
+    CU_ASSERT_TRUE(has_error(&errs, "channels.d/e.conf", 2,
+                             "plugin: 'Bad/Name' is not a valid plugin name"));
+    og__errlist_free(&errs);
+}
+
+static void test_route_errors(void)
+{
+    og__errlist_t errs = { NULL, 0 };
+
+    fresh();
+    put("omnigate.conf", "[daemon]\n[route a]\nmatch = x\nto = nowhere\n");
+    put("channels.d/crm.conf", "[channel]\nplugin = dropdir\n");
+    put("routes.d/r.conf", "[route b]\nto = crm\n"
+                           "\n[route a]\nmatch = y\nto = crm\n"
+                           "[route c]\nmatch = Bad!\nto = crm\nvia = x\n"
+                           "from = ghost\n[route]\nmatch = z\n");
+    CU_ASSERT_PTR_NULL(load(&errs));
+    CU_ASSERT_TRUE(has_error(&errs, "omnigate.conf", 4,
+                             "route 'a' names unknown channel 'nowhere'"));
+    CU_ASSERT_TRUE(has_error(&errs, "routes.d/r.conf", 1,
+                             "[route b] has no 'match' key"));
+    CU_ASSERT_TRUE(has_error(&errs, "routes.d/r.conf", 5,
+                             "route 'a' defined twice"));
+    CU_ASSERT_TRUE(has_error(&errs, "routes.d/r.conf", 8,
+                             "match: 'Bad!' is not a valid event type"));
+    CU_ASSERT_TRUE(has_error(&errs, "routes.d/r.conf", 10,
+                             "unknown key 'via' in [route c]"));
+    CU_ASSERT_TRUE(has_error(&errs, "routes.d/r.conf", 11,
+                             "route 'c' names unknown channel 'ghost'"));
+    CU_ASSERT_TRUE(has_error(&errs, "routes.d/r.conf", 13,
+                             "[route]: a route needs a name"));
+    og__errlist_free(&errs);
+}
+
+int main(void)
+{
+    CU_pSuite s;
+    int rc;
+
+    dir = tu_mkdtemp();
+    CU_initialize_registry();
+    s = CU_add_suite("conf", NULL, NULL);
+    CU_add_test(s, "valid configuration", test_valid);
+    CU_add_test(s, "main file errors", test_main_errors);
+    CU_add_test(s, "syntax errors", test_syntax_errors);
+    CU_add_test(s, "channel file errors", test_channel_errors);
+    CU_add_test(s, "route errors", test_route_errors);
+    rc = tu_run();
+    tu_rmrf(dir);
+    free(dir);
+    return rc;
+}
