@@ -68,12 +68,12 @@ struct parse {
     const char *file;
     enum file_kind kind;
     FILE *fp;
-    int line;                /* current physical line */
-    int continuation;        /* current line starts with blank */
+    int line;         /* current physical line */
+    int continuation; /* current line starts with blank */
     struct section *sections;
     size_t nsections;
-    og__chconf_t *ch;        /* FILE_CHANNEL: the channel being read */
-    og__routeconf_t *route;  /* the [route] being read */
+    og__chconf_t *ch;       /* FILE_CHANNEL: the channel being read */
+    og__routeconf_t *route; /* the [route] being read */
     /* keys seen in the current section, to refuse duplicates */
     char **seen;
     size_t nseen;
@@ -111,10 +111,10 @@ static char *reader(char *str, int num, void *stream)
         const char *end = strchr(s, ']');
 
         if (end != NULL) {
-            p->sections = og__xrealloc(p->sections,
-                                       (p->nsections + 1) * sizeof(*p->sections));
-            p->sections[p->nsections].name = og__xstrndup(s + 1,
-                                                          (size_t)(end - s - 1));
+            p->sections = og__xrealloc(p->sections, (p->nsections + 1) *
+                                                        sizeof(*p->sections));
+            p->sections[p->nsections].name =
+                og__xstrndup(s + 1, (size_t)(end - s - 1));
             p->sections[p->nsections].line = p->line;
             p->nsections++;
         }
@@ -197,8 +197,10 @@ static void daemon_key(struct parse *p, const char *key, const char *value)
             err(p, "shutdown_timeout: %s, got '%s'", why, value);
     } else if (strcmp(key, "log_level") == 0) {
         if (og__log_level_parse(value, &c->log_level) != 0)
-            err(p, "log_level: expected error, warning, notice, info or "
-                   "debug, got '%s'", value);
+            err(p,
+                "log_level: expected error, warning, notice, info or "
+                "debug, got '%s'",
+                value);
     } else if (strcmp(key, "queue_max") == 0) {
         if (og__parse_int(value, &c->queue_max, why, sizeof(why)) != OG_OK)
             err(p, "queue_max: %s, got '%s'", why, value);
@@ -215,9 +217,11 @@ static void daemon_key(struct parse *p, const char *key, const char *value)
         else
             c->max_event_bytes = (int64_t)v;
     } else {
-        err(p, "unknown key '%s' in [daemon] (known: plugin_dir, state_dir, "
-               "channels_dir, routes_dir, shutdown_timeout, log_level, "
-               "queue_max, max_event_size)", key);
+        err(p,
+            "unknown key '%s' in [daemon] (known: plugin_dir, state_dir, "
+            "channels_dir, routes_dir, shutdown_timeout, log_level, "
+            "queue_max, max_event_size)",
+            key);
     }
 }
 
@@ -246,8 +250,8 @@ static void route_key(struct parse *p, const char *key, const char *value)
     if (n == 0)
         err(p, "%s: empty list", key);
     for (i = 0; i < n; i++) {
-        if (dst == &r->match ? !og__is_ident_glob((*dst)[i]) :
-                               !og__is_ident((*dst)[i], 1))
+        if (dst == &r->match ? !og__is_ident_glob((*dst)[i])
+                             : !og__is_ident((*dst)[i], 1))
             err(p, "%s: '%s' is not a valid %s", key, (*dst)[i],
                 dst == &r->match ? "event type pattern" : "channel name");
     }
@@ -295,14 +299,18 @@ static void channel_key(struct parse *p, const char *section, const char *key,
     if (strcmp(section, "channel") == 0) {
         if (strcmp(key, "name") == 0) {
             if (!og__is_ident(value, 1))
-                err(p, "name: '%s' is not a valid channel name (use a-z, 0-9, "
-                       "'-', '_', '.')", value);
+                err(p,
+                    "name: '%s' is not a valid channel name (use a-z, 0-9, "
+                    "'-', '_', '.')",
+                    value);
             free(ch->name);
             ch->name = og__xstrdup(value);
         } else if (strcmp(key, "plugin") == 0) {
             if (!og__is_ident(value, 0))
-                err(p, "plugin: '%s' is not a valid plugin name (use a-z, 0-9, "
-                       "'-', '_')", value);
+                err(p,
+                    "plugin: '%s' is not a valid plugin name (use a-z, 0-9, "
+                    "'-', '_')",
+                    value);
             free(ch->plugin);
             ch->plugin = og__xstrdup(value);
             ch->plugin_line = p->line;
@@ -313,8 +321,10 @@ static void channel_key(struct parse *p, const char *section, const char *key,
             if (og__parse_bool(value, &ch->required, why, sizeof(why)) != OG_OK)
                 err(p, "required: %s, got '%s'", why, value);
         } else {
-            err(p, "unknown key '%s' in [channel] (known: name, plugin, "
-                   "enabled, required; plugin settings go in [config])", key);
+            err(p,
+                "unknown key '%s' in [channel] (known: name, plugin, "
+                "enabled, required; plugin settings go in [config])",
+                key);
         }
         return;
     }
@@ -332,8 +342,10 @@ static int handler(void *user, const char *section, const char *key,
     struct parse *p = user;
 
     if (p->continuation) {
-        err(p, "continuation lines are not supported: put the value of '%s' "
-               "on one line", key);
+        err(p,
+            "continuation lines are not supported: put the value of '%s' "
+            "on one line",
+            key);
         return 1;
     }
     if (!first_time(p, section, key)) {
@@ -363,8 +375,7 @@ static int handler(void *user, const char *section, const char *key,
             return 1;
         }
         return 1;
-    case FILE_ROUTES:
-        return 1;
+    case FILE_ROUTES: return 1;
     }
     return 1;
 }
@@ -398,15 +409,16 @@ static void parse_file(struct parse *p, const char *file, enum file_kind kind)
     /* Every section must be one this kind of file knows. */
     for (i = 0; i < p->nsections; i++) {
         const char *s = p->sections[i].name;
-        int is_route = strncmp(s, "route", 5) == 0 &&
-                       (s[5] == ' ' || s[5] == '\0');
-        const char *known = kind == FILE_MAIN ? "[daemon], [route NAME]" :
-                            kind == FILE_CHANNEL ? "[channel], [config]" :
-                                                   "[route NAME]";
-        int ok = (kind == FILE_MAIN && (strcmp(s, "daemon") == 0 || is_route)) ||
-                 (kind == FILE_CHANNEL &&
-                  (strcmp(s, "channel") == 0 || strcmp(s, "config") == 0)) ||
-                 (kind == FILE_ROUTES && is_route);
+        int is_route =
+            strncmp(s, "route", 5) == 0 && (s[5] == ' ' || s[5] == '\0');
+        const char *known = kind == FILE_MAIN      ? "[daemon], [route NAME]"
+                            : kind == FILE_CHANNEL ? "[channel], [config]"
+                                                   : "[route NAME]";
+        int ok =
+            (kind == FILE_MAIN && (strcmp(s, "daemon") == 0 || is_route)) ||
+            (kind == FILE_CHANNEL &&
+             (strcmp(s, "channel") == 0 || strcmp(s, "config") == 0)) ||
+            (kind == FILE_ROUTES && is_route);
 
         if (!ok)
             og__errlist_add(p->errs, file, p->sections[i].line,
@@ -490,7 +502,8 @@ static void load_channel(struct parse *p, const char *file)
     if (!og__is_ident(ch.name, 1))
         og__errlist_add(p->errs, file, ch.line,
                         "'%s' is not a valid channel name; rename the file or "
-                        "set name =", ch.name);
+                        "set name =",
+                        ch.name);
     for (i = 0; i < c->nchannels; i++) {
         if (strcmp(c->channels[i].name, ch.name) == 0) {
             og__errlist_add(p->errs, file, ch.line,
@@ -498,8 +511,8 @@ static void load_channel(struct parse *p, const char *file)
                             c->channels[i].file, c->channels[i].line);
         }
     }
-    c->channels = og__xrealloc(c->channels,
-                               (c->nchannels + 1) * sizeof(*c->channels));
+    c->channels =
+        og__xrealloc(c->channels, (c->nchannels + 1) * sizeof(*c->channels));
     c->channels[c->nchannels++] = ch;
     p->ch = NULL;
 }
@@ -514,10 +527,24 @@ static int is_dir(const char *path)
 og__conf_t *og__conf_load(const char *path, const char *plugin_dir_override,
                           og__errlist_t *errs)
 {
+    size_t n0 = errs->n;
+    og__conf_t *c = og__conf_load_partial(path, plugin_dir_override, errs);
+
+    if (errs->n > n0) {
+        og__conf_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+og__conf_t *og__conf_load_partial(const char *path,
+                                  const char *plugin_dir_override,
+                                  og__errlist_t *errs)
+{
     og__conf_t *c = og__xcalloc(1, sizeof(*c));
     struct parse p;
     char **files;
-    size_t i, j, k, nerr0 = errs->n;
+    size_t i, j, k;
     char *slash;
 
     memset(&p, 0, sizeof(p));
@@ -562,8 +589,8 @@ og__conf_t *og__conf_load(const char *path, const char *plugin_dir_override,
     /* Routes must be complete and name known channels. */
     for (i = 0; i < c->nroutes; i++) {
         og__routeconf_t *r = &c->routes[i];
-        char **lists[2] = { r->from, r->to };
-        int lines[2] = { r->from_line, r->to_line };
+        char **lists[2] = {r->from, r->to};
+        int lines[2] = {r->from_line, r->to_line};
 
         if (r->match == NULL)
             og__errlist_add(errs, r->file, r->line,
@@ -582,10 +609,6 @@ og__conf_t *og__conf_load(const char *path, const char *plugin_dir_override,
     }
     free(p.channels_dir);
     free(p.routes_dir);
-    if (errs->n > nerr0) {
-        og__conf_free(c);
-        return NULL;
-    }
     return c;
 }
 

@@ -24,7 +24,8 @@ typedef struct og__errlist_s {
 } og__errlist_t;
 
 void og__errlist_add(og__errlist_t *e, const char *file, int line,
-                     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+                     const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 void og__errlist_free(og__errlist_t *e);
 
 /* One key = value of a channel's [config] section. */
@@ -36,14 +37,14 @@ typedef struct og__opt_s {
 
 /* One channel instance (one channels.d file). */
 typedef struct og__chconf_s {
-    char *name;         /* name= or the file's base name */
+    char *name; /* name= or the file's base name */
     char *file;
-    int line;           /* line of [channel] */
-    int config_line;    /* line of [config], or 0 */
-    char *plugin;       /* plugin name */
+    int line;        /* line of [channel] */
+    int config_line; /* line of [config], or 0 */
+    char *plugin;    /* plugin name */
     int plugin_line;
-    int enabled;        /* enabled = yes (default) */
-    int required;       /* required = no (default) */
+    int enabled;  /* enabled = yes (default) */
+    int required; /* required = no (default) */
     og__opt_t *opts;
     size_t nopts;
 } og__chconf_t;
@@ -53,22 +54,22 @@ typedef struct og__routeconf_s {
     char *name;
     char *file;
     int line;
-    char **match;       /* event type patterns, NULL-terminated */
-    char **from;        /* source instances, NULL-terminated (empty: any) */
-    char **to;          /* target instances, NULL-terminated */
+    char **match; /* event type patterns, NULL-terminated */
+    char **from;  /* source instances, NULL-terminated (empty: any) */
+    char **to;    /* target instances, NULL-terminated */
     int from_line;
     int to_line;
 } og__routeconf_t;
 
 typedef struct og__conf_s {
     char *main_file;
-    char *dir;                  /* directory of main_file */
+    char *dir; /* directory of main_file */
     char *plugin_dir;
     char *state_dir;
     uint64_t shutdown_timeout_ms;
     og_log_level_t log_level;
-    int64_t queue_max;          /* bound of the dispatch queue, in events */
-    int64_t max_event_bytes;    /* largest accepted envelope */
+    int64_t queue_max;       /* bound of the dispatch queue, in events */
+    int64_t max_event_bytes; /* largest accepted envelope */
     og__chconf_t *channels;
     size_t nchannels;
     og__routeconf_t *routes;
@@ -83,11 +84,16 @@ typedef struct og__conf_s {
  */
 og__conf_t *og__conf_load(const char *path, const char *plugin_dir_override,
                           og__errlist_t *errs);
+/* Like og__conf_load() but returns what was read even when errs grew, so
+ * that a checker can go on validating (--check-config reports everything
+ * in one run). Never NULL. */
+og__conf_t *og__conf_load_partial(const char *path,
+                                  const char *plugin_dir_override,
+                                  og__errlist_t *errs);
 void og__conf_free(og__conf_t *conf);
 
 /* The channel called name, or NULL. */
-const og__chconf_t *og__conf_channel(const og__conf_t *conf,
-                                     const char *name);
+const og__chconf_t *og__conf_channel(const og__conf_t *conf, const char *name);
 /* The [config] entry for key, or NULL. */
 const og__opt_t *og__chconf_opt(const og__chconf_t *ch, const char *key);
 

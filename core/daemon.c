@@ -34,9 +34,9 @@ struct slot {
     char *name;
     char *fingerprint;
     int required;
-    og_plugin_ctx_t *inst;       /* NULL when failed */
-    char error[512];             /* why it failed */
-    og__chconf_t *restart_with;  /* start this once inst has stopped */
+    og_plugin_ctx_t *inst;      /* NULL when failed */
+    char error[512];            /* why it failed */
+    og__chconf_t *restart_with; /* start this once inst has stopped */
     struct slot *next;
 };
 
@@ -49,14 +49,14 @@ struct og__daemon_s {
     og__router_t *router;
     struct slot *slots;
 
-    og_event_t **queue;          /* ring buffer of accepted events */
+    og_event_t **queue; /* ring buffer of accepted events */
     size_t qcap, qhead, qlen;
     uv_idle_t dispatcher;
     uint64_t unrouted;
 
     uv_signal_t sig_term, sig_int, sig_hup;
     int shutting_down;
-    size_t stopping;             /* instances still stopping */
+    size_t stopping; /* instances still stopping */
     int exit_code;
 };
 
@@ -78,7 +78,9 @@ static og_plugin_ctx_t *find_running(og__daemon_t *d, const char *name)
     for (s = d->slots; s != NULL; s = s->next)
         if (s->inst != NULL && strcmp(s->name, name) == 0)
             return s->inst->st == OG__INST_RUNNING ||
-                           s->inst->st == OG__INST_STOPPING ? s->inst : NULL;
+                           s->inst->st == OG__INST_STOPPING
+                       ? s->inst
+                       : NULL;
     return NULL;
 }
 
@@ -154,8 +156,10 @@ static char *fingerprint(const og__conf_t *conf, const og__chconf_t *ch)
                        ch->required, (unsigned long)st.st_dev,
                        (unsigned long)st.st_ino, (long long)st.st_mtim.tv_sec,
                        st.st_mtim.tv_nsec);
-    memcpy(opts, ch->opts, ch->nopts * sizeof(*opts));
-    qsort(opts, ch->nopts, sizeof(*opts), cmp_opt);
+    if (ch->nopts > 0) {
+        memcpy(opts, ch->opts, ch->nopts * sizeof(*opts));
+        qsort(opts, ch->nopts, sizeof(*opts), cmp_opt);
+    }
     for (i = 0; i < ch->nopts; i++) {
         next = og__xasprintf("%s|%s=%s", fp, opts[i].key, opts[i].value);
         free(fp);
@@ -206,8 +210,8 @@ static int slot_start(og__daemon_t *d, struct slot *s, const og__chconf_t *ch)
     return 0;
 failed:
     og__log(s->required ? OG_LOG_ERROR : OG_LOG_WARNING, s->name,
-            "channel failed%s: %s", s->required ? "" : ", continuing without it",
-            s->error);
+            "channel failed%s: %s",
+            s->required ? "" : ", continuing without it", s->error);
     return -1;
 }
 
@@ -274,18 +278,16 @@ static void slot_stop(og__daemon_t *d, struct slot *s)
 og__conf_t *og__check_config(const char *path, const char *plugin_dir,
                              og__errlist_t *errs)
 {
-    og__conf_t *conf = og__conf_load(path, plugin_dir, errs);
     size_t i, n0 = errs->n;
+    og__conf_t *conf = og__conf_load_partial(path, plugin_dir, errs);
 
-    if (conf == NULL)
-        return NULL;
     for (i = 0; i < conf->nchannels; i++) {
         const og__chconf_t *ch = &conf->channels[i];
         char *ppath;
         char why[512];
         og__plugin_t *p;
 
-        if (!ch->enabled)
+        if (!ch->enabled || ch->plugin == NULL)
             continue;
         ppath = og__plugin_path(conf->plugin_dir, ch->plugin);
         p = og__plugin_open(ppath, why, sizeof(why));
@@ -362,8 +364,7 @@ static int apply(og__daemon_t *d, int initial)
         char *fp = (ch && ch->enabled) ? fingerprint(d->conf, ch) : NULL;
 
         next = s->next;
-        if (fp != NULL && strcmp(fp, s->fingerprint) == 0 &&
-            s->inst != NULL) {
+        if (fp != NULL && strcmp(fp, s->fingerprint) == 0 && s->inst != NULL) {
             free(fp);
             continue; /* unchanged and running: untouched */
         }
@@ -418,7 +419,7 @@ static int apply(og__daemon_t *d, int initial)
 
 static void reload(og__daemon_t *d)
 {
-    og__errlist_t errs = { NULL, 0 };
+    og__errlist_t errs = {NULL, 0};
     og__conf_t *conf;
 
     notify("RELOADING=1");
@@ -427,7 +428,8 @@ static void reload(og__daemon_t *d)
     conf = load_config(d, &errs);
     if (conf == NULL) {
         log_errors(&errs);
-        og__log(OG_LOG_ERROR, NULL, "reload refused: the new configuration "
+        og__log(OG_LOG_ERROR, NULL,
+                "reload refused: the new configuration "
                 "has %zu problem(s); still running the previous one",
                 errs.n);
         og__errlist_free(&errs);
@@ -475,7 +477,8 @@ static void shutdown_start(og__daemon_t *d, int signum)
     }
     notify("STOPPING=1");
     og__log(OG_LOG_NOTICE, NULL, "%s: stopping (timeout %llu ms)",
-            strsignal(signum), (unsigned long long)d->conf->shutdown_timeout_ms);
+            strsignal(signum),
+            (unsigned long long)d->conf->shutdown_timeout_ms);
     d->shutting_down = 1;
     d->core.stopping = 1; /* new emits answer OG_ERR_STOPPING */
     /* Hand everything already accepted to its destinations first. */
@@ -509,7 +512,7 @@ static void on_signal(uv_signal_t *h, int signum)
 int og__daemon_run(const char *conf_path, const char *plugin_dir)
 {
     og__daemon_t d;
-    og__errlist_t errs = { NULL, 0 };
+    og__errlist_t errs = {NULL, 0};
     int rc;
 
     memset(&d, 0, sizeof(d));
@@ -518,8 +521,10 @@ int og__daemon_run(const char *conf_path, const char *plugin_dir)
     d.conf = load_config(&d, &errs);
     if (d.conf == NULL) {
         log_errors(&errs);
-        og__log(OG_LOG_ERROR, NULL, "not starting: %zu configuration "
-                "problem(s)", errs.n);
+        og__log(OG_LOG_ERROR, NULL,
+                "not starting: %zu configuration "
+                "problem(s)",
+                errs.n);
         og__errlist_free(&errs);
         free(d.conf_path);
         free(d.plugin_dir);
@@ -546,8 +551,10 @@ int og__daemon_run(const char *conf_path, const char *plugin_dir)
     uv_signal_start(&d.sig_int, on_signal, SIGINT);
     uv_signal_start(&d.sig_hup, on_signal, SIGHUP);
 
-    og__log(OG_LOG_NOTICE, NULL, "omnigated %s (plugin ABI %d.%d) starting "
-            "with %s", PACKAGE_VERSION, OG_SDK_ABI_MAJOR, OG_SDK_ABI_MINOR,
+    og__log(OG_LOG_NOTICE, NULL,
+            "omnigated %s (plugin ABI %d.%d) starting "
+            "with %s",
+            PACKAGE_VERSION, OG_SDK_ABI_MAJOR, OG_SDK_ABI_MINOR,
             d.conf->main_file);
     if (apply(&d, 1) != 0) {
         og__log(OG_LOG_ERROR, NULL, "a required channel failed: exiting");
@@ -561,8 +568,10 @@ int og__daemon_run(const char *conf_path, const char *plugin_dir)
 
     /* The queue is empty unless the shutdown timeout cut deliveries. */
     if (d.qlen > 0) {
-        og__log(OG_LOG_WARNING, NULL, "%zu accepted events were not "
-                "delivered before exit", d.qlen);
+        og__log(OG_LOG_WARNING, NULL,
+                "%zu accepted events were not "
+                "delivered before exit",
+                d.qlen);
         while (d.qlen > 0) {
             og__event_unref(d.queue[d.qhead]);
             d.qhead = (d.qhead + 1) % d.qcap;

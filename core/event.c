@@ -172,7 +172,8 @@ og_event_t *og__event_accept(const uint8_t *bytes, size_t len,
                 goto out;
             }
             if (v->via.u64 != OG__ENVELOPE_VERSION) {
-                snprintf(why, whylen, "unsupported schema version %llu "
+                snprintf(why, whylen,
+                         "unsupported schema version %llu "
                          "(this host speaks %d)",
                          (unsigned long long)v->via.u64, OG__ENVELOPE_VERSION);
                 goto out;
@@ -184,16 +185,20 @@ og_event_t *og__event_accept(const uint8_t *bytes, size_t len,
                 goto out;
             }
             if (!valid_type(v->via.str.ptr, v->via.str.size)) {
-                snprintf(why, whylen, "field 'type' must be 1-%d characters "
-                         "of a-z, 0-9, '_', '-', '.'", MAX_TYPE_LEN);
+                snprintf(why, whylen,
+                         "field 'type' must be 1-%d characters "
+                         "of a-z, 0-9, '_', '-', '.'",
+                         MAX_TYPE_LEN);
                 goto out;
             }
             type = v;
         } else if (key_is(k, "id")) {
             if (v->type != MSGPACK_OBJECT_STR ||
                 !valid_id(v->via.str.ptr, v->via.str.size)) {
-                snprintf(why, whylen, "field 'id' must be a string of 1-%d "
-                         "printable ASCII characters", MAX_ID_LEN);
+                snprintf(why, whylen,
+                         "field 'id' must be a string of 1-%d "
+                         "printable ASCII characters",
+                         MAX_ID_LEN);
                 goto out;
             }
             id = v;
@@ -205,7 +210,8 @@ og_event_t *og__event_accept(const uint8_t *bytes, size_t len,
             source = v;
         } else if (key_is(k, "time")) {
             if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
-                snprintf(why, whylen, "field 'time' must be a positive integer "
+                snprintf(why, whylen,
+                         "field 'time' must be a positive integer "
                          "(milliseconds since the epoch)");
                 goto out;
             }
@@ -403,8 +409,7 @@ og_err_t og__event_get_int(const og_event_t *ev, const char *path,
     return OG_ERR_TYPE;
 }
 
-og_err_t og__event_get_bool(const og_event_t *ev, const char *path,
-                            int *value)
+og_err_t og__event_get_bool(const og_event_t *ev, const char *path, int *value)
 {
     const msgpack_object *o;
     og_err_t rc = og__event_lookup(ev, path, &o);
@@ -497,9 +502,8 @@ og_plugin_ctx_t *og__builder_ctx(og_event_builder_t *b)
 static og_err_t builder_leaf(og_event_builder_t *b, const char *path,
                              struct bnode **out)
 {
-    static const char *const reserved[] = { "v", "type", "received", "ids",
-                                            "source.instance",
-                                            "source.plugin" };
+    static const char *const reserved[] = {
+        "v", "type", "received", "ids", "source.instance", "source.plugin"};
     struct bnode *cur = &b->root;
     const char *seg = path;
     size_t i;
@@ -615,7 +619,8 @@ og_err_t og__builder_set_msgpack(og_event_builder_t *b, const char *path,
     if (!msgpack_zone_init(&zone, 1024))
         return OG_ERR_NOMEM;
     ok = msgpack_unpack((const char *)msgpack, len, &off, &zone, &obj) ==
-             MSGPACK_UNPACK_SUCCESS && off == len;
+             MSGPACK_UNPACK_SUCCESS &&
+         off == len;
     msgpack_zone_destroy(&zone);
     if (!ok)
         return OG_ERR_INVALID;
@@ -637,8 +642,7 @@ og_err_t og__builder_add_identity(og_event_builder_t *b, const char *kind,
 {
     struct bident *ids;
 
-    if (b == NULL || !og__is_ident(kind, 1) || value == NULL ||
-        *value == '\0')
+    if (b == NULL || !og__is_ident(kind, 1) || value == NULL || *value == '\0')
         return OG_ERR_INVALID;
     ids = realloc(b->ids, (b->nids + 1) * sizeof(*ids));
     if (ids == NULL)
@@ -679,15 +683,9 @@ static void pack_node(msgpack_sbuffer *sb, msgpack_packer *pk,
             pack_node(sb, pk, k);
         }
         break;
-    case B_STR:
-        pack_cstr(pk, n->u.s);
-        break;
-    case B_INT:
-        msgpack_pack_int64(pk, n->u.i);
-        break;
-    case B_DBL:
-        msgpack_pack_double(pk, n->u.d);
-        break;
+    case B_STR: pack_cstr(pk, n->u.s); break;
+    case B_INT: msgpack_pack_int64(pk, n->u.i); break;
+    case B_DBL: msgpack_pack_double(pk, n->u.d); break;
     case B_BOOL:
         if (n->u.b)
             msgpack_pack_true(pk);

@@ -17,12 +17,12 @@
 
 struct og_event_s {
     unsigned refs;
-    uint8_t *data;         /* the envelope, owned */
+    uint8_t *data; /* the envelope, owned */
     size_t len;
-    char *type;            /* NUL-terminated copy of "type" */
-    char id[72];           /* NUL-terminated copy of "id" */
-    char *instance;        /* the source instance's name */
-    int parsed;            /* root below is valid */
+    char *type;     /* NUL-terminated copy of "type" */
+    char id[72];    /* NUL-terminated copy of "id" */
+    char *instance; /* the source instance's name */
+    int parsed;     /* root below is valid */
     msgpack_zone zone;
     msgpack_object root;
 };
@@ -56,8 +56,7 @@ og_err_t og__event_get_str(const og_event_t *ev, const char *path,
                            const char **value, size_t *len);
 og_err_t og__event_get_int(const og_event_t *ev, const char *path,
                            int64_t *value);
-og_err_t og__event_get_bool(const og_event_t *ev, const char *path,
-                            int *value);
+og_err_t og__event_get_bool(const og_event_t *ev, const char *path, int *value);
 
 og_event_builder_t *og__builder_create(og_plugin_ctx_t *ctx, const char *type);
 og_err_t og__builder_set_str(og_event_builder_t *b, const char *path,
@@ -74,8 +73,7 @@ og_err_t og__builder_add_identity(og_event_builder_t *b, const char *kind,
                                   const char *value, int verified);
 /* Encodes the builder's event; the caller owns *out (free()). Consumes
  * nothing. */
-og_err_t og__builder_encode(og_event_builder_t *b, uint8_t **out,
-                            size_t *len);
+og_err_t og__builder_encode(og_event_builder_t *b, uint8_t **out, size_t *len);
 og_plugin_ctx_t *og__builder_ctx(og_event_builder_t *b);
 void og__builder_destroy(og_event_builder_t *b);
 

@@ -97,9 +97,10 @@ static void finish(struct req *r, og_err_t result, int status,
     resp.result = result;
     resp.status = status;
     resp.error = error;
-    resp.body = (const uint8_t *)r->resp.p;
+    /* Never NULL, so that memcpy(dst, body, 0) is defined for plugins. */
+    resp.body = r->resp.p ? (const uint8_t *)r->resp.p : (const uint8_t *)"";
     resp.body_len = r->resp.n;
-    resp.headers = r->resp_hdrs.p;
+    resp.headers = r->resp_hdrs.p ? r->resp_hdrs.p : "";
     resp.headers_len = r->resp_hdrs.n;
     r->cb(r->data, &resp);
 
@@ -131,8 +132,8 @@ static void check_done(og__http_t *h)
                    "response body exceeds max_response_bytes");
         } else {
             CURLcode cc = m->data.result;
-            og_err_t rc = cc == CURLE_OPERATION_TIMEDOUT ? OG_ERR_TIMEOUT :
-                                                           OG_ERR_IO;
+            og_err_t rc =
+                cc == CURLE_OPERATION_TIMEDOUT ? OG_ERR_TIMEOUT : OG_ERR_IO;
             const char *e = r->errbuf[0] ? r->errbuf : curl_easy_strerror(cc);
             char copy[CURL_ERROR_SIZE];
 
@@ -321,8 +322,8 @@ og_err_t og__http_request(og__http_t *h, void *owner,
     r->owner = owner;
     r->cb = cb;
     r->data = data;
-    r->max = req->max_response_bytes ? req->max_response_bytes :
-                                       DEFAULT_MAX_RESPONSE;
+    r->max = req->max_response_bytes ? req->max_response_bytes
+                                     : DEFAULT_MAX_RESPONSE;
     for (i = 0; req->headers != NULL && req->headers[i] != NULL; i++) {
         struct curl_slist *n = curl_slist_append(r->hdrs, req->headers[i]);
         if (n == NULL)
@@ -344,9 +345,9 @@ og_err_t og__http_request(og__http_t *h, void *owner,
     curl_easy_setopt(r->easy, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->hdrs);
     curl_easy_setopt(r->easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS,
-                     (long)(req->timeout_ms ? req->timeout_ms :
-                                              DEFAULT_TIMEOUT_MS));
+    curl_easy_setopt(
+        r->easy, CURLOPT_TIMEOUT_MS,
+        (long)(req->timeout_ms ? req->timeout_ms : DEFAULT_TIMEOUT_MS));
     curl_easy_setopt(r->easy, CURLOPT_USERAGENT, "omnigate/" PACKAGE_VERSION);
     curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, r);

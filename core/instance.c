@@ -77,8 +77,8 @@ og_plugin_ctx_t *og__instance_create(og__core_t *core, og__plugin_t *p,
     rc = p->def->init(inst, &inst->state);
     if (rc != OG_OK) {
         snprintf(errbuf, errlen, "plugin '%s' failed to initialise: %s%s%s",
-                 p->def->name, og_strerror(rc),
-                 inst->last_error[0] ? ": " : "", inst->last_error);
+                 p->def->name, og_strerror(rc), inst->last_error[0] ? ": " : "",
+                 inst->last_error);
         /* init failed: destroy() is not called; drop anything it started. */
         og__http_cancel_owner(core->http, inst);
         while (inst->timers != NULL)
@@ -136,14 +136,13 @@ static void delivery_result(og_plugin_ctx_t *inst, const og_event_t *ev,
     const char *name = og__instance_name(inst);
 
     switch ((int)rc) {
-    case OG_OK:
-        inst->deliveries_ok++;
-        break;
+    case OG_OK: inst->deliveries_ok++; break;
     case OG_ERR_RETRY:
         inst->deliveries_retry++;
-        og__log(OG_LOG_WARNING, name, "delivery of %s (%s) failed "
-                "transiently%s%s", ev->id, ev->type, reason ? ": " : "",
-                reason ? reason : "");
+        og__log(OG_LOG_WARNING, name,
+                "delivery of %s (%s) failed "
+                "transiently%s%s",
+                ev->id, ev->type, reason ? ": " : "", reason ? reason : "");
         break;
     case OG_ERR_REJECTED:
         inst->deliveries_rejected++;
@@ -152,9 +151,10 @@ static void delivery_result(og_plugin_ctx_t *inst, const og_event_t *ev,
         break;
     default:
         inst->deliveries_rejected++;
-        og__log(OG_LOG_ERROR, name, "send() of %s returned %d (%s), which "
-                "is not a delivery result; counted as rejected", ev->id,
-                (int)rc, og_err_name(rc));
+        og__log(OG_LOG_ERROR, name,
+                "send() of %s returned %d (%s), which "
+                "is not a delivery result; counted as rejected",
+                ev->id, (int)rc, og_err_name(rc));
         break;
     }
 }
@@ -315,9 +315,10 @@ static void finish_stop(og_plugin_ctx_t *inst, int timed_out)
         inst->stop_timer_live = 0;
     }
     if (timed_out)
-        og__log(OG_LOG_WARNING, name, "shutdown timeout reached with %zu "
-                "deliveries in flight%s", abandoned,
-                inst->stop_acked ? "" : " and stop() unfinished");
+        og__log(OG_LOG_WARNING, name,
+                "shutdown timeout reached with %zu "
+                "deliveries in flight%s",
+                abandoned, inst->stop_acked ? "" : " and stop() unfinished");
     teardown(inst);
     inst->st = OG__INST_STOPPED;
     og__log(OG_LOG_INFO, name, "stopped");
@@ -328,8 +329,7 @@ static void finish_stop(og_plugin_ctx_t *inst, int timed_out)
 static void maybe_finish_stop(og_plugin_ctx_t *inst)
 {
     if (inst->st == OG__INST_STOPPING && inst->stop_acked &&
-        inst->npending == 0 &&
-        og__http_inflight(inst->core->http, inst) == 0)
+        inst->npending == 0 && og__http_inflight(inst->core->http, inst) == 0)
         finish_stop(inst, 0);
 }
 
@@ -398,8 +398,7 @@ static void host_vlog(og_plugin_ctx_t *inst, og_log_level_t level,
         level = OG_LOG_ERROR;
     if (level > OG_LOG_DEBUG)
         level = OG_LOG_DEBUG;
-    if (inst != NULL && level <= OG_LOG_WARNING &&
-        inst->st == OG__INST_INIT) {
+    if (inst != NULL && level <= OG_LOG_WARNING && inst->st == OG__INST_INIT) {
         /* Keep the last problem init() reported for the failure line. */
         va_list copy;
         va_copy(copy, ap);
@@ -469,15 +468,14 @@ static og_err_t host_config_get_bool(og_plugin_ctx_t *inst, const char *key,
     return rc != OG_OK ? rc : og__parse_bool(s, value, why, sizeof(why));
 }
 
-static og_err_t host_config_get_duration(og_plugin_ctx_t *inst,
-                                         const char *key, uint64_t *value)
+static og_err_t host_config_get_duration(og_plugin_ctx_t *inst, const char *key,
+                                         uint64_t *value)
 {
     const char *s;
     char why[64];
     og_err_t rc = config_value(inst, key, OG_CFG_DURATION, &s);
 
-    return rc != OG_OK ? rc :
-                         og__parse_duration_ms(s, value, why, sizeof(why));
+    return rc != OG_OK ? rc : og__parse_duration_ms(s, value, why, sizeof(why));
 }
 
 static og_err_t host_config_get_size(og_plugin_ctx_t *inst, const char *key,
@@ -503,8 +501,8 @@ static og_err_t host_emit(og_plugin_ctx_t *inst, const uint8_t *bytes,
         inst->st == OG__INST_STOPPED || inst->st == OG__INST_FAILED)
         return OG_ERR_STOPPING;
     ev = og__event_accept(bytes, len, og__instance_name(inst),
-                          inst->plugin->def->name,
-                          inst->core->max_event_bytes, &rc, why, sizeof(why));
+                          inst->plugin->def->name, inst->core->max_event_bytes,
+                          &rc, why, sizeof(why));
     if (ev == NULL) {
         inst->events_refused++;
         og__log(OG_LOG_WARNING, og__instance_name(inst),
@@ -550,8 +548,7 @@ static og_err_t host_http_request(og_plugin_ctx_t *inst,
     return og__http_request(inst->core->http, inst, req, cb, data);
 }
 
-static og__metric_t *metric(og_plugin_ctx_t *inst, const char *name,
-                            int gauge)
+static og__metric_t *metric(og_plugin_ctx_t *inst, const char *name, int gauge)
 {
     size_t i;
 

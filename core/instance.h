@@ -23,16 +23,16 @@ typedef struct og__core_s {
     og_err_t (*emit)(void *data, og_plugin_ctx_t *from, og_event_t *ev);
     void *emit_data;
     size_t max_event_bytes;
-    int stopping;            /* shutting down: emit refuses new events */
+    int stopping; /* shutting down: emit refuses new events */
 } og__core_t;
 
 typedef enum og__inst_state_e {
-    OG__INST_INIT,       /* init() running */
-    OG__INST_READY,      /* initialised, not started */
+    OG__INST_INIT,  /* init() running */
+    OG__INST_READY, /* initialised, not started */
     OG__INST_RUNNING,
-    OG__INST_STOPPING,   /* stop() called, waiting for in-flight work */
-    OG__INST_STOPPED,    /* destroy() done */
-    OG__INST_FAILED      /* init() or start() failed */
+    OG__INST_STOPPING, /* stop() called, waiting for in-flight work */
+    OG__INST_STOPPED,  /* destroy() done */
+    OG__INST_FAILED    /* init() or start() failed */
 } og__inst_state_t;
 
 const char *og__inst_state_name(og__inst_state_t s);
@@ -48,17 +48,17 @@ typedef void (*og__stopped_cb)(og_plugin_ctx_t *inst, void *data);
 struct og_plugin_ctx_s {
     og__core_t *core;
     og__plugin_t *plugin;
-    og__chconf_t *conf;          /* owned copy */
-    void *state;                 /* the plugin's */
+    og__chconf_t *conf; /* owned copy */
+    void *state;        /* the plugin's */
     og__inst_state_t st;
     char last_error[256];
-    unsigned refs;               /* owner + open uv handles */
+    unsigned refs; /* owner + open uv handles */
 
-    struct og_timer_s *timers;   /* live timers */
+    struct og_timer_s *timers;     /* live timers */
     struct og_delivery_s *pending; /* deliveries answered OG_PENDING */
     size_t npending;
 
-    int stop_acked;              /* stop() done or og_stopped() called */
+    int stop_acked; /* stop() done or og_stopped() called */
     uv_timer_t stop_timer;
     int stop_timer_live;
     og__stopped_cb on_stopped;
@@ -66,9 +66,9 @@ struct og_plugin_ctx_s {
 
     og__metric_t *metrics;
     size_t nmetrics;
-    uint64_t events_in;          /* accepted from this instance */
-    uint64_t events_refused;     /* invalid envelopes */
-    uint64_t events_busy;        /* refused because the queue was full */
+    uint64_t events_in;      /* accepted from this instance */
+    uint64_t events_refused; /* invalid envelopes */
+    uint64_t events_busy;    /* refused because the queue was full */
     uint64_t deliveries_ok;
     uint64_t deliveries_retry;
     uint64_t deliveries_rejected;

@@ -28,9 +28,9 @@ static const struct {
     const char *name;
     og_log_level_t level;
 } levels[] = {
-    { "error", OG_LOG_ERROR }, { "warning", OG_LOG_WARNING },
-    { "notice", OG_LOG_NOTICE }, { "info", OG_LOG_INFO },
-    { "debug", OG_LOG_DEBUG },
+    {"error", OG_LOG_ERROR},   {"warning", OG_LOG_WARNING},
+    {"notice", OG_LOG_NOTICE}, {"info", OG_LOG_INFO},
+    {"debug", OG_LOG_DEBUG},
 };
 
 void og__log_set_level(og_log_level_t level)

@@ -16,33 +16,34 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "Usage: omnigated [-c PATH] [--check-config] [--plugin-dir DIR]\n"
-            "                 [--log-level LEVEL]\n"
-            "       omnigated --version\n"
-            "\n"
-            "  -c, --config PATH     configuration directory or main file\n"
-            "                        (default %s)\n"
-            "      --check-config    validate the configuration and the plugins\n"
-            "                        it names, start nothing; exit 0 when valid,\n"
-            "                        78 otherwise\n"
-            "      --plugin-dir DIR  load plugins from DIR instead of plugin_dir\n"
-            "      --log-level LEVEL error, warning, notice, info or debug\n"
-            "  -V, --version         print version and plugin ABI\n"
-            "  -h, --help            this text\n",
-            OGCONFDIR);
+    fprintf(
+        out,
+        "Usage: omnigated [-c PATH] [--check-config] [--plugin-dir DIR]\n"
+        "                 [--log-level LEVEL]\n"
+        "       omnigated --version\n"
+        "\n"
+        "  -c, --config PATH     configuration directory or main file\n"
+        "                        (default %s)\n"
+        "      --check-config    validate the configuration and the plugins\n"
+        "                        it names, start nothing; exit 0 when valid,\n"
+        "                        78 otherwise\n"
+        "      --plugin-dir DIR  load plugins from DIR instead of plugin_dir\n"
+        "      --log-level LEVEL error, warning, notice, info or debug\n"
+        "  -V, --version         print version and plugin ABI\n"
+        "  -h, --help            this text\n",
+        OGCONFDIR);
 }
 
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        { "config", required_argument, NULL, 'c' },
-        { "check-config", no_argument, NULL, 'C' },
-        { "plugin-dir", required_argument, NULL, 'P' },
-        { "log-level", required_argument, NULL, 'L' },
-        { "version", no_argument, NULL, 'V' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
+        {"config", required_argument, NULL, 'c'},
+        {"check-config", no_argument, NULL, 'C'},
+        {"plugin-dir", required_argument, NULL, 'P'},
+        {"log-level", required_argument, NULL, 'L'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     const char *conf = OGCONFDIR, *plugin_dir = NULL;
     int check = 0, c, rc;
@@ -50,15 +51,9 @@ int main(int argc, char **argv)
 
     while ((c = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
         switch (c) {
-        case 'c':
-            conf = optarg;
-            break;
-        case 'C':
-            check = 1;
-            break;
-        case 'P':
-            plugin_dir = optarg;
-            break;
+        case 'c': conf = optarg; break;
+        case 'C': check = 1; break;
+        case 'P': plugin_dir = optarg; break;
         case 'L':
             if (og__log_level_parse(optarg, &level) != 0) {
                 fprintf(stderr, "omnigated: unknown log level '%s'\n", optarg);
@@ -71,12 +66,8 @@ int main(int argc, char **argv)
             printf("omnigated %s\nplugin ABI %d.%d\n", PACKAGE_VERSION,
                    OG_SDK_ABI_MAJOR, OG_SDK_ABI_MINOR);
             return 0;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 64; /* EX_USAGE */
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 64; /* EX_USAGE */
         }
     }
     if (optind < argc) {
@@ -86,7 +77,7 @@ int main(int argc, char **argv)
     }
 
     if (check) {
-        og__errlist_t errs = { NULL, 0 };
+        og__errlist_t errs = {NULL, 0};
         og__conf_t *cf;
         size_t i, enabled = 0;
 
@@ -95,7 +86,8 @@ int main(int argc, char **argv)
         if (cf == NULL) {
             for (i = 0; i < errs.n; i++)
                 fprintf(stderr, "%s\n", errs.v[i]);
-            fprintf(stderr, "omnigated: configuration invalid: %zu problem(s)\n",
+            fprintf(stderr,
+                    "omnigated: configuration invalid: %zu problem(s)\n",
                     errs.n);
             og__errlist_free(&errs);
             return OG__EXIT_CONFIG;
@@ -103,8 +95,8 @@ int main(int argc, char **argv)
         for (i = 0; i < cf->nchannels; i++)
             enabled += cf->channels[i].enabled ? 1 : 0;
         printf("configuration OK: %s, %zu channel(s), %zu enabled, %zu "
-               "route(s)\n", cf->main_file, cf->nchannels, enabled,
-               cf->nroutes);
+               "route(s)\n",
+               cf->main_file, cf->nchannels, enabled, cf->nroutes);
         og__conf_free(cf);
         return 0;
     }

@@ -31,15 +31,18 @@ static int check_owner(const char *file, const char *subject,
     uid_t me = geteuid();
 
     if (st->st_uid != 0 && st->st_uid != me) {
-        snprintf(errbuf, errlen, "refusing plugin %s: %s owned by uid %u, "
-                 "expected root (0) or the daemon's user (%u)", file, subject,
-                 (unsigned)st->st_uid, (unsigned)me);
+        snprintf(errbuf, errlen,
+                 "refusing plugin %s: %s owned by uid %u, "
+                 "expected root (0) or the daemon's user (%u)",
+                 file, subject, (unsigned)st->st_uid, (unsigned)me);
         return -1;
     }
     if (st->st_mode & (S_IWGRP | S_IWOTH)) {
-        snprintf(errbuf, errlen, "refusing plugin %s: %s writable by group "
+        snprintf(errbuf, errlen,
+                 "refusing plugin %s: %s writable by group "
                  "or others (mode %04o), expected at most 0755; run chmod "
-                 "go-w", file, subject, (unsigned)(st->st_mode & 07777));
+                 "go-w",
+                 file, subject, (unsigned)(st->st_mode & 07777));
         return -1;
     }
     return 0;
@@ -61,8 +64,10 @@ og__plugin_t *og__plugin_open(const char *path, char *errbuf, size_t errlen)
         return NULL;
     }
     if (!S_ISREG(st.st_mode)) {
-        snprintf(errbuf, errlen, "refusing plugin file %s: expected a regular "
-                 "file, found another kind of file", path);
+        snprintf(errbuf, errlen,
+                 "refusing plugin file %s: expected a regular "
+                 "file, found another kind of file",
+                 path);
         return NULL;
     }
     dcopy = og__xstrdup(path);
@@ -88,41 +93,50 @@ og__plugin_t *og__plugin_open(const char *path, char *errbuf, size_t errlen)
     handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (handle == NULL) {
         const char *e = dlerror();
-        snprintf(errbuf, errlen, "cannot load plugin %s: expected a loadable "
-                 "shared object: %s", path, e ? e : "unknown dlopen error");
+        snprintf(errbuf, errlen,
+                 "cannot load plugin %s: expected a loadable "
+                 "shared object: %s",
+                 path, e ? e : "unknown dlopen error");
         return NULL;
     }
     *(void **)&entry = dlsym(handle, OG_PLUGIN_ENTRY_SYMBOL);
     if (entry == NULL) {
-        snprintf(errbuf, errlen, "refusing plugin %s: expected the symbol %s, "
-                 "found none (not an omnigate plugin?)", path,
-                 OG_PLUGIN_ENTRY_SYMBOL);
+        snprintf(errbuf, errlen,
+                 "refusing plugin %s: expected the symbol %s, "
+                 "found none (not an omnigate plugin?)",
+                 path, OG_PLUGIN_ENTRY_SYMBOL);
         dlclose(handle);
         return NULL;
     }
     def = entry(&og__host_api);
     if (def == NULL) {
-        snprintf(errbuf, errlen, "refusing plugin %s: expected a descriptor "
-                 "from %s, found NULL", path, OG_PLUGIN_ENTRY_SYMBOL);
+        snprintf(errbuf, errlen,
+                 "refusing plugin %s: expected a descriptor "
+                 "from %s, found NULL",
+                 path, OG_PLUGIN_ENTRY_SYMBOL);
         goto refuse;
     }
     if (def->abi_major != OG_SDK_ABI_MAJOR) {
-        snprintf(errbuf, errlen, "refusing plugin %s: expected plugin ABI "
+        snprintf(errbuf, errlen,
+                 "refusing plugin %s: expected plugin ABI "
                  "%d.x, found %u.%u (rebuild the plugin against this SDK)",
                  path, OG_SDK_ABI_MAJOR, def->abi_major, def->abi_minor);
         goto refuse;
     }
     if (def->abi_minor > OG_SDK_ABI_MINOR) {
-        snprintf(errbuf, errlen, "refusing plugin %s: expected plugin ABI "
+        snprintf(errbuf, errlen,
+                 "refusing plugin %s: expected plugin ABI "
                  "%d.%d or older, found %u.%u (the plugin needs a newer "
-                 "omnigate)", path, OG_SDK_ABI_MAJOR, OG_SDK_ABI_MINOR,
-                 def->abi_major, def->abi_minor);
+                 "omnigate)",
+                 path, OG_SDK_ABI_MAJOR, OG_SDK_ABI_MINOR, def->abi_major,
+                 def->abi_minor);
         goto refuse;
     }
     if (def->struct_size < OG__PLUGIN_DEF_SIZE_1_0) {
-        snprintf(errbuf, errlen, "refusing plugin %s: expected a descriptor "
-                 "of at least %zu bytes for ABI %d.0, found %u bytes", path,
-                 (size_t)OG__PLUGIN_DEF_SIZE_1_0, OG_SDK_ABI_MAJOR,
+        snprintf(errbuf, errlen,
+                 "refusing plugin %s: expected a descriptor "
+                 "of at least %zu bytes for ABI %d.0, found %u bytes",
+                 path, (size_t)OG__PLUGIN_DEF_SIZE_1_0, OG_SDK_ABI_MAJOR,
                  def->struct_size);
         goto refuse;
     }
@@ -130,15 +144,18 @@ og__plugin_t *og__plugin_open(const char *path, char *errbuf, size_t errlen)
         def->destroy == NULL ||
         ((def->caps & OG_CAP_EGRESS) && def->send == NULL) ||
         (def->caps & (OG_CAP_INGRESS | OG_CAP_EGRESS)) == 0) {
-        snprintf(errbuf, errlen, "refusing plugin %s: expected a descriptor "
+        snprintf(errbuf, errlen,
+                 "refusing plugin %s: expected a descriptor "
                  "with a name of [a-z0-9_-], init, destroy, capabilities and "
-                 "send for egress, found %s%s%s%s%s", path,
-                 og__is_ident(def->name, 0) ? "" : "a bad name ",
+                 "send for egress, found %s%s%s%s%s",
+                 path, og__is_ident(def->name, 0) ? "" : "a bad name ",
                  def->init ? "" : "no init ", def->destroy ? "" : "no destroy ",
-                 (def->caps & (OG_CAP_INGRESS | OG_CAP_EGRESS)) ? "" :
-                     "no capability ",
-                 ((def->caps & OG_CAP_EGRESS) && def->send == NULL) ?
-                     "egress without send" : "");
+                 (def->caps & (OG_CAP_INGRESS | OG_CAP_EGRESS))
+                     ? ""
+                     : "no capability ",
+                 ((def->caps & OG_CAP_EGRESS) && def->send == NULL)
+                     ? "egress without send"
+                     : "");
         goto refuse;
     }
     p = og__xcalloc(1, sizeof(*p));
@@ -147,8 +164,8 @@ og__plugin_t *og__plugin_open(const char *path, char *errbuf, size_t errlen)
     p->def = def;
     p->dev = st.st_dev;
     p->ino = st.st_ino;
-    p->mtime_ns = (long long)st.st_mtim.tv_sec * 1000000000LL +
-                  st.st_mtim.tv_nsec;
+    p->mtime_ns =
+        (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
     return p;
 refuse:
     dlclose(handle);
@@ -159,7 +176,7 @@ void og__plugin_close(og__plugin_t *p)
 {
     if (p == NULL)
         return;
-    /* Under the sanitizers keep the object mapped so that leak reports can
+        /* Under the sanitizers keep the object mapped so that leak reports can
      * still symbolize plugin frames. */
 #ifndef OG_KEEP_PLUGINS_MAPPED
     dlclose(p->handle);
@@ -192,8 +209,8 @@ static const char *type_name(og_config_type_t t)
 }
 
 /* Checks one value against its field; returns a reason or NULL. */
-static int check_value(const og_config_field_t *f, const char *value,
-                       char *why, size_t whylen)
+static int check_value(const og_config_field_t *f, const char *value, char *why,
+                       size_t whylen)
 {
     int64_t i = 0;
     uint64_t u = 0;
@@ -202,14 +219,9 @@ static int check_value(const og_config_field_t *f, const char *value,
     int bounded = f->min < f->max;
 
     switch (f->type) {
-    case OG_CFG_STRING:
-        return 0;
-    case OG_CFG_BOOL:
-        rc = og__parse_bool(value, &b, why, whylen);
-        break;
-    case OG_CFG_INT:
-        rc = og__parse_int(value, &i, why, whylen);
-        break;
+    case OG_CFG_STRING: return 0;
+    case OG_CFG_BOOL: rc = og__parse_bool(value, &b, why, whylen); break;
+    case OG_CFG_INT: rc = og__parse_int(value, &i, why, whylen); break;
     case OG_CFG_DURATION:
         rc = og__parse_duration_ms(value, &u, why, whylen);
         i = u > INT64_MAX ? INT64_MAX : (int64_t)u;
@@ -228,8 +240,9 @@ static int check_value(const og_config_field_t *f, const char *value,
     if (bounded && f->type != OG_CFG_BOOL && (i < f->min || i > f->max)) {
         snprintf(why, whylen, "must be between %lld and %lld%s",
                  (long long)f->min, (long long)f->max,
-                 f->type == OG_CFG_DURATION ? " milliseconds" :
-                 f->type == OG_CFG_SIZE ? " bytes" : "");
+                 f->type == OG_CFG_DURATION ? " milliseconds"
+                 : f->type == OG_CFG_SIZE   ? " bytes"
+                                            : "");
         return -1;
     }
     return 0;

@@ -11,15 +11,15 @@
 #include "conf.h"
 
 /* Size of og_plugin_def_t in ABI 1.0: shorter descriptors are refused. */
-#define OG__PLUGIN_DEF_SIZE_1_0                                              \
+#define OG__PLUGIN_DEF_SIZE_1_0                                                \
     (offsetof(og_plugin_def_t, destroy) + sizeof(void (*)(void *)))
 
 typedef struct og__plugin_s {
     char *path;
-    void *handle;                  /* dlopen handle */
+    void *handle; /* dlopen handle */
     const og_plugin_def_t *def;
-    dev_t dev;                     /* identity of the file when loaded, */
-    ino_t ino;                     /* to notice a replaced .so on reload */
+    dev_t dev; /* identity of the file when loaded, */
+    ino_t ino; /* to notice a replaced .so on reload */
     long long mtime_ns;
 } og__plugin_t;
 

@@ -14,7 +14,7 @@
 
 struct route {
     char **match;
-    char **from;   /* NULL: any source */
+    char **from; /* NULL: any source */
     char **to;
 };
 

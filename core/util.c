@@ -72,8 +72,8 @@ char *og__xasprintf(const char *fmt, ...)
 
 og_err_t og__parse_bool(const char *s, int *out, char *why, size_t whylen)
 {
-    static const char *const yes[] = { "yes", "true", "on", "1" };
-    static const char *const no[] = { "no", "false", "off", "0" };
+    static const char *const yes[] = {"yes", "true", "on", "1"};
+    static const char *const no[] = {"no", "false", "off", "0"};
     size_t i;
 
     for (i = 0; i < OG__ARRAY_SIZE(yes); i++) {
@@ -86,7 +86,8 @@ og_err_t og__parse_bool(const char *s, int *out, char *why, size_t whylen)
             return OG_OK;
         }
     }
-    snprintf(why, whylen, "expected a boolean (yes/no, true/false, on/off, 1/0)");
+    snprintf(why, whylen,
+             "expected a boolean (yes/no, true/false, on/off, 1/0)");
     return OG_ERR_INVALID;
 }
 
@@ -111,9 +112,9 @@ og_err_t og__parse_int(const char *s, int64_t *out, char *why, size_t whylen)
 
 /* Parses "<digits><unit>" where unit is looked up in a table. */
 static og_err_t parse_scaled(const char *s, const char *const *units,
-                             const uint64_t *mult, size_t nunits,
-                             uint64_t bare, uint64_t *out, const char *what,
-                             char *why, size_t whylen)
+                             const uint64_t *mult, size_t nunits, uint64_t bare,
+                             uint64_t *out, const char *what, char *why,
+                             size_t whylen)
 {
     const char *p = s;
     uint64_t v = 0;
@@ -159,26 +160,24 @@ range:
 og_err_t og__parse_duration_ms(const char *s, uint64_t *out, char *why,
                                size_t whylen)
 {
-    static const char *const units[] = { "ms", "s", "sec", "m", "min",
-                                         "h", "d" };
-    static const uint64_t mult[] = { 1, 1000, 1000, 60000, 60000,
-                                     3600000, 86400000 };
+    static const char *const units[] = {"ms", "s", "sec", "m", "min", "h", "d"};
+    static const uint64_t mult[] = {1,     1000,    1000,    60000,
+                                    60000, 3600000, 86400000};
 
     return parse_scaled(s, units, mult, OG__ARRAY_SIZE(units), 1000, out,
                         "duration", why, whylen);
 }
 
-og_err_t og__parse_size(const char *s, uint64_t *out, char *why,
-                        size_t whylen)
+og_err_t og__parse_size(const char *s, uint64_t *out, char *why, size_t whylen)
 {
-    static const char *const units[] = { "b", "k", "kb", "kib", "m", "mb",
-                                         "mib", "g", "gb", "gib" };
-    static const uint64_t mult[] = { 1, 1ull << 10, 1ull << 10, 1ull << 10,
-                                     1ull << 20, 1ull << 20, 1ull << 20,
-                                     1ull << 30, 1ull << 30, 1ull << 30 };
+    static const char *const units[] = {"b",  "k",   "kb", "kib", "m",
+                                        "mb", "mib", "g",  "gb",  "gib"};
+    static const uint64_t mult[] = {
+        1,          1ull << 10, 1ull << 10, 1ull << 10, 1ull << 20,
+        1ull << 20, 1ull << 20, 1ull << 30, 1ull << 30, 1ull << 30};
 
-    return parse_scaled(s, units, mult, OG__ARRAY_SIZE(units), 1, out,
-                        "size", why, whylen);
+    return parse_scaled(s, units, mult, OG__ARRAY_SIZE(units), 1, out, "size",
+                        why, whylen);
 }
 
 char **og__split_list(const char *s, size_t *count)

@@ -27,8 +27,7 @@ og_err_t og__parse_bool(const char *s, int *out, char *why, size_t whylen);
 og_err_t og__parse_int(const char *s, int64_t *out, char *why, size_t whylen);
 og_err_t og__parse_duration_ms(const char *s, uint64_t *out, char *why,
                                size_t whylen);
-og_err_t og__parse_size(const char *s, uint64_t *out, char *why,
-                        size_t whylen);
+og_err_t og__parse_size(const char *s, uint64_t *out, char *why, size_t whylen);
 
 /* Split a comma or blank separated list into trimmed, non-empty items.
  * Returns a NULL-terminated array the caller frees with og__strv_free(). */

@@ -186,8 +186,8 @@ char *tu_built_plugin(const char *name)
         if (asprintf(&p, "%s/sdk/examples/dropdir/.libs/dropdir.so",
                      builddir()) < 0)
             return NULL;
-    } else if (asprintf(&p, "%s/tests/plugins/.libs/%s.so", builddir(),
-                        name) < 0) {
+    } else if (asprintf(&p, "%s/tests/plugins/.libs/%s.so", builddir(), name) <
+               0) {
         return NULL;
     }
     return p;
@@ -255,8 +255,8 @@ pid_t tu_spawn(char *const argv[], const char *log)
     int rc;
 
     posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log,
-                                     O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_APPEND,
+                                     0644);
     posix_spawn_file_actions_adddup2(&fa, 1, 2);
     rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
@@ -265,7 +265,7 @@ pid_t tu_spawn(char *const argv[], const char *log)
 
 void tu_sleep_ms(int ms)
 {
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
 
     nanosleep(&ts, NULL);
 }

@@ -33,6 +33,20 @@ struct og_testhost_s {
 static char *log_lines[MAX_LOG_LINES];
 static size_t log_n;
 
+/* Copies a message into a caller's OG_ERRBUF_SIZE buffer, truncating. */
+static void set_err(char *errbuf, const char *msg)
+{
+    size_t n;
+
+    if (errbuf == NULL)
+        return;
+    n = strlen(msg);
+    if (n >= OG_ERRBUF_SIZE)
+        n = OG_ERRBUF_SIZE - 1;
+    memcpy(errbuf, msg, n);
+    errbuf[n] = '\0';
+}
+
 static og_err_t record(void *data, og_plugin_ctx_t *from, og_event_t *ev)
 {
     og_testhost_t *th = data;
@@ -42,8 +56,8 @@ static og_err_t record(void *data, og_plugin_ctx_t *from, og_event_t *ev)
         th->busy--;
         return OG_ERR_BUSY;
     }
-    th->events = og__xrealloc(th->events,
-                              (th->nevents + 1) * sizeof(*th->events));
+    th->events =
+        og__xrealloc(th->events, (th->nevents + 1) * sizeof(*th->events));
     th->events[th->nevents++] = og__event_ref(ev);
     return OG_OK;
 }
@@ -73,12 +87,11 @@ og_testhost_t *og_testhost_create(void)
     return th;
 }
 
-og_err_t og_testhost_load(og_testhost_t *th, const char *path,
-                          const char *name, const char *const *config,
-                          char *errbuf)
+og_err_t og_testhost_load(og_testhost_t *th, const char *path, const char *name,
+                          const char *const *config, char *errbuf)
 {
     og__chconf_t ch;
-    og__errlist_t errs = { NULL, 0 };
+    og__errlist_t errs = {NULL, 0};
     og__plugin_t *p;
     char why[OG_ERRBUF_SIZE * 2];
     og_err_t rc = OG_OK;
@@ -89,8 +102,7 @@ og_err_t og_testhost_load(og_testhost_t *th, const char *path,
     memset(&ch, 0, sizeof(ch));
     p = og__plugin_open(path, why, sizeof(why));
     if (p == NULL) {
-        if (errbuf)
-            snprintf(errbuf, OG_ERRBUF_SIZE, "%s", why);
+        set_err(errbuf, why);
         return OG_ERR_ABI;
     }
     ch.name = og__xstrdup(name ? name : "test");
@@ -101,17 +113,16 @@ og_err_t og_testhost_load(og_testhost_t *th, const char *path,
         const char *eq = strchr(config[i], '=');
 
         ch.opts = og__xrealloc(ch.opts, (ch.nopts + 1) * sizeof(*ch.opts));
-        ch.opts[ch.nopts].key = eq ? og__xstrndup(config[i],
-                                                  (size_t)(eq - config[i]))
-                                   : og__xstrdup(config[i]);
+        ch.opts[ch.nopts].key =
+            eq ? og__xstrndup(config[i], (size_t)(eq - config[i]))
+               : og__xstrdup(config[i]);
         ch.opts[ch.nopts].value = og__xstrdup(eq ? eq + 1 : "");
         ch.opts[ch.nopts].line = (int)i + 1;
         ch.nopts++;
     }
     og__plugin_check_config(p, &ch, &errs);
     if (errs.n > 0) {
-        if (errbuf)
-            snprintf(errbuf, OG_ERRBUF_SIZE, "%s", errs.v[0]);
+        set_err(errbuf, errs.v[0]);
         og__errlist_free(&errs);
         og__plugin_close(p);
         rc = OG_ERR_CONFIG;
@@ -119,15 +130,13 @@ og_err_t og_testhost_load(og_testhost_t *th, const char *path,
     }
     th->inst = og__instance_create(&th->core, p, &ch, why, sizeof(why));
     if (th->inst == NULL) {
-        if (errbuf)
-            snprintf(errbuf, OG_ERRBUF_SIZE, "%s", why);
+        set_err(errbuf, why);
         rc = OG_ERR_INVALID;
         goto out;
     }
     rc = og__instance_start(th->inst);
     if (rc != OG_OK) {
-        if (errbuf)
-            snprintf(errbuf, OG_ERRBUF_SIZE, "%s", th->inst->last_error);
+        set_err(errbuf, th->inst->last_error);
         og__instance_free(th->inst);
         th->inst = NULL;
     }

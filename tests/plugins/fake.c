@@ -16,18 +16,35 @@ struct fake {
 };
 
 static const og_config_field_t fake_config[] = {
-    { "token", OG_CFG_STRING, NULL, OG_CFG_REQUIRED | OG_CFG_SECRET,
-      "access token", 0, 0, { NULL, NULL } },
-    { "greeting", OG_CFG_STRING, "hello", 0, "text to log", 0, 0,
-      { NULL, NULL } },
-    { "count", OG_CFG_INT, "3", 0, "a number", 1, 100, { NULL, NULL } },
-    { "verbose", OG_CFG_BOOL, "no", 0, "log more", 0, 0, { NULL, NULL } },
-    { "stop_delay", OG_CFG_DURATION, "0", 0, "time stop() takes", 0, 0,
-      { NULL, NULL } },
-    { "limit", OG_CFG_SIZE, "1M", 0, "a size", 0, 0, { NULL, NULL } },
-    { "pin", OG_CFG_INT, NULL, OG_CFG_SECRET, "a secret number", 0, 0,
-      { NULL, NULL } },
-    { NULL, 0, NULL, 0, NULL, 0, 0, { NULL, NULL } },
+    {"token",
+     OG_CFG_STRING,
+     NULL,
+     OG_CFG_REQUIRED | OG_CFG_SECRET,
+     "access token",
+     0,
+     0,
+     {NULL, NULL}},
+    {"greeting", OG_CFG_STRING, "hello", 0, "text to log", 0, 0, {NULL, NULL}},
+    {"count", OG_CFG_INT, "3", 0, "a number", 1, 100, {NULL, NULL}},
+    {"verbose", OG_CFG_BOOL, "no", 0, "log more", 0, 0, {NULL, NULL}},
+    {"stop_delay",
+     OG_CFG_DURATION,
+     "0",
+     0,
+     "time stop() takes",
+     0,
+     0,
+     {NULL, NULL}},
+    {"limit", OG_CFG_SIZE, "1M", 0, "a size", 0, 0, {NULL, NULL}},
+    {"pin",
+     OG_CFG_INT,
+     NULL,
+     OG_CFG_SECRET,
+     "a secret number",
+     0,
+     0,
+     {NULL, NULL}},
+    {NULL, 0, NULL, 0, NULL, 0, 0, {NULL, NULL}},
 };
 
 static og_err_t fake_init(og_plugin_ctx_t *ctx, void **state)
@@ -159,7 +176,7 @@ OG_UNUSED static const og_plugin_def_t def = {
     .destroy = fake_destroy,
 };
 
-#if defined(FAKE_ABI_MAJOR) || defined(FAKE_ABI_MINOR) || \
+#if defined(FAKE_ABI_MAJOR) || defined(FAKE_ABI_MINOR) ||                      \
     defined(FAKE_SHORT_DEF)
 static og_plugin_def_t patched;
 

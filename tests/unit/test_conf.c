@@ -62,7 +62,7 @@ static og__conf_t *load(og__errlist_t *errs)
 
 static void test_valid(void)
 {
-    og__errlist_t errs = { NULL, 0 };
+    og__errlist_t errs = {NULL, 0};
     og__conf_t *c;
     const og__chconf_t *ch;
 
@@ -111,16 +111,16 @@ static void test_valid(void)
 
 static void test_main_errors(void)
 {
-    og__errlist_t errs = { NULL, 0 };
+    og__errlist_t errs = {NULL, 0};
 
     fresh();
     put("omnigate.conf", "[daemon]\n"
-                         "shutdown_timeout = soon\n"      /* 2 */
-                         "colour = blue\n"                /* 3 */
-                         "log_level = loud\n"             /* 4 */
-                         "queue_max = 0\n"                /* 5 */
-                         "log_level = info\n"             /* 6 */
-                         "[network]\n"                    /* 7 */
+                         "shutdown_timeout = soon\n" /* 2 */
+                         "colour = blue\n"           /* 3 */
+                         "log_level = loud\n"        /* 4 */
+                         "queue_max = 0\n"           /* 5 */
+                         "log_level = info\n"        /* 6 */
+                         "[network]\n"               /* 7 */
                          "port = 1\n");
     CU_ASSERT_PTR_NULL(load(&errs));
     CU_ASSERT_TRUE(has_error(&errs, "omnigate.conf", 2,
@@ -133,15 +133,15 @@ static void test_main_errors(void)
                              "queue_max: must be between 1 and"));
     CU_ASSERT_TRUE(has_error(&errs, "omnigate.conf", 6,
                              "key 'log_level' given twice in [daemon]"));
-    CU_ASSERT_TRUE(has_error(&errs, "omnigate.conf", 7,
-                             "unknown section [network]"));
+    CU_ASSERT_TRUE(
+        has_error(&errs, "omnigate.conf", 7, "unknown section [network]"));
     CU_ASSERT_EQUAL(errs.n, 6);
     og__errlist_free(&errs);
 }
 
 static void test_syntax_errors(void)
 {
-    og__errlist_t errs = { NULL, 0 };
+    og__errlist_t errs = {NULL, 0};
     char longline[400];
 
     fresh();
@@ -182,7 +182,7 @@ static void test_syntax_errors(void)
 
 static void test_channel_errors(void)
 {
-    og__errlist_t errs = { NULL, 0 };
+    og__errlist_t errs = {NULL, 0};
 
     fresh();
     put("omnigate.conf", "[daemon]\n");
@@ -200,10 +200,10 @@ static void test_channel_errors(void)
                              "enabled: expected a boolean"));
     CU_ASSERT_TRUE(has_error(&errs, "channels.d/b.conf", 6,
                              "unknown key 'timeout' in [channel]"));
-    CU_ASSERT_TRUE(has_error(&errs, "channels.d/b.conf", 7,
-                             "unknown section [extra]"));
-    CU_ASSERT_TRUE(has_error(&errs, "channels.d/c.conf", 0,
-                             "missing [channel] section"));
+    CU_ASSERT_TRUE(
+        has_error(&errs, "channels.d/b.conf", 7, "unknown section [extra]"));
+    CU_ASSERT_TRUE(
+        has_error(&errs, "channels.d/c.conf", 0, "missing [channel] section"));
     CU_ASSERT_TRUE(has_error(&errs, "channels.d/d.conf", 3,
                              "[channel] has no 'plugin' key"));
     CU_ASSERT_TRUE(has_error(&errs, "channels.d/e.conf", 2,
@@ -213,7 +213,7 @@ static void test_channel_errors(void)
 
 static void test_route_errors(void)
 {
-    og__errlist_t errs = { NULL, 0 };
+    og__errlist_t errs = {NULL, 0};
 
     fresh();
     put("omnigate.conf", "[daemon]\n[route a]\nmatch = x\nto = nowhere\n");
@@ -225,10 +225,10 @@ static void test_route_errors(void)
     CU_ASSERT_PTR_NULL(load(&errs));
     CU_ASSERT_TRUE(has_error(&errs, "omnigate.conf", 4,
                              "route 'a' names unknown channel 'nowhere'"));
-    CU_ASSERT_TRUE(has_error(&errs, "routes.d/r.conf", 1,
-                             "[route b] has no 'match' key"));
-    CU_ASSERT_TRUE(has_error(&errs, "routes.d/r.conf", 5,
-                             "route 'a' defined twice"));
+    CU_ASSERT_TRUE(
+        has_error(&errs, "routes.d/r.conf", 1, "[route b] has no 'match' key"));
+    CU_ASSERT_TRUE(
+        has_error(&errs, "routes.d/r.conf", 5, "route 'a' defined twice"));
     CU_ASSERT_TRUE(has_error(&errs, "routes.d/r.conf", 8,
                              "match: 'Bad!' is not a valid event type"));
     CU_ASSERT_TRUE(has_error(&errs, "routes.d/r.conf", 10,

@@ -62,10 +62,10 @@ static void expect_refusal(const uint8_t *b, size_t n, og_err_t want_rc,
 
 static void test_refusals(void)
 {
-    static const uint8_t not_msgpack[] = { 0xc1 };
-    static const uint8_t truncated[] = { 0x82, 0xa1, 'v' };
-    static const uint8_t array[] = { 0x91, 0x01 };
-    static const uint8_t intkey[] = { 0x81, 0x01, 0x01 };
+    static const uint8_t not_msgpack[] = {0xc1};
+    static const uint8_t truncated[] = {0x82, 0xa1, 'v'};
+    static const uint8_t array[] = {0x91, 0x01};
+    static const uint8_t intkey[] = {0x81, 0x01, 0x01};
     uint8_t *b, big[MAX + 1];
     size_t n;
 
@@ -223,8 +223,8 @@ static void test_builder(void)
     const char *s;
     int64_t i;
     int flag;
-    static const uint8_t lines[] = { 0x92, 0x01, 0x02 }; /* [1, 2] */
-    static const uint8_t two_objs[] = { 0x01, 0x02 };
+    static const uint8_t lines[] = {0x92, 0x01, 0x02}; /* [1, 2] */
+    static const uint8_t two_objs[] = {0x01, 0x02};
 
     CU_ASSERT_PTR_NULL(og__builder_create(NULL, "Bad Type"));
     CU_ASSERT_PTR_NOT_NULL_FATAL(b);
@@ -232,10 +232,11 @@ static void test_builder(void)
     CU_ASSERT_EQUAL(og__builder_set_int(b, "props.cart.total", 1999), OG_OK);
     CU_ASSERT_EQUAL(og__builder_set_bool(b, "props.gift", 1), OG_OK);
     CU_ASSERT_EQUAL(og__builder_set_double(b, "props.rate", 0.5), OG_OK);
-    CU_ASSERT_EQUAL(og__builder_set_msgpack(b, "props.lines", lines,
-                                            sizeof(lines)), OG_OK);
-    CU_ASSERT_EQUAL(og__builder_set_msgpack(b, "props.bad", two_objs,
-                                            sizeof(two_objs)), OG_ERR_INVALID);
+    CU_ASSERT_EQUAL(
+        og__builder_set_msgpack(b, "props.lines", lines, sizeof(lines)), OG_OK);
+    CU_ASSERT_EQUAL(
+        og__builder_set_msgpack(b, "props.bad", two_objs, sizeof(two_objs)),
+        OG_ERR_INVALID);
     CU_ASSERT_EQUAL(og__builder_set_str(b, "props.cart.id", "c10"), OG_OK);
     /* a value where a map is needed */
     CU_ASSERT_EQUAL(og__builder_set_str(b, "props.gift.wrap", "x"),

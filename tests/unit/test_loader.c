@@ -18,7 +18,7 @@ static char *dir;
 
 static void install(const char *name)
 {
-    const char *names[] = { name, NULL };
+    const char *names[] = {name, NULL};
 
     CU_ASSERT_EQUAL_FATAL(tu_install_plugins(dir, names), 0);
 }
@@ -131,7 +131,8 @@ static void test_file_refusals(void)
 
     /* the directory itself writable by others */
     chmod(dir, 0777);
-    expect_refusal("good", "its directory", "is writable by group or others "
+    expect_refusal("good", "its directory",
+                   "is writable by group or others "
                    "(mode 0777)");
     chmod(dir, 0755);
     free(p);
@@ -143,11 +144,11 @@ static void test_config_check(void)
     char *p;
     og__plugin_t *pl;
     og__chconf_t ch;
-    og__errlist_t errs = { NULL, 0 };
+    og__errlist_t errs = {NULL, 0};
     static const char *const kv[][2] = {
-        { "greeting", "hi" },  { "count", "lots" },    { "colour", "red" },
-        { "count", "500" },    { "verbose", "sure" },  { "stop_delay", "1x" },
-        { "limit", "2Q" },
+        {"greeting", "hi"}, {"count", "lots"},   {"colour", "red"},
+        {"count", "500"},   {"verbose", "sure"}, {"stop_delay", "1x"},
+        {"limit", "2Q"},
     };
     og__opt_t opts[7];
     size_t i;
@@ -173,18 +174,21 @@ static void test_config_check(void)
     CU_ASSERT_EQUAL(errs.n, 7);
     if (errs.n == 7) {
         CU_ASSERT_STRING_EQUAL(errs.v[0], "chan.conf:11: count: expected an "
-                               "integer (a integer), got 'lots'");
-        CU_ASSERT_STRING_EQUAL(errs.v[1], "chan.conf:12: unknown key 'colour' "
+                                          "integer (a integer), got 'lots'");
+        CU_ASSERT_STRING_EQUAL(errs.v[1],
+                               "chan.conf:12: unknown key 'colour' "
                                "for plugin 'good' (known: token, greeting, "
                                "count, verbose, stop_delay, limit, pin)");
-        CU_ASSERT_STRING_EQUAL(errs.v[2], "chan.conf:13: count: must be "
+        CU_ASSERT_STRING_EQUAL(errs.v[2],
+                               "chan.conf:13: count: must be "
                                "between 1 and 100 (a integer), got '500'");
         CU_ASSERT_PTR_NOT_NULL(strstr(errs.v[3], "chan.conf:14: verbose:"));
         CU_ASSERT_PTR_NOT_NULL(strstr(errs.v[4], "chan.conf:15: stop_delay: "
-                                      "unknown duration unit 'x'"));
+                                                 "unknown duration unit 'x'"));
         CU_ASSERT_PTR_NOT_NULL(strstr(errs.v[5], "chan.conf:16: limit: "
-                                      "unknown size unit 'Q'"));
-        CU_ASSERT_STRING_EQUAL(errs.v[6], "chan.conf:9: missing required key "
+                                                 "unknown size unit 'Q'"));
+        CU_ASSERT_STRING_EQUAL(errs.v[6],
+                               "chan.conf:9: missing required key "
                                "'token' for plugin 'good' (access token)");
     }
     og__errlist_free(&errs);

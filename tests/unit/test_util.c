@@ -28,11 +28,10 @@ static void test_int(void)
 
     CU_ASSERT_EQUAL(og__parse_int("-42", &v, why, sizeof(why)), OG_OK);
     CU_ASSERT_EQUAL(v, -42);
-    CU_ASSERT_EQUAL(og__parse_int("12x", &v, why, sizeof(why)),
-                    OG_ERR_INVALID);
+    CU_ASSERT_EQUAL(og__parse_int("12x", &v, why, sizeof(why)), OG_ERR_INVALID);
     CU_ASSERT_EQUAL(og__parse_int("", &v, why, sizeof(why)), OG_ERR_INVALID);
-    CU_ASSERT_EQUAL(og__parse_int("99999999999999999999", &v, why,
-                                  sizeof(why)), OG_ERR_RANGE);
+    CU_ASSERT_EQUAL(og__parse_int("99999999999999999999", &v, why, sizeof(why)),
+                    OG_ERR_RANGE);
 }
 
 static void test_duration(void)
@@ -40,10 +39,10 @@ static void test_duration(void)
     static const struct {
         const char *in;
         uint64_t ms;
-    } ok[] = { { "250ms", 250 }, { "10s", 10000 }, { "10", 10000 },
-               { "5m", 300000 }, { "2h", 7200000 }, { "1d", 86400000 },
-               { "3 min", 180000 } };
-    static const char *const bad[] = { "", "s", "-1s", "10q", "1.5s" };
+    } ok[] = {{"250ms", 250},   {"10s", 10000},  {"10", 10000},
+              {"5m", 300000},   {"2h", 7200000}, {"1d", 86400000},
+              {"3 min", 180000}};
+    static const char *const bad[] = {"", "s", "-1s", "10q", "1.5s"};
     char why[128];
     uint64_t v;
     size_t i;
@@ -54,12 +53,13 @@ static void test_duration(void)
         CU_ASSERT_EQUAL(v, ok[i].ms);
     }
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        CU_ASSERT_NOT_EQUAL(og__parse_duration_ms(bad[i], &v, why,
-                                                  sizeof(why)), OG_OK);
+        CU_ASSERT_NOT_EQUAL(og__parse_duration_ms(bad[i], &v, why, sizeof(why)),
+                            OG_OK);
     og__parse_duration_ms("10q", &v, why, sizeof(why));
     CU_ASSERT_STRING_EQUAL(why, "unknown duration unit 'q'");
-    CU_ASSERT_EQUAL(og__parse_duration_ms("99999999999999999999d", &v, why,
-                                          sizeof(why)), OG_ERR_RANGE);
+    CU_ASSERT_EQUAL(
+        og__parse_duration_ms("99999999999999999999d", &v, why, sizeof(why)),
+        OG_ERR_RANGE);
 }
 
 static void test_size(void)
@@ -75,8 +75,7 @@ static void test_size(void)
     CU_ASSERT_EQUAL(v, 10u << 20);
     CU_ASSERT_EQUAL(og__parse_size("1G", &v, why, sizeof(why)), OG_OK);
     CU_ASSERT_EQUAL(v, 1u << 30);
-    CU_ASSERT_EQUAL(og__parse_size("1T", &v, why, sizeof(why)),
-                    OG_ERR_INVALID);
+    CU_ASSERT_EQUAL(og__parse_size("1T", &v, why, sizeof(why)), OG_ERR_INVALID);
 }
 
 static void test_list_ident(void)

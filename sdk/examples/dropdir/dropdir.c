@@ -33,21 +33,39 @@
 
 struct dropdir {
     og_plugin_ctx_t *ctx;
-    const char *inbox;       /* owned by the host config, NULL: no ingress */
-    const char *outbox;      /* NULL: no egress */
+    const char *inbox;  /* owned by the host config, NULL: no ingress */
+    const char *outbox; /* NULL: no egress */
     uint64_t interval_ms;
     og_timer_t *poll;
-    uint64_t seq;            /* events written to outbox by this instance */
+    uint64_t seq; /* events written to outbox by this instance */
 };
 
 static const og_config_field_t config[] = {
-    { "inbox", OG_CFG_STRING, NULL, 0,
-      "directory polled for *.msgpack and *.evt files", 0, 0, { 0, 0 } },
-    { "outbox", OG_CFG_STRING, NULL, 0,
-      "directory delivered events are written to", 0, 0, { 0, 0 } },
-    { "poll_interval", OG_CFG_DURATION, "200ms", 0,
-      "how often the inbox is read", 10, 3600000, { 0, 0 } },
-    { NULL, 0, NULL, 0, NULL, 0, 0, { 0, 0 } },
+    {"inbox",
+     OG_CFG_STRING,
+     NULL,
+     0,
+     "directory polled for *.msgpack and *.evt files",
+     0,
+     0,
+     {0, 0}},
+    {"outbox",
+     OG_CFG_STRING,
+     NULL,
+     0,
+     "directory delivered events are written to",
+     0,
+     0,
+     {0, 0}},
+    {"poll_interval",
+     OG_CFG_DURATION,
+     "200ms",
+     0,
+     "how often the inbox is read",
+     10,
+     3600000,
+     {0, 0}},
+    {NULL, 0, NULL, 0, NULL, 0, 0, {0, 0}},
 };
 
 static int is_dir(const char *p)
@@ -116,8 +134,8 @@ static char *trim(char *s)
     while (*s == ' ' || *s == '\t')
         s++;
     e = s + strlen(s);
-    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' ||
-                     e[-1] == '\n'))
+    while (e > s &&
+           (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n'))
         *--e = '\0';
     return s;
 }

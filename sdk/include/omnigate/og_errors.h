@@ -17,26 +17,26 @@ OG_BEGIN_DECLS
 
 /* XX(name, value, description). One table, so that the enum, og_strerror()
  * and og_err_name() cannot drift apart. */
-#define OG_ERRNO_MAP(XX)                                                     \
-    XX(OK, 0, "success")                                                     \
-    XX(PENDING, 1, "operation continues, result comes later")               \
-    XX(ERR_INVALID, -1, "invalid argument or input")                         \
-    XX(ERR_NOMEM, -2, "out of memory")                                       \
-    XX(ERR_NOT_FOUND, -3, "not found")                                       \
-    XX(ERR_BUSY, -4, "busy, try again later")                                \
-    XX(ERR_RETRY, -5, "transient failure, retry later")                      \
-    XX(ERR_REJECTED, -6, "permanently rejected")                             \
-    XX(ERR_UNSUPPORTED, -7, "not supported by this host")                    \
-    XX(ERR_TYPE, -8, "value has another type")                               \
-    XX(ERR_RANGE, -9, "value out of range")                                  \
-    XX(ERR_IO, -10, "input/output error")                                    \
-    XX(ERR_TIMEOUT, -11, "timed out")                                        \
-    XX(ERR_CANCELLED, -12, "cancelled")                                      \
-    XX(ERR_STOPPING, -13, "shutting down, no new work taken")                \
-    XX(ERR_PROTOCOL, -14, "protocol error")                                  \
-    XX(ERR_TOO_LARGE, -15, "too large")                                      \
-    XX(ERR_ABI, -16, "ABI mismatch")                                         \
-    XX(ERR_CONFIG, -17, "configuration error")                               \
+#define OG_ERRNO_MAP(XX)                                                       \
+    XX(OK, 0, "success")                                                       \
+    XX(PENDING, 1, "operation continues, result comes later")                  \
+    XX(ERR_INVALID, -1, "invalid argument or input")                           \
+    XX(ERR_NOMEM, -2, "out of memory")                                         \
+    XX(ERR_NOT_FOUND, -3, "not found")                                         \
+    XX(ERR_BUSY, -4, "busy, try again later")                                  \
+    XX(ERR_RETRY, -5, "transient failure, retry later")                        \
+    XX(ERR_REJECTED, -6, "permanently rejected")                               \
+    XX(ERR_UNSUPPORTED, -7, "not supported by this host")                      \
+    XX(ERR_TYPE, -8, "value has another type")                                 \
+    XX(ERR_RANGE, -9, "value out of range")                                    \
+    XX(ERR_IO, -10, "input/output error")                                      \
+    XX(ERR_TIMEOUT, -11, "timed out")                                          \
+    XX(ERR_CANCELLED, -12, "cancelled")                                        \
+    XX(ERR_STOPPING, -13, "shutting down, no new work taken")                  \
+    XX(ERR_PROTOCOL, -14, "protocol error")                                    \
+    XX(ERR_TOO_LARGE, -15, "too large")                                        \
+    XX(ERR_ABI, -16, "ABI mismatch")                                           \
+    XX(ERR_CONFIG, -17, "configuration error")                                 \
     XX(ERR_INTERNAL, -18, "internal error")
 
 /* Result of almost every SDK call. */
@@ -44,7 +44,7 @@ typedef enum og_err_e {
 #define OG__ERR_ENUM(name, value, text) OG_##name = (value),
     OG_ERRNO_MAP(OG__ERR_ENUM)
 #undef OG__ERR_ENUM
-    OG__ERR_RESERVED_END = -1000 /* keeps the enum signed; not a code */
+        OG__ERR_RESERVED_END = -1000 /* keeps the enum signed; not a code */
 } og_err_t;
 
 /*
@@ -55,7 +55,8 @@ typedef enum og_err_e {
 static inline const char *og_strerror(og_err_t code)
 {
     switch ((int)code) {
-#define OG__ERR_STR(name, value, text) case (value): return (text);
+#define OG__ERR_STR(name, value, text)                                         \
+    case (value): return (text);
         OG_ERRNO_MAP(OG__ERR_STR)
 #undef OG__ERR_STR
     default: return "unknown error";
@@ -69,7 +70,8 @@ static inline const char *og_strerror(og_err_t code)
 static inline const char *og_err_name(og_err_t code)
 {
     switch ((int)code) {
-#define OG__ERR_NAME(name, value, text) case (value): return #name;
+#define OG__ERR_NAME(name, value, text)                                        \
+    case (value): return #name;
         OG_ERRNO_MAP(OG__ERR_NAME)
 #undef OG__ERR_NAME
     default: return "UNKNOWN";

@@ -23,8 +23,8 @@ OG_BEGIN_DECLS
 static inline og_err_t og_emit(og_plugin_ctx_t *ctx, const uint8_t *msgpack,
                                size_t len)
 {
-    return OG_HOST_HAS(emit) ? og__host->emit(ctx, msgpack, len) :
-                               OG_ERR_UNSUPPORTED;
+    return OG_HOST_HAS(emit) ? og__host->emit(ctx, msgpack, len)
+                             : OG_ERR_UNSUPPORTED;
 }
 
 /*
@@ -33,15 +33,17 @@ static inline og_err_t og_emit(og_plugin_ctx_t *ctx, const uint8_t *msgpack,
  * must pass to og_event_builder_emit() or og_event_builder_destroy(), or
  * NULL when out of memory or type is empty.
  */
-static inline og_event_builder_t *og_event_builder_create(
-    og_plugin_ctx_t *ctx, const char *type)
+static inline og_event_builder_t *og_event_builder_create(og_plugin_ctx_t *ctx,
+                                                          const char *type)
 {
-    return OG_HOST_HAS(builder_create) ? og__host->builder_create(ctx, type) :
-                                         NULL;
+    return OG_HOST_HAS(builder_create) ? og__host->builder_create(ctx, type)
+                                       : NULL;
 }
 
 /*
- * og_event_builder_set_*: set the field at a dotted path ("customer",
+ * og_event_builder_set_str, og_event_builder_set_int,
+ * og_event_builder_set_double, og_event_builder_set_bool: set the field at
+ * a dotted path ("customer",
  * "props.sku", "source.vendor_id", "props.total.amount"); intermediate maps
  * are created. Setting a path twice replaces the value. Core-owned fields
  * (v, received, source.instance, source.plugin) cannot be set. All strings
@@ -52,43 +54,47 @@ static inline og_err_t og_event_builder_set_str(og_event_builder_t *b,
                                                 const char *path,
                                                 const char *value)
 {
-    return OG_HOST_HAS(builder_set_str) ?
-        og__host->builder_set_str(b, path, value) : OG_ERR_UNSUPPORTED;
+    return OG_HOST_HAS(builder_set_str)
+               ? og__host->builder_set_str(b, path, value)
+               : OG_ERR_UNSUPPORTED;
 }
 
 static inline og_err_t og_event_builder_set_int(og_event_builder_t *b,
-                                                const char *path,
-                                                int64_t value)
+                                                const char *path, int64_t value)
 {
-    return OG_HOST_HAS(builder_set_int) ?
-        og__host->builder_set_int(b, path, value) : OG_ERR_UNSUPPORTED;
+    return OG_HOST_HAS(builder_set_int)
+               ? og__host->builder_set_int(b, path, value)
+               : OG_ERR_UNSUPPORTED;
 }
 
 static inline og_err_t og_event_builder_set_double(og_event_builder_t *b,
                                                    const char *path,
                                                    double value)
 {
-    return OG_HOST_HAS(builder_set_double) ?
-        og__host->builder_set_double(b, path, value) : OG_ERR_UNSUPPORTED;
+    return OG_HOST_HAS(builder_set_double)
+               ? og__host->builder_set_double(b, path, value)
+               : OG_ERR_UNSUPPORTED;
 }
 
 static inline og_err_t og_event_builder_set_bool(og_event_builder_t *b,
                                                  const char *path, int value)
 {
-    return OG_HOST_HAS(builder_set_bool) ?
-        og__host->builder_set_bool(b, path, value) : OG_ERR_UNSUPPORTED;
+    return OG_HOST_HAS(builder_set_bool)
+               ? og__host->builder_set_bool(b, path, value)
+               : OG_ERR_UNSUPPORTED;
 }
 
-/* Sets path to one complete MessagePack object (an array of cart lines,
- * say); the bytes must hold exactly one object and are copied. */
+/* og_event_builder_set_msgpack: set path to one complete MessagePack
+ * object (an array of cart lines, say); the bytes must hold exactly one
+ * object and are copied. */
 static inline og_err_t og_event_builder_set_msgpack(og_event_builder_t *b,
                                                     const char *path,
                                                     const uint8_t *msgpack,
                                                     size_t len)
 {
-    return OG_HOST_HAS(builder_set_msgpack) ?
-        og__host->builder_set_msgpack(b, path, msgpack, len) :
-        OG_ERR_UNSUPPORTED;
+    return OG_HOST_HAS(builder_set_msgpack)
+               ? og__host->builder_set_msgpack(b, path, msgpack, len)
+               : OG_ERR_UNSUPPORTED;
 }
 
 /*
@@ -101,9 +107,9 @@ static inline og_err_t og_event_builder_add_identity(og_event_builder_t *b,
                                                      const char *value,
                                                      int verified)
 {
-    return OG_HOST_HAS(builder_add_identity) ?
-        og__host->builder_add_identity(b, kind, value, verified) :
-        OG_ERR_UNSUPPORTED;
+    return OG_HOST_HAS(builder_add_identity)
+               ? og__host->builder_add_identity(b, kind, value, verified)
+               : OG_ERR_UNSUPPORTED;
 }
 
 /*
@@ -112,8 +118,8 @@ static inline og_err_t og_event_builder_add_identity(og_event_builder_t *b,
  */
 static inline og_err_t og_event_builder_emit(og_event_builder_t *b)
 {
-    return OG_HOST_HAS(builder_emit) ? og__host->builder_emit(b) :
-                                       OG_ERR_UNSUPPORTED;
+    return OG_HOST_HAS(builder_emit) ? og__host->builder_emit(b)
+                                     : OG_ERR_UNSUPPORTED;
 }
 
 /* og_event_builder_destroy: drop b without emitting. NULL is allowed. */
@@ -128,19 +134,21 @@ static inline void og_event_builder_destroy(og_event_builder_t *b)
  * by the event and valid as long as the event is (see og_plugin_def_t.send).
  */
 
-/* The event's dotted type; never NULL. */
+/* og_event_type: the event's dotted type; never NULL. */
 static inline const char *og_event_type(const og_event_t *ev)
 {
     return OG_HOST_HAS(event_type) ? og__host->event_type(ev) : NULL;
 }
 
-/* The event's id (a UUIDv7 when the core generated it); never NULL. */
+/* og_event_id: the event's id (a UUIDv7 when the core generated it);
+ * never NULL. */
 static inline const char *og_event_id(const og_event_t *ev)
 {
     return OG_HOST_HAS(event_id) ? og__host->event_id(ev) : NULL;
 }
 
-/* The whole envelope as MessagePack bytes. */
+/* og_event_data: the whole envelope as MessagePack bytes; *len gets its
+ * length. */
 static inline const uint8_t *og_event_data(const og_event_t *ev, size_t *len)
 {
     return OG_HOST_HAS(event_data) ? og__host->event_data(ev, len) : NULL;
@@ -149,29 +157,30 @@ static inline const uint8_t *og_event_data(const og_event_t *ev, size_t *len)
 /*
  * og_event_get_str: the string at a dotted path. *value points into the
  * event's bytes and is NOT NUL-terminated; *len is its length. Returns
- * OG_OK, OG_ERR_NOT_FOUND or OG_ERR_TYPE. The _int and _bool variants work
- * the same way for integers and booleans.
+ * OG_OK, OG_ERR_NOT_FOUND or OG_ERR_TYPE. og_event_get_int and
+ * og_event_get_bool work the same way for integers and booleans.
  */
-static inline og_err_t og_event_get_str(const og_event_t *ev,
-                                        const char *path, const char **value,
-                                        size_t *len)
+static inline og_err_t og_event_get_str(const og_event_t *ev, const char *path,
+                                        const char **value, size_t *len)
 {
-    return OG_HOST_HAS(event_get_str) ?
-        og__host->event_get_str(ev, path, value, len) : OG_ERR_UNSUPPORTED;
+    return OG_HOST_HAS(event_get_str)
+               ? og__host->event_get_str(ev, path, value, len)
+               : OG_ERR_UNSUPPORTED;
 }
 
-static inline og_err_t og_event_get_int(const og_event_t *ev,
-                                        const char *path, int64_t *value)
+static inline og_err_t og_event_get_int(const og_event_t *ev, const char *path,
+                                        int64_t *value)
 {
-    return OG_HOST_HAS(event_get_int) ?
-        og__host->event_get_int(ev, path, value) : OG_ERR_UNSUPPORTED;
+    return OG_HOST_HAS(event_get_int) ? og__host->event_get_int(ev, path, value)
+                                      : OG_ERR_UNSUPPORTED;
 }
 
-static inline og_err_t og_event_get_bool(const og_event_t *ev,
-                                         const char *path, int *value)
+static inline og_err_t og_event_get_bool(const og_event_t *ev, const char *path,
+                                         int *value)
 {
-    return OG_HOST_HAS(event_get_bool) ?
-        og__host->event_get_bool(ev, path, value) : OG_ERR_UNSUPPORTED;
+    return OG_HOST_HAS(event_get_bool)
+               ? og__host->event_get_bool(ev, path, value)
+               : OG_ERR_UNSUPPORTED;
 }
 
 /*

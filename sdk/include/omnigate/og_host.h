@@ -90,8 +90,7 @@ struct og_host_api_s {
                              const og_http_request_t *request, og_http_cb cb,
                              void *data);
 
-    void (*counter_add)(og_plugin_ctx_t *ctx, const char *name,
-                        uint64_t delta);
+    void (*counter_add)(og_plugin_ctx_t *ctx, const char *name, uint64_t delta);
     void (*gauge_set)(og_plugin_ctx_t *ctx, const char *name, int64_t value);
 };
 
@@ -102,10 +101,11 @@ struct og_host_api_s {
 extern OG_HIDDEN const og_host_api_t *og__host;
 
 /* True when the host's table has member m (the host may be older). */
-#define OG_HOST_HAS(m)                                                       \
-    (og__host != NULL &&                                                     \
-     og__host->struct_size >= offsetof(og_host_api_t, m) + sizeof(og__host->m) \
-     && og__host->m != NULL)
+#define OG_HOST_HAS(m)                                                         \
+    (og__host != NULL &&                                                       \
+     og__host->struct_size >=                                                  \
+         offsetof(og_host_api_t, m) + sizeof(og__host->m) &&                   \
+     og__host->m != NULL)
 
 /*
  * og_host_version: the host's version string ("0.1.0"), static storage.

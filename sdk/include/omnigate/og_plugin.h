@@ -42,13 +42,13 @@ OG_BEGIN_DECLS
 typedef struct og_plugin_def_s {
     uint16_t abi_major;
     uint16_t abi_minor;
-    uint32_t struct_size;          /* sizeof(og_plugin_def_t) when built */
+    uint32_t struct_size; /* sizeof(og_plugin_def_t) when built */
 
     /* --- ABI 1.0 --- */
-    const char *name;              /* [a-z0-9_-]+, the name channels use */
-    const char *version;           /* the plugin's own version string */
-    const char *description;       /* one line */
-    uint32_t caps;                 /* OG_CAP_INGRESS | OG_CAP_EGRESS */
+    const char *name;                /* [a-z0-9_-]+, the name channels use */
+    const char *version;             /* the plugin's own version string */
+    const char *description;         /* one line */
+    uint32_t caps;                   /* OG_CAP_INGRESS | OG_CAP_EGRESS */
     const og_config_field_t *config; /* NULL-key terminated, or NULL */
 
     /* Required. *state is the plugin's own pointer passed to the others. */
@@ -69,8 +69,8 @@ typedef struct og_plugin_def_s {
 } og_plugin_def_t;
 
 /* Header of a descriptor built against these headers. */
-#define OG_PLUGIN_DEF_INIT                                                   \
-    .abi_major = OG_SDK_ABI_MAJOR, .abi_minor = OG_SDK_ABI_MINOR,            \
+#define OG_PLUGIN_DEF_INIT                                                     \
+    .abi_major = OG_SDK_ABI_MAJOR, .abi_minor = OG_SDK_ABI_MINOR,              \
     .struct_size = (uint32_t)sizeof(og_plugin_def_t)
 
 /* The name of the one symbol every plugin exports. */
@@ -89,16 +89,16 @@ typedef const og_plugin_def_t *(*og_plugin_entry_fn)(const og_host_api_t *host);
  * pointer to the plugin's constant descriptor. Defines og_plugin_entry and
  * the hidden og__host pointer the SDK's inline wrappers use.
  */
-#define OG_PLUGIN_DEFINE(def)                                                \
-    OG_HIDDEN const og_host_api_t *og__host = NULL;                          \
-    OG_BEGIN_DECLS                                                           \
-    OG_EXPORT const og_plugin_def_t *og_plugin_entry(                        \
-        const og_host_api_t *host);                                          \
-    OG_END_DECLS                                                             \
-    const og_plugin_def_t *og_plugin_entry(const og_host_api_t *host)        \
-    {                                                                        \
-        og__host = host;                                                     \
-        return (def);                                                        \
+#define OG_PLUGIN_DEFINE(def)                                                  \
+    OG_HIDDEN const og_host_api_t *og__host = NULL;                            \
+    OG_BEGIN_DECLS                                                             \
+    OG_EXPORT const og_plugin_def_t *og_plugin_entry(                          \
+        const og_host_api_t *host);                                            \
+    OG_END_DECLS                                                               \
+    const og_plugin_def_t *og_plugin_entry(const og_host_api_t *host)          \
+    {                                                                          \
+        og__host = host;                                                       \
+        return (def);                                                          \
     }
 
 /*
@@ -124,45 +124,51 @@ static inline struct uv_loop_s *og_loop(og_plugin_ctx_t *ctx)
  * og_config_get_str: the value of key in the instance's [config] section,
  * or its declared default. *value is owned by the host and valid until
  * destroy() returns. Returns OG_OK, OG_ERR_NOT_FOUND (absent and no
- * default) or OG_ERR_TYPE (key not declared with this type). The _int,
- * _bool, _duration_ms and _size variants return the parsed value, already
- * validated when the config was loaded.
+ * default) or OG_ERR_TYPE (key not declared with this type).
+ * og_config_get_int, og_config_get_bool, og_config_get_duration_ms
+ * (milliseconds) and og_config_get_size (bytes) work the same way for keys
+ * of those types and return the parsed value, validated when the config
+ * was loaded.
  */
-static inline og_err_t og_config_get_str(og_plugin_ctx_t *ctx,
-                                         const char *key, const char **value)
+static inline og_err_t og_config_get_str(og_plugin_ctx_t *ctx, const char *key,
+                                         const char **value)
 {
-    return OG_HOST_HAS(config_get_str) ?
-        og__host->config_get_str(ctx, key, value) : OG_ERR_UNSUPPORTED;
+    return OG_HOST_HAS(config_get_str)
+               ? og__host->config_get_str(ctx, key, value)
+               : OG_ERR_UNSUPPORTED;
 }
 
-static inline og_err_t og_config_get_int(og_plugin_ctx_t *ctx,
-                                         const char *key, int64_t *value)
+static inline og_err_t og_config_get_int(og_plugin_ctx_t *ctx, const char *key,
+                                         int64_t *value)
 {
-    return OG_HOST_HAS(config_get_int) ?
-        og__host->config_get_int(ctx, key, value) : OG_ERR_UNSUPPORTED;
+    return OG_HOST_HAS(config_get_int)
+               ? og__host->config_get_int(ctx, key, value)
+               : OG_ERR_UNSUPPORTED;
 }
 
-static inline og_err_t og_config_get_bool(og_plugin_ctx_t *ctx,
-                                          const char *key, int *value)
+static inline og_err_t og_config_get_bool(og_plugin_ctx_t *ctx, const char *key,
+                                          int *value)
 {
-    return OG_HOST_HAS(config_get_bool) ?
-        og__host->config_get_bool(ctx, key, value) : OG_ERR_UNSUPPORTED;
+    return OG_HOST_HAS(config_get_bool)
+               ? og__host->config_get_bool(ctx, key, value)
+               : OG_ERR_UNSUPPORTED;
 }
 
 static inline og_err_t og_config_get_duration_ms(og_plugin_ctx_t *ctx,
                                                  const char *key,
                                                  uint64_t *value)
 {
-    return OG_HOST_HAS(config_get_duration_ms) ?
-        og__host->config_get_duration_ms(ctx, key, value) :
-        OG_ERR_UNSUPPORTED;
+    return OG_HOST_HAS(config_get_duration_ms)
+               ? og__host->config_get_duration_ms(ctx, key, value)
+               : OG_ERR_UNSUPPORTED;
 }
 
-static inline og_err_t og_config_get_size(og_plugin_ctx_t *ctx,
-                                          const char *key, uint64_t *value)
+static inline og_err_t og_config_get_size(og_plugin_ctx_t *ctx, const char *key,
+                                          uint64_t *value)
 {
-    return OG_HOST_HAS(config_get_size) ?
-        og__host->config_get_size(ctx, key, value) : OG_ERR_UNSUPPORTED;
+    return OG_HOST_HAS(config_get_size)
+               ? og__host->config_get_size(ctx, key, value)
+               : OG_ERR_UNSUPPORTED;
 }
 
 /*

@@ -22,8 +22,9 @@ static inline og_timer_t *og_timer_start(og_plugin_ctx_t *ctx,
                                          uint64_t repeat_ms, og_timer_cb cb,
                                          void *data)
 {
-    return OG_HOST_HAS(timer_start) ?
-        og__host->timer_start(ctx, timeout_ms, repeat_ms, cb, data) : NULL;
+    return OG_HOST_HAS(timer_start)
+               ? og__host->timer_start(ctx, timeout_ms, repeat_ms, cb, data)
+               : NULL;
 }
 
 /* og_timer_stop: stop and release timer; its callback never runs again.
@@ -45,8 +46,9 @@ static inline og_err_t og_http_request(og_plugin_ctx_t *ctx,
                                        const og_http_request_t *request,
                                        og_http_cb cb, void *data)
 {
-    return OG_HOST_HAS(http_request) ?
-        og__host->http_request(ctx, request, cb, data) : OG_ERR_UNSUPPORTED;
+    return OG_HOST_HAS(http_request)
+               ? og__host->http_request(ctx, request, cb, data)
+               : OG_ERR_UNSUPPORTED;
 }
 
 /*
@@ -68,15 +70,20 @@ static inline const char *og_http_header(const og_http_response_t *r,
         if (ll > nlen && line[nlen] == ':') {
             for (k = 0; k < nlen; k++) {
                 char a = line[k], c = name[k];
-                if (a >= 'A' && a <= 'Z') a = (char)(a - 'A' + 'a');
-                if (c >= 'A' && c <= 'Z') c = (char)(c - 'A' + 'a');
+                if (a >= 'A' && a <= 'Z')
+                    a = (char)(a - 'A' + 'a');
+                if (c >= 'A' && c <= 'Z')
+                    c = (char)(c - 'A' + 'a');
                 if (a != c)
                     break;
             }
             if (k == nlen) {
                 const char *v = line + nlen + 1;
                 size_t vl = ll - nlen - 1;
-                while (vl > 0 && (*v == ' ' || *v == '\t')) { v++; vl--; }
+                while (vl > 0 && (*v == ' ' || *v == '\t')) {
+                    v++;
+                    vl--;
+                }
                 while (vl > 0 && (v[vl - 1] == '\r' || v[vl - 1] == ' '))
                     vl--;
                 *len = vl;

@@ -20,7 +20,8 @@ OG_BEGIN_DECLS
 
 typedef struct og_testhost_s og_testhost_t;
 
-/* Creates a test host with its own loop. Returns NULL when out of memory. */
+/* og_testhost_create: a test host with its own loop, or NULL when out of
+ * memory. */
 og_testhost_t *og_testhost_create(void);
 
 /*
@@ -31,34 +32,36 @@ og_testhost_t *og_testhost_create(void);
  * same message the daemon would log (OG_ERRBUF_SIZE bytes). One plugin per
  * test host.
  */
-og_err_t og_testhost_load(og_testhost_t *th, const char *path,
-                          const char *name, const char *const *config,
-                          char *errbuf);
+og_err_t og_testhost_load(og_testhost_t *th, const char *path, const char *name,
+                          const char *const *config, char *errbuf);
 
-/* Runs the loop for timeout_ms (timers, HTTP) and returns. */
+/* og_testhost_run: run the loop for timeout_ms (timers, HTTP). */
 void og_testhost_run(og_testhost_t *th, uint64_t timeout_ms);
 
-/* Runs the loop until pred(data) is true or timeout_ms passed; returns
- * pred's last value. */
+/* og_testhost_run_until: run the loop until pred(data) is true or
+ * timeout_ms passed; returns pred's last value. */
 int og_testhost_run_until(og_testhost_t *th, int (*pred)(void *data),
                           void *data, uint64_t timeout_ms);
 
-/* Number of events the plugin emitted and the host accepted so far. */
+/* og_testhost_emitted_count: events the plugin emitted and the host
+ * accepted so far. */
 size_t og_testhost_emitted_count(const og_testhost_t *th);
-/* The i-th accepted event's envelope (core fields stamped). Owned by th. */
+/* og_testhost_emitted: the i-th accepted event's envelope (core fields
+ * stamped). Owned by th. */
 const uint8_t *og_testhost_emitted(const og_testhost_t *th, size_t i,
                                    size_t *len);
-/* Its type, or NULL when i is out of range. Owned by th. */
+/* og_testhost_emitted_type: its type, or NULL when i is out of range.
+ * Owned by th. */
 const char *og_testhost_emitted_type(const og_testhost_t *th, size_t i);
-/* Copies the string at dotted path of the i-th event into buf (NUL
- * terminated, truncated to size). */
+/* og_testhost_emitted_get_str: copy the string at dotted path of the i-th
+ * event into buf (NUL terminated, truncated to size). */
 og_err_t og_testhost_emitted_get_str(const og_testhost_t *th, size_t i,
-                                     const char *path, char *buf,
-                                     size_t size);
-/* Number of emits the host refused (invalid envelopes). */
+                                     const char *path, char *buf, size_t size);
+/* og_testhost_refused_count: emits the host refused (invalid envelopes). */
 size_t og_testhost_refused_count(const og_testhost_t *th);
 
-/* Makes the next n emits answer OG_ERR_BUSY, to test back-pressure. */
+/* og_testhost_set_busy: make the next n emits answer OG_ERR_BUSY, to test
+ * back-pressure. */
 void og_testhost_set_busy(og_testhost_t *th, size_t n);
 
 /*
@@ -71,13 +74,15 @@ void og_testhost_set_busy(og_testhost_t *th, size_t n);
 og_err_t og_testhost_deliver(og_testhost_t *th, const uint8_t *msgpack,
                              size_t len, uint64_t timeout_ms);
 
-/* Number of log lines containing needle (all levels). */
+/* og_testhost_log_count: log lines containing needle (all levels). */
 size_t og_testhost_log_count(const og_testhost_t *th, const char *needle);
 
-/* Current value of the plugin's counter or gauge name (0 if never set). */
+/* og_testhost_metric: current value of the plugin's counter or gauge name
+ * (0 if never set). */
 int64_t og_testhost_metric(const og_testhost_t *th, const char *name);
 
-/* Stops the plugin (stop(), waiting up to timeout_ms) and destroys it. */
+/* og_testhost_stop: stop the plugin (stop(), waiting up to timeout_ms) and
+ * destroy it. */
 og_err_t og_testhost_stop(og_testhost_t *th, uint64_t timeout_ms);
 
 /*

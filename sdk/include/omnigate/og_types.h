@@ -52,7 +52,7 @@ typedef enum og_config_type_e {
     OG_CFG_INT = 2,      /* signed 64-bit decimal; min/max apply if min < max */
     OG_CFG_BOOL = 3,     /* yes/no, true/false, on/off, 1/0 */
     OG_CFG_DURATION = 4, /* 250ms, 10s, 5m, 2h, 1d; a bare number is seconds */
-    OG_CFG_SIZE = 5      /* 512, 64k, 10M, 1G (binary multiples; B, KiB, MiB...) */
+    OG_CFG_SIZE = 5 /* 512, 64k, 10M, 1G (binary multiples; B, KiB, MiB...) */
 } og_config_type_t;
 
 /* og_config_field_t.flags */
@@ -70,7 +70,7 @@ typedef enum og_config_type_e {
  * per-key properties will come as a separate table in a later minor.
  */
 typedef struct og_config_field_s {
-    const char *key;           /* [a-z0-9_]+ */
+    const char *key; /* [a-z0-9_]+ */
     og_config_type_t type;
     const char *default_value; /* text in the key's syntax, or NULL */
     uint32_t flags;            /* OG_CFG_REQUIRED | OG_CFG_SECRET */
@@ -87,30 +87,33 @@ typedef struct og_config_field_s {
  */
 typedef struct og_http_request_s {
     uint32_t struct_size;
-    const char *method;          /* NULL: GET, or POST when body is set */
-    const char *url;             /* http:// or https:// */
-    const char *const *headers;  /* NULL-terminated "Name: value", or NULL */
-    const uint8_t *body;
+    const char *method;         /* NULL: GET, or POST when body is set */
+    const char *url;            /* http:// or https:// */
+    const char *const *headers; /* NULL-terminated "Name: value", or NULL */
+    const uint8_t *body;        /* NULL: no body */
     size_t body_len;
-    uint32_t timeout_ms;         /* whole transfer; 0: 30 s */
-    uint32_t max_response_bytes; /* body limit; 0: 1 MiB; over it: ERR_TOO_LARGE */
+    uint32_t timeout_ms; /* whole transfer; 0: 30 s */
+    uint32_t
+        max_response_bytes; /* body limit; 0: 1 MiB; over it: ERR_TOO_LARGE */
 } og_http_request_t;
 
-#define OG_HTTP_REQUEST_INIT { sizeof(og_http_request_t), NULL, NULL, NULL, \
-                               NULL, 0, 0, 0 }
+#define OG_HTTP_REQUEST_INIT                                                   \
+    {                                                                          \
+        sizeof(og_http_request_t), NULL, NULL, NULL, NULL, 0, 0, 0             \
+    }
 
 /*
  * The outcome of an HTTP request, passed to its og_http_cb. Filled by the
  * host; every pointer is valid only during the callback.
  */
 typedef struct og_http_response_s {
-    uint32_t struct_size;  /* sizeof as the host knows it */
-    og_err_t result;       /* OG_OK if a response arrived, whatever its status */
-    int status;            /* HTTP status, 0 if none */
-    const char *error;     /* transport error text when result != OG_OK */
-    const uint8_t *body;
+    uint32_t struct_size; /* sizeof as the host knows it */
+    og_err_t result;      /* OG_OK if a response arrived, whatever its status */
+    int status;           /* HTTP status, 0 if none */
+    const char *error;    /* transport error text when result != OG_OK */
+    const uint8_t *body;  /* never NULL; "" when empty */
     size_t body_len;
-    const char *headers;   /* raw response header block, CRLF separated */
+    const char *headers; /* raw response header block, CRLF separated */
     size_t headers_len;
 } og_http_response_t;
 

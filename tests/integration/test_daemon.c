@@ -1,0 +1,449 @@
+/*
+ * test_daemon.c: drives the real omnigated binary through its real
+ * interfaces: command line, exit codes, config files, signals, and the
+ * dropdir plugin's directories.
+ */
+#include "config.h"
+
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+static char *root; /* per-test temporary tree */
+static char *daemon_bin;
+static char logfile[600];
+
+static void pathf(char *out, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void pathf(char *out, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+    int n = snprintf(out, size, "%s/", root);
+
+    va_start(ap, fmt);
+    vsnprintf(out + n, size - (size_t)n, fmt, ap);
+    va_end(ap);
+}
+
+static void put(const char *rel, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void put(const char *rel, const char *fmt, ...)
+{
+    char path[700], text[4096];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    pathf(path, sizeof(path), "%s", rel);
+    CU_ASSERT_EQUAL_FATAL(tu_write(path, text), 0);
+}
+
+static void mk(const char *rel)
+{
+    char path[700];
+
+    pathf(path, sizeof(path), "%s", rel);
+    mkdir(path, 0755);
+}
+
+/* A fresh tree: conf/{channels.d,routes.d}, plugins/ with the built ones. */
+static void setup(void)
+{
+    static const char *const plugins[] = {"dropdir",   "good",      "init_fail",
+                                          "slow_stop", "abi_major", NULL};
+    char dir[700];
+
+    if (root != NULL) {
+        tu_rmrf(root);
+        free(root);
+    }
+    root = tu_mkdtemp();
+    mk("conf");
+    mk("conf/channels.d");
+    mk("conf/routes.d");
+    mk("plugins");
+    pathf(dir, sizeof(dir), "plugins");
+    CU_ASSERT_EQUAL_FATAL(tu_install_plugins(dir, plugins), 0);
+    put("conf/omnigate.conf", "[daemon]\nplugin_dir = ../plugins\n"
+                              "shutdown_timeout = 3s\nlog_level = debug\n");
+    pathf(logfile, sizeof(logfile), "daemon.log");
+}
+
+static pid_t start(void)
+{
+    char conf[700];
+    char *argv[] = {daemon_bin, (char *)"-c", conf, NULL};
+    pid_t pid;
+
+    pathf(conf, sizeof(conf), "conf");
+    pid = tu_spawn(argv, logfile);
+    CU_ASSERT_FATAL(pid > 0);
+    return pid;
+}
+
+static int run_check(void)
+{
+    char conf[700];
+    char *argv[] = {daemon_bin, (char *)"-c", conf, (char *)"--check-config",
+                    NULL};
+    pid_t pid;
+
+    pathf(conf, sizeof(conf), "conf");
+    pid = tu_spawn(argv, logfile);
+    return tu_wait(pid, 10000);
+}
+
+static int stop(pid_t pid)
+{
+    kill(pid, SIGTERM);
+    return tu_wait(pid, 15000);
+}
+
+static void show_log_on_failure(void)
+{
+    char *s = tu_read(logfile, NULL);
+
+    fprintf(stderr, "---- daemon log ----\n%s--------------------\n",
+            s ? s : "(none)");
+    free(s);
+}
+
+static int log_has(const char *needle)
+{
+    return tu_contains(logfile, needle);
+}
+
+static void drop(const char *inbox, const char *name, const char *text)
+{
+    char rel[300];
+
+    snprintf(rel, sizeof(rel), "%s/%s", inbox, name);
+    put(rel, "%s", text);
+}
+
+static void dropdir_channel(const char *name, const char *inbox,
+                            const char *outbox)
+{
+    char rel[300], in[700] = "", out[700] = "";
+
+    if (inbox) {
+        mk(inbox);
+        pathf(in, sizeof(in), "%s", inbox);
+    }
+    if (outbox) {
+        mk(outbox);
+        pathf(out, sizeof(out), "%s", outbox);
+    }
+    snprintf(rel, sizeof(rel), "conf/channels.d/%s.conf", name);
+    put(rel,
+        "[channel]\nplugin = dropdir\n[config]\npoll_interval = 20ms\n"
+        "%s%s%s%s%s%s",
+        inbox ? "inbox = " : "", in, inbox ? "\n" : "",
+        outbox ? "outbox = " : "", out, outbox ? "\n" : "");
+}
+
+static size_t files(const char *rel)
+{
+    char dir[700];
+
+    pathf(dir, sizeof(dir), "%s", rel);
+    return tu_count_files(dir, ".msgpack");
+}
+
+static int wait_files(const char *rel, size_t n)
+{
+    char dir[700];
+
+    pathf(dir, sizeof(dir), "%s", rel);
+    return tu_wait_files(dir, ".msgpack", n, 5000);
+}
+
+static int has_file(const char *rel, const char *prefix)
+{
+    char dir[700];
+    char *f;
+    int found;
+
+    pathf(dir, sizeof(dir), "%s", rel);
+    f = tu_first_file(dir, ".msgpack");
+    found = f != NULL && strstr(f, prefix) != NULL;
+    free(f);
+    return found;
+}
+
+/* ------------------------------------------------------------------------ */
+
+static void test_version(void)
+{
+    char *argv[] = {daemon_bin, (char *)"--version", NULL};
+
+    setup();
+    CU_ASSERT_EQUAL(tu_wait(tu_spawn(argv, logfile), 5000), 0);
+    CU_ASSERT_TRUE(log_has("omnigated " PACKAGE_VERSION "\n"));
+    CU_ASSERT_TRUE(log_has("plugin ABI 1.0\n"));
+}
+
+static void test_check_config(void)
+{
+    setup();
+    dropdir_channel("pos", "in", NULL);
+    CU_ASSERT_EQUAL(run_check(), 0);
+    CU_ASSERT_TRUE(log_has("configuration OK"));
+
+    /* A plugin key the plugin does not declare: file:line and exit 78. */
+    put("conf/channels.d/crm.conf", "[channel]\nplugin = dropdir\n[config]\n"
+                                    "outbox = /tmp\ncolour = red\n");
+    put("conf/routes.d/r.conf", "[route r]\nmatch = *\nto = crm, nobody\n");
+    CU_ASSERT_EQUAL(run_check(), 78);
+    {
+        char want[800];
+        pathf(want, sizeof(want),
+              "conf/channels.d/crm.conf:5: unknown key "
+              "'colour' for plugin 'dropdir'");
+        CU_ASSERT_TRUE(log_has(want));
+        pathf(want, sizeof(want),
+              "conf/routes.d/r.conf:3: route 'r' names "
+              "unknown channel 'nobody'");
+        CU_ASSERT_TRUE(log_has(want));
+    }
+    CU_ASSERT_TRUE(log_has("configuration invalid: 2 problem(s)"));
+
+    /* A plugin the loader refuses is reported with the channel file. */
+    setup();
+    put("conf/channels.d/old.conf", "[channel]\nplugin = abi_major\n");
+    CU_ASSERT_EQUAL(run_check(), 78);
+    {
+        char want[800];
+        pathf(want, sizeof(want),
+              "conf/channels.d/old.conf:2: plugin "
+              "'abi_major': refusing plugin");
+        CU_ASSERT_TRUE(log_has(want));
+    }
+    /* --check-config initialises nothing: init_fail would log its error. */
+    setup();
+    put("conf/channels.d/f.conf", "[channel]\nplugin = init_fail\n"
+                                  "[config]\ntoken = x\n");
+    CU_ASSERT_EQUAL(run_check(), 0);
+    CU_ASSERT_FALSE(log_has("cannot reach backend"));
+}
+
+static void test_route_through(void)
+{
+    pid_t pid;
+
+    setup();
+    dropdir_channel("pos", "in", NULL);
+    dropdir_channel("crm", NULL, "crm-out");
+    dropdir_channel("web", NULL, "web-out");
+    put("conf/routes.d/r.conf", "[route orders]\nmatch = order.*\n"
+                                "to = crm, web\n[route carts]\n"
+                                "match = cart.updated\nto = web\n");
+    pid = start();
+    CU_ASSERT_FATAL(tu_wait_log(logfile, "ready", 1, 5000));
+    drop("in", "1.evt", "order.placed\nprops.total = 5\n");
+    drop("in", "2.evt", "cart.updated\n");
+    drop("in", "3.evt", "page.viewed\n");
+    CU_ASSERT_TRUE(wait_files("web-out", 2));
+    CU_ASSERT_TRUE(wait_files("crm-out", 1));
+    tu_sleep_ms(200);
+    CU_ASSERT_EQUAL(files("crm-out"), 1);
+    CU_ASSERT_EQUAL(files("web-out"), 2);
+    CU_ASSERT_EQUAL(stop(pid), 0);
+    CU_ASSERT_TRUE(log_has("exited"));
+    if (CU_get_number_of_failures())
+        show_log_on_failure();
+}
+
+static void test_failed_channels(void)
+{
+    pid_t pid;
+
+    /* Not required: the daemon continues without it. */
+    setup();
+    dropdir_channel("pos", "in", NULL);
+    put("conf/channels.d/flaky.conf", "[channel]\nplugin = init_fail\n"
+                                      "[config]\ntoken = x\n");
+    pid = start();
+    CU_ASSERT_TRUE(tu_wait_log(logfile, "ready", 1, 5000));
+    CU_ASSERT_TRUE(log_has("[flaky] channel failed, continuing without it: "
+                           "plugin 'init_fail' failed to initialise"));
+    CU_ASSERT_EQUAL(stop(pid), 0);
+
+    /* Required: start-up fails with 78. */
+    setup();
+    put("conf/channels.d/flaky.conf", "[channel]\nplugin = init_fail\n"
+                                      "required = yes\n[config]\ntoken = x\n");
+    pid = start();
+    CU_ASSERT_EQUAL(tu_wait(pid, 10000), 78);
+    CU_ASSERT_TRUE(log_has("a required channel failed"));
+
+    /* A required plugin the loader refuses: also 78. */
+    setup();
+    put("conf/channels.d/old.conf", "[channel]\nplugin = abi_major\n"
+                                    "required = yes\n");
+    pid = start();
+    CU_ASSERT_EQUAL(tu_wait(pid, 10000), 78);
+    CU_ASSERT_TRUE(log_has("expected plugin ABI 1.x"));
+
+    /* An invalid configuration: 78 and nothing started. */
+    setup();
+    put("conf/omnigate.conf", "[daemon]\nplugin_dir = ../plugins\n"
+                              "shutdown_timeout = forever\n");
+    pid = start();
+    CU_ASSERT_EQUAL(tu_wait(pid, 10000), 78);
+    CU_ASSERT_TRUE(log_has("omnigate.conf:3: shutdown_timeout: expected a "
+                           "duration"));
+}
+
+static void test_reload(void)
+{
+    pid_t pid;
+
+    setup();
+    dropdir_channel("in1", "in", NULL);
+    dropdir_channel("keep", NULL, "keep-out");
+    dropdir_channel("chg", NULL, "chg-out1");
+    dropdir_channel("gone", NULL, "gone-out");
+    put("conf/routes.d/r.conf", "[route all]\nmatch = *\n"
+                                "to = keep, chg, gone\n");
+    pid = start();
+    CU_ASSERT_FATAL(tu_wait_log(logfile, "ready", 1, 5000));
+    drop("in", "a.evt", "x.one\n");
+    CU_ASSERT_TRUE(wait_files("keep-out", 1));
+    drop("in", "b.evt", "x.two\n");
+    CU_ASSERT_TRUE(wait_files("keep-out", 2));
+    CU_ASSERT_TRUE(wait_files("chg-out1", 2));
+    CU_ASSERT_TRUE(wait_files("gone-out", 2));
+
+    /* change chg's outbox, remove gone, add new */
+    dropdir_channel("chg", NULL, "chg-out2");
+    dropdir_channel("new", NULL, "new-out");
+    {
+        char p[700];
+        pathf(p, sizeof(p), "conf/channels.d/gone.conf");
+        unlink(p);
+    }
+    put("conf/routes.d/r.conf", "[route all]\nmatch = *\n"
+                                "to = keep, chg, new\n");
+    kill(pid, SIGHUP);
+    CU_ASSERT_TRUE(tu_wait_log(logfile, "configuration reloaded", 1, 5000));
+    CU_ASSERT_TRUE(log_has("[keep] started"));
+    CU_ASSERT_EQUAL(tu_count(logfile, "[keep] started"), 1); /* untouched */
+    CU_ASSERT_EQUAL(tu_count(logfile, "[in1] started"), 1);
+    CU_ASSERT_TRUE(log_has("[gone] channel removed or disabled"));
+    CU_ASSERT_TRUE(log_has("[new] channel added"));
+    CU_ASSERT_TRUE(log_has("[chg] configuration changed, restarting"));
+
+    drop("in", "c.evt", "x.three\n");
+    CU_ASSERT_TRUE(wait_files("keep-out", 3));
+    CU_ASSERT_TRUE(wait_files("chg-out2", 1));
+    CU_ASSERT_TRUE(wait_files("new-out", 1));
+    tu_sleep_ms(200);
+    /* keep's in-memory sequence continued: it was not restarted */
+    {
+        char dir[700];
+        size_t n;
+        pathf(dir, sizeof(dir), "keep-out");
+        n = tu_count_files(dir, ".msgpack");
+        CU_ASSERT_EQUAL(n, 3);
+    }
+    CU_ASSERT_TRUE(has_file("chg-out2", "/000001-")); /* restarted: seq 1 */
+    CU_ASSERT_EQUAL(files("gone-out"), 2);            /* removed */
+    CU_ASSERT_EQUAL(files("chg-out1"), 2);
+
+    /* An invalid new configuration is refused; the old one keeps running. */
+    put("conf/channels.d/keep.conf", "[channel]\nplugin = dropdir\n"
+                                     "[config]\nbogus = 1\n");
+    kill(pid, SIGHUP);
+    CU_ASSERT_TRUE(tu_wait_log(logfile, "reload refused", 1, 5000));
+    CU_ASSERT_TRUE(log_has("keep.conf:4: unknown key 'bogus'"));
+    drop("in", "d.evt", "x.four\n");
+    CU_ASSERT_TRUE(wait_files("keep-out", 4));
+    CU_ASSERT_EQUAL(tu_count(logfile, "[keep] started"), 1);
+    {
+        char dir[700], *f;
+        /* seq 4 proves the same instance is still running */
+        pathf(dir, sizeof(dir), "keep-out/000004-");
+        f = NULL;
+        (void)f;
+        pathf(dir, sizeof(dir), "keep-out");
+        CU_ASSERT_EQUAL(tu_count_files(dir, ".msgpack"), 4);
+    }
+    CU_ASSERT_EQUAL(stop(pid), 0);
+    if (CU_get_number_of_failures())
+        show_log_on_failure();
+}
+
+static void test_sigterm_drain(void)
+{
+    pid_t pid;
+    int rc;
+
+    /* In-flight work finishes before exit: a pending delivery and a plugin
+     * whose stop takes 300 ms. */
+    setup();
+    dropdir_channel("in1", "in", NULL);
+    put("conf/channels.d/g.conf", "[channel]\nplugin = good\n[config]\n"
+                                  "token = t\n");
+    put("conf/channels.d/slow.conf", "[channel]\nplugin = slow_stop\n"
+                                     "[config]\ntoken = t\n"
+                                     "stop_delay = 300ms\n");
+    put("conf/routes.d/r.conf", "[route all]\nmatch = *\nto = g\n");
+    pid = start();
+    CU_ASSERT_FATAL(tu_wait_log(logfile, "ready", 1, 5000));
+    drop("in", "p.evt", "test.pending\n");
+    CU_ASSERT_TRUE(tu_wait_log(logfile, "[in1]", 1, 2000));
+    tu_sleep_ms(60);
+    rc = stop(pid);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_TRUE(log_has("[slow] slow stop finished"));
+    CU_ASSERT_FALSE(log_has("shutdown timeout reached"));
+    CU_ASSERT_TRUE(log_has("exited"));
+
+    /* A plugin that never finishes is cut off at shutdown_timeout and the
+     * daemon still exits 0. */
+    setup();
+    put("conf/omnigate.conf", "[daemon]\nplugin_dir = ../plugins\n"
+                              "shutdown_timeout = 300ms\n");
+    put("conf/channels.d/slow.conf", "[channel]\nplugin = slow_stop\n"
+                                     "[config]\ntoken = t\n"
+                                     "stop_delay = 1h\n");
+    pid = start();
+    CU_ASSERT_FATAL(tu_wait_log(logfile, "ready", 1, 5000));
+    CU_ASSERT_EQUAL(stop(pid), 0);
+    CU_ASSERT_TRUE(log_has("[slow] shutdown timeout reached"));
+    CU_ASSERT_TRUE(log_has("fake destroyed"));
+    CU_ASSERT_TRUE(log_has("exited"));
+    if (CU_get_number_of_failures())
+        show_log_on_failure();
+}
+
+int main(void)
+{
+    CU_pSuite s;
+    int rc;
+
+    daemon_bin = tu_daemon_path();
+    CU_initialize_registry();
+    s = CU_add_suite("omnigated", NULL, NULL);
+    CU_add_test(s, "--version", test_version);
+    CU_add_test(s, "--check-config", test_check_config);
+    CU_add_test(s, "events routed through plugins", test_route_through);
+    CU_add_test(s, "failed and required channels", test_failed_channels);
+    CU_add_test(s, "SIGHUP reload", test_reload);
+    CU_add_test(s, "SIGTERM drain", test_sigterm_drain);
+    rc = tu_run();
+    if (root != NULL) {
+        tu_rmrf(root);
+        free(root);
+    }
+    free(daemon_bin);
+    return rc;
+}
