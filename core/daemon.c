@@ -275,11 +275,15 @@ static void slot_stop(og__daemon_t *d, struct slot *s)
 
 /* ---- configuration -------------------------------------------------- */
 
-og__conf_t *og__check_config(const char *path, const char *plugin_dir,
-                             og__errlist_t *errs)
+/*
+ * Checks every enabled channel's [config] keys against its plugin's table.
+ * A plugin that does not load is a problem for --check-config
+ * (refusal_is_error) and a channel failure, decided at start, otherwise.
+ */
+static void check_plugins(const og__conf_t *conf, int refusal_is_error,
+                          og__errlist_t *errs)
 {
-    size_t i, n0 = errs->n;
-    og__conf_t *conf = og__conf_load_partial(path, plugin_dir, errs);
+    size_t i;
 
     for (i = 0; i < conf->nchannels; i++) {
         const og__chconf_t *ch = &conf->channels[i];
@@ -292,14 +296,23 @@ og__conf_t *og__check_config(const char *path, const char *plugin_dir,
         ppath = og__plugin_path(conf->plugin_dir, ch->plugin);
         p = og__plugin_open(ppath, why, sizeof(why));
         free(ppath);
-        if (p == NULL) {
+        if (p != NULL) {
+            og__plugin_check_config(p, ch, errs);
+            og__plugin_close(p);
+        } else if (refusal_is_error) {
             og__errlist_add(errs, ch->file, ch->plugin_line, "plugin '%s': %s",
                             ch->plugin, why);
-            continue;
         }
-        og__plugin_check_config(p, ch, errs);
-        og__plugin_close(p);
     }
+}
+
+og__conf_t *og__check_config(const char *path, const char *plugin_dir,
+                             og__errlist_t *errs)
+{
+    size_t n0 = errs->n;
+    og__conf_t *conf = og__conf_load_partial(path, plugin_dir, errs);
+
+    check_plugins(conf, 1, errs);
     if (errs->n > n0) {
         og__conf_free(conf);
         return NULL;
@@ -307,34 +320,15 @@ og__conf_t *og__check_config(const char *path, const char *plugin_dir,
     return conf;
 }
 
-/*
- * Loads the configuration for start-up or reload. Channel [config] keys
- * are checked against plugins that load; a plugin that does not load is
- * a channel failure decided at start, not a configuration error.
- */
+/* Loads the configuration for start-up or reload. */
 static og__conf_t *load_config(og__daemon_t *d, og__errlist_t *errs)
 {
+    size_t n0 = errs->n;
     og__conf_t *conf = og__conf_load(d->conf_path, d->plugin_dir, errs);
-    size_t i, n0 = errs->n;
 
     if (conf == NULL)
         return NULL;
-    for (i = 0; i < conf->nchannels; i++) {
-        const og__chconf_t *ch = &conf->channels[i];
-        char *ppath;
-        char why[512];
-        og__plugin_t *p;
-
-        if (!ch->enabled)
-            continue;
-        ppath = og__plugin_path(conf->plugin_dir, ch->plugin);
-        p = og__plugin_open(ppath, why, sizeof(why));
-        free(ppath);
-        if (p != NULL) {
-            og__plugin_check_config(p, ch, errs);
-            og__plugin_close(p);
-        }
-    }
+    check_plugins(conf, 0, errs);
     if (errs->n > n0) {
         og__conf_free(conf);
         return NULL;

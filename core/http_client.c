@@ -234,45 +234,43 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int action, void *userp,
     return 0;
 }
 
+/* Appends n bytes to b, keeping a NUL after them; -1 over limit or OOM. */
+static int buf_append(struct buf *b, const char *ptr, size_t n, size_t limit)
+{
+    char *p;
+
+    if (b->n + n > limit)
+        return -1;
+    p = realloc(b->p, b->n + n + 1);
+    if (p == NULL)
+        return -1;
+    memcpy(p + b->n, ptr, n);
+    b->p = p;
+    b->n += n;
+    p[b->n] = '\0';
+    return 0;
+}
+
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     struct req *r = userdata;
     size_t n = size * nmemb;
-    char *p;
 
-    if (r->resp.n + n > r->max) {
+    if (r->resp.n + n > r->max)
         r->too_large = 1;
-        return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
-    }
-    p = realloc(r->resp.p, r->resp.n + n + 1);
-    if (p == NULL)
-        return 0;
-    memcpy(p + r->resp.n, ptr, n);
-    r->resp.p = p;
-    r->resp.n += n;
-    p[r->resp.n] = '\0';
-    return n;
+    /* Returning less than n aborts the transfer (CURLE_WRITE_ERROR). */
+    return buf_append(&r->resp, ptr, n, r->max) == 0 ? n : 0;
 }
 
 static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     struct req *r = userdata;
     size_t n = size * nmemb;
-    char *p;
 
     /* A new status line (after a redirect or 100 Continue) starts over. */
     if (n > 5 && memcmp(ptr, "HTTP/", 5) == 0)
         r->resp_hdrs.n = 0;
-    if (r->resp_hdrs.n + n > 64 * 1024)
-        return 0;
-    p = realloc(r->resp_hdrs.p, r->resp_hdrs.n + n + 1);
-    if (p == NULL)
-        return 0;
-    memcpy(p + r->resp_hdrs.n, ptr, n);
-    r->resp_hdrs.p = p;
-    r->resp_hdrs.n += n;
-    p[r->resp_hdrs.n] = '\0';
-    return n;
+    return buf_append(&r->resp_hdrs, ptr, n, 64 * 1024) == 0 ? n : 0;
 }
 
 og__http_t *og__http_create(uv_loop_t *loop)
