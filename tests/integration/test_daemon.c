@@ -5,7 +5,10 @@
  */
 #include "config.h"
 
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -425,6 +428,53 @@ static void test_sigterm_drain(void)
         show_log_on_failure();
 }
 
+#ifdef HAVE_LIBSYSTEMD
+/* Reads one datagram from the notify socket within ms; "" on timeout. */
+static void notify_read(int fd, char *buf, size_t size, int ms)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+    ssize_t n;
+
+    buf[0] = '\0';
+    if (poll(&p, 1, ms) == 1 && (n = recv(fd, buf, size - 1, 0)) > 0)
+        buf[n] = '\0';
+}
+
+static void test_sd_notify(void)
+{
+    struct sockaddr_un sa;
+    char buf[256];
+    pid_t pid;
+    int fd;
+
+    setup();
+    dropdir_channel("pos", "in", NULL);
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/notify", root);
+    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL_FATAL(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    setenv("NOTIFY_SOCKET", sa.sun_path, 1);
+    pid = start();
+    unsetenv("NOTIFY_SOCKET");
+    notify_read(fd, buf, sizeof(buf), 5000);
+    CU_ASSERT_STRING_EQUAL(buf, "READY=1");
+    kill(pid, SIGHUP);
+    notify_read(fd, buf, sizeof(buf), 5000);
+    CU_ASSERT_STRING_EQUAL(buf, "RELOADING=1");
+    notify_read(fd, buf, sizeof(buf), 5000);
+    CU_ASSERT_STRING_EQUAL(buf, "READY=1");
+    /* SIGINT stops like SIGTERM. */
+    kill(pid, SIGINT);
+    notify_read(fd, buf, sizeof(buf), 5000);
+    CU_ASSERT_STRING_EQUAL(buf, "STOPPING=1");
+    CU_ASSERT_EQUAL(tu_wait(pid, 10000), 0);
+    CU_ASSERT_TRUE(log_has("Interrupt: stopping"));
+    close(fd);
+}
+#endif
+
 int main(void)
 {
     CU_pSuite s;
@@ -439,6 +489,9 @@ int main(void)
     CU_add_test(s, "failed and required channels", test_failed_channels);
     CU_add_test(s, "SIGHUP reload", test_reload);
     CU_add_test(s, "SIGTERM drain", test_sigterm_drain);
+#ifdef HAVE_LIBSYSTEMD
+    CU_add_test(s, "sd_notify and SIGINT", test_sd_notify);
+#endif
     rc = tu_run();
     if (root != NULL) {
         tu_rmrf(root);
