@@ -225,6 +225,71 @@ static void daemon_key(struct parse *p, const char *key, const char *value)
     }
 }
 
+static int valid_listen(const char *v)
+{
+    const char *colon = strrchr(v, ':');
+
+    if (strncmp(v, "unix:/", 6) == 0)
+        return strlen(v) < 100; /* sun_path */
+    return colon != NULL && colon != v && colon[1] != '\0' &&
+           strspn(colon + 1, "0123456789") == strlen(colon + 1);
+}
+
+static void http_key(struct parse *p, const char *key, const char *value)
+{
+    og__conf_t *c = p->conf;
+    char why[128];
+    uint64_t *dur = NULL, *size = NULL;
+
+    if (strcmp(key, "public_listen") == 0 || strcmp(key, "admin_listen") == 0) {
+        char **dst = key[0] == 'p' ? &c->public_listen : &c->admin_listen;
+
+        if (!valid_listen(value)) {
+            err(p,
+                "%s: expected HOST:PORT, [IPV6]:PORT or unix:/path, got "
+                "'%s'",
+                key, value);
+            return;
+        }
+        free(*dst);
+        *dst = og__xstrdup(value);
+        return;
+    }
+    if (strcmp(key, "max_header_size") == 0)
+        size = &c->http_max_header_bytes;
+    else if (strcmp(key, "max_body_size") == 0)
+        size = &c->http_max_body_bytes;
+    else if (strcmp(key, "read_timeout") == 0)
+        dur = &c->http_read_timeout_ms;
+    else if (strcmp(key, "idle_timeout") == 0)
+        dur = &c->http_idle_timeout_ms;
+    if (size != NULL) {
+        if (og__parse_size(value, size, why, sizeof(why)) != OG_OK)
+            err(p, "%s: %s, got '%s'", key, why, value);
+        else if (*size < 1024 || *size > (1ull << 30))
+            err(p, "%s: must be between 1k and 1G, got %s", key, value);
+    } else if (dur != NULL) {
+        if (og__parse_duration_ms(value, dur, why, sizeof(why)) != OG_OK)
+            err(p, "%s: %s, got '%s'", key, why, value);
+        else if (*dur < 10)
+            err(p, "%s: must be at least 10ms, got %s", key, value);
+    } else if (strcmp(key, "max_connections") == 0) {
+        if (og__parse_int(value, &c->http_max_connections, why, sizeof(why)) !=
+            OG_OK)
+            err(p, "max_connections: %s, got '%s'", why, value);
+        else if (c->http_max_connections < 1 ||
+                 c->http_max_connections > 1000000)
+            err(p, "max_connections: must be between 1 and 1000000, got %s",
+                value);
+    } else {
+        err(p,
+            "unknown key '%s' in [http] (known: public_listen, "
+            "admin_listen, max_header_size, max_body_size, read_timeout, "
+            "idle_timeout, max_connections)",
+            key);
+    }
+}
+
 static void route_key(struct parse *p, const char *key, const char *value)
 {
     og__routeconf_t *r = p->route;
@@ -368,6 +433,10 @@ static int handler(void *user, const char *section, const char *key,
             daemon_key(p, key, value);
             return 1;
         }
+        if (strcmp(section, "http") == 0) {
+            http_key(p, key, value);
+            return 1;
+        }
         return 1; /* reported once per section by parse_file() */
     case FILE_CHANNEL:
         if (strcmp(section, "channel") == 0 || strcmp(section, "config") == 0) {
@@ -411,14 +480,14 @@ static void parse_file(struct parse *p, const char *file, enum file_kind kind)
         const char *s = p->sections[i].name;
         int is_route =
             strncmp(s, "route", 5) == 0 && (s[5] == ' ' || s[5] == '\0');
-        const char *known = kind == FILE_MAIN      ? "[daemon], [route NAME]"
+        const char *known = kind == FILE_MAIN ? "[daemon], [http], [route NAME]"
                             : kind == FILE_CHANNEL ? "[channel], [config]"
                                                    : "[route NAME]";
-        int ok =
-            (kind == FILE_MAIN && (strcmp(s, "daemon") == 0 || is_route)) ||
-            (kind == FILE_CHANNEL &&
-             (strcmp(s, "channel") == 0 || strcmp(s, "config") == 0)) ||
-            (kind == FILE_ROUTES && is_route);
+        int ok = (kind == FILE_MAIN && (strcmp(s, "daemon") == 0 ||
+                                        strcmp(s, "http") == 0 || is_route)) ||
+                 (kind == FILE_CHANNEL &&
+                  (strcmp(s, "channel") == 0 || strcmp(s, "config") == 0)) ||
+                 (kind == FILE_ROUTES && is_route);
 
         if (!ok)
             og__errlist_add(p->errs, file, p->sections[i].line,
@@ -563,6 +632,13 @@ og__conf_t *og__conf_load_partial(const char *path,
     c->log_level = OG_LOG_INFO;
     c->queue_max = 65536;
     c->max_event_bytes = 256 * 1024;
+    c->public_listen = og__xstrdup("127.0.0.1:8088");
+    c->admin_listen = og__xstrdup("127.0.0.1:8089");
+    c->http_max_header_bytes = 32 * 1024;
+    c->http_max_body_bytes = 1024 * 1024;
+    c->http_read_timeout_ms = 10000;
+    c->http_idle_timeout_ms = 60000;
+    c->http_max_connections = 4096;
     p.channels_dir = og__xasprintf("%s/channels.d", c->dir);
     p.routes_dir = og__xasprintf("%s/routes.d", c->dir);
 
@@ -667,6 +743,8 @@ void og__conf_free(og__conf_t *c)
     free(c->dir);
     free(c->plugin_dir);
     free(c->state_dir);
+    free(c->public_listen);
+    free(c->admin_listen);
     free(c);
 }
 

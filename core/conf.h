@@ -70,6 +70,14 @@ typedef struct og__conf_s {
     og_log_level_t log_level;
     int64_t queue_max;       /* bound of the dispatch queue, in events */
     int64_t max_event_bytes; /* largest accepted envelope */
+    /* [http] */
+    char *public_listen; /* "127.0.0.1:8088" or "unix:/path" */
+    char *admin_listen;  /* "127.0.0.1:8089" or "unix:/path" */
+    uint64_t http_max_header_bytes;
+    uint64_t http_max_body_bytes;
+    uint64_t http_read_timeout_ms;
+    uint64_t http_idle_timeout_ms;
+    int64_t http_max_connections;
     og__chconf_t *channels;
     size_t nchannels;
     og__routeconf_t *routes;

@@ -21,7 +21,9 @@
 #include <systemd/sd-daemon.h>
 #endif
 
+#include "admin.h"
 #include "daemon.h"
+#include "http_server.h"
 #include "log.h"
 #include "router.h"
 #include "util.h"
@@ -32,6 +34,7 @@
 /* One configured, enabled channel. */
 struct slot {
     char *name;
+    char *plugin;
     char *fingerprint;
     int required;
     og_plugin_ctx_t *inst;      /* NULL when failed */
@@ -50,10 +53,12 @@ struct og__daemon_s {
     struct slot *slots;
 
     og_event_t **queue; /* ring buffer of accepted events */
-    size_t qcap, qhead, qlen;
+    size_t qcap, qhead, qlen, qbytes;
     uv_idle_t dispatcher;
     uint64_t unrouted;
 
+    og__http_server_t *pub; /* public listener (plugin routes) */
+    og__http_server_t *adm; /* admin listener */
     uv_signal_t sig_term, sig_int, sig_hup;
     int shutting_down;
     size_t stopping; /* instances still stopping */
@@ -108,6 +113,7 @@ static void dispatch(og__daemon_t *d, size_t max)
         d->queue[d->qhead] = NULL;
         d->qhead = (d->qhead + 1) % d->qcap;
         d->qlen--;
+        d->qbytes -= ev->len;
         dispatch_one(d, ev);
         og__event_unref(ev);
     }
@@ -129,6 +135,7 @@ static og_err_t enqueue(void *data, og_plugin_ctx_t *from, og_event_t *ev)
         return OG_ERR_BUSY;
     d->queue[(d->qhead + d->qlen) % d->qcap] = og__event_ref(ev);
     d->qlen++;
+    d->qbytes += ev->len;
     if (d->qlen == 1)
         uv_idle_start(&d->dispatcher, on_idle);
     return OG_OK;
@@ -222,6 +229,7 @@ static void slot_free(struct slot *s)
         free(s->restart_with);
     }
     free(s->name);
+    free(s->plugin);
     free(s->fingerprint);
     free(s);
 }
@@ -365,6 +373,10 @@ static int apply(og__daemon_t *d, int initial)
         free(s->fingerprint);
         s->fingerprint = fp;
         s->required = ch ? ch->required : 0;
+        if (ch != NULL) {
+            free(s->plugin);
+            s->plugin = og__xstrdup(ch->plugin);
+        }
         if (fp != NULL) {
             og__log(OG_LOG_INFO, s->name, "configuration changed, %s",
                     s->inst ? "restarting" : "retrying");
@@ -397,6 +409,7 @@ static int apply(og__daemon_t *d, int initial)
             continue;
         s = og__xcalloc(1, sizeof(*s));
         s->name = og__xstrdup(ch->name);
+        s->plugin = og__xstrdup(ch->plugin);
         s->fingerprint = fingerprint(d->conf, ch);
         s->required = ch->required;
         s->next = d->slots;
@@ -431,6 +444,11 @@ static void reload(og__daemon_t *d)
         return;
     }
     og__errlist_free(&errs);
+    if (strcmp(conf->public_listen, d->conf->public_listen) != 0 ||
+        strcmp(conf->admin_listen, d->conf->admin_listen) != 0)
+        og__log(OG_LOG_WARNING, NULL,
+                "listen addresses changed: they take "
+                "effect at the next restart");
     og__conf_free(d->conf);
     d->conf = conf;
     og__log_set_level(conf->log_level);
@@ -457,6 +475,9 @@ static void maybe_exit(og__daemon_t *d)
     uv_close((uv_handle_t *)&d->sig_int, close_cb);
     uv_close((uv_handle_t *)&d->sig_hup, close_cb);
     uv_close((uv_handle_t *)&d->dispatcher, close_cb);
+    og__http_server_close(d->pub);
+    og__http_server_close(d->adm);
+    d->pub = d->adm = NULL;
     og__http_destroy(d->core.http);
     d->core.http = NULL;
 }
@@ -475,6 +496,9 @@ static void shutdown_start(og__daemon_t *d, int signum)
             (unsigned long long)d->conf->shutdown_timeout_ms);
     d->shutting_down = 1;
     d->core.stopping = 1; /* new emits answer OG_ERR_STOPPING */
+    /* No new requests on the public listener; admin stays until exit. */
+    og__http_server_close(d->pub);
+    d->pub = NULL;
     /* Hand everything already accepted to its destinations first. */
     dispatch(d, SIZE_MAX);
     d->stopping++; /* no exit while this loop runs */
@@ -501,6 +525,67 @@ static void on_signal(uv_signal_t *h, int signum)
         return;
     }
     shutdown_start(d, signum);
+}
+
+void og__daemon_foreach_channel(og__daemon_t *d,
+                                void (*fn)(void *data,
+                                           const og__chan_status_t *st),
+                                void *data)
+{
+    struct slot *s;
+
+    for (s = d->slots; s != NULL; s = s->next) {
+        og__chan_status_t st;
+
+        if (s->fingerprint == NULL)
+            continue; /* removed, still stopping */
+        st.name = s->name;
+        st.plugin = s->plugin ? s->plugin : "";
+        st.required = s->required;
+        st.inst = s->inst;
+        st.error = s->inst ? "" : s->error;
+        fn(data, &st);
+    }
+}
+
+void og__daemon_stats(og__daemon_t *d, og__daemon_stats_t *st)
+{
+    st->queue_depth = d->qlen;
+    st->queue_capacity = d->qcap;
+    st->queue_bytes = d->qbytes;
+    st->unrouted = d->unrouted;
+    st->stopping = d->shutting_down != 0;
+    st->public_connections = d->pub ? og__http_server_connections(d->pub) : 0;
+    st->admin_connections = d->adm ? og__http_server_connections(d->adm) : 0;
+}
+
+/* Opens one listener; logs and returns -1 when it cannot. */
+static og__http_server_t *listen_on(og__daemon_t *d, const char *name,
+                                    const char *addr)
+{
+    og__http_limits_t lim;
+    og__http_server_t *s;
+    char err[256];
+
+    og__http_limits_default(&lim);
+    lim.max_header_bytes = (size_t)d->conf->http_max_header_bytes;
+    lim.max_body_bytes = (size_t)d->conf->http_max_body_bytes;
+    lim.read_timeout_ms = d->conf->http_read_timeout_ms;
+    lim.idle_timeout_ms = d->conf->http_idle_timeout_ms;
+    lim.max_connections = (size_t)d->conf->http_max_connections;
+    s = og__http_server_create(&d->loop, name, &lim);
+    if (og__http_server_listen(s, addr, err, sizeof(err)) != 0) {
+        og__log(OG_LOG_ERROR, "http", "%s listener: %s", name, err);
+        og__http_server_close(s);
+        return NULL;
+    }
+    if (strncmp(addr, "unix:", 5) == 0)
+        og__log(OG_LOG_NOTICE, "http", "%s listening on %s", name, addr);
+    else
+        og__log(OG_LOG_NOTICE, "http", "%s listening on %.*s:%d", name,
+                (int)(strrchr(addr, ':') - addr), addr,
+                og__http_server_port(s));
+    return s;
 }
 
 int og__daemon_run(const char *conf_path, const char *plugin_dir)
@@ -545,6 +630,15 @@ int og__daemon_run(const char *conf_path, const char *plugin_dir)
     uv_signal_start(&d.sig_int, on_signal, SIGINT);
     uv_signal_start(&d.sig_hup, on_signal, SIGHUP);
 
+    d.pub = listen_on(&d, "public", d.conf->public_listen);
+    d.adm = listen_on(&d, "admin", d.conf->admin_listen);
+    if (d.pub == NULL || d.adm == NULL) {
+        d.exit_code = 1;
+        shutdown_start(&d, SIGTERM);
+        uv_run(&d.loop, UV_RUN_DEFAULT);
+        goto out;
+    }
+    og__admin_mount(d.adm, &d);
     og__log(OG_LOG_NOTICE, NULL,
             "omnigated %s (plugin ABI %d.%d) starting "
             "with %s",
@@ -559,7 +653,7 @@ int og__daemon_run(const char *conf_path, const char *plugin_dir)
         notify("READY=1");
     }
     uv_run(&d.loop, UV_RUN_DEFAULT);
-
+out:
     /* The queue is empty unless the shutdown timeout cut deliveries. */
     if (d.qlen > 0) {
         og__log(OG_LOG_WARNING, NULL,

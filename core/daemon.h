@@ -21,6 +21,32 @@ typedef struct og__daemon_s og__daemon_t;
 og__conf_t *og__check_config(const char *path, const char *plugin_dir,
                              og__errlist_t *errs);
 
+/* What the admin API shows of one configured channel. */
+typedef struct og__chan_status_s {
+    const char *name;
+    const char *plugin; /* the configured plugin name */
+    int required;
+    const og_plugin_ctx_t *inst; /* NULL when the channel failed */
+    const char *error;           /* why it failed, "" when it did not */
+} og__chan_status_t;
+
+typedef struct og__daemon_stats_s {
+    size_t queue_depth;
+    size_t queue_capacity;
+    size_t queue_bytes;
+    uint64_t unrouted;
+    int stopping;
+    size_t public_connections;
+    size_t admin_connections;
+} og__daemon_stats_t;
+
+/* Calls fn for every configured, enabled channel. */
+void og__daemon_foreach_channel(og__daemon_t *d,
+                                void (*fn)(void *data,
+                                           const og__chan_status_t *st),
+                                void *data);
+void og__daemon_stats(og__daemon_t *d, og__daemon_stats_t *st);
+
 /* Runs the daemon until SIGTERM/SIGINT; returns the process exit code. */
 int og__daemon_run(const char *conf_path, const char *plugin_dir);
 

@@ -13,6 +13,8 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include <uv.h>
+
 #include "event.h"
 #include "util.h"
 
@@ -282,6 +284,7 @@ og_event_t *og__event_accept(const uint8_t *bytes, size_t len,
     ev->data = (uint8_t *)msgpack_sbuffer_release(&sb);
     ev->type = og__xstrndup(type->via.str.ptr, type->via.str.size);
     ev->instance = og__xstrdup(instance);
+    ev->accepted_ns = uv_hrtime();
     if (id != NULL)
         memcpy(ev->id, id->via.str.ptr, id->via.str.size);
     else

@@ -19,10 +19,11 @@ struct og_event_s {
     unsigned refs;
     uint8_t *data; /* the envelope, owned */
     size_t len;
-    char *type;     /* NUL-terminated copy of "type" */
-    char id[72];    /* NUL-terminated copy of "id" */
-    char *instance; /* the source instance's name */
-    int parsed;     /* root below is valid */
+    char *type;           /* NUL-terminated copy of "type" */
+    char id[72];          /* NUL-terminated copy of "id" */
+    char *instance;       /* the source instance's name */
+    uint64_t accepted_ns; /* uv_hrtime() at acceptance, for latency */
+    int parsed;           /* root below is valid */
     msgpack_zone zone;
     msgpack_object root;
 };

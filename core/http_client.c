@@ -237,18 +237,9 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int action, void *userp,
 /* Appends n bytes to b, keeping a NUL after them; -1 over limit or OOM. */
 static int buf_append(struct buf *b, const char *ptr, size_t n, size_t limit)
 {
-    char *p;
-
     if (b->n + n > limit)
         return -1;
-    p = realloc(b->p, b->n + n + 1);
-    if (p == NULL)
-        return -1;
-    memcpy(p + b->n, ptr, n);
-    b->p = p;
-    b->n += n;
-    p[b->n] = '\0';
-    return 0;
+    return og__mem_append(&b->p, &b->n, ptr, n);
 }
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)

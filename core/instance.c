@@ -33,6 +33,9 @@ struct og_delivery_s {
     struct og_delivery_s *prev, *next;
 };
 
+const double og__latency_bounds[OG__LATENCY_BUCKETS] = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5};
+
 const char *og__inst_state_name(og__inst_state_t s)
 {
     switch (s) {
@@ -134,7 +137,14 @@ static void delivery_result(og_plugin_ctx_t *inst, const og_event_t *ev,
                             og_err_t rc, const char *reason)
 {
     const char *name = og__instance_name(inst);
+    double secs = (double)(uv_hrtime() - ev->accepted_ns) / 1e9;
+    size_t i;
 
+    for (i = 0; i < OG__LATENCY_BUCKETS; i++)
+        if (secs <= og__latency_bounds[i])
+            inst->latency_buckets[i]++;
+    inst->latency_count++;
+    inst->latency_sum += secs;
     switch ((int)rc) {
     case OG_OK: inst->deliveries_ok++; break;
     case OG_ERR_RETRY:

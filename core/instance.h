@@ -43,6 +43,10 @@ typedef struct og__metric_s {
     int gauge;
 } og__metric_t;
 
+/* Upper bounds (seconds) of the delivery latency histogram's buckets. */
+#define OG__LATENCY_BUCKETS 10
+extern const double og__latency_bounds[OG__LATENCY_BUCKETS];
+
 typedef void (*og__stopped_cb)(og_plugin_ctx_t *inst, void *data);
 
 struct og_plugin_ctx_s {
@@ -72,6 +76,10 @@ struct og_plugin_ctx_s {
     uint64_t deliveries_ok;
     uint64_t deliveries_retry;
     uint64_t deliveries_rejected;
+    /* delivery latency, from acceptance to the plugin's result */
+    uint64_t latency_buckets[OG__LATENCY_BUCKETS]; /* cumulative counts */
+    uint64_t latency_count;
+    double latency_sum;
 
     struct og_plugin_ctx_s *next; /* owner's list */
 };

@@ -240,6 +240,49 @@ int og__is_ident_glob(const char *s)
     return 1;
 }
 
+int og__mem_append(char **p, size_t *len, const void *data, size_t n)
+{
+    char *q = realloc(*p, *len + n + 1);
+
+    if (q == NULL)
+        return -1;
+    if (n > 0)
+        memcpy(q + *len, data, n);
+    *len += n;
+    q[*len] = '\0';
+    *p = q;
+    return 0;
+}
+
+void og__sbuf_printf(og__sbuf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    for (;;) {
+        size_t room = b->cap - b->n;
+
+        va_start(ap, fmt);
+        n = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? room : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            return;
+        if (b->p != NULL && (size_t)n < room) {
+            b->n += (size_t)n;
+            return;
+        }
+        b->cap = (b->cap + (size_t)n + 1) * 2;
+        b->p = og__xrealloc(b->p, b->cap);
+    }
+}
+
+void og__sbuf_free(og__sbuf_t *b)
+{
+    free(b->p);
+    b->p = NULL;
+    b->n = b->cap = 0;
+}
+
 uint64_t og__now_ms(void)
 {
     struct timespec ts;

@@ -40,6 +40,22 @@ int og__is_ident(const char *s, int dots);
 /* True when s is an event type pattern: [a-z0-9_.-] plus '*' and '?'. */
 int og__is_ident_glob(const char *s);
 
+/* Appends n bytes to the heap buffer *p of *len bytes, keeping a NUL
+ * after them. Returns 0, or -1 when out of memory (the buffer is intact). */
+int og__mem_append(char **p, size_t *len, const void *data, size_t n);
+
+/* A growable string buffer. */
+typedef struct og__sbuf_s {
+    char *p;
+    size_t n;
+    size_t cap;
+} og__sbuf_t;
+
+/* Appends formatted text; p stays NUL-terminated. */
+void og__sbuf_printf(og__sbuf_t *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void og__sbuf_free(og__sbuf_t *b);
+
 /* Milliseconds since the Unix epoch, from the real-time clock. */
 uint64_t og__now_ms(void);
 

@@ -112,15 +112,24 @@ char *tu_read(const char *path, size_t *len)
     return buf;
 }
 
+size_t tu_count_str(const char *s, const char *needle)
+{
+    const char *p;
+    size_t n = 0;
+
+    for (p = s; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    return n;
+}
+
 size_t tu_count(const char *path, const char *needle)
 {
-    char *s = tu_read(path, NULL), *p;
-    size_t n = 0;
+    char *s = tu_read(path, NULL);
+    size_t n;
 
     if (s == NULL)
         return 0;
-    for (p = s; (p = strstr(p, needle)) != NULL; p += strlen(needle))
-        n++;
+    n = tu_count_str(s, needle);
     free(s);
     return n;
 }

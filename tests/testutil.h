@@ -24,6 +24,8 @@ int tu_write_bytes(const char *path, const void *buf, size_t len);
 /* Whole file as a NUL-terminated string (caller frees), or NULL. */
 char *tu_read(const char *path, size_t *len);
 int tu_contains(const char *path, const char *needle);
+/* Occurrences of needle in the string s. */
+size_t tu_count_str(const char *s, const char *needle);
 /* Occurrences of needle in the file. */
 size_t tu_count(const char *path, const char *needle);
 /* Files in dir whose names end with suffix. */

@@ -56,6 +56,9 @@ mkdir -p "$tmp/plugins" "$tmp/conf/channels.d" "$tmp/conf/routes.d" \
          "$tmp/in" "$tmp/out"
 install -m 0755 "$tmp/ext/dropdir.so" "$tmp/plugins/dropdir.so"
 cat > "$tmp/conf/omnigate.conf" <<CONF
+[http]
+public_listen = 127.0.0.1:0
+admin_listen = 127.0.0.1:0
 [daemon]
 plugin_dir = $tmp/plugins
 shutdown_timeout = 2s

@@ -16,7 +16,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <sys/time.h>
+
 #include "testutil.h"
+
+/* Every daemon in the tests listens on ephemeral ports. */
+#define HTTP0                                                                  \
+    "[http]\npublic_listen = 127.0.0.1:0\nadmin_listen = 127.0.0.1:0\n"
 
 static char *root; /* per-test temporary tree */
 static char *daemon_bin;
@@ -74,8 +81,9 @@ static void setup(void)
     mk("plugins");
     pathf(dir, sizeof(dir), "plugins");
     CU_ASSERT_EQUAL_FATAL(tu_install_plugins(dir, plugins), 0);
-    put("conf/omnigate.conf", "[daemon]\nplugin_dir = ../plugins\n"
-                              "shutdown_timeout = 3s\nlog_level = debug\n");
+    put("conf/omnigate.conf",
+        HTTP0 "[daemon]\nplugin_dir = ../plugins\n"
+              "shutdown_timeout = 3s\nlog_level = debug\n");
     pathf(logfile, sizeof(logfile), "daemon.log");
 }
 
@@ -179,6 +187,54 @@ static int has_file(const char *rel, const char *prefix)
     found = f != NULL && strstr(f, prefix) != NULL;
     free(f);
     return found;
+}
+
+/* The admin port the daemon logged. */
+static int admin_port(void)
+{
+    char *log = tu_read(logfile, NULL), *p;
+    int port = 0;
+
+    if (log != NULL && (p = strstr(log, "admin listening on 127.0.0.1:")))
+        port = (int)strtol(p + 29, NULL, 10);
+    free(log);
+    return port;
+}
+
+/* GET path on the admin listener; returns the whole response (free it). */
+static char *admin_get(const char *path)
+{
+    struct sockaddr_in sa;
+    struct timeval tv = {5, 0};
+    char req[256], *buf = calloc(1, 1 << 20);
+    size_t n = 0;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)admin_port());
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+        snprintf(req, sizeof(req),
+                 "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                 path);
+        if (send(fd, req, strlen(req), MSG_NOSIGNAL) > 0) {
+            ssize_t r;
+            while ((r = recv(fd, buf + n, (1 << 20) - 1 - n, 0)) > 0)
+                n += (size_t)r;
+        }
+    }
+    close(fd);
+    return buf;
+}
+
+static int has(const char *hay, const char *needle)
+{
+    if (strstr(hay, needle) != NULL)
+        return 1;
+    fprintf(stderr, "  missing: %s\n", needle);
+    return 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -297,11 +353,11 @@ static void test_failed_channels(void)
 
     /* An invalid configuration: 78 and nothing started. */
     setup();
-    put("conf/omnigate.conf", "[daemon]\nplugin_dir = ../plugins\n"
-                              "shutdown_timeout = forever\n");
+    put("conf/omnigate.conf", HTTP0 "[daemon]\nplugin_dir = ../plugins\n"
+                                    "shutdown_timeout = forever\n");
     pid = start();
     CU_ASSERT_EQUAL(tu_wait(pid, 10000), 78);
-    CU_ASSERT_TRUE(log_has("omnigate.conf:3: shutdown_timeout: expected a "
+    CU_ASSERT_TRUE(log_has("omnigate.conf:6: shutdown_timeout: expected a "
                            "duration"));
 }
 
@@ -413,8 +469,8 @@ static void test_sigterm_drain(void)
     /* A plugin that never finishes is cut off at shutdown_timeout and the
      * daemon still exits 0. */
     setup();
-    put("conf/omnigate.conf", "[daemon]\nplugin_dir = ../plugins\n"
-                              "shutdown_timeout = 300ms\n");
+    put("conf/omnigate.conf", HTTP0 "[daemon]\nplugin_dir = ../plugins\n"
+                                    "shutdown_timeout = 300ms\n");
     put("conf/channels.d/slow.conf", "[channel]\nplugin = slow_stop\n"
                                      "[config]\ntoken = t\n"
                                      "stop_delay = 1h\n");
@@ -426,6 +482,95 @@ static void test_sigterm_drain(void)
     CU_ASSERT_TRUE(log_has("exited"));
     if (CU_get_number_of_failures())
         show_log_on_failure();
+}
+
+static void test_admin_api(void)
+{
+    pid_t pid;
+    char *r;
+
+    setup();
+    dropdir_channel("pos", "in", NULL);
+    dropdir_channel("crm", NULL, "crm-out");
+    put("conf/routes.d/r.conf", "[route all]\nmatch = *\nto = crm\n");
+    pid = start();
+    CU_ASSERT_FATAL(tu_wait_log(logfile, "ready", 1, 5000));
+    CU_ASSERT_FATAL(admin_port() > 0);
+    drop("in", "1.evt", "order.placed\n");
+    drop("in", "2.evt", "order.placed\n");
+    CU_ASSERT_TRUE(wait_files("crm-out", 2));
+
+    r = admin_get("/health");
+    CU_ASSERT_TRUE(has(r, "HTTP/1.1 200 OK"));
+    CU_ASSERT_TRUE(has(r, "{\"status\":\"ok\"}"));
+    free(r);
+
+    r = admin_get("/metrics");
+    CU_ASSERT_TRUE(has(r, "Content-Type: text/plain; version=0.0.4"));
+    CU_ASSERT_TRUE(has(r, "# TYPE omnigate_events_in_total counter\n"));
+    CU_ASSERT_TRUE(has(r, "omnigate_events_in_total{instance=\"pos\"} 2\n"));
+    CU_ASSERT_TRUE(has(r, "omnigate_deliveries_total{instance=\"crm\","
+                          "result=\"ok\"} 2\n"));
+    CU_ASSERT_TRUE(has(r, "omnigate_delivery_latency_seconds_count{instance="
+                          "\"crm\"} 2\n"));
+    CU_ASSERT_TRUE(has(r, "omnigate_delivery_latency_seconds_bucket{instance="
+                          "\"crm\",le=\"+Inf\"} 2\n"));
+    CU_ASSERT_TRUE(has(r, "omnigate_channel_up{instance=\"crm\",plugin="
+                          "\"dropdir\"} 1\n"));
+    CU_ASSERT_TRUE(has(r, "omnigate_plugin_counter_total{instance=\"pos\","
+                          "name=\"files_in\"} 2\n"));
+    CU_ASSERT_TRUE(has(r, "omnigate_queue_depth 0\n"));
+    CU_ASSERT_TRUE(has(r, "omnigate_process_resident_memory_bytes "));
+    free(r);
+
+    r = admin_get("/v1/channels");
+    CU_ASSERT_TRUE(has(r, "{\"instance\":\"crm\",\"plugin\":\"dropdir\","
+                          "\"plugin_version\":\"1.0.0\",\"abi\":\"1.0\","
+                          "\"state\":\"running\",\"required\":false,"
+                          "\"last_error\":null}"));
+    free(r);
+
+    /* A required channel that fails after a reload makes /health 503. */
+    put("conf/channels.d/flaky.conf", "[channel]\nplugin = init_fail\n"
+                                      "required = yes\n[config]\ntoken = x\n");
+    kill(pid, SIGHUP);
+    CU_ASSERT_TRUE(tu_wait_log(logfile, "configuration reloaded", 1, 5000));
+    r = admin_get("/health");
+    CU_ASSERT_TRUE(has(r, "HTTP/1.1 503"));
+    CU_ASSERT_TRUE(has(r, "\"reason\":\"required channel 'flaky' is failed: "
+                          "plugin 'init_fail' failed to initialise"));
+    free(r);
+    r = admin_get("/v1/channels");
+    CU_ASSERT_TRUE(has(r, "\"instance\":\"flaky\",\"plugin\":\"init_fail\","
+                          "\"plugin_version\":null,\"abi\":\"0.0\",\"state\":"
+                          "\"failed\",\"required\":true,\"last_error\":"
+                          "\"plugin 'init_fail' failed"));
+    free(r);
+    CU_ASSERT_EQUAL(stop(pid), 0);
+    if (CU_get_number_of_failures())
+        show_log_on_failure();
+}
+
+static void test_listen_failure(void)
+{
+    pid_t a, b;
+    char conf[200];
+    int port;
+
+    /* Two daemons on one admin port: the second cannot listen, exits 1. */
+    setup();
+    a = start();
+    CU_ASSERT_FATAL(tu_wait_log(logfile, "ready", 1, 5000));
+    port = admin_port();
+    snprintf(conf, sizeof(conf),
+             "[http]\npublic_listen = 127.0.0.1:0\nadmin_listen = "
+             "127.0.0.1:%d\n[daemon]\nplugin_dir = ../plugins\n",
+             port);
+    put("conf/omnigate.conf", "%s", conf);
+    b = start();
+    CU_ASSERT_EQUAL(tu_wait(b, 10000), 1);
+    CU_ASSERT_TRUE(log_has("admin listener: cannot listen on 127.0.0.1:"));
+    CU_ASSERT_EQUAL(stop(a), 0);
 }
 
 #ifdef HAVE_LIBSYSTEMD
@@ -489,6 +634,8 @@ int main(void)
     CU_add_test(s, "failed and required channels", test_failed_channels);
     CU_add_test(s, "SIGHUP reload", test_reload);
     CU_add_test(s, "SIGTERM drain", test_sigterm_drain);
+    CU_add_test(s, "admin API", test_admin_api);
+    CU_add_test(s, "listen failure", test_listen_failure);
 #ifdef HAVE_LIBSYSTEMD
     CU_add_test(s, "sd_notify and SIGINT", test_sd_notify);
 #endif

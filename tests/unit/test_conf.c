@@ -139,6 +139,47 @@ static void test_main_errors(void)
     og__errlist_free(&errs);
 }
 
+static void test_http_section(void)
+{
+    og__errlist_t errs = {NULL, 0};
+    og__conf_t *c;
+
+    fresh();
+    put("omnigate.conf", "[http]\npublic_listen = [::1]:9000\n"
+                         "admin_listen = unix:/run/omnigate/admin.sock\n"
+                         "max_body_size = 2M\nread_timeout = 5s\n"
+                         "max_connections = 10\n");
+    c = load(&errs);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_STRING_EQUAL(c->public_listen, "[::1]:9000");
+    CU_ASSERT_STRING_EQUAL(c->admin_listen, "unix:/run/omnigate/admin.sock");
+    CU_ASSERT_EQUAL(c->http_max_body_bytes, 2u << 20);
+    CU_ASSERT_EQUAL(c->http_read_timeout_ms, 5000);
+    CU_ASSERT_EQUAL(c->http_idle_timeout_ms, 60000); /* default */
+    CU_ASSERT_EQUAL(c->http_max_connections, 10);
+    og__conf_free(c);
+
+    fresh();
+    put("omnigate.conf", "[http]\npublic_listen = 8088\n" /* 2 */
+                         "max_header_size = 10\n"         /* 3 */
+                         "idle_timeout = 1ms\n"           /* 4 */
+                         "tls = on\n"                     /* 5 */
+                         "max_connections = many\n");     /* 6 */
+    CU_ASSERT_PTR_NULL(load(&errs));
+    CU_ASSERT_TRUE(has_error(&errs, "omnigate.conf", 2,
+                             "public_listen: expected HOST:PORT, [IPV6]:PORT "
+                             "or unix:/path, got '8088'"));
+    CU_ASSERT_TRUE(has_error(&errs, "omnigate.conf", 3,
+                             "max_header_size: must be between 1k and 1G"));
+    CU_ASSERT_TRUE(has_error(&errs, "omnigate.conf", 4,
+                             "idle_timeout: must be at least 10ms"));
+    CU_ASSERT_TRUE(
+        has_error(&errs, "omnigate.conf", 5, "unknown key 'tls' in [http]"));
+    CU_ASSERT_TRUE(has_error(&errs, "omnigate.conf", 6,
+                             "max_connections: expected an integer"));
+    og__errlist_free(&errs);
+}
+
 static void test_syntax_errors(void)
 {
     og__errlist_t errs = {NULL, 0};
@@ -250,6 +291,7 @@ int main(void)
     s = CU_add_suite("conf", NULL, NULL);
     CU_add_test(s, "valid configuration", test_valid);
     CU_add_test(s, "main file errors", test_main_errors);
+    CU_add_test(s, "[http] section", test_http_section);
     CU_add_test(s, "syntax errors", test_syntax_errors);
     CU_add_test(s, "channel file errors", test_channel_errors);
     CU_add_test(s, "route errors", test_route_errors);

@@ -1,0 +1,292 @@
+/*
+ * admin.c: the admin API. Read-only views of the daemon's state, built on
+ * each request; nothing here keeps state of its own.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "admin.h"
+#include "instance.h"
+#include "util.h"
+
+static const char *chan_state(const og__chan_status_t *st)
+{
+    return st->inst ? og__inst_state_name(st->inst->st) : "failed";
+}
+
+/* ---- /health -------------------------------------------------------- */
+
+struct health {
+    og__sbuf_t why;
+    int ok;
+};
+
+static void health_channel(void *data, const og__chan_status_t *st)
+{
+    struct health *h = data;
+
+    if (!st->required || (st->inst && st->inst->st == OG__INST_RUNNING))
+        return;
+    if (!h->ok)
+        og__sbuf_printf(&h->why, "; ");
+    h->ok = 0;
+    og__sbuf_printf(&h->why, "required channel '%s' is %s%s%s", st->name,
+                    chan_state(st), st->error[0] ? ": " : "", st->error);
+}
+
+static void get_health(void *data, og__http_req_t *req)
+{
+    og__daemon_t *d = data;
+    og__daemon_stats_t stats;
+    struct health h = {{NULL, 0, 0}, 1};
+    og__sbuf_t body = {NULL, 0, 0};
+    char esc[2048];
+
+    og__daemon_stats(d, &stats);
+    if (stats.stopping) {
+        h.ok = 0;
+        og__sbuf_printf(&h.why, "stopping");
+    }
+    og__daemon_foreach_channel(d, health_channel, &h);
+    if (h.ok) {
+        og__sbuf_printf(&body, "{\"status\":\"ok\"}");
+    } else {
+        og__json_escape(esc, sizeof(esc), h.why.p);
+        og__sbuf_printf(&body, "{\"status\":\"unavailable\",\"reason\":%s}",
+                        esc);
+    }
+    og__http_respond(req, h.ok ? 200 : 503, "application/json", NULL, body.p,
+                     body.n);
+    og__sbuf_free(&body);
+    og__sbuf_free(&h.why);
+}
+
+/* ---- /v1/channels --------------------------------------------------- */
+
+struct list {
+    og__sbuf_t b;
+    int n;
+};
+
+static void list_channel(void *data, const og__chan_status_t *st)
+{
+    struct list *l = data;
+    const og_plugin_def_t *def = st->inst ? st->inst->plugin->def : NULL;
+    char name[256], plugin[256], version[256], err[1200];
+
+    og__json_escape(name, sizeof(name), st->name);
+    og__json_escape(plugin, sizeof(plugin), st->plugin);
+    og__json_escape(version, sizeof(version),
+                    def && def->version ? def->version : "");
+    if (st->error[0])
+        og__json_escape(err, sizeof(err), st->error);
+    else if (st->inst && st->inst->last_error[0])
+        og__json_escape(err, sizeof(err), st->inst->last_error);
+    else
+        snprintf(err, sizeof(err), "null");
+    og__sbuf_printf(&l->b,
+                    "%s{\"instance\":%s,\"plugin\":%s,\"plugin_version\":%s,"
+                    "\"abi\":\"%u.%u\",\"state\":\"%s\",\"required\":%s,"
+                    "\"last_error\":%s}",
+                    l->n++ ? "," : "", name, plugin, def ? version : "null",
+                    def ? def->abi_major : 0, def ? def->abi_minor : 0,
+                    chan_state(st), st->required ? "true" : "false", err);
+}
+
+static void get_channels(void *data, og__http_req_t *req)
+{
+    struct list l = {{NULL, 0, 0}, 0};
+
+    og__sbuf_printf(&l.b, "{\"channels\":[");
+    og__daemon_foreach_channel(data, list_channel, &l);
+    og__sbuf_printf(&l.b, "]}");
+    og__http_respond(req, 200, "application/json", NULL, l.b.p, l.b.n);
+    og__sbuf_free(&l.b);
+}
+
+/* ---- /metrics ------------------------------------------------------- */
+
+static void family(og__sbuf_t *b, const char *name, const char *type,
+                   const char *help)
+{
+    og__sbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* Each metric family is written by one pass over the channels. */
+struct mpass {
+    og__sbuf_t *b;
+    int which;
+};
+
+enum {
+    M_UP,
+    M_IN,
+    M_REFUSED,
+    M_DELIVERIES,
+    M_PENDING,
+    M_LATENCY,
+    M_PLUGIN,
+    M_COUNT
+};
+
+static void metric_channel(void *data, const og__chan_status_t *st)
+{
+    struct mpass *m = data;
+    const og_plugin_ctx_t *i = st->inst;
+    og__sbuf_t *b = m->b;
+    size_t k;
+
+    switch (m->which) {
+    case M_UP:
+        og__sbuf_printf(b,
+                        "omnigate_channel_up{instance=\"%s\",plugin=\"%s\"}"
+                        " %d\n",
+                        st->name, st->plugin,
+                        i && i->st == OG__INST_RUNNING ? 1 : 0);
+        return;
+    }
+    if (i == NULL)
+        return;
+    switch (m->which) {
+    case M_IN:
+        og__sbuf_printf(b, "omnigate_events_in_total{instance=\"%s\"} %llu\n",
+                        st->name, (unsigned long long)i->events_in);
+        break;
+    case M_REFUSED:
+        og__sbuf_printf(b,
+                        "omnigate_events_refused_total{instance=\"%s\","
+                        "reason=\"invalid\"} %llu\n"
+                        "omnigate_events_refused_total{instance=\"%s\","
+                        "reason=\"busy\"} %llu\n",
+                        st->name, (unsigned long long)i->events_refused,
+                        st->name, (unsigned long long)i->events_busy);
+        break;
+    case M_DELIVERIES:
+        og__sbuf_printf(
+            b,
+            "omnigate_deliveries_total{instance=\"%s\",result=\"ok\"} %llu\n"
+            "omnigate_deliveries_total{instance=\"%s\",result=\"retry\"} "
+            "%llu\n"
+            "omnigate_deliveries_total{instance=\"%s\",result=\"rejected\"} "
+            "%llu\n",
+            st->name, (unsigned long long)i->deliveries_ok, st->name,
+            (unsigned long long)i->deliveries_retry, st->name,
+            (unsigned long long)i->deliveries_rejected);
+        break;
+    case M_PENDING:
+        og__sbuf_printf(b, "omnigate_deliveries_pending{instance=\"%s\"} %zu\n",
+                        st->name, i->npending);
+        break;
+    case M_LATENCY:
+        for (k = 0; k < OG__LATENCY_BUCKETS; k++)
+            og__sbuf_printf(b,
+                            "omnigate_delivery_latency_seconds_bucket{instance"
+                            "=\"%s\",le=\"%g\"} %llu\n",
+                            st->name, og__latency_bounds[k],
+                            (unsigned long long)i->latency_buckets[k]);
+        og__sbuf_printf(b,
+                        "omnigate_delivery_latency_seconds_bucket{instance="
+                        "\"%s\",le=\"+Inf\"} %llu\n"
+                        "omnigate_delivery_latency_seconds_sum{instance="
+                        "\"%s\"} %.6f\n"
+                        "omnigate_delivery_latency_seconds_count{instance="
+                        "\"%s\"} %llu\n",
+                        st->name, (unsigned long long)i->latency_count,
+                        st->name, i->latency_sum, st->name,
+                        (unsigned long long)i->latency_count);
+        break;
+    case M_PLUGIN:
+        for (k = 0; k < i->nmetrics; k++)
+            og__sbuf_printf(b,
+                            "omnigate_plugin_%s{instance=\"%s\",name=\"%s\"}"
+                            " %lld\n",
+                            i->metrics[k].gauge ? "gauge" : "counter_total",
+                            st->name, i->metrics[k].name,
+                            (long long)i->metrics[k].value);
+        break;
+    }
+}
+
+static long rss_bytes(void)
+{
+    long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+
+    if (f == NULL)
+        return 0;
+    if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+        resident = 0;
+    fclose(f);
+    return resident * sysconf(_SC_PAGESIZE);
+}
+
+static void get_metrics(void *data, og__http_req_t *req)
+{
+    static const struct {
+        const char *name, *type, *help;
+    } fams[M_COUNT] = {
+        {"omnigate_channel_up", "gauge",
+         "1 when the channel instance is running."},
+        {"omnigate_events_in_total", "counter",
+         "Events accepted from the channel instance."},
+        {"omnigate_events_refused_total", "counter",
+         "Events refused from the channel instance, by reason."},
+        {"omnigate_deliveries_total", "counter",
+         "Deliveries to the channel instance, by result."},
+        {"omnigate_deliveries_pending", "gauge",
+         "Deliveries the channel instance has not completed yet."},
+        {"omnigate_delivery_latency_seconds", "histogram",
+         "Time from acceptance to the delivery result."},
+        {NULL, NULL, NULL},
+    };
+    og__daemon_t *d = data;
+    og__daemon_stats_t st;
+    og__sbuf_t b = {NULL, 0, 0};
+    struct mpass m;
+
+    og__daemon_stats(d, &st);
+    m.b = &b;
+    for (m.which = 0; m.which < M_COUNT; m.which++) {
+        if (fams[m.which].name != NULL)
+            family(&b, fams[m.which].name, fams[m.which].type,
+                   fams[m.which].help);
+        og__daemon_foreach_channel(d, metric_channel, &m);
+    }
+    family(&b, "omnigate_queue_depth", "gauge",
+           "Accepted events waiting for dispatch.");
+    og__sbuf_printf(&b, "omnigate_queue_depth %zu\n", st.queue_depth);
+    family(&b, "omnigate_queue_bytes", "gauge",
+           "Bytes of accepted events waiting for dispatch.");
+    og__sbuf_printf(&b, "omnigate_queue_bytes %zu\n", st.queue_bytes);
+    family(&b, "omnigate_queue_capacity", "gauge",
+           "Bound of the dispatch queue (queue_max).");
+    og__sbuf_printf(&b, "omnigate_queue_capacity %zu\n", st.queue_capacity);
+    family(&b, "omnigate_events_unrouted_total", "counter",
+           "Accepted events that matched no route.");
+    og__sbuf_printf(&b, "omnigate_events_unrouted_total %llu\n",
+                    (unsigned long long)st.unrouted);
+    family(&b, "omnigate_http_connections", "gauge",
+           "Open HTTP connections per listener.");
+    og__sbuf_printf(&b,
+                    "omnigate_http_connections{listener=\"public\"} %zu\n"
+                    "omnigate_http_connections{listener=\"admin\"} %zu\n",
+                    st.public_connections, st.admin_connections);
+    family(&b, "omnigate_process_resident_memory_bytes", "gauge",
+           "Resident set size of the daemon.");
+    og__sbuf_printf(&b, "omnigate_process_resident_memory_bytes %ld\n",
+                    rss_bytes());
+    og__http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", NULL,
+                     b.p, b.n);
+    og__sbuf_free(&b);
+}
+
+void og__admin_mount(og__http_server_t *admin, og__daemon_t *d)
+{
+    og__http_server_mount(admin, "GET", "/health", 0, get_health, d, d);
+    og__http_server_mount(admin, "GET", "/metrics", 0, get_metrics, d, d);
+    og__http_server_mount(admin, "GET", "/v1/channels", 0, get_channels, d, d);
+}
