@@ -497,6 +497,7 @@ static void shutdown_start(og__daemon_t *d, int signum)
     d->shutting_down = 1;
     d->core.stopping = 1; /* new emits answer OG_ERR_STOPPING */
     /* No new requests on the public listener; admin stays until exit. */
+    d->core.http_public = NULL;
     og__http_server_close(d->pub);
     d->pub = NULL;
     /* Hand everything already accepted to its destinations first. */
@@ -639,6 +640,7 @@ int og__daemon_run(const char *conf_path, const char *plugin_dir)
         goto out;
     }
     og__admin_mount(d.adm, &d);
+    d.core.http_public = d.pub;
     og__log(OG_LOG_NOTICE, NULL,
             "omnigated %s (plugin ABI %d.%d) starting "
             "with %s",

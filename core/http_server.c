@@ -807,6 +807,16 @@ int og__http_server_port(const og__http_server_t *s)
     return s->port;
 }
 
+/* True when r was mounted for exactly method and path. */
+static int same_route(const struct route *r, const char *method,
+                      const char *path, size_t plen, int prefix)
+{
+    return r->prefix == prefix && r->plen == plen &&
+           strncmp(r->path, path, plen) == 0 &&
+           ((r->method == NULL && method == NULL) ||
+            (r->method && method && strcmp(r->method, method) == 0));
+}
+
 int og__http_server_mount(og__http_server_t *s, const char *method,
                           const char *path, size_t max_body, og__http_handler h,
                           void *data, void *owner)
@@ -822,10 +832,7 @@ int og__http_server_mount(og__http_server_t *s, const char *method,
     /* Replace an existing mount of the same method and path. */
     for (pp = &s->routes; *pp != NULL; pp = &(*pp)->next) {
         r = *pp;
-        if (r->prefix == prefix && r->plen == plen &&
-            strncmp(r->path, path, plen) == 0 &&
-            ((r->method == NULL && method == NULL) ||
-             (r->method && method && strcmp(r->method, method) == 0))) {
+        if (same_route(r, method, path, plen, prefix)) {
             r->max_body = max_body;
             r->h = h;
             r->data = data;
@@ -845,6 +852,21 @@ int og__http_server_mount(og__http_server_t *s, const char *method,
     r->next = s->routes;
     s->routes = r;
     return 0;
+}
+
+void *og__http_server_owner(const og__http_server_t *s, const char *method,
+                            const char *path)
+{
+    const struct route *r;
+    size_t plen = strlen(path);
+    int prefix = plen > 0 && path[plen - 1] == '*';
+
+    if (prefix)
+        plen--;
+    for (r = s->routes; r != NULL; r = r->next)
+        if (same_route(r, method, path, plen, prefix))
+            return r->owner;
+    return NULL;
 }
 
 void og__http_server_unmount(og__http_server_t *s, void *owner)

@@ -55,6 +55,10 @@ int og__http_server_mount(og__http_server_t *s, const char *method,
                           const char *path, size_t max_body, og__http_handler h,
                           void *data, void *owner);
 void og__http_server_unmount(og__http_server_t *s, void *owner);
+/* The owner of the route mounted for exactly this method and path, or
+ * NULL. */
+void *og__http_server_owner(const og__http_server_t *s, const char *method,
+                            const char *path);
 /* Connections open now. */
 size_t og__http_server_connections(const og__http_server_t *s);
 /* Stops listening and closes every connection; memory is released once

@@ -33,8 +33,26 @@ struct og_delivery_s {
     struct og_delivery_s *prev, *next;
 };
 
+/* One route a plugin mounted. */
+struct og__mount_s {
+    og_plugin_ctx_t *inst;
+    og_http_handler handler;
+    og_http_auth_cb auth;
+    void *data;
+    struct og__mount_s *next;
+};
+
+/* A request handed to a plugin, until it responds. */
+struct og_http_req_s {
+    og__http_req_t *raw;
+    og_plugin_ctx_t *inst;
+    struct og_http_req_s *prev, *next;
+};
+
 const double og__latency_bounds[OG__LATENCY_BUCKETS] = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5};
+
+static void unmount_all(og_plugin_ctx_t *inst);
 
 const char *og__inst_state_name(og__inst_state_t s)
 {
@@ -86,6 +104,7 @@ og_plugin_ctx_t *og__instance_create(og__core_t *core, og__plugin_t *p,
         og__http_cancel_owner(core->http, inst);
         while (inst->timers != NULL)
             og__host_api.timer_stop(inst->timers);
+        unmount_all(inst);
         inst->st = OG__INST_FAILED;
         inst_unref(inst);
         return NULL;
@@ -304,6 +323,7 @@ static void teardown(og_plugin_ctx_t *inst)
     og__http_cancel_owner(inst->core->http, inst);
     while (inst->timers != NULL)
         host_timer_stop(inst->timers);
+    unmount_all(inst);
     inst->plugin->def->destroy(inst->state);
     inst->state = NULL;
     while (inst->pending != NULL) {
@@ -339,7 +359,8 @@ static void finish_stop(og_plugin_ctx_t *inst, int timed_out)
 static void maybe_finish_stop(og_plugin_ctx_t *inst)
 {
     if (inst->st == OG__INST_STOPPING && inst->stop_acked &&
-        inst->npending == 0 && og__http_inflight(inst->core->http, inst) == 0)
+        inst->npending == 0 && inst->nreqs == 0 &&
+        og__http_inflight(inst->core->http, inst) == 0)
         finish_stop(inst, 0);
 }
 
@@ -376,7 +397,7 @@ void og__instance_stop(og_plugin_ctx_t *inst, uint64_t timeout_ms,
         rc = inst->plugin->def->stop(inst->state);
     if (rc != OG_PENDING)
         inst->stop_acked = 1;
-    if (inst->stop_acked && inst->npending == 0 &&
+    if (inst->stop_acked && inst->npending == 0 && inst->nreqs == 0 &&
         og__http_inflight(inst->core->http, inst) == 0) {
         finish_stop(inst, 0);
         return;
@@ -595,6 +616,162 @@ static void host_gauge_set(og_plugin_ctx_t *inst, const char *name,
         m->value = value;
 }
 
+/* ---- HTTP routes on the public listener ---------------------------- */
+
+static void req_unlink(struct og_http_req_s *r)
+{
+    og_plugin_ctx_t *inst = r->inst;
+
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        inst->reqs = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    inst->nreqs--;
+}
+
+static void mount_handler(void *data, og__http_req_t *raw)
+{
+    struct og__mount_s *m = data;
+    og_plugin_ctx_t *inst = m->inst;
+    struct og_http_req_s *r;
+
+    if (inst->st != OG__INST_RUNNING) {
+        static const char *const retry[] = {"Retry-After: 5", NULL};
+        char body[200];
+        int n = snprintf(body, sizeof(body),
+                         "{\"error\":\"channel '%s' is not running\"}",
+                         og__instance_name(inst));
+        og__http_respond(raw, 503, "application/json", retry, body, (size_t)n);
+        return;
+    }
+    r = og__xcalloc(1, sizeof(*r));
+    r->raw = raw;
+    r->inst = inst;
+    r->next = inst->reqs;
+    if (inst->reqs)
+        inst->reqs->prev = r;
+    inst->reqs = r;
+    inst->nreqs++;
+    if (m->auth != NULL && m->auth(m->data, r) != OG_OK) {
+        static const char body[] = "{\"error\":\"unauthorized\"}";
+        req_unlink(r);
+        og__http_respond(raw, 401, "application/json", NULL, body,
+                         sizeof(body) - 1);
+        free(r);
+        return;
+    }
+    m->handler(m->data, r);
+}
+
+static og_err_t host_http_mount(og_plugin_ctx_t *inst,
+                                const og_http_route_t *route)
+{
+    og__http_server_t *srv;
+    struct og__mount_s *m;
+    void *owner;
+    const char *c;
+
+    if (inst == NULL || route == NULL ||
+        route->struct_size < offsetof(og_http_route_t, data) + sizeof(void *) ||
+        route->path == NULL || route->path[0] != '/' || route->handler == NULL)
+        return OG_ERR_INVALID;
+    for (c = route->method; c != NULL && *c != '\0'; c++)
+        if (*c < 'A' || *c > 'Z')
+            return OG_ERR_INVALID;
+    srv = inst->core->http_public;
+    if (srv == NULL)
+        return OG_ERR_UNSUPPORTED;
+    owner = og__http_server_owner(srv, route->method, route->path);
+    if (owner != NULL && owner != inst) {
+        og__log(OG_LOG_ERROR, og__instance_name(inst),
+                "cannot mount %s %s: already mounted by channel '%s'",
+                route->method ? route->method : "*", route->path,
+                og__instance_name(owner));
+        return OG_ERR_BUSY;
+    }
+    m = og__xcalloc(1, sizeof(*m));
+    m->inst = inst;
+    m->handler = route->handler;
+    m->auth = route->auth;
+    m->data = route->data;
+    m->next = inst->mounts;
+    inst->mounts = m;
+    og__http_server_mount(srv, route->method, route->path, route->max_body,
+                          mount_handler, m, inst);
+    og__log(OG_LOG_INFO, og__instance_name(inst), "mounted %s %s",
+            route->method ? route->method : "*", route->path);
+    return OG_OK;
+}
+
+/* Unmounts the instance's routes and answers what it left unanswered. */
+static void unmount_all(og_plugin_ctx_t *inst)
+{
+    static const char body[] = "{\"error\":\"channel stopped\"}";
+    struct og__mount_s *m, *next;
+
+    if (inst->core->http_public != NULL)
+        og__http_server_unmount(inst->core->http_public, inst);
+    for (m = inst->mounts; m != NULL; m = next) {
+        next = m->next;
+        free(m);
+    }
+    inst->mounts = NULL;
+    while (inst->reqs != NULL) {
+        struct og_http_req_s *r = inst->reqs;
+
+        req_unlink(r);
+        og__http_respond(r->raw, 503, "application/json", NULL, body,
+                         sizeof(body) - 1);
+        free(r);
+    }
+}
+
+static const char *host_req_method(const og_http_req_t *r)
+{
+    return og__http_req_method(r->raw);
+}
+
+static const char *host_req_path(const og_http_req_t *r)
+{
+    return og__http_req_path(r->raw);
+}
+
+static const char *host_req_query(const og_http_req_t *r)
+{
+    return og__http_req_query(r->raw);
+}
+
+static const char *host_req_header(const og_http_req_t *r, const char *name)
+{
+    return og__http_req_header(r->raw, name);
+}
+
+static const uint8_t *host_req_body(const og_http_req_t *r, size_t *len)
+{
+    return og__http_req_body(r->raw, len);
+}
+
+static void host_http_respond(og_http_req_t *r, int status,
+                              const char *content_type,
+                              const char *const *headers, const void *body,
+                              size_t len)
+{
+    og_plugin_ctx_t *inst;
+
+    if (r == NULL)
+        return;
+    inst = r->inst;
+    req_unlink(r);
+    if (status < 100 || status > 599)
+        status = 500;
+    og__http_respond(r->raw, status, content_type, headers, body, len);
+    free(r);
+    if (inst->st == OG__INST_STOPPING)
+        maybe_finish_stop(inst);
+}
+
 const og_host_api_t og__host_api = {
     .struct_size = sizeof(og_host_api_t),
     .abi_major = OG_SDK_ABI_MAJOR,
@@ -632,4 +809,11 @@ const og_host_api_t og__host_api = {
     .http_request = host_http_request,
     .counter_add = host_counter_add,
     .gauge_set = host_gauge_set,
+    .http_mount = host_http_mount,
+    .http_req_method = host_req_method,
+    .http_req_path = host_req_path,
+    .http_req_query = host_req_query,
+    .http_req_header = host_req_header,
+    .http_req_body = host_req_body,
+    .http_respond = host_http_respond,
 };

@@ -12,6 +12,7 @@
 #include "conf.h"
 #include "event.h"
 #include "http_client.h"
+#include "http_server.h"
 #include "plugin.h"
 
 /* What an instance shares with the rest of the process. */
@@ -24,6 +25,9 @@ typedef struct og__core_s {
     void *emit_data;
     size_t max_event_bytes;
     int stopping; /* shutting down: emit refuses new events */
+    /* The public listener plugins mount routes on; NULL when there is none
+     * (or it closed for shutdown). */
+    og__http_server_t *http_public;
 } og__core_t;
 
 typedef enum og__inst_state_e {
@@ -60,6 +64,9 @@ struct og_plugin_ctx_s {
 
     struct og_timer_s *timers;     /* live timers */
     struct og_delivery_s *pending; /* deliveries answered OG_PENDING */
+    struct og__mount_s *mounts;    /* routes on the public listener */
+    struct og_http_req_s *reqs;    /* requests not answered yet */
+    size_t nreqs;
     size_t npending;
 
     int stop_acked; /* stop() done or og_stopped() called */

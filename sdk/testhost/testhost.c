@@ -12,6 +12,7 @@
 #include <omnigate/og_testhost.h>
 
 #include "event.h"
+#include "http_server.h"
 #include "instance.h"
 #include "log.h"
 #include "plugin.h"
@@ -23,6 +24,7 @@ struct og_testhost_s {
     uv_loop_t loop;
     og__core_t core;
     og_plugin_ctx_t *inst;
+    og__http_server_t *http;
     og_event_t **events;
     size_t nevents;
     size_t busy;
@@ -82,6 +84,16 @@ og_testhost_t *og_testhost_create(void)
     th->core.emit = record;
     th->core.emit_data = th;
     th->core.max_event_bytes = 256 * 1024;
+    th->http = og__http_server_create(&th->loop, "public", NULL);
+    {
+        char err[256];
+
+        if (og__http_server_listen(th->http, "127.0.0.1:0", err, sizeof(err)) !=
+            0)
+            og__log(OG_LOG_ERROR, "testhost", "%s", err);
+        else
+            th->core.http_public = th->http;
+    }
     og__log_set_hook(capture_log);
     og__log_set_level(OG_LOG_DEBUG);
     return th;
@@ -265,6 +277,11 @@ og_err_t og_testhost_deliver(og_testhost_t *th, const uint8_t *msgpack,
     return OG_ERR_REJECTED;
 }
 
+int og_testhost_http_port(const og_testhost_t *th)
+{
+    return th->core.http_public ? og__http_server_port(th->http) : 0;
+}
+
 size_t og_testhost_log_count(const og_testhost_t *th, const char *needle)
 {
     size_t i, n = 0;
@@ -322,6 +339,8 @@ int og_testhost_destroy(og_testhost_t *th)
         return 0;
     if (th->inst != NULL)
         og_testhost_stop(th, 5000);
+    th->core.http_public = NULL;
+    og__http_server_close(th->http);
     og__http_destroy(th->core.http);
     uv_run(&th->loop, UV_RUN_DEFAULT);
     rc = uv_loop_close(&th->loop);

@@ -67,7 +67,8 @@ static void mk(const char *rel)
 static void setup(void)
 {
     static const char *const plugins[] = {"dropdir",   "good",      "init_fail",
-                                          "slow_stop", "abi_major", NULL};
+                                          "slow_stop", "abi_major", "webhook",
+                                          NULL};
     char dir[700];
 
     if (root != NULL) {
@@ -189,44 +190,69 @@ static int has_file(const char *rel, const char *prefix)
     return found;
 }
 
-/* The admin port the daemon logged. */
-static int admin_port(void)
+/* The port the daemon logged for listener which ("admin", "public"). */
+static int listener_port(const char *which)
 {
-    char *log = tu_read(logfile, NULL), *p;
+    char *log = tu_read(logfile, NULL), *p, needle[64];
     int port = 0;
 
-    if (log != NULL && (p = strstr(log, "admin listening on 127.0.0.1:")))
-        port = (int)strtol(p + 29, NULL, 10);
+    snprintf(needle, sizeof(needle), "%s listening on 127.0.0.1:", which);
+    if (log != NULL && (p = strstr(log, needle)))
+        port = (int)strtol(p + strlen(needle), NULL, 10);
     free(log);
     return port;
 }
 
-/* GET path on the admin listener; returns the whole response (free it). */
-static char *admin_get(const char *path)
+static int admin_port(void)
+{
+    return listener_port("admin");
+}
+
+/* Sends a raw request to port and returns the whole response (free it). */
+static char *http_call(int port, const char *req)
 {
     struct sockaddr_in sa;
     struct timeval tv = {5, 0};
-    char req[256], *buf = calloc(1, 1 << 20);
+    char *buf = calloc(1, 1 << 20);
     size_t n = 0;
     int fd = socket(AF_INET, SOCK_STREAM, 0);
 
     memset(&sa, 0, sizeof(sa));
     sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)admin_port());
+    sa.sin_port = htons((uint16_t)port);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-        snprintf(req, sizeof(req),
-                 "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-                 path);
-        if (send(fd, req, strlen(req), MSG_NOSIGNAL) > 0) {
-            ssize_t r;
-            while ((r = recv(fd, buf + n, (1 << 20) - 1 - n, 0)) > 0)
-                n += (size_t)r;
-        }
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+        send(fd, req, strlen(req), MSG_NOSIGNAL) > 0) {
+        ssize_t r;
+        while ((r = recv(fd, buf + n, (1 << 20) - 1 - n, 0)) > 0)
+            n += (size_t)r;
     }
     close(fd);
     return buf;
+}
+
+/* GET path on the admin listener. */
+static char *admin_get(const char *path)
+{
+    char req[256];
+
+    snprintf(req, sizeof(req),
+             "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path);
+    return http_call(admin_port(), req);
+}
+
+/* POST body to path on the public listener with extra header lines. */
+static char *public_post(const char *path, const char *headers,
+                         const char *body)
+{
+    char req[8192];
+
+    snprintf(req, sizeof(req),
+             "POST %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n%s"
+             "Content-Length: %zu\r\n\r\n%s",
+             path, headers, strlen(body), body);
+    return http_call(listener_port("public"), req);
 }
 
 static int has(const char *hay, const char *needle)
@@ -573,6 +599,87 @@ static void test_listen_failure(void)
     CU_ASSERT_EQUAL(stop(a), 0);
 }
 
+static void test_plugin_routes(void)
+{
+    static const char auth[] = "Authorization: Bearer s3cret\r\n";
+    char big[2100], *r;
+    pid_t pid;
+
+    setup();
+    put("conf/channels.d/hooks.conf", "[channel]\nplugin = webhook\n"
+                                      "[config]\ntoken = s3cret\n"
+                                      "max_body = 1k\n");
+    /* same path as hooks: refused, the channel fails, the daemon runs */
+    put("conf/channels.d/hooks2.conf", "[channel]\nplugin = webhook\n"
+                                       "[config]\ntoken = other\n");
+    put("conf/channels.d/slowhook.conf", "[channel]\nplugin = webhook\n"
+                                         "[config]\ntoken = s3cret\n"
+                                         "path = /hook-async\nasync = yes\n");
+    dropdir_channel("crm", NULL, "crm-out");
+    put("conf/routes.d/r.conf", "[route all]\nmatch = *\nto = crm\n");
+    pid = start();
+    CU_ASSERT_FATAL(tu_wait_log(logfile, "ready", 1, 5000));
+    CU_ASSERT_TRUE(log_has("[hooks] mounted POST /hook"));
+    CU_ASSERT_TRUE(log_has("[hooks2] cannot mount POST /hook: already mounted "
+                           "by channel 'hooks'"));
+
+    r = public_post("/hook",
+                    "Authorization: Bearer s3cret\r\n"
+                    "X-Event-Type: order.placed\r\n",
+                    "hello");
+    CU_ASSERT_TRUE(has(r, "HTTP/1.1 202 Accepted"));
+    CU_ASSERT_TRUE(has(r, "{\"accepted\":true}"));
+    free(r);
+    CU_ASSERT_TRUE(wait_files("crm-out", 1));
+
+    r = public_post("/hook",
+                    "Authorization: Bearer wrong\r\n"
+                    "X-Event-Type: order.placed\r\n",
+                    "x");
+    CU_ASSERT_TRUE(has(r, "HTTP/1.1 401 Unauthorized"));
+    CU_ASSERT_TRUE(has(r, "{\"error\":\"unauthorized\"}"));
+    free(r);
+
+    r = public_post("/hook", auth, "no type");
+    CU_ASSERT_TRUE(has(r, "HTTP/1.1 400"));
+    free(r);
+
+    memset(big, 'b', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    r = public_post("/hook",
+                    "Authorization: Bearer s3cret\r\n"
+                    "X-Event-Type: order.placed\r\n",
+                    big);
+    CU_ASSERT_TRUE(has(r, "HTTP/1.1 413"));
+    free(r);
+
+    r = http_call(listener_port("public"),
+                  "GET /hook HTTP/1.1\r\nConnection: close\r\n\r\n");
+    CU_ASSERT_TRUE(has(r, "HTTP/1.1 405"));
+    free(r);
+
+    r = public_post("/hook-async",
+                    "Authorization: Bearer s3cret\r\n"
+                    "X-Event-Type: cart.updated\r\n",
+                    "later");
+    CU_ASSERT_TRUE(has(r, "HTTP/1.1 202"));
+    free(r);
+    CU_ASSERT_TRUE(wait_files("crm-out", 2));
+    tu_sleep_ms(100);
+    CU_ASSERT_EQUAL(files("crm-out"), 2); /* the 401/400/413 made nothing */
+
+    r = admin_get("/metrics");
+    CU_ASSERT_TRUE(has(r, "omnigate_plugin_counter_total{instance=\"hooks\","
+                          "name=\"requests\"} 1\n"));
+    CU_ASSERT_TRUE(has(r, "omnigate_channel_up{instance=\"hooks2\",plugin="
+                          "\"webhook\"} 0\n"));
+    free(r);
+    CU_ASSERT_EQUAL(stop(pid), 0);
+    CU_ASSERT_FALSE(log_has("s3cret")); /* secrets never logged */
+    if (CU_get_number_of_failures())
+        show_log_on_failure();
+}
+
 #ifdef HAVE_LIBSYSTEMD
 /* Reads one datagram from the notify socket within ms; "" on timeout. */
 static void notify_read(int fd, char *buf, size_t size, int ms)
@@ -636,6 +743,7 @@ int main(void)
     CU_add_test(s, "SIGTERM drain", test_sigterm_drain);
     CU_add_test(s, "admin API", test_admin_api);
     CU_add_test(s, "listen failure", test_listen_failure);
+    CU_add_test(s, "routes mounted by plugins", test_plugin_routes);
 #ifdef HAVE_LIBSYSTEMD
     CU_add_test(s, "sd_notify and SIGINT", test_sd_notify);
 #endif

@@ -11,6 +11,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
 #include <omnigate/og_testhost.h>
 
 #include "testutil.h"
@@ -232,6 +238,96 @@ static void test_refused_plugin(void)
     free(path);
 }
 
+struct client {
+    int port;
+    const char *request;
+    char reply[4096];
+    volatile int done;
+};
+
+/* Blocking HTTP client on its own thread while the test runs the loop. */
+static void *client_thread(void *arg)
+{
+    struct client *c = arg;
+    struct sockaddr_in sa;
+    struct timeval tv = {5, 0};
+    size_t n = 0;
+    ssize_t r;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)c->port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+        send(fd, c->request, strlen(c->request), MSG_NOSIGNAL) > 0) {
+        while ((r = recv(fd, c->reply + n, sizeof(c->reply) - 1 - n, 0)) > 0)
+            n += (size_t)r;
+    }
+    c->reply[n] = '\0';
+    close(fd);
+    c->done = 1;
+    return NULL;
+}
+
+static int client_done(void *data)
+{
+    return ((struct client *)data)->done;
+}
+
+static void post(og_testhost_t *th, struct client *c, const char *request)
+{
+    pthread_t t;
+
+    memset(c, 0, sizeof(*c));
+    c->port = og_testhost_http_port(th);
+    c->request = request;
+    pthread_create(&t, NULL, client_thread, c);
+    CU_ASSERT_TRUE(og_testhost_run_until(th, client_done, c, 5000));
+    pthread_join(t, NULL);
+}
+
+static void test_http_route(void)
+{
+    og_testhost_t *th = og_testhost_create();
+    char *path = plugin("webhook");
+    const char *config[] = {"token=t0k", "async=yes", NULL};
+    struct client c;
+
+    CU_ASSERT_EQUAL_FATAL(og_testhost_load(th, path, "hooks", config, NULL),
+                          OG_OK);
+    CU_ASSERT_TRUE(og_testhost_http_port(th) > 0);
+    post(th, &c,
+         "POST /hook HTTP/1.1\r\nAuthorization: Bearer t0k\r\n"
+         "X-Event-Type: order.placed\r\nContent-Length: 2\r\n"
+         "Connection: close\r\n\r\nhi");
+    CU_ASSERT_PTR_NOT_NULL(strstr(c.reply, "HTTP/1.1 202"));
+    CU_ASSERT_EQUAL(og_testhost_emitted_count(th), 1);
+    post(th, &c,
+         "POST /hook HTTP/1.1\r\nAuthorization: Bearer nope\r\n"
+         "X-Event-Type: order.placed\r\nContent-Length: 2\r\n"
+         "Connection: close\r\n\r\nhi");
+    CU_ASSERT_PTR_NOT_NULL(strstr(c.reply, "HTTP/1.1 401"));
+    /* back-pressure reaches the sender as 429 with Retry-After */
+    og_testhost_set_busy(th, 1);
+    post(th, &c,
+         "POST /hook HTTP/1.1\r\nAuthorization: Bearer t0k\r\n"
+         "X-Event-Type: order.placed\r\nContent-Length: 2\r\n"
+         "Connection: close\r\n\r\nhi");
+    CU_ASSERT_PTR_NOT_NULL(strstr(c.reply, "HTTP/1.1 429"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(c.reply, "Retry-After: 1"));
+    CU_ASSERT_EQUAL(og_testhost_emitted_count(th), 1);
+    CU_ASSERT_EQUAL(og_testhost_stop(th, 1000), OG_OK);
+    /* after stop the route is gone */
+    post(th, &c,
+         "POST /hook HTTP/1.1\r\nContent-Length: 0\r\nConnection: close"
+         "\r\n\r\n");
+    CU_ASSERT_PTR_NOT_NULL(strstr(c.reply, "HTTP/1.1 404"));
+    CU_ASSERT_EQUAL(og_testhost_destroy(th), 0);
+    free(path);
+}
+
 int main(void)
 {
     CU_pSuite s;
@@ -247,6 +343,7 @@ int main(void)
     CU_add_test(s, "init and start failures", test_init_and_start_failures);
     CU_add_test(s, "slow and stuck stop", test_slow_stop);
     CU_add_test(s, "refused plugin", test_refused_plugin);
+    CU_add_test(s, "HTTP route mounted by a plugin", test_http_route);
     rc = tu_run();
     tu_rmrf(dir);
     free(dir);

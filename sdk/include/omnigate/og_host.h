@@ -92,6 +92,16 @@ struct og_host_api_s {
 
     void (*counter_add)(og_plugin_ctx_t *ctx, const char *name, uint64_t delta);
     void (*gauge_set)(og_plugin_ctx_t *ctx, const char *name, int64_t value);
+
+    og_err_t (*http_mount)(og_plugin_ctx_t *ctx, const og_http_route_t *route);
+    const char *(*http_req_method)(const og_http_req_t *req);
+    const char *(*http_req_path)(const og_http_req_t *req);
+    const char *(*http_req_query)(const og_http_req_t *req);
+    const char *(*http_req_header)(const og_http_req_t *req, const char *name);
+    const uint8_t *(*http_req_body)(const og_http_req_t *req, size_t *len);
+    void (*http_respond)(og_http_req_t *req, int status,
+                         const char *content_type, const char *const *headers,
+                         const void *body, size_t len);
 };
 
 /*

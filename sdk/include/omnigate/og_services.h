@@ -96,6 +96,70 @@ static inline const char *og_http_header(const og_http_response_t *r,
 }
 
 /*
+ * og_http_mount: serve route on the daemon's public listener for this
+ * instance, from start() on. route and its strings are copied. The route is
+ * unmounted when the instance stops; requests still unanswered then get
+ * 503. Returns OG_OK, OG_ERR_INVALID (bad route) or OG_ERR_BUSY (another
+ * instance mounted the same method and path; the log names it).
+ */
+static inline og_err_t og_http_mount(og_plugin_ctx_t *ctx,
+                                     const og_http_route_t *route)
+{
+    return OG_HOST_HAS(http_mount) ? og__host->http_mount(ctx, route)
+                                   : OG_ERR_UNSUPPORTED;
+}
+
+/*
+ * og_http_req_method, og_http_req_path (without the query), og_http_req_query
+ * ("" when none), og_http_req_header (by case-insensitive name, NULL when
+ * absent) and og_http_req_body (never NULL; *len gets its length): parts of
+ * a request. Every pointer is owned by req and valid until
+ * og_http_respond().
+ */
+static inline const char *og_http_req_method(const og_http_req_t *req)
+{
+    return OG_HOST_HAS(http_req_method) ? og__host->http_req_method(req) : NULL;
+}
+
+static inline const char *og_http_req_path(const og_http_req_t *req)
+{
+    return OG_HOST_HAS(http_req_path) ? og__host->http_req_path(req) : NULL;
+}
+
+static inline const char *og_http_req_query(const og_http_req_t *req)
+{
+    return OG_HOST_HAS(http_req_query) ? og__host->http_req_query(req) : NULL;
+}
+
+static inline const char *og_http_req_header(const og_http_req_t *req,
+                                             const char *name)
+{
+    return OG_HOST_HAS(http_req_header) ? og__host->http_req_header(req, name)
+                                        : NULL;
+}
+
+static inline const uint8_t *og_http_req_body(const og_http_req_t *req,
+                                              size_t *len)
+{
+    return OG_HOST_HAS(http_req_body) ? og__host->http_req_body(req, len)
+                                      : NULL;
+}
+
+/*
+ * og_http_respond: answer req and release it (req is invalid afterwards).
+ * headers is a NULL-terminated list of "Name: value" lines or NULL; body
+ * (len bytes) is copied. Content-Length and Connection are set by the host.
+ */
+static inline void og_http_respond(og_http_req_t *req, int status,
+                                   const char *content_type,
+                                   const char *const *headers, const void *body,
+                                   size_t len)
+{
+    if (OG_HOST_HAS(http_respond))
+        og__host->http_respond(req, status, content_type, headers, body, len);
+}
+
+/*
  * og_counter_add / og_gauge_set: per-instance metrics, exported by the
  * host labelled with the instance. name ([a-z0-9_]+) is copied.
  */

@@ -74,6 +74,12 @@ void og_testhost_set_busy(og_testhost_t *th, size_t n);
 og_err_t og_testhost_deliver(og_testhost_t *th, const uint8_t *msgpack,
                              size_t len, uint64_t timeout_ms);
 
+/* og_testhost_http_port: the port of the test host's public listener on
+ * 127.0.0.1, where routes the plugin mounts with og_http_mount() are
+ * served. Drive it with any HTTP client from another thread (or process)
+ * while this thread runs the loop with og_testhost_run_until(). */
+int og_testhost_http_port(const og_testhost_t *th);
+
 /* og_testhost_log_count: log lines containing needle (all levels). */
 size_t og_testhost_log_count(const og_testhost_t *th, const char *needle);
 

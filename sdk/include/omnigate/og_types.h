@@ -120,6 +120,37 @@ typedef struct og_http_response_s {
 /* Completion of og_http_request(); called once, on the loop thread. */
 typedef void (*og_http_cb)(void *data, const og_http_response_t *response);
 
+/* An HTTP request received on the public listener for a route the plugin
+ * mounted. Owned by the host until og_http_respond(). */
+typedef struct og_http_req_s og_http_req_t;
+
+/* Handles one request; must lead to exactly one og_http_respond(), now or
+ * later (before the instance's destroy()). Loop thread. */
+typedef void (*og_http_handler)(void *data, og_http_req_t *req);
+
+/* Decides whether a request may reach the handler: OG_OK lets it through,
+ * anything else answers 401 {"error":"unauthorized"}. Loop thread. */
+typedef og_err_t (*og_http_auth_cb)(void *data, const og_http_req_t *req);
+
+/*
+ * A route a plugin mounts on the public listener (og_http_mount()).
+ * Initialise with OG_HTTP_ROUTE_INIT. Strings are copied.
+ */
+typedef struct og_http_route_s {
+    uint32_t struct_size;
+    const char *method;      /* "POST"; NULL: any method */
+    const char *path;        /* "/v1/events"; a trailing '*' matches a prefix */
+    size_t max_body;         /* body limit in bytes; 0: the listener's */
+    og_http_handler handler; /* required */
+    og_http_auth_cb auth;    /* NULL: no check */
+    void *data;              /* passed to handler and auth */
+} og_http_route_t;
+
+#define OG_HTTP_ROUTE_INIT                                                     \
+    {                                                                          \
+        sizeof(og_http_route_t), NULL, NULL, 0, NULL, NULL, NULL               \
+    }
+
 /* A timer fired; called on the loop thread. */
 typedef void (*og_timer_cb)(og_timer_t *timer, void *data);
 
