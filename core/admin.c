@@ -128,6 +128,9 @@ enum {
     M_REFUSED,
     M_DELIVERIES,
     M_PENDING,
+    M_QDEPTH,
+    M_QBYTES,
+    M_OVERFLOW,
     M_LATENCY,
     M_PLUGIN,
     M_COUNT
@@ -180,6 +183,22 @@ static void metric_channel(void *data, const og__chan_status_t *st)
     case M_PENDING:
         og__sbuf_printf(b, "omnigate_deliveries_pending{instance=\"%s\"} %zu\n",
                         st->name, i->npending);
+        break;
+    case M_QDEPTH:
+        og__sbuf_printf(b,
+                        "omnigate_channel_queue_depth{instance=\"%s\"} %zu\n",
+                        st->name, i->qlen);
+        break;
+    case M_QBYTES:
+        og__sbuf_printf(b,
+                        "omnigate_channel_queue_bytes{instance=\"%s\"} %zu\n",
+                        st->name, i->qbytes);
+        break;
+    case M_OVERFLOW:
+        og__sbuf_printf(b,
+                        "omnigate_channel_queue_overflow_total{instance=\"%s\"}"
+                        " %llu\n",
+                        st->name, (unsigned long long)i->overflow);
         break;
     case M_LATENCY:
         for (k = 0; k < OG__LATENCY_BUCKETS; k++)
@@ -239,6 +258,12 @@ static void get_metrics(void *data, og__http_req_t *req)
          "Deliveries to the channel instance, by result."},
         {"omnigate_deliveries_pending", "gauge",
          "Deliveries the channel instance has not completed yet."},
+        {"omnigate_channel_queue_depth", "gauge",
+         "Events waiting in the channel's delivery queue."},
+        {"omnigate_channel_queue_bytes", "gauge",
+         "Bytes of events waiting in the channel's delivery queue."},
+        {"omnigate_channel_queue_overflow_total", "counter",
+         "Events not queued for the channel because its queue was full."},
         {"omnigate_delivery_latency_seconds", "histogram",
          "Time from acceptance to the delivery result."},
         {NULL, NULL, NULL},

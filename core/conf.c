@@ -382,13 +382,23 @@ static void channel_key(struct parse *p, const char *section, const char *key,
         } else if (strcmp(key, "enabled") == 0) {
             if (og__parse_bool(value, &ch->enabled, why, sizeof(why)) != OG_OK)
                 err(p, "enabled: %s, got '%s'", why, value);
+        } else if (strcmp(key, "queue_max") == 0 ||
+                   strcmp(key, "max_inflight") == 0) {
+            int64_t *dst = key[0] == 'q' ? &ch->queue_max : &ch->max_inflight;
+
+            if (og__parse_int(value, dst, why, sizeof(why)) != OG_OK)
+                err(p, "%s: %s, got '%s'", key, why, value);
+            else if (*dst < 1 || *dst > 10000000)
+                err(p, "%s: must be between 1 and 10000000, got %s", key,
+                    value);
         } else if (strcmp(key, "required") == 0) {
             if (og__parse_bool(value, &ch->required, why, sizeof(why)) != OG_OK)
                 err(p, "required: %s, got '%s'", why, value);
         } else {
             err(p,
                 "unknown key '%s' in [channel] (known: name, plugin, "
-                "enabled, required; plugin settings go in [config])",
+                "enabled, required, queue_max, max_inflight; plugin "
+                "settings go in [config])",
                 key);
         }
         return;
@@ -557,6 +567,8 @@ static void load_channel(struct parse *p, const char *file)
     ch.name = og__xstrndup(base, strlen(base) - 5);
     ch.file = og__xstrdup(file);
     ch.enabled = 1;
+    ch.queue_max = 10000;
+    ch.max_inflight = 64;
     p->ch = &ch;
     reset_sections(p);
     parse_file(p, file, FILE_CHANNEL);

@@ -43,8 +43,10 @@ typedef struct og__chconf_s {
     int config_line; /* line of [config], or 0 */
     char *plugin;    /* plugin name */
     int plugin_line;
-    int enabled;  /* enabled = yes (default) */
-    int required; /* required = no (default) */
+    int enabled;          /* enabled = yes (default) */
+    int required;         /* required = no (default) */
+    int64_t queue_max;    /* this channel's delivery queue, in events */
+    int64_t max_inflight; /* deliveries awaiting the plugin at once */
     og__opt_t *opts;
     size_t nopts;
 } og__chconf_t;

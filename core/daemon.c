@@ -100,13 +100,31 @@ static void dispatch_one(og__daemon_t *d, og_event_t *ev)
         d->unrouted++;
     for (i = 0; i < n && i < MAX_TARGETS; i++) {
         og_plugin_ctx_t *t = find_running(d, targets[i]);
-        if (t != NULL)
-            og__instance_deliver(t, ev);
+
+        if (t == NULL)
+            continue;
+        if (og__instance_enqueue(t, ev) == OG_OK) {
+            /* Straight through while the channel has capacity; only the
+             * excess over max_inflight waits in its queue. */
+            if (og__instance_drainable(t))
+                og__instance_drain(t, DISPATCH_BATCH);
+        } else if (t->overflow == 1 || t->overflow % 1000 == 0)
+            og__log(OG_LOG_ERROR, targets[i],
+                    "delivery queue full (queue_max %zu, %zu pending): "
+                    "event %s (%s) not delivered to this channel; %llu so far",
+                    t->qcap, t->npending, ev->id, ev->type,
+                    (unsigned long long)t->overflow);
     }
 }
 
+/* Moves up to max accepted events into the channels' queues, then lets
+ * each channel take what its concurrency limit allows. A channel at its
+ * limit (slow or stuck) keeps its backlog; the others go on. */
 static void dispatch(og__daemon_t *d, size_t max)
 {
+    struct slot *s;
+    int more = 0;
+
     while (d->qlen > 0 && max-- > 0) {
         og_event_t *ev = d->queue[d->qhead];
 
@@ -117,13 +135,29 @@ static void dispatch(og__daemon_t *d, size_t max)
         dispatch_one(d, ev);
         og__event_unref(ev);
     }
-    if (d->qlen == 0)
+    for (s = d->slots; s != NULL; s = s->next) {
+        if (s->inst == NULL || !og__instance_drainable(s->inst))
+            continue;
+        og__instance_drain(s->inst, DISPATCH_BATCH);
+        if (s->inst != NULL && og__instance_drainable(s->inst))
+            more = 1;
+    }
+    if (d->qlen == 0 && !more)
         uv_idle_stop(&d->dispatcher);
 }
 
 static void on_idle(uv_idle_t *h)
 {
     dispatch(h->data, DISPATCH_BATCH);
+}
+
+/* A channel can take queued deliveries again. */
+static void kick(void *data)
+{
+    og__daemon_t *d = data;
+
+    if (!uv_is_closing((uv_handle_t *)&d->dispatcher))
+        uv_idle_start(&d->dispatcher, on_idle);
 }
 
 static og_err_t enqueue(void *data, og_plugin_ctx_t *from, og_event_t *ev)
@@ -159,8 +193,9 @@ static char *fingerprint(const og__conf_t *conf, const og__chconf_t *ch)
 
     memset(&st, 0, sizeof(st));
     stat(path, &st);
-    fp = og__xasprintf("%s|%s|%d|%lu|%lu|%lld.%ld", ch->plugin, path,
-                       ch->required, (unsigned long)st.st_dev,
+    fp = og__xasprintf("%s|%s|%d|%lld|%lld|%lu|%lu|%lld.%ld", ch->plugin, path,
+                       ch->required, (long long)ch->queue_max,
+                       (long long)ch->max_inflight, (unsigned long)st.st_dev,
                        (unsigned long)st.st_ino, (long long)st.st_mtim.tv_sec,
                        st.st_mtim.tv_nsec);
     if (ch->nopts > 0) {
@@ -618,6 +653,8 @@ int og__daemon_run(const char *conf_path, const char *plugin_dir)
     d.core.http = og__http_create(&d.loop);
     d.core.emit = enqueue;
     d.core.emit_data = &d;
+    d.core.kick = kick;
+    d.core.kick_data = &d;
     d.core.max_event_bytes = (size_t)d.conf->max_event_bytes;
     d.qcap = (size_t)d.conf->queue_max;
     d.queue = og__xcalloc(d.qcap, sizeof(*d.queue));

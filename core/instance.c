@@ -76,6 +76,12 @@ static void inst_unref(og_plugin_ctx_t *inst)
 {
     if (--inst->refs > 0)
         return;
+    while (inst->qlen > 0) {
+        og__event_unref(inst->q[inst->qhead]);
+        inst->qhead = (inst->qhead + 1) % inst->qalloc;
+        inst->qlen--;
+    }
+    free(inst->q);
     free(inst->metrics);
     og__plugin_close(inst->plugin);
     og__chconf_free(inst->conf);
@@ -95,6 +101,9 @@ og_plugin_ctx_t *og__instance_create(og__core_t *core, og__plugin_t *p,
     inst->conf = og__chconf_dup(conf);
     inst->refs = 1;
     inst->st = OG__INST_INIT;
+    inst->qcap = conf->queue_max > 0 ? (size_t)conf->queue_max : 10000;
+    inst->max_inflight =
+        conf->max_inflight > 0 ? (size_t)conf->max_inflight : 64;
     rc = p->def->init(inst, &inst->state);
     if (rc != OG_OK) {
         snprintf(errbuf, errlen, "plugin '%s' failed to initialise: %s%s%s",
@@ -220,6 +229,63 @@ void og__instance_deliver(og_plugin_ctx_t *inst, og_event_t *ev)
     inst_unref(inst);
 }
 
+og_err_t og__instance_enqueue(og_plugin_ctx_t *inst, og_event_t *ev)
+{
+    if (inst->st != OG__INST_RUNNING && inst->st != OG__INST_STOPPING)
+        return OG_ERR_STOPPING;
+    if (inst->qlen == inst->qcap) {
+        inst->overflow++;
+        return OG_ERR_BUSY;
+    }
+    if (inst->qlen == inst->qalloc) {
+        /* Grow on demand up to qcap, so idle channels cost little. */
+        size_t n = inst->qalloc ? inst->qalloc * 2 : 16, i;
+        og_event_t **q;
+
+        if (n > inst->qcap)
+            n = inst->qcap;
+        q = og__xcalloc(n, sizeof(*q));
+        for (i = 0; i < inst->qlen; i++)
+            q[i] = inst->q[(inst->qhead + i) % inst->qalloc];
+        free(inst->q);
+        inst->q = q;
+        inst->qalloc = n;
+        inst->qhead = 0;
+    }
+    inst->q[(inst->qhead + inst->qlen) % inst->qalloc] = og__event_ref(ev);
+    inst->qlen++;
+    inst->qbytes += ev->len;
+    return OG_OK;
+}
+
+int og__instance_drainable(const og_plugin_ctx_t *inst)
+{
+    return inst->qlen > 0 && inst->npending < inst->max_inflight &&
+           (inst->st == OG__INST_RUNNING || inst->st == OG__INST_STOPPING);
+}
+
+size_t og__instance_drain(og_plugin_ctx_t *inst, size_t budget)
+{
+    size_t n = 0;
+
+    inst->refs++; /* send() may not free us */
+    while (n < budget && og__instance_drainable(inst)) {
+        og_event_t *ev = inst->q[inst->qhead];
+
+        inst->q[inst->qhead] = NULL;
+        inst->qhead = (inst->qhead + 1) % inst->qalloc;
+        inst->qlen--;
+        inst->qbytes -= ev->len;
+        og__instance_deliver(inst, ev);
+        og__event_unref(ev);
+        n++;
+    }
+    if (inst->st == OG__INST_STOPPING)
+        maybe_finish_stop(inst);
+    inst_unref(inst);
+    return n;
+}
+
 static const char *host_delivery_key(const og_delivery_t *d)
 {
     return d->key;
@@ -239,6 +305,8 @@ static void host_delivery_complete(og_delivery_t *d, og_err_t result,
     delivery_result(inst, d->ev, result, reason);
     og__event_unref(d->ev);
     free(d);
+    if (inst->qlen > 0 && inst->core->kick != NULL)
+        inst->core->kick(inst->core->kick_data);
     if (inst->st == OG__INST_STOPPING)
         maybe_finish_stop(inst);
 }
@@ -346,9 +414,10 @@ static void finish_stop(og_plugin_ctx_t *inst, int timed_out)
     }
     if (timed_out)
         og__log(OG_LOG_WARNING, name,
-                "shutdown timeout reached with %zu "
-                "deliveries in flight%s",
-                abandoned, inst->stop_acked ? "" : " and stop() unfinished");
+                "shutdown timeout reached with %zu deliveries in flight and "
+                "%zu queued%s",
+                abandoned, inst->qlen,
+                inst->stop_acked ? "" : "; stop() unfinished");
     teardown(inst);
     inst->st = OG__INST_STOPPED;
     og__log(OG_LOG_INFO, name, "stopped");
@@ -359,7 +428,7 @@ static void finish_stop(og_plugin_ctx_t *inst, int timed_out)
 static void maybe_finish_stop(og_plugin_ctx_t *inst)
 {
     if (inst->st == OG__INST_STOPPING && inst->stop_acked &&
-        inst->npending == 0 && inst->nreqs == 0 &&
+        inst->npending == 0 && inst->nreqs == 0 && inst->qlen == 0 &&
         og__http_inflight(inst->core->http, inst) == 0)
         finish_stop(inst, 0);
 }
@@ -398,7 +467,7 @@ void og__instance_stop(og_plugin_ctx_t *inst, uint64_t timeout_ms,
     if (rc != OG_PENDING)
         inst->stop_acked = 1;
     if (inst->stop_acked && inst->npending == 0 && inst->nreqs == 0 &&
-        og__http_inflight(inst->core->http, inst) == 0) {
+        inst->qlen == 0 && og__http_inflight(inst->core->http, inst) == 0) {
         finish_stop(inst, 0);
         return;
     }

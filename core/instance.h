@@ -25,6 +25,10 @@ typedef struct og__core_s {
     void *emit_data;
     size_t max_event_bytes;
     int stopping; /* shutting down: emit refuses new events */
+    /* Called when an instance can take queued deliveries again (a pending
+     * delivery completed). */
+    void (*kick)(void *data);
+    void *kick_data;
     /* The public listener plugins mount routes on; NULL when there is none
      * (or it closed for shutdown). */
     og__http_server_t *http_public;
@@ -67,6 +71,13 @@ struct og_plugin_ctx_s {
     struct og__mount_s *mounts;    /* routes on the public listener */
     struct og_http_req_s *reqs;    /* requests not answered yet */
     size_t nreqs;
+
+    /* The instance's delivery queue: events routed here wait until fewer
+     * than max_inflight deliveries are pending. */
+    og_event_t **q;
+    size_t qalloc, qcap, qhead, qlen, qbytes;
+    size_t max_inflight;
+    uint64_t overflow; /* events refused because the queue was full */
     size_t npending;
 
     int stop_acked; /* stop() done or og_stopped() called */
@@ -100,6 +111,18 @@ og_plugin_ctx_t *og__instance_create(og__core_t *core, og__plugin_t *p,
                                      const og__chconf_t *conf, char *errbuf,
                                      size_t errlen);
 og_err_t og__instance_start(og_plugin_ctx_t *inst);
+/*
+ * og__instance_enqueue: queue ev (a reference is taken) for delivery.
+ * Returns OG_OK, or OG_ERR_BUSY when the instance's queue is full (counted
+ * in inst->overflow) or OG_ERR_STOPPING when it no longer takes work.
+ */
+og_err_t og__instance_enqueue(og_plugin_ctx_t *inst, og_event_t *ev);
+/* Delivers up to budget queued events while fewer than max_inflight are
+ * pending; returns how many were handed to send(). */
+size_t og__instance_drain(og_plugin_ctx_t *inst, size_t budget);
+/* True when queued events could be delivered now. */
+int og__instance_drainable(const og_plugin_ctx_t *inst);
+
 /* Hands ev to the instance's send(); the instance takes its own ref. */
 void og__instance_deliver(og_plugin_ctx_t *inst, og_event_t *ev);
 /*

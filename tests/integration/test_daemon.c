@@ -680,6 +680,55 @@ static void test_plugin_routes(void)
         show_log_on_failure();
 }
 
+static void test_stuck_subscriber(void)
+{
+    pid_t pid;
+    char *r, name[32];
+    int i;
+
+    setup();
+    put("conf/omnigate.conf", HTTP0 "[daemon]\nplugin_dir = ../plugins\n"
+                                    "shutdown_timeout = 500ms\n");
+    dropdir_channel("in1", "in", NULL);
+    dropdir_channel("sink", NULL, "sink-out");
+    put("conf/channels.d/stuck.conf", "[channel]\nplugin = good\n"
+                                      "queue_max = 3\nmax_inflight = 2\n"
+                                      "[config]\ntoken = t\n");
+    put("conf/routes.d/r.conf", "[route all]\nmatch = *\nto = stuck, sink\n");
+    pid = start();
+    CU_ASSERT_FATAL(tu_wait_log(logfile, "ready", 1, 5000));
+    for (i = 0; i < 10; i++) {
+        snprintf(name, sizeof(name), "%02d.evt.tmp", i);
+        drop("in", name, "test.stuck\n");
+    }
+    /* publish all ten at once, so one poll takes them together */
+    for (i = 0; i < 10; i++) {
+        char a[700], b[700];
+        pathf(a, sizeof(a), "in/%02d.evt.tmp", i);
+        pathf(b, sizeof(b), "in/%02d.evt", i);
+        rename(a, b);
+    }
+    /* the healthy subscriber receives everything */
+    CU_ASSERT_TRUE(wait_files("sink-out", 10));
+    r = admin_get("/metrics");
+    CU_ASSERT_TRUE(
+        has(r, "omnigate_deliveries_pending{instance=\"stuck\"} 2\n"));
+    CU_ASSERT_TRUE(
+        has(r, "omnigate_channel_queue_depth{instance=\"stuck\"} 3\n"));
+    CU_ASSERT_TRUE(has(r, "omnigate_channel_queue_overflow_total{instance="
+                          "\"stuck\"} 5\n"));
+    CU_ASSERT_TRUE(has(r, "omnigate_deliveries_total{instance=\"sink\","
+                          "result=\"ok\"} 10\n"));
+    free(r);
+    CU_ASSERT_TRUE(log_has("[stuck] delivery queue full (queue_max 3, 2 "
+                           "pending)"));
+    CU_ASSERT_EQUAL(stop(pid), 0);
+    CU_ASSERT_TRUE(log_has("[stuck] shutdown timeout reached with 2 "
+                           "deliveries in flight and 3 queued"));
+    if (CU_get_number_of_failures())
+        show_log_on_failure();
+}
+
 #ifdef HAVE_LIBSYSTEMD
 /* Reads one datagram from the notify socket within ms; "" on timeout. */
 static void notify_read(int fd, char *buf, size_t size, int ms)
@@ -744,6 +793,7 @@ int main(void)
     CU_add_test(s, "admin API", test_admin_api);
     CU_add_test(s, "listen failure", test_listen_failure);
     CU_add_test(s, "routes mounted by plugins", test_plugin_routes);
+    CU_add_test(s, "a stuck subscriber stalls no other", test_stuck_subscriber);
 #ifdef HAVE_LIBSYSTEMD
     CU_add_test(s, "sd_notify and SIGINT", test_sd_notify);
 #endif

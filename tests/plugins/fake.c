@@ -107,6 +107,8 @@ static og_err_t fake_send(void *state, const og_event_t *ev, og_delivery_t *d)
         return OG_ERR_RETRY;
     if (strcmp(type, "test.reject") == 0)
         return OG_ERR_REJECTED;
+    if (strcmp(type, "test.stuck") == 0)
+        return OG_PENDING; /* never completed: a hung remote side */
     if (strcmp(type, "test.pending") == 0 && f->pending == NULL) {
         f->pending = d;
         f->timer = og_timer_start(f->ctx, 50, 0, complete_later, f);

@@ -95,6 +95,8 @@ static void test_valid(void)
     CU_ASSERT_STRING_EQUAL(og__chconf_opt(ch, "inbox")->value, "/x");
     CU_ASSERT_EQUAL(og__chconf_opt(ch, "inbox")->line, 5);
     CU_ASSERT_FALSE(og__conf_channel(c, "crm")->enabled);
+    CU_ASSERT_EQUAL(ch->queue_max, 10000); /* defaults */
+    CU_ASSERT_EQUAL(ch->max_inflight, 64);
     CU_ASSERT_STRING_EQUAL(c->routes[1].from[0], "pos-12");
     CU_ASSERT_PTR_NOT_NULL(strstr(c->plugin_dir, "/plugins"));
     og__conf_free(c);
@@ -234,6 +236,8 @@ static void test_channel_errors(void)
     put("channels.d/c.conf", "[config]\nx = 1\n");
     put("channels.d/d.conf", "\n\n[channel]\nrequired = no\n");
     put("channels.d/e.conf", "[channel]\nplugin = Bad/Name\n");
+    put("channels.d/f.conf", "[channel]\nplugin = dropdir\nqueue_max = 0\n"
+                             "max_inflight = lots\n");
     CU_ASSERT_PTR_NULL(load(&errs));
     CU_ASSERT_TRUE(has_error(&errs, "channels.d/b.conf", 2,
                              "channel name 'shop' already used by"));
@@ -247,6 +251,10 @@ static void test_channel_errors(void)
         has_error(&errs, "channels.d/c.conf", 0, "missing [channel] section"));
     CU_ASSERT_TRUE(has_error(&errs, "channels.d/d.conf", 3,
                              "[channel] has no 'plugin' key"));
+    CU_ASSERT_TRUE(has_error(&errs, "channels.d/f.conf", 3,
+                             "queue_max: must be between 1 and 10000000"));
+    CU_ASSERT_TRUE(has_error(&errs, "channels.d/f.conf", 4,
+                             "max_inflight: expected an integer"));
     CU_ASSERT_TRUE(has_error(&errs, "channels.d/e.conf", 2,
                              "plugin: 'Bad/Name' is not a valid plugin name"));
     og__errlist_free(&errs);
