@@ -21,6 +21,7 @@
 
 #include "conf.h"
 #include "log.h"
+#include "router.h"
 #include "util.h"
 
 #define DEFAULT_PLUGIN_DIR PLUGINSDIR
@@ -297,6 +298,19 @@ static void route_key(struct parse *p, const char *key, const char *value)
     size_t n;
     size_t i;
 
+    if (strcmp(key, "when") == 0) {
+        char cwhy[256];
+        size_t nc = 0;
+        og__cond_t *cond = og__conds_parse(value, &nc, cwhy, sizeof(cwhy));
+
+        if (cond == NULL)
+            err(p, "when: %s", cwhy);
+        og__conds_free(cond, nc);
+        free(r->when);
+        r->when = og__xstrdup(value);
+        r->when_line = p->line;
+        return;
+    }
     if (strcmp(key, "match") == 0) {
         dst = &r->match;
     } else if (strcmp(key, "from") == 0) {
@@ -306,8 +320,8 @@ static void route_key(struct parse *p, const char *key, const char *value)
         dst = &r->to;
         r->to_line = p->line;
     } else {
-        err(p, "unknown key '%s' in [route %s] (known: match, from, to)", key,
-            r->name);
+        err(p, "unknown key '%s' in [route %s] (known: match, from, when, to)",
+            key, r->name);
         return;
     }
     og__strv_free(*dst);
@@ -315,8 +329,8 @@ static void route_key(struct parse *p, const char *key, const char *value)
     if (n == 0)
         err(p, "%s: empty list", key);
     for (i = 0; i < n; i++) {
-        if (dst == &r->match ? !og__is_ident_glob((*dst)[i])
-                             : !og__is_ident((*dst)[i], 1))
+        if (dst != &r->to ? !og__is_ident_glob((*dst)[i])
+                          : !og__is_ident((*dst)[i], 1))
             err(p, "%s: '%s' is not a valid %s", key, (*dst)[i],
                 dst == &r->match ? "event type pattern" : "channel name");
     }
@@ -688,7 +702,8 @@ og__conf_t *og__conf_load_partial(const char *path,
                             "[route %s] has no 'to' key", r->name);
         for (k = 0; k < 2; k++) {
             for (j = 0; lists[k] != NULL && lists[k][j] != NULL; j++) {
-                if (og__conf_channel(c, lists[k][j]) == NULL)
+                if (strpbrk(lists[k][j], "*?[") == NULL &&
+                    og__conf_channel(c, lists[k][j]) == NULL)
                     og__errlist_add(errs, r->file, lines[k],
                                     "route '%s' names unknown channel '%s'",
                                     r->name, lists[k][j]);
@@ -749,6 +764,7 @@ void og__conf_free(og__conf_t *c)
         og__strv_free(c->routes[i].match);
         og__strv_free(c->routes[i].from);
         og__strv_free(c->routes[i].to);
+        free(c->routes[i].when);
     }
     free(c->routes);
     free(c->main_file);

@@ -61,6 +61,8 @@ typedef struct og__routeconf_s {
     char **to;    /* target instances, NULL-terminated */
     int from_line;
     int to_line;
+    char *when; /* conditions, or NULL */
+    int when_line;
 } og__routeconf_t;
 
 typedef struct og__conf_s {

@@ -94,8 +94,7 @@ static void dispatch_one(og__daemon_t *d, og_event_t *ev)
     const char *targets[MAX_TARGETS];
     size_t n, i;
 
-    n = og__router_targets(d->router, ev->type, ev->instance, targets,
-                           MAX_TARGETS);
+    n = og__router_targets(d->router, ev, targets, MAX_TARGETS);
     if (n == 0)
         d->unrouted++;
     for (i = 0; i < n && i < MAX_TARGETS; i++) {

@@ -1,7 +1,8 @@
 /*
  * router.h: routes compiled from [route] sections. A route matches an event
- * by type pattern (exact or glob: "order.*") and, optionally, by source
- * instance; its targets are channel instance names.
+ * by type pattern (exact or glob: "order.*"), optionally by source instance
+ * (names or globs: "pos-*") and by conditions on its fields ("when"); its
+ * targets are channel instance names.
  */
 #ifndef OG_CORE_ROUTER_H
 #define OG_CORE_ROUTER_H
@@ -9,20 +10,35 @@
 #include <stddef.h>
 
 #include "conf.h"
+#include "event.h"
 
 typedef struct og__router_s og__router_t;
+typedef struct og__cond_s og__cond_t;
 
-/* Compiles the routes of conf; the router keeps its own copies. */
+/*
+ * og__conds_parse: compile a "when" expression: conditions joined by
+ * " and ", each "PATH exists", "PATH missing" or "PATH OP VALUE" with OP one
+ * of == != < <= > >= and VALUE a number, true/false, or text (bare or in
+ * double quotes). Returns the conditions (free with og__conds_free()), or
+ * NULL with the reason in why.
+ */
+og__cond_t *og__conds_parse(const char *expr, size_t *count, char *why,
+                            size_t whylen);
+void og__conds_free(og__cond_t *c, size_t count);
+/* True when ev satisfies every condition. */
+int og__conds_match(const og__cond_t *c, size_t count, const og_event_t *ev);
+
+/* Compiles the routes of conf; the router keeps its own copies. conf's
+ * routes must have been validated (og__conf_load()). */
 og__router_t *og__router_create(const og__conf_t *conf);
 void og__router_free(og__router_t *r);
 
 /*
- * og__router_targets: the distinct target instances for an event of type
- * emitted by source, never source itself. Writes up to max names (owned by
- * the router, valid until it is freed) and returns how many matched in
- * all.
+ * og__router_targets: the distinct target instances for ev, never its
+ * source itself. Writes up to max names (owned by the router, valid until
+ * it is freed) and returns how many matched in all.
  */
-size_t og__router_targets(const og__router_t *r, const char *type,
-                          const char *source, const char **out, size_t max);
+size_t og__router_targets(const og__router_t *r, const og_event_t *ev,
+                          const char **out, size_t max);
 
 #endif /* OG_CORE_ROUTER_H */

@@ -182,6 +182,32 @@ static void test_http_section(void)
     og__errlist_free(&errs);
 }
 
+static void test_route_conditions(void)
+{
+    og__errlist_t errs = {NULL, 0};
+    og__conf_t *c;
+
+    fresh();
+    put("omnigate.conf", "[daemon]\n");
+    put("channels.d/pos-1.conf", "[channel]\nplugin = dropdir\n");
+    put("channels.d/crm.conf", "[channel]\nplugin = dropdir\n");
+    put("routes.d/r.conf", "[route big]\nmatch = order.*\nfrom = pos-*\n"
+                           "when = props.total >= 100 and props.currency == EUR"
+                           "\nto = crm\n");
+    c = load(&errs);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_STRING_EQUAL(c->routes[0].when,
+                           "props.total >= 100 and props.currency == EUR");
+    og__conf_free(c);
+
+    put("routes.d/r.conf", "[route big]\nmatch = order.*\n"
+                           "when = props.total >\nto = crm\n");
+    CU_ASSERT_PTR_NULL(load(&errs));
+    CU_ASSERT_TRUE(has_error(&errs, "routes.d/r.conf", 3,
+                             "when: condition 'props.total >' has no value"));
+    og__errlist_free(&errs);
+}
+
 static void test_syntax_errors(void)
 {
     og__errlist_t errs = {NULL, 0};
@@ -300,6 +326,7 @@ int main(void)
     CU_add_test(s, "valid configuration", test_valid);
     CU_add_test(s, "main file errors", test_main_errors);
     CU_add_test(s, "[http] section", test_http_section);
+    CU_add_test(s, "route conditions", test_route_conditions);
     CU_add_test(s, "syntax errors", test_syntax_errors);
     CU_add_test(s, "channel file errors", test_channel_errors);
     CU_add_test(s, "route errors", test_route_errors);
