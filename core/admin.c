@@ -160,12 +160,15 @@ static void metric_channel(void *data, const og__chan_status_t *st)
                         st->name, (unsigned long long)i->events_in);
         break;
     case M_REFUSED:
+        for (k = 1; k < OG__REFUSE_COUNT; k++)
+            og__sbuf_printf(b,
+                            "omnigate_events_refused_total{instance=\"%s\","
+                            "reason=\"%s\"} %llu\n",
+                            st->name, og__refusal_name((og__refusal_t)k),
+                            (unsigned long long)i->refused_by[k]);
         og__sbuf_printf(b,
                         "omnigate_events_refused_total{instance=\"%s\","
-                        "reason=\"invalid\"} %llu\n"
-                        "omnigate_events_refused_total{instance=\"%s\","
                         "reason=\"busy\"} %llu\n",
-                        st->name, (unsigned long long)i->events_refused,
                         st->name, (unsigned long long)i->events_busy);
         break;
     case M_DELIVERIES:

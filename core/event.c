@@ -7,6 +7,7 @@
  */
 #include "config.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,10 +110,356 @@ static void pack_cstr(msgpack_packer *pk, const char *s)
     pack_str(pk, s, strlen(s));
 }
 
+const char *og__refusal_name(og__refusal_t r)
+{
+    static const char *const names[OG__REFUSE_COUNT] = {
+        "none",       "too_large",     "invalid_msgpack",
+        "not_a_map",  "bad_version",   "missing_field",
+        "wrong_type", "invalid_value", "unknown_field"};
+
+    return (unsigned)r < OG__REFUSE_COUNT ? names[r] : "unknown";
+}
+
+/* Validation state: the first problem found wins. */
+struct check {
+    og__refusal_t reason;
+    char *why;
+    size_t whylen;
+};
+
+static int refuse(struct check *c, og__refusal_t r, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int refuse(struct check *c, og__refusal_t r, const char *fmt, ...)
+{
+    va_list ap;
+
+    c->reason = r;
+    va_start(ap, fmt);
+    vsnprintf(c->why, c->whylen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int is_ident_n(const char *p, size_t n, size_t max)
+{
+    size_t i;
+
+    if (n == 0 || n > max)
+        return 0;
+    for (i = 0; i < n; i++)
+        if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= '0' && p[i] <= '9') ||
+              p[i] == '_' || p[i] == '-' || p[i] == '.'))
+            return 0;
+    return 1;
+}
+
+/* A string field of 1-64 printable ASCII characters (ids of all kinds). */
+static int check_id(struct check *c, const msgpack_object *v, const char *name)
+{
+    if (v->type != MSGPACK_OBJECT_STR)
+        return refuse(c, OG__REFUSE_TYPE, "field '%s' must be a string", name);
+    if (!valid_id(v->via.str.ptr, v->via.str.size))
+        return refuse(c, OG__REFUSE_VALUE,
+                      "field '%s' must be 1-%d printable ASCII characters",
+                      name, MAX_ID_LEN);
+    return 0;
+}
+
+static int check_map(struct check *c, const msgpack_object *v, const char *name)
+{
+    if (v->type != MSGPACK_OBJECT_MAP)
+        return refuse(c, OG__REFUSE_TYPE, "field '%s' must be a map", name);
+    return 0;
+}
+
+/*
+ * Money anywhere in props or context: a map with "currency" holds an ISO
+ * 4217 code (three capital letters) and, with "amount", an integer amount
+ * in minor units (cents), never a float.
+ */
+static int check_money(struct check *c, const msgpack_object *v,
+                       const char *where, int depth)
+{
+    uint32_t i;
+
+    if (depth > 32)
+        return refuse(c, OG__REFUSE_VALUE, "field '%s' nests deeper than 32",
+                      where);
+    if (v->type == MSGPACK_OBJECT_ARRAY) {
+        for (i = 0; i < v->via.array.size; i++)
+            if (check_money(c, &v->via.array.ptr[i], where, depth + 1) != 0)
+                return -1;
+        return 0;
+    }
+    if (v->type != MSGPACK_OBJECT_MAP)
+        return 0;
+    for (i = 0; i < v->via.map.size; i++) {
+        const msgpack_object *k = &v->via.map.ptr[i].key;
+        const msgpack_object *x = &v->via.map.ptr[i].val;
+
+        if (key_is(k, "currency")) {
+            if (x->type != MSGPACK_OBJECT_STR || x->via.str.size != 3 ||
+                x->via.str.ptr[0] < 'A' || x->via.str.ptr[0] > 'Z' ||
+                x->via.str.ptr[1] < 'A' || x->via.str.ptr[1] > 'Z' ||
+                x->via.str.ptr[2] < 'A' || x->via.str.ptr[2] > 'Z')
+                return refuse(c, OG__REFUSE_VALUE,
+                              "a currency in '%s' must be an ISO 4217 code "
+                              "such as \"EUR\"",
+                              where);
+        } else if (key_is(k, "amount")) {
+            if (x->type != MSGPACK_OBJECT_POSITIVE_INTEGER &&
+                x->type != MSGPACK_OBJECT_NEGATIVE_INTEGER)
+                return refuse(c, OG__REFUSE_TYPE,
+                              "an amount in '%s' must be an integer in minor "
+                              "units (cents), not %s",
+                              where,
+                              x->type == MSGPACK_OBJECT_FLOAT64 ||
+                                      x->type == MSGPACK_OBJECT_FLOAT32
+                                  ? "a float"
+                                  : "another type");
+        } else if (check_money(c, x, where, depth + 1) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int check_source(struct check *c, const msgpack_object *v)
+{
+    uint32_t i;
+
+    if (check_map(c, v, "source") != 0)
+        return -1;
+    for (i = 0; i < v->via.map.size; i++) {
+        const msgpack_object *k = &v->via.map.ptr[i].key;
+        const msgpack_object *x = &v->via.map.ptr[i].val;
+
+        if (key_is(k, "instance") || key_is(k, "plugin"))
+            continue; /* replaced by the core */
+        if (key_is(k, "channel")) {
+            if (x->type != MSGPACK_OBJECT_STR)
+                return refuse(c, OG__REFUSE_TYPE,
+                              "field 'source.channel' must be a string");
+            if (!is_ident_n(x->via.str.ptr, x->via.str.size, 64))
+                return refuse(c, OG__REFUSE_VALUE,
+                              "field 'source.channel' must be 1-64 "
+                              "characters of a-z, 0-9, '_', '-', '.'");
+        } else if (key_is(k, "vendor_id")) {
+            if (x->type != MSGPACK_OBJECT_STR)
+                return refuse(c, OG__REFUSE_TYPE,
+                              "field 'source.vendor_id' must be a string");
+            if (x->via.str.size == 0 || x->via.str.size > 256)
+                return refuse(c, OG__REFUSE_VALUE,
+                              "field 'source.vendor_id' must be 1-256 "
+                              "characters");
+        } else {
+            return refuse(c, OG__REFUSE_UNKNOWN, "unknown field 'source.%.*s'",
+                          k->type == MSGPACK_OBJECT_STR ? (int)k->via.str.size
+                                                        : 1,
+                          k->type == MSGPACK_OBJECT_STR ? k->via.str.ptr : "?");
+        }
+    }
+    return 0;
+}
+
+static int check_ids(struct check *c, const msgpack_object *v)
+{
+    uint32_t i, j;
+
+    if (v->type != MSGPACK_OBJECT_ARRAY)
+        return refuse(c, OG__REFUSE_TYPE, "field 'ids' must be an array");
+    if (v->via.array.size > 32)
+        return refuse(c, OG__REFUSE_VALUE,
+                      "field 'ids' holds %u identity keys, at most 32",
+                      v->via.array.size);
+    for (i = 0; i < v->via.array.size; i++) {
+        const msgpack_object *e = &v->via.array.ptr[i];
+        int have_kind = 0, have_value = 0;
+
+        if (e->type != MSGPACK_OBJECT_MAP)
+            return refuse(c, OG__REFUSE_TYPE, "field 'ids[%u]' must be a map",
+                          i);
+        for (j = 0; j < e->via.map.size; j++) {
+            const msgpack_object *k = &e->via.map.ptr[j].key;
+            const msgpack_object *x = &e->via.map.ptr[j].val;
+
+            if (key_is(k, "kind")) {
+                if (x->type != MSGPACK_OBJECT_STR ||
+                    !is_ident_n(x->via.str.ptr, x->via.str.size, 32))
+                    return refuse(c, OG__REFUSE_VALUE,
+                                  "field 'ids[%u].kind' must be 1-32 "
+                                  "characters of a-z, 0-9, '_', '-', '.'",
+                                  i);
+                have_kind = 1;
+            } else if (key_is(k, "value")) {
+                if (x->type != MSGPACK_OBJECT_STR)
+                    return refuse(c, OG__REFUSE_TYPE,
+                                  "field 'ids[%u].value' must be a string", i);
+                if (x->via.str.size == 0 || x->via.str.size > 256)
+                    return refuse(c, OG__REFUSE_VALUE,
+                                  "field 'ids[%u].value' must be 1-256 "
+                                  "characters",
+                                  i);
+                have_value = 1;
+            } else if (key_is(k, "verified")) {
+                if (x->type != MSGPACK_OBJECT_BOOLEAN)
+                    return refuse(c, OG__REFUSE_TYPE,
+                                  "field 'ids[%u].verified' must be a boolean",
+                                  i);
+            } else {
+                return refuse(c, OG__REFUSE_UNKNOWN,
+                              "unknown field in 'ids[%u]' (known: kind, "
+                              "value, verified)",
+                              i);
+            }
+        }
+        if (!have_kind || !have_value)
+            return refuse(c, OG__REFUSE_MISSING, "missing field 'ids[%u].%s'",
+                          i, have_kind ? "value" : "kind");
+    }
+    return 0;
+}
+
+static int check_entity(struct check *c, const msgpack_object *v)
+{
+    uint32_t i;
+    int have_kind = 0, have_id = 0;
+
+    if (check_map(c, v, "entity") != 0)
+        return -1;
+    for (i = 0; i < v->via.map.size; i++) {
+        const msgpack_object *k = &v->via.map.ptr[i].key;
+        const msgpack_object *x = &v->via.map.ptr[i].val;
+
+        if (key_is(k, "kind")) {
+            if (x->type != MSGPACK_OBJECT_STR ||
+                !is_ident_n(x->via.str.ptr, x->via.str.size, 32))
+                return refuse(c, OG__REFUSE_VALUE,
+                              "field 'entity.kind' must be 1-32 characters "
+                              "of a-z, 0-9, '_', '-', '.'");
+            have_kind = 1;
+        } else if (key_is(k, "id")) {
+            if (x->type != MSGPACK_OBJECT_STR)
+                return refuse(c, OG__REFUSE_TYPE,
+                              "field 'entity.id' must be a string");
+            if (x->via.str.size == 0 || x->via.str.size > 128)
+                return refuse(c, OG__REFUSE_VALUE,
+                              "field 'entity.id' must be 1-128 characters");
+            have_id = 1;
+        } else if (key_is(k, "version")) {
+            if (x->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+                return refuse(c, OG__REFUSE_TYPE,
+                              "field 'entity.version' must be a positive "
+                              "integer");
+        } else {
+            return refuse(c, OG__REFUSE_UNKNOWN,
+                          "unknown field in 'entity' (known: kind, id, "
+                          "version)");
+        }
+    }
+    if (!have_kind || !have_id)
+        return refuse(c, OG__REFUSE_MISSING, "missing field 'entity.%s'",
+                      have_kind ? "id" : "kind");
+    return 0;
+}
+
+/* Checks every top-level field of the envelope (sdk/docs/envelope.md). */
+static int validate(struct check *c, const msgpack_object *root,
+                    const msgpack_object **type, const msgpack_object **id,
+                    const msgpack_object **source)
+{
+    static const char *const idlike[] = {"customer", "conversation", "location",
+                                         "correlation", "causation"};
+    uint32_t i;
+    size_t j;
+    int have_v = 0;
+
+    if (root->type != MSGPACK_OBJECT_MAP)
+        return refuse(c, OG__REFUSE_NOT_MAP, "envelope must be a map");
+    for (i = 0; i < root->via.map.size; i++) {
+        const msgpack_object *k = &root->via.map.ptr[i].key;
+        const msgpack_object *v = &root->via.map.ptr[i].val;
+        int known = 0;
+
+        if (k->type != MSGPACK_OBJECT_STR)
+            return refuse(c, OG__REFUSE_TYPE,
+                          "envelope key #%u is not a string", i);
+        for (j = 0; j < OG__ARRAY_SIZE(idlike); j++) {
+            if (key_is(k, idlike[j])) {
+                if (check_id(c, v, idlike[j]) != 0)
+                    return -1;
+                known = 1;
+            }
+        }
+        if (known)
+            continue;
+        if (key_is(k, "v")) {
+            if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+                return refuse(c, OG__REFUSE_TYPE,
+                              "field 'v' must be an integer");
+            if (v->via.u64 != OG__ENVELOPE_VERSION)
+                return refuse(c, OG__REFUSE_VERSION,
+                              "unsupported schema version %llu (this host "
+                              "speaks %d)",
+                              (unsigned long long)v->via.u64,
+                              OG__ENVELOPE_VERSION);
+            have_v = 1;
+        } else if (key_is(k, "type")) {
+            if (v->type != MSGPACK_OBJECT_STR)
+                return refuse(c, OG__REFUSE_TYPE,
+                              "field 'type' must be a string");
+            if (!valid_type(v->via.str.ptr, v->via.str.size))
+                return refuse(c, OG__REFUSE_VALUE,
+                              "field 'type' must be 1-%d characters of a-z, "
+                              "0-9, '_', '-', '.'",
+                              MAX_TYPE_LEN);
+            *type = v;
+        } else if (key_is(k, "id")) {
+            if (check_id(c, v, "id") != 0)
+                return -1;
+            *id = v;
+        } else if (key_is(k, "occurred")) {
+            if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+                return refuse(c, OG__REFUSE_TYPE,
+                              "field 'occurred' must be a positive integer "
+                              "(milliseconds since the epoch)");
+        } else if (key_is(k, "received")) {
+            /* core-owned: replaced */
+        } else if (key_is(k, "source")) {
+            if (check_source(c, v) != 0)
+                return -1;
+            *source = v;
+        } else if (key_is(k, "ids")) {
+            if (check_ids(c, v) != 0)
+                return -1;
+        } else if (key_is(k, "entity")) {
+            if (check_entity(c, v) != 0)
+                return -1;
+        } else if (key_is(k, "props") || key_is(k, "context")) {
+            const char *name = key_is(k, "props") ? "props" : "context";
+            if (check_map(c, v, name) != 0 || check_money(c, v, name, 0) != 0)
+                return -1;
+        } else if (key_is(k, "consent")) {
+            if (check_map(c, v, "consent") != 0)
+                return -1;
+        } else {
+            return refuse(c, OG__REFUSE_UNKNOWN,
+                          "unknown field '%.*s' (custom data goes in props)",
+                          (int)(k->via.str.size > 64 ? 64 : k->via.str.size),
+                          k->via.str.ptr);
+        }
+    }
+    if (!have_v)
+        return refuse(c, OG__REFUSE_MISSING, "missing field 'v'");
+    if (*type == NULL)
+        return refuse(c, OG__REFUSE_MISSING, "missing field 'type'");
+    return 0;
+}
+
 og_event_t *og__event_accept(const uint8_t *bytes, size_t len,
                              const char *instance, const char *plugin,
-                             size_t max_bytes, og_err_t *rc, char *why,
-                             size_t whylen)
+                             size_t max_bytes, og_err_t *rc,
+                             og__refusal_t *reason, char *why, size_t whylen)
 {
     msgpack_zone zone;
     msgpack_object root;
@@ -123,8 +470,12 @@ og_event_t *og__event_accept(const uint8_t *bytes, size_t len,
     msgpack_packer pk;
     og_event_t *ev = NULL;
     char newid[37];
-    int have_v = 0;
+    struct check chk = {OG__REFUSE_NONE, why, whylen};
+    og__refusal_t dummy;
 
+    if (reason == NULL)
+        reason = &dummy;
+    *reason = OG__REFUSE_MSGPACK;
     *rc = OG_ERR_INVALID;
     if (bytes == NULL || len == 0) {
         snprintf(why, whylen, "empty event");
@@ -132,6 +483,7 @@ og_event_t *og__event_accept(const uint8_t *bytes, size_t len,
     }
     if (len > max_bytes) {
         *rc = OG_ERR_TOO_LARGE;
+        *reason = OG__REFUSE_TOO_LARGE;
         snprintf(why, whylen, "event of %zu bytes exceeds max_event_size (%zu)",
                  len, max_bytes);
         return NULL;
@@ -156,75 +508,8 @@ og_event_t *og__event_accept(const uint8_t *bytes, size_t len,
                  len - off);
         goto out;
     }
-    if (root.type != MSGPACK_OBJECT_MAP) {
-        snprintf(why, whylen, "envelope must be a map");
-        goto out;
-    }
-    for (i = 0; i < root.via.map.size; i++) {
-        const msgpack_object *k = &root.via.map.ptr[i].key;
-        const msgpack_object *v = &root.via.map.ptr[i].val;
-
-        if (k->type != MSGPACK_OBJECT_STR) {
-            snprintf(why, whylen, "envelope key #%zu is not a string", i);
-            goto out;
-        }
-        if (key_is(k, "v")) {
-            if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
-                snprintf(why, whylen, "field 'v' must be an integer");
-                goto out;
-            }
-            if (v->via.u64 != OG__ENVELOPE_VERSION) {
-                snprintf(why, whylen,
-                         "unsupported schema version %llu "
-                         "(this host speaks %d)",
-                         (unsigned long long)v->via.u64, OG__ENVELOPE_VERSION);
-                goto out;
-            }
-            have_v = 1;
-        } else if (key_is(k, "type")) {
-            if (v->type != MSGPACK_OBJECT_STR) {
-                snprintf(why, whylen, "field 'type' must be a string");
-                goto out;
-            }
-            if (!valid_type(v->via.str.ptr, v->via.str.size)) {
-                snprintf(why, whylen,
-                         "field 'type' must be 1-%d characters "
-                         "of a-z, 0-9, '_', '-', '.'",
-                         MAX_TYPE_LEN);
-                goto out;
-            }
-            type = v;
-        } else if (key_is(k, "id")) {
-            if (v->type != MSGPACK_OBJECT_STR ||
-                !valid_id(v->via.str.ptr, v->via.str.size)) {
-                snprintf(why, whylen,
-                         "field 'id' must be a string of 1-%d "
-                         "printable ASCII characters",
-                         MAX_ID_LEN);
-                goto out;
-            }
-            id = v;
-        } else if (key_is(k, "source")) {
-            if (v->type != MSGPACK_OBJECT_MAP) {
-                snprintf(why, whylen, "field 'source' must be a map");
-                goto out;
-            }
-            source = v;
-        } else if (key_is(k, "time")) {
-            if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
-                snprintf(why, whylen,
-                         "field 'time' must be a positive integer "
-                         "(milliseconds since the epoch)");
-                goto out;
-            }
-        }
-    }
-    if (!have_v) {
-        snprintf(why, whylen, "missing field 'v'");
-        goto out;
-    }
-    if (type == NULL) {
-        snprintf(why, whylen, "missing field 'type'");
+    if (validate(&chk, &root, &type, &id, &source) != 0) {
+        *reason = chk.reason;
         goto out;
     }
 
@@ -290,6 +575,7 @@ og_event_t *og__event_accept(const uint8_t *bytes, size_t len,
     else
         memcpy(ev->id, newid, sizeof(newid));
     *rc = OG_OK;
+    *reason = OG__REFUSE_NONE;
 out:
     msgpack_zone_destroy(&zone);
     return ev;
@@ -511,11 +797,25 @@ static og_err_t builder_leaf(og_event_builder_t *b, const char *path,
     const char *seg = path;
     size_t i;
 
-    if (b == NULL || path == NULL || *path == '\0')
-        return OG_ERR_INVALID;
+    static const char *const fields[] = {
+        "id",           "occurred", "source",      "customer",
+        "conversation", "location", "correlation", "causation",
+        "entity",       "context",  "consent",     "props"};
+    size_t first;
+    int known = 0;
+
+    if (b == NULL || path == NULL || *path == '\0' || path[0] == '.' ||
+        path[strlen(path) - 1] == '.' || strstr(path, "..") != NULL)
+        return OG_ERR_INVALID; /* checked whole, so nothing half-built */
     for (i = 0; i < OG__ARRAY_SIZE(reserved); i++)
         if (strcmp(path, reserved[i]) == 0)
             return OG_ERR_INVALID;
+    first = strcspn(path, ".");
+    for (i = 0; i < OG__ARRAY_SIZE(fields); i++)
+        if (strlen(fields[i]) == first && strncmp(path, fields[i], first) == 0)
+            known = 1;
+    if (!known)
+        return OG_ERR_INVALID; /* not an envelope field: use props.* */
     while (seg != NULL) {
         const char *dot = strchr(seg, '.');
         size_t n = dot ? (size_t)(dot - seg) : strlen(seg);

@@ -28,16 +28,36 @@ struct og_event_s {
     msgpack_object root;
 };
 
+/* Why an envelope was refused; counted per instance and exported as the
+ * "reason" label of omnigate_events_refused_total. Append only. */
+typedef enum og__refusal_e {
+    OG__REFUSE_NONE,
+    OG__REFUSE_TOO_LARGE,
+    OG__REFUSE_MSGPACK,
+    OG__REFUSE_NOT_MAP,
+    OG__REFUSE_VERSION,
+    OG__REFUSE_MISSING,
+    OG__REFUSE_TYPE,
+    OG__REFUSE_VALUE,
+    OG__REFUSE_UNKNOWN,
+    OG__REFUSE_COUNT
+} og__refusal_t;
+
+/* "too_large", "invalid_msgpack", "not_a_map", "bad_version",
+ * "missing_field", "wrong_type", "invalid_value", "unknown_field". */
+const char *og__refusal_name(og__refusal_t r);
+
 /*
  * og__event_accept: validate the envelope a plugin emitted and build the
  * accepted event: core-owned fields are stamped (id when absent, received
  * time, source.instance, source.plugin). On failure returns NULL, sets *rc
- * (OG_ERR_INVALID or OG_ERR_TOO_LARGE) and writes the precise reason to why.
+ * (OG_ERR_INVALID or OG_ERR_TOO_LARGE), the reason code (may be NULL) and
+ * writes the precise reason to why.
  */
 og_event_t *og__event_accept(const uint8_t *bytes, size_t len,
                              const char *instance, const char *plugin,
-                             size_t max_bytes, og_err_t *rc, char *why,
-                             size_t whylen);
+                             size_t max_bytes, og_err_t *rc,
+                             og__refusal_t *reason, char *why, size_t whylen);
 
 og_event_t *og__event_ref(og_event_t *ev);
 void og__event_unref(og_event_t *ev);

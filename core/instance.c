@@ -594,6 +594,7 @@ static og_err_t host_emit(og_plugin_ctx_t *inst, const uint8_t *bytes,
     char why[256];
     og_err_t rc;
     og_event_t *ev;
+    og__refusal_t reason;
 
     if (inst == NULL)
         return OG_ERR_INVALID;
@@ -602,11 +603,12 @@ static og_err_t host_emit(og_plugin_ctx_t *inst, const uint8_t *bytes,
         return OG_ERR_STOPPING;
     ev = og__event_accept(bytes, len, og__instance_name(inst),
                           inst->plugin->def->name, inst->core->max_event_bytes,
-                          &rc, why, sizeof(why));
+                          &rc, &reason, why, sizeof(why));
     if (ev == NULL) {
         inst->events_refused++;
+        inst->refused_by[reason]++;
         og__log(OG_LOG_WARNING, og__instance_name(inst),
-                "event refused (%s): %s", og_err_name(rc), why);
+                "event refused (%s): %s", og__refusal_name(reason), why);
         return rc;
     }
     rc = inst->core->emit(inst->core->emit_data, inst, ev);

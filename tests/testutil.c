@@ -237,18 +237,24 @@ char *tu_daemon_path(void)
     return p;
 }
 
+void tu_pack_head(struct msgpack_sbuffer *sb, struct msgpack_packer *pk,
+                  const char *type, size_t extra)
+{
+    msgpack_sbuffer_init(sb);
+    msgpack_packer_init(pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_map(pk, 2 + extra);
+    msgpack_pack_str_with_body(pk, "v", 1);
+    msgpack_pack_uint8(pk, 1);
+    msgpack_pack_str_with_body(pk, "type", 4);
+    msgpack_pack_str_with_body(pk, type, strlen(type));
+}
+
 uint8_t *tu_envelope(const char *type, const char *id, size_t *len)
 {
     msgpack_sbuffer sb;
     msgpack_packer pk;
 
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, id ? 3 : 2);
-    msgpack_pack_str_with_body(&pk, "v", 1);
-    msgpack_pack_uint8(&pk, 1);
-    msgpack_pack_str_with_body(&pk, "type", 4);
-    msgpack_pack_str_with_body(&pk, type, strlen(type));
+    tu_pack_head(&sb, &pk, type, id ? 1 : 0);
     if (id) {
         msgpack_pack_str_with_body(&pk, "id", 2);
         msgpack_pack_str_with_body(&pk, id, strlen(id));

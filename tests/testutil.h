@@ -41,6 +41,13 @@ int tu_install_plugins(const char *dir, const char *const *names);
 /* Path of the built omnigated; caller frees. */
 char *tu_daemon_path(void);
 
+/* Starts an envelope map of 2 + extra pairs with "v": 1 and "type" packed;
+ * sb and pk are initialised here. The caller packs the extra pairs. */
+struct msgpack_sbuffer;
+struct msgpack_packer;
+void tu_pack_head(struct msgpack_sbuffer *sb, struct msgpack_packer *pk,
+                  const char *type, size_t extra);
+
 /* A minimal valid envelope {v:1, type, id?} (caller frees). */
 uint8_t *tu_envelope(const char *type, const char *id, size_t *len);
 

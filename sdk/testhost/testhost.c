@@ -256,8 +256,9 @@ og_err_t og_testhost_deliver(og_testhost_t *th, const uint8_t *msgpack,
 
     if (th->inst == NULL)
         return OG_ERR_INVALID;
-    ev = og__event_accept(msgpack, len, "testhost", "testhost",
-                          th->core.max_event_bytes, &rc, why, sizeof(why));
+    ev =
+        og__event_accept(msgpack, len, "testhost", "testhost",
+                         th->core.max_event_bytes, &rc, NULL, why, sizeof(why));
     if (ev == NULL) {
         og__log(OG_LOG_WARNING, "testhost", "deliver: %s", why);
         return rc;

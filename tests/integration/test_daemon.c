@@ -524,7 +524,9 @@ static void test_admin_api(void)
     CU_ASSERT_FATAL(admin_port() > 0);
     drop("in", "1.evt", "order.placed\n");
     drop("in", "2.evt", "order.placed\n");
+    drop("in", "3.msgpack", "\x91\x01"); /* an array, not an envelope */
     CU_ASSERT_TRUE(wait_files("crm-out", 2));
+    CU_ASSERT_TRUE(tu_wait_log(logfile, "event refused (not_a_map)", 1, 5000));
 
     r = admin_get("/health");
     CU_ASSERT_TRUE(has(r, "HTTP/1.1 200 OK"));
@@ -546,6 +548,10 @@ static void test_admin_api(void)
     CU_ASSERT_TRUE(has(r, "omnigate_plugin_counter_total{instance=\"pos\","
                           "name=\"files_in\"} 2\n"));
     CU_ASSERT_TRUE(has(r, "omnigate_queue_depth 0\n"));
+    CU_ASSERT_TRUE(has(r, "omnigate_events_refused_total{instance=\"pos\","
+                          "reason=\"not_a_map\"} 1\n"));
+    CU_ASSERT_TRUE(has(r, "omnigate_events_refused_total{instance=\"pos\","
+                          "reason=\"unknown_field\"} 0\n"));
     CU_ASSERT_TRUE(has(r, "omnigate_process_resident_memory_bytes "));
     free(r);
 

@@ -14,10 +14,13 @@
 
 #define MAX 4096
 
+static og__refusal_t last_reason;
+
 static og_event_t *accept_bytes(const void *b, size_t n, og_err_t *rc,
                                 char *why)
 {
-    return og__event_accept(b, n, "pos-1", "dropdir", MAX, rc, why, 256);
+    return og__event_accept(b, n, "pos-1", "dropdir", MAX, rc, &last_reason,
+                            why, 256);
 }
 
 /* Packs a map from alternating key/value C strings; "#N" values become
@@ -48,7 +51,7 @@ static uint8_t *pack_map(size_t *len, size_t npairs, ...)
 }
 
 static void expect_refusal(const uint8_t *b, size_t n, og_err_t want_rc,
-                           const char *want_why)
+                           og__refusal_t want_reason, const char *want_why)
 {
     char why[256] = "";
     og_err_t rc = OG_OK;
@@ -56,9 +59,35 @@ static void expect_refusal(const uint8_t *b, size_t n, og_err_t want_rc,
 
     CU_ASSERT_PTR_NULL(ev);
     CU_ASSERT_EQUAL(rc, want_rc);
+    CU_ASSERT_EQUAL(last_reason, want_reason);
+    if (strcmp(why, want_why) != 0)
+        fprintf(stderr, "  got:  %s\n  want: %s\n", why, want_why);
     CU_ASSERT_STRING_EQUAL(why, want_why);
     og__event_unref(ev);
 }
+
+/* Packs {v:1, type:"a.b", <key>: <the MessagePack object in raw>}. */
+static uint8_t *with_field(const char *key, const uint8_t *raw, size_t rawlen,
+                           size_t *len)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+
+    tu_pack_head(&sb, &pk, "a.b", 1);
+    msgpack_pack_str_with_body(&pk, key, strlen(key));
+    msgpack_sbuffer_write(&sb, (const char *)raw, rawlen);
+    *len = sb.size;
+    return (uint8_t *)msgpack_sbuffer_release(&sb);
+}
+
+#define FIELD_REFUSAL(key, raw, reason, text)                                  \
+    do {                                                                       \
+        size_t fl;                                                             \
+        uint8_t *fb =                                                          \
+            with_field(key, (const uint8_t *)(raw), sizeof(raw) - 1, &fl);     \
+        expect_refusal(fb, fl, OG_ERR_INVALID, reason, text);                  \
+        free(fb);                                                              \
+    } while (0)
 
 static void test_refusals(void)
 {
@@ -69,61 +98,284 @@ static void test_refusals(void)
     uint8_t *b, big[MAX + 1];
     size_t n;
 
-    expect_refusal(NULL, 0, OG_ERR_INVALID, "empty event");
+    expect_refusal(NULL, 0, OG_ERR_INVALID, OG__REFUSE_MSGPACK, "empty event");
     expect_refusal(not_msgpack, sizeof(not_msgpack), OG_ERR_INVALID,
-                   "invalid MessagePack");
+                   OG__REFUSE_MSGPACK, "invalid MessagePack");
     expect_refusal(truncated, sizeof(truncated), OG_ERR_INVALID,
+                   OG__REFUSE_MSGPACK,
                    "invalid MessagePack: truncated at byte 3");
-    expect_refusal(array, sizeof(array), OG_ERR_INVALID,
+    expect_refusal(array, sizeof(array), OG_ERR_INVALID, OG__REFUSE_NOT_MAP,
                    "envelope must be a map");
-    expect_refusal(intkey, sizeof(intkey), OG_ERR_INVALID,
+    expect_refusal(intkey, sizeof(intkey), OG_ERR_INVALID, OG__REFUSE_TYPE,
                    "envelope key #0 is not a string");
     memset(big, 0, sizeof(big));
-    expect_refusal(big, sizeof(big), OG_ERR_TOO_LARGE,
+    expect_refusal(big, sizeof(big), OG_ERR_TOO_LARGE, OG__REFUSE_TOO_LARGE,
                    "event of 4097 bytes exceeds max_event_size (4096)");
 
     b = pack_map(&n, 1, "type", "a.b");
-    expect_refusal(b, n, OG_ERR_INVALID, "missing field 'v'");
+    expect_refusal(b, n, OG_ERR_INVALID, OG__REFUSE_MISSING,
+                   "missing field 'v'");
     free(b);
     b = pack_map(&n, 1, "v", "#1");
-    expect_refusal(b, n, OG_ERR_INVALID, "missing field 'type'");
+    expect_refusal(b, n, OG_ERR_INVALID, OG__REFUSE_MISSING,
+                   "missing field 'type'");
     free(b);
     b = pack_map(&n, 2, "v", "#2", "type", "a.b");
-    expect_refusal(b, n, OG_ERR_INVALID,
+    expect_refusal(b, n, OG_ERR_INVALID, OG__REFUSE_VERSION,
                    "unsupported schema version 2 (this host speaks 1)");
     free(b);
     b = pack_map(&n, 2, "v", "1", "type", "a.b");
-    expect_refusal(b, n, OG_ERR_INVALID, "field 'v' must be an integer");
+    expect_refusal(b, n, OG_ERR_INVALID, OG__REFUSE_TYPE,
+                   "field 'v' must be an integer");
     free(b);
     b = pack_map(&n, 2, "v", "#1", "type", "#7");
-    expect_refusal(b, n, OG_ERR_INVALID, "field 'type' must be a string");
+    expect_refusal(b, n, OG_ERR_INVALID, OG__REFUSE_TYPE,
+                   "field 'type' must be a string");
     free(b);
     b = pack_map(&n, 2, "v", "#1", "type", "Order Placed");
-    expect_refusal(b, n, OG_ERR_INVALID,
+    expect_refusal(b, n, OG_ERR_INVALID, OG__REFUSE_VALUE,
                    "field 'type' must be 1-128 characters of a-z, 0-9, '_', "
                    "'-', '.'");
     free(b);
     b = pack_map(&n, 3, "v", "#1", "type", "a.b", "id", "has space");
-    expect_refusal(b, n, OG_ERR_INVALID,
-                   "field 'id' must be a string of 1-64 printable ASCII "
-                   "characters");
+    expect_refusal(b, n, OG_ERR_INVALID, OG__REFUSE_VALUE,
+                   "field 'id' must be 1-64 printable ASCII characters");
+    free(b);
+    b = pack_map(&n, 3, "v", "#1", "type", "a.b", "customer", "#5");
+    expect_refusal(b, n, OG_ERR_INVALID, OG__REFUSE_TYPE,
+                   "field 'customer' must be a string");
     free(b);
     b = pack_map(&n, 3, "v", "#1", "type", "a.b", "source", "web");
-    expect_refusal(b, n, OG_ERR_INVALID, "field 'source' must be a map");
+    expect_refusal(b, n, OG_ERR_INVALID, OG__REFUSE_TYPE,
+                   "field 'source' must be a map");
     free(b);
-    b = pack_map(&n, 3, "v", "#1", "type", "a.b", "time", "#-5");
-    expect_refusal(b, n, OG_ERR_INVALID,
-                   "field 'time' must be a positive integer (milliseconds "
+    b = pack_map(&n, 3, "v", "#1", "type", "a.b", "occurred", "#-5");
+    expect_refusal(b, n, OG_ERR_INVALID, OG__REFUSE_TYPE,
+                   "field 'occurred' must be a positive integer (milliseconds "
                    "since the epoch)");
+    free(b);
+    b = pack_map(&n, 3, "v", "#1", "type", "a.b", "colour", "red");
+    expect_refusal(b, n, OG_ERR_INVALID, OG__REFUSE_UNKNOWN,
+                   "unknown field 'colour' (custom data goes in props)");
     free(b);
     /* trailing bytes after a valid map */
     b = pack_map(&n, 2, "v", "#1", "type", "a.b");
     b = realloc(b, n + 2);
     b[n] = 0x01;
     b[n + 1] = 0x02;
-    expect_refusal(b, n + 2, OG_ERR_INVALID,
+    expect_refusal(b, n + 2, OG_ERR_INVALID, OG__REFUSE_MSGPACK,
                    "2 trailing bytes after the envelope");
     free(b);
+
+    /* nested fields; raw MessagePack written as C strings */
+    FIELD_REFUSAL("source",
+                  "\x81\xa7"
+                  "channel"
+                  "\xa3"
+                  "Web",
+                  OG__REFUSE_VALUE,
+                  "field 'source.channel' must be 1-64 characters of a-z, "
+                  "0-9, '_', '-', '.'");
+    FIELD_REFUSAL("source",
+                  "\x81\xa4"
+                  "shop"
+                  "\x01",
+                  OG__REFUSE_UNKNOWN, "unknown field 'source.shop'");
+    FIELD_REFUSAL("ids",
+                  "\x81\xa1"
+                  "a"
+                  "\x01",
+                  OG__REFUSE_TYPE, "field 'ids' must be an array");
+    FIELD_REFUSAL("ids",
+                  "\x91\x81\xa4"
+                  "kind"
+                  "\xa5"
+                  "email",
+                  OG__REFUSE_MISSING, "missing field 'ids[0].value'");
+    FIELD_REFUSAL("ids",
+                  "\x92\x82\xa4"
+                  "kind"
+                  "\xa5"
+                  "email"
+                  "\xa5"
+                  "value"
+                  "\xa1"
+                  "x"
+                  "\x82\xa4"
+                  "kind"
+                  "\xa5"
+                  "email"
+                  "\xa5"
+                  "value"
+                  "\xa0",
+                  OG__REFUSE_VALUE,
+                  "field 'ids[1].value' must be 1-256 characters");
+    FIELD_REFUSAL("ids",
+                  "\x91\x83\xa4"
+                  "kind"
+                  "\xa5"
+                  "email"
+                  "\xa5"
+                  "value"
+                  "\xa1"
+                  "x"
+                  "\xa8"
+                  "verified"
+                  "\x01",
+                  OG__REFUSE_TYPE, "field 'ids[0].verified' must be a boolean");
+    FIELD_REFUSAL("entity",
+                  "\x81\xa4"
+                  "kind"
+                  "\xa4"
+                  "cart",
+                  OG__REFUSE_MISSING, "missing field 'entity.id'");
+    FIELD_REFUSAL("entity",
+                  "\x83\xa4"
+                  "kind"
+                  "\xa4"
+                  "cart"
+                  "\xa2"
+                  "id"
+                  "\xa2"
+                  "c1"
+                  "\xa7"
+                  "version"
+                  "\xa1"
+                  "x",
+                  OG__REFUSE_TYPE,
+                  "field 'entity.version' must be a positive integer");
+    FIELD_REFUSAL("props",
+                  "\x81\xa5"
+                  "total"
+                  "\x82\xa6"
+                  "amount"
+                  "\xcb\x40\x29\x00\x00\x00\x00\x00\x00"
+                  "\xa8"
+                  "currency"
+                  "\xa3"
+                  "EUR",
+                  OG__REFUSE_TYPE,
+                  "an amount in 'props' must be an integer in minor units "
+                  "(cents), not a float");
+    FIELD_REFUSAL("props",
+                  "\x81\xa5"
+                  "lines"
+                  "\x91\x82\xa6"
+                  "amount"
+                  "\x05"
+                  "\xa8"
+                  "currency"
+                  "\xa3"
+                  "eur",
+                  OG__REFUSE_VALUE,
+                  "a currency in 'props' must be an ISO 4217 code such as "
+                  "\"EUR\"");
+    FIELD_REFUSAL("context", "\x01", OG__REFUSE_TYPE,
+                  "field 'context' must be a map");
+}
+
+static void test_full_envelope(void)
+{
+    /* every v1 field at once is accepted */
+    static const uint8_t raw[] = "\x8e"
+                                 "\xa1"
+                                 "v"
+                                 "\x01"
+                                 "\xa4"
+                                 "type"
+                                 "\xac"
+                                 "order.placed"
+                                 "\xa2"
+                                 "id"
+                                 "\xa3"
+                                 "e-1"
+                                 "\xa8"
+                                 "occurred"
+                                 "\xcf\x00\x00\x01\x9a\x00\x00\x00\x00"
+                                 "\xa6"
+                                 "source"
+                                 "\x82\xa7"
+                                 "channel"
+                                 "\xa3"
+                                 "pos"
+                                 "\xa9"
+                                 "vendor_id"
+                                 "\xa2"
+                                 "v9"
+                                 "\xa3"
+                                 "ids"
+                                 "\x91\x83\xa4"
+                                 "kind"
+                                 "\xa5"
+                                 "email"
+                                 "\xa5"
+                                 "value"
+                                 "\xa7"
+                                 "a@b.com"
+                                 "\xa8"
+                                 "verified"
+                                 "\xc3"
+                                 "\xa8"
+                                 "customer"
+                                 "\xa2"
+                                 "c1"
+                                 "\xac"
+                                 "conversation"
+                                 "\xa2"
+                                 "k1"
+                                 "\xa8"
+                                 "location"
+                                 "\xa8"
+                                 "store-12"
+                                 "\xab"
+                                 "correlation"
+                                 "\xa2"
+                                 "r1"
+                                 "\xa9"
+                                 "causation"
+                                 "\xa2"
+                                 "x1"
+                                 "\xa6"
+                                 "entity"
+                                 "\x83\xa4"
+                                 "kind"
+                                 "\xa5"
+                                 "order"
+                                 "\xa2"
+                                 "id"
+                                 "\xa2"
+                                 "o1"
+                                 "\xa7"
+                                 "version"
+                                 "\x03"
+                                 "\xa7"
+                                 "consent"
+                                 "\x80"
+                                 "\xa5"
+                                 "props"
+                                 "\x81\xa5"
+                                 "total"
+                                 "\x82\xa6"
+                                 "amount"
+                                 "\xcd\x13\x7e"
+                                 "\xa8"
+                                 "currency"
+                                 "\xa3"
+                                 "EUR";
+    og_err_t rc;
+    char why[256];
+    og_event_t *ev = accept_bytes(raw, sizeof(raw) - 1, &rc, why);
+    int64_t amount;
+
+    if (ev == NULL)
+        fprintf(stderr, "refused: %s\n", why);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+    CU_ASSERT_EQUAL(last_reason, OG__REFUSE_NONE);
+    CU_ASSERT_EQUAL(og__event_get_int(ev, "props.total.amount", &amount),
+                    OG_OK);
+    CU_ASSERT_EQUAL(amount, 4990);
+    CU_ASSERT_STRING_EQUAL(og__event_id(ev), "e-1");
+    og__event_unref(ev);
 }
 
 static int is_uuid7(const char *s)
@@ -178,13 +430,7 @@ static void test_accept_and_stamp(void)
         msgpack_sbuffer sb;
         msgpack_packer pk;
 
-        msgpack_sbuffer_init(&sb);
-        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-        msgpack_pack_map(&pk, 5);
-        msgpack_pack_str_with_body(&pk, "v", 1);
-        msgpack_pack_uint8(&pk, 1);
-        msgpack_pack_str_with_body(&pk, "type", 4);
-        msgpack_pack_str_with_body(&pk, "x.y", 3);
+        tu_pack_head(&sb, &pk, "x.y", 3);
         msgpack_pack_str_with_body(&pk, "id", 2);
         msgpack_pack_str_with_body(&pk, "evt-123", 7);
         msgpack_pack_str_with_body(&pk, "received", 8);
@@ -252,6 +498,8 @@ static void test_builder(void)
     og__builder_destroy(b);
     ev = accept_bytes(bytes, n, &rc, why);
     free(bytes);
+    if (ev == NULL)
+        fprintf(stderr, "builder event refused: %s\n", why);
     CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
     CU_ASSERT_EQUAL(og__event_get_str(ev, "props.cart.id", &s, &len), OG_OK);
     CU_ASSERT_TRUE(len == 3 && memcmp(s, "c10", 3) == 0);
@@ -293,6 +541,7 @@ int main(void)
     s = CU_add_suite("event", NULL, NULL);
     CU_add_test(s, "every refusal reason", test_refusals);
     CU_add_test(s, "accept and stamp", test_accept_and_stamp);
+    CU_add_test(s, "every v1 field", test_full_envelope);
     CU_add_test(s, "builder", test_builder);
     CU_add_test(s, "uuid7 ordering", test_uuid7_order);
     return tu_run();

@@ -53,13 +53,7 @@ static og_event_t *event(const char *type, const char *source, int64_t total,
     char why[256];
     size_t np = (total >= 0) + (currency != NULL) + (gift >= 0);
 
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 3);
-    msgpack_pack_str_with_body(&pk, "v", 1);
-    msgpack_pack_uint8(&pk, 1);
-    msgpack_pack_str_with_body(&pk, "type", 4);
-    msgpack_pack_str_with_body(&pk, type, strlen(type));
+    tu_pack_head(&sb, &pk, type, 1);
     msgpack_pack_str_with_body(&pk, "props", 5);
     msgpack_pack_map(&pk, np);
     if (total >= 0) {
@@ -78,7 +72,7 @@ static og_event_t *event(const char *type, const char *source, int64_t total,
             msgpack_pack_false(&pk);
     }
     ev = og__event_accept((const uint8_t *)sb.data, sb.size, source, "t",
-                          1 << 20, &rc, why, sizeof(why));
+                          1 << 20, &rc, NULL, why, sizeof(why));
     msgpack_sbuffer_destroy(&sb);
     return ev;
 }

@@ -46,7 +46,9 @@ static inline og_event_builder_t *og_event_builder_create(og_plugin_ctx_t *ctx,
  * a dotted path ("customer",
  * "props.sku", "source.vendor_id", "props.total.amount"); intermediate maps
  * are created. Setting a path twice replaces the value. Core-owned fields
- * (v, received, source.instance, source.plugin) cannot be set. All strings
+ * (v, received, source.instance, source.plugin) cannot be set, and the first
+ * segment must be an envelope field (sdk/docs/envelope.md): custom data goes
+ * under props. All strings
  * and bytes are copied. Return OG_OK, OG_ERR_INVALID (bad path or value),
  * OG_ERR_NOMEM.
  */
