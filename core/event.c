@@ -110,6 +110,175 @@ static void pack_cstr(msgpack_packer *pk, const char *s)
     pack_str(pk, s, strlen(s));
 }
 
+/* ---- raw MessagePack writing and skipping --------------------------- */
+
+struct wbuf {
+    uint8_t *p;
+    size_t n, cap;
+};
+
+/* The caller sized the buffer; growth is a safety net only. */
+static void put_raw(struct wbuf *w, const void *src, size_t n)
+{
+    if (w->n + n > w->cap) {
+        w->cap = (w->n + n) * 2;
+        w->p = og__xrealloc(w->p, w->cap);
+    }
+    memcpy(w->p + w->n, src, n);
+    w->n += n;
+}
+
+static void put_be(struct wbuf *w, uint8_t tag, uint64_t v, int bytes)
+{
+    uint8_t b[9];
+    int i;
+
+    b[0] = tag;
+    for (i = 0; i < bytes; i++)
+        b[1 + i] = (uint8_t)(v >> (8 * (bytes - 1 - i)));
+    put_raw(w, b, (size_t)bytes + 1);
+}
+
+static void put_map(struct wbuf *w, size_t n)
+{
+    if (n < 16)
+        put_raw(w, (uint8_t[]){(uint8_t)(0x80 | n)}, 1);
+    else if (n <= 0xffff)
+        put_be(w, 0xde, n, 2);
+    else
+        put_be(w, 0xdf, n, 4);
+}
+
+static void put_str(struct wbuf *w, const char *s, size_t n)
+{
+    if (n < 32)
+        put_raw(w, (uint8_t[]){(uint8_t)(0xa0 | n)}, 1);
+    else if (n <= 0xff)
+        put_be(w, 0xd9, n, 1);
+    else if (n <= 0xffff)
+        put_be(w, 0xda, n, 2);
+    else
+        put_be(w, 0xdb, n, 4);
+    put_raw(w, s, n);
+}
+
+static void put_u64(struct wbuf *w, uint64_t v)
+{
+    put_be(w, 0xcf, v, 8);
+}
+
+/* Bytes taken by a map header starting with byte b (a validated map). */
+static size_t map_header_len(uint8_t b)
+{
+    return b == 0xde ? 3 : b == 0xdf ? 5 : 1;
+}
+
+static uint64_t be(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    int i;
+
+    for (i = 0; i < n; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+size_t og__mp_skip(const uint8_t *p, size_t len)
+{
+    /* An explicit stack of "objects still to skip" instead of recursion. */
+    uint64_t todo[65];
+    int depth = 0;
+    size_t off = 0;
+
+    todo[0] = 1;
+    while (depth >= 0) {
+        uint8_t b;
+        uint64_t children = 0, skip = 0;
+        size_t head = 1;
+
+        if (todo[depth] == 0) {
+            depth--;
+            continue;
+        }
+        todo[depth]--;
+        if (off >= len)
+            return 0;
+        b = p[off];
+        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
+            /* fixint, negative fixint, nil, false, true */
+        } else if (b >= 0x80 && b <= 0x8f) {
+            children = (uint64_t)(b & 0x0f) * 2;
+        } else if (b >= 0x90 && b <= 0x9f) {
+            children = b & 0x0f;
+        } else if (b >= 0xa0 && b <= 0xbf) {
+            skip = b & 0x1f;
+        } else {
+            static const uint8_t fixed[] = {/* c4..c6 bin8/16/32 */ 1,
+                                            2,
+                                            4,
+                                            /* c7..c9 ext8/16/32 */ 1,
+                                            2,
+                                            4,
+                                            /* ca cb float32/64 */ 4,
+                                            8,
+                                            /* cc..cf uint8..64 */ 1,
+                                            2,
+                                            4,
+                                            8,
+                                            /* d0..d3 int8..64 */ 1,
+                                            2,
+                                            4,
+                                            8,
+                                            /* d4..d8 fixext 1..16 */ 2,
+                                            3,
+                                            5,
+                                            9,
+                                            17,
+                                            /* d9..db str8/16/32 */ 1,
+                                            2,
+                                            4,
+                                            /* dc dd array16/32 */ 2,
+                                            4,
+                                            /* de df map16/32 */ 2,
+                                            4};
+            int n;
+
+            if (b == 0xc1)
+                return 0;
+            n = fixed[b - 0xc4];
+            if (off + 1 + (size_t)n > len)
+                return 0;
+            if (b >= 0xc4 && b <= 0xc6) { /* bin */
+                skip = be(p + off + 1, n);
+                head += (size_t)n;
+            } else if (b >= 0xc7 && b <= 0xc9) { /* ext: length, type */
+                skip = be(p + off + 1, n) + 1;
+                head += (size_t)n;
+            } else if (b >= 0xd9 && b <= 0xdb) { /* str */
+                skip = be(p + off + 1, n);
+                head += (size_t)n;
+            } else if (b == 0xdc || b == 0xdd) {
+                children = be(p + off + 1, n);
+                head += (size_t)n;
+            } else if (b == 0xde || b == 0xdf) {
+                children = be(p + off + 1, n) * 2;
+                head += (size_t)n;
+            } else {
+                skip = (uint64_t)n; /* fixed-size payload */
+            }
+        }
+        if (skip > len || off + head + skip > len)
+            return 0;
+        off += head + (size_t)skip;
+        if (children > 0) {
+            if (depth == 64)
+                return 0;
+            todo[++depth] = children;
+        }
+    }
+    return off;
+}
+
 const char *og__refusal_name(og__refusal_t r)
 {
     static const char *const names[OG__REFUSE_COUNT] = {
@@ -466,8 +635,6 @@ og_event_t *og__event_accept(const uint8_t *bytes, size_t len,
     const msgpack_object *type = NULL, *id = NULL, *source = NULL;
     size_t off = 0, i, nout;
     msgpack_unpack_return ur;
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
     og_event_t *ev = NULL;
     char newid[37];
     struct check chk = {OG__REFUSE_NONE, why, whylen};
@@ -513,67 +680,96 @@ og_event_t *og__event_accept(const uint8_t *bytes, size_t len,
         goto out;
     }
 
-    /* Re-pack with the core-owned fields stamped. */
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    /* Copy the accepted map byte for byte, leaving out the core-owned
+     * fields, and append them stamped: one allocation, no re-encoding. */
     nout = 3; /* id, received, source */
     for (i = 0; i < root.via.map.size; i++) {
         const msgpack_object *k = &root.via.map.ptr[i].key;
         if (!key_is(k, "id") && !key_is(k, "received") && !key_is(k, "source"))
             nout++;
     }
-    msgpack_pack_map(&pk, nout);
-    for (i = 0; i < root.via.map.size; i++) {
-        const msgpack_object *k = &root.via.map.ptr[i].key;
-        if (key_is(k, "id") || key_is(k, "received") || key_is(k, "source"))
-            continue;
-        msgpack_pack_object(&pk, *k);
-        msgpack_pack_object(&pk, root.via.map.ptr[i].val);
-    }
-    pack_cstr(&pk, "id");
-    if (id != NULL) {
-        pack_str(&pk, id->via.str.ptr, id->via.str.size);
-    } else {
-        og__uuid7(newid);
-        pack_cstr(&pk, newid);
-    }
-    pack_cstr(&pk, "received");
-    msgpack_pack_uint64(&pk, og__now_ms());
-    pack_cstr(&pk, "source");
     {
-        size_t ns = 2;
+        struct wbuf w;
+        size_t ns = 2, in_off = map_header_len(bytes[0]);
+        const char *eid;
+        size_t eidlen;
+
+        w.cap = len + strlen(instance) + strlen(plugin) + 128;
+        w.p = og__xmalloc(w.cap);
+        w.n = 0;
+        put_map(&w, nout);
+        for (i = 0; i < root.via.map.size; i++) {
+            const msgpack_object *k = &root.via.map.ptr[i].key;
+            size_t klen = og__mp_skip(bytes + in_off, len - in_off);
+            size_t vlen =
+                og__mp_skip(bytes + in_off + klen, len - in_off - klen);
+
+            if (!key_is(k, "id") && !key_is(k, "received") &&
+                !key_is(k, "source"))
+                put_raw(&w, bytes + in_off, klen + vlen);
+            in_off += klen + vlen;
+        }
+        if (id != NULL) {
+            eid = id->via.str.ptr;
+            eidlen = id->via.str.size;
+        } else {
+            og__uuid7(newid);
+            eid = newid;
+            eidlen = 36;
+        }
+        put_str(&w, "id", 2);
+        put_str(&w, eid, eidlen);
+        put_str(&w, "received", 8);
+        put_u64(&w, og__now_ms());
+        put_str(&w, "source", 6);
         if (source != NULL)
             for (i = 0; i < source->via.map.size; i++) {
                 const msgpack_object *k = &source->via.map.ptr[i].key;
                 if (!key_is(k, "instance") && !key_is(k, "plugin"))
                     ns++;
             }
-        msgpack_pack_map(&pk, ns);
-        if (source != NULL)
-            for (i = 0; i < source->via.map.size; i++) {
-                const msgpack_object *k = &source->via.map.ptr[i].key;
-                if (key_is(k, "instance") || key_is(k, "plugin"))
-                    continue;
-                msgpack_pack_object(&pk, *k);
-                msgpack_pack_object(&pk, source->via.map.ptr[i].val);
-            }
-        pack_cstr(&pk, "instance");
-        pack_cstr(&pk, instance);
-        pack_cstr(&pk, "plugin");
-        pack_cstr(&pk, plugin);
-    }
+        put_map(&w, ns);
+        if (source != NULL) {
+            /* Walk the source map's bytes: find it again in the input. */
+            size_t s_off = map_header_len(bytes[0]), j;
 
-    ev = og__xcalloc(1, sizeof(*ev));
-    ev->refs = 1;
-    ev->len = sb.size;
-    ev->data = (uint8_t *)msgpack_sbuffer_release(&sb);
+            for (j = 0; j < root.via.map.size; j++) {
+                size_t klen = og__mp_skip(bytes + s_off, len - s_off);
+                size_t vlen =
+                    og__mp_skip(bytes + s_off + klen, len - s_off - klen);
+
+                if (key_is(&root.via.map.ptr[j].key, "source")) {
+                    size_t o =
+                        s_off + klen + map_header_len(bytes[s_off + klen]);
+
+                    for (i = 0; i < source->via.map.size; i++) {
+                        const msgpack_object *k = &source->via.map.ptr[i].key;
+                        size_t kl = og__mp_skip(bytes + o, len - o);
+                        size_t vl = og__mp_skip(bytes + o + kl, len - o - kl);
+
+                        if (!key_is(k, "instance") && !key_is(k, "plugin"))
+                            put_raw(&w, bytes + o, kl + vl);
+                        o += kl + vl;
+                    }
+                }
+                s_off += klen + vlen;
+            }
+        }
+        put_str(&w, "instance", 8);
+        put_str(&w, instance, strlen(instance));
+        put_str(&w, "plugin", 6);
+        put_str(&w, plugin, strlen(plugin));
+
+        ev = og__xcalloc(1, sizeof(*ev));
+        ev->refs = 1;
+        ev->len = w.n;
+        ev->data = w.p;
+        memcpy(ev->id, eid, eidlen);
+        ev->id[eidlen] = '\0';
+    }
     ev->type = og__xstrndup(type->via.str.ptr, type->via.str.size);
     ev->instance = og__xstrdup(instance);
     ev->accepted_ns = uv_hrtime();
-    if (id != NULL)
-        memcpy(ev->id, id->via.str.ptr, id->via.str.size);
-    else
-        memcpy(ev->id, newid, sizeof(newid));
     *rc = OG_OK;
     *reason = OG__REFUSE_NONE;
 out:

@@ -66,6 +66,13 @@ void og__event_unref(og_event_t *ev);
 og_err_t og__event_lookup(const og_event_t *ev, const char *path,
                           const msgpack_object **out);
 
+/*
+ * og__mp_skip: the length in bytes of the one MessagePack object at p
+ * (nested maps and arrays included), or 0 when it does not fit in len,
+ * nests deeper than 64 or uses the reserved byte 0xc1.
+ */
+size_t og__mp_skip(const uint8_t *p, size_t len);
+
 /* Writes a new UUIDv7 (36 characters plus NUL) to out. */
 void og__uuid7(char out[37]);
 

@@ -519,6 +519,68 @@ static void test_builder(void)
     og__event_unref(ev);
 }
 
+static void test_mp_skip(void)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    uint8_t deep[70];
+    size_t i, n;
+    static const uint8_t bin[300] = {0};
+
+    /* One object of every family, nested, packed by msgpack-c itself. */
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 12);
+    msgpack_pack_str_with_body(&pk, "i", 1);
+    msgpack_pack_int64(&pk, -5000000000LL);
+    msgpack_pack_str_with_body(&pk, "u", 1);
+    msgpack_pack_uint64(&pk, 18000000000000000000ULL);
+    msgpack_pack_str_with_body(&pk, "f", 1);
+    msgpack_pack_double(&pk, 1.5);
+    msgpack_pack_str_with_body(&pk, "g", 1);
+    msgpack_pack_float(&pk, 2.5f);
+    msgpack_pack_str_with_body(&pk, "b", 1);
+    msgpack_pack_bin_with_body(&pk, bin, sizeof(bin));
+    msgpack_pack_str_with_body(&pk, "e", 1);
+    msgpack_pack_ext_with_body(&pk, bin, 4, 7);
+    msgpack_pack_str_with_body(&pk, "x", 1);
+    msgpack_pack_ext_with_body(&pk, bin, 200, 9);
+    msgpack_pack_str_with_body(&pk, "s", 1);
+    msgpack_pack_str_with_body(&pk, (const char *)bin, 40);
+    msgpack_pack_str_with_body(&pk, "l", 1);
+    msgpack_pack_str_with_body(&pk, (const char *)bin, 300);
+    msgpack_pack_str_with_body(&pk, "a", 1);
+    msgpack_pack_array(&pk, 20);
+    for (i = 0; i < 20; i++)
+        msgpack_pack_int(&pk, (int)i * 1000);
+    msgpack_pack_str_with_body(&pk, "m", 1);
+    msgpack_pack_map(&pk, 17);
+    for (i = 0; i < 17; i++) {
+        msgpack_pack_int(&pk, (int)i);
+        msgpack_pack_nil(&pk);
+    }
+    msgpack_pack_str_with_body(&pk, "t", 1);
+    msgpack_pack_true(&pk);
+    n = sb.size;
+    CU_ASSERT_EQUAL(og__mp_skip((const uint8_t *)sb.data, n), n);
+    /* with bytes after it, the skip stops at the object's end */
+    msgpack_pack_int(&pk, 1);
+    CU_ASSERT_EQUAL(og__mp_skip((const uint8_t *)sb.data, sb.size), n);
+    /* every truncation is refused */
+    for (i = 0; i < n; i++)
+        CU_ASSERT_EQUAL_FATAL(og__mp_skip((const uint8_t *)sb.data, i), 0);
+    msgpack_sbuffer_destroy(&sb);
+
+    CU_ASSERT_EQUAL(og__mp_skip((const uint8_t *)"\xc1", 1), 0);
+    /* 65 nested arrays are refused, 64 are fine */
+    memset(deep, 0x91, sizeof(deep));
+    deep[64] = 0x01;
+    CU_ASSERT_EQUAL(og__mp_skip(deep, 65), 65);
+    deep[64] = 0x91;
+    deep[65] = 0x01;
+    CU_ASSERT_EQUAL(og__mp_skip(deep, 66), 0);
+}
+
 static void test_uuid7_order(void)
 {
     char a[37], b[37];
@@ -543,6 +605,7 @@ int main(void)
     CU_add_test(s, "accept and stamp", test_accept_and_stamp);
     CU_add_test(s, "every v1 field", test_full_envelope);
     CU_add_test(s, "builder", test_builder);
+    CU_add_test(s, "skipping MessagePack objects", test_mp_skip);
     CU_add_test(s, "uuid7 ordering", test_uuid7_order);
     return tu_run();
 }
