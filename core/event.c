@@ -30,6 +30,23 @@ static int key_is(const msgpack_object *k, const char *s)
            memcmp(k->via.str.ptr, s, n) == 0;
 }
 
+/* Random bytes from a 4 KiB pool refilled with getrandom(): one system
+ * call per 256 ids instead of one per id. Loop thread only. */
+static int random_bytes(uint8_t *out, size_t n)
+{
+    static uint8_t pool[4096];
+    static size_t left;
+
+    if (left < n) {
+        if (getrandom(pool, sizeof(pool), 0) != (ssize_t)sizeof(pool))
+            return -1;
+        left = sizeof(pool);
+    }
+    memcpy(out, pool + sizeof(pool) - left, n);
+    left -= n;
+    return 0;
+}
+
 void og__uuid7(char out[37])
 {
     static uint64_t last_ms;
@@ -38,7 +55,7 @@ void og__uuid7(char out[37])
     uint64_t ms = og__now_ms();
     size_t i, o = 0;
 
-    if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b)) {
+    if (random_bytes(b, sizeof(b)) != 0) {
         /* getrandom on Linux does not fail for 16 bytes once the pool is
          * initialised; fall back to the clock so ids stay distinct. */
         struct timespec ts;
@@ -117,13 +134,12 @@ struct wbuf {
     size_t n, cap;
 };
 
-/* The caller sized the buffer; growth is a safety net only. */
+/* The caller sized the buffer for the worst case (input length plus the
+ * stamped fields), so writes never exceed it. */
 static void put_raw(struct wbuf *w, const void *src, size_t n)
 {
-    if (w->n + n > w->cap) {
-        w->cap = (w->n + n) * 2;
-        w->p = og__xrealloc(w->p, w->cap);
-    }
+    if (w->n + n > w->cap)
+        abort(); /* a sizing bug, never input-dependent */
     memcpy(w->p + w->n, src, n);
     w->n += n;
 }
@@ -167,12 +183,6 @@ static void put_u64(struct wbuf *w, uint64_t v)
     put_be(w, 0xcf, v, 8);
 }
 
-/* Bytes taken by a map header starting with byte b (a validated map). */
-static size_t map_header_len(uint8_t b)
-{
-    return b == 0xde ? 3 : b == 0xdf ? 5 : 1;
-}
-
 static uint64_t be(const uint8_t *p, int n)
 {
     uint64_t v = 0;
@@ -181,6 +191,74 @@ static uint64_t be(const uint8_t *p, int n)
     for (i = 0; i < n; i++)
         v = (v << 8) | p[i];
     return v;
+}
+
+/*
+ * Where the key k (a string msgpack-c unpacked from buf) starts in buf,
+ * header included, or SIZE_MAX when its bytes are not inside buf. The
+ * header in front of the string is unambiguous: fixstr (0xa0|n), str8
+ * (0xd9 n), str16 (0xda n n) or str32 (0xdb n n n n).
+ */
+static size_t key_start(const msgpack_object *k, const uint8_t *buf, size_t len)
+{
+    const uint8_t *p = (const uint8_t *)k->via.str.ptr;
+    uint32_t n = k->via.str.size;
+
+    if (p < buf || p > buf + len)
+        return SIZE_MAX;
+    if (n < 32 && p - buf >= 1 && p[-1] == (uint8_t)(0xa0 | n))
+        return (size_t)(p - buf) - 1;
+    if (n < 256 && p - buf >= 2 && p[-2] == 0xd9 && p[-1] == (uint8_t)n)
+        return (size_t)(p - buf) - 2;
+    if (n < 65536 && p - buf >= 3 && p[-3] == 0xda && be(p - 2, 2) == n)
+        return (size_t)(p - buf) - 3;
+    if (p - buf >= 5 && p[-5] == 0xdb && be(p - 4, 4) == n)
+        return (size_t)(p - buf) - 5;
+    return SIZE_MAX;
+}
+
+/*
+ * The byte span of each pair of the validated map m (whose bytes end at
+ * end): from each key's start to the next key's start. Uses msgpack-c's
+ * pointers into the input; falls back to walking the bytes.
+ */
+static void pair_spans(const msgpack_object *m, const uint8_t *buf,
+                       size_t first, size_t end, size_t *starts)
+{
+    uint32_t i;
+    size_t off = first;
+
+    for (i = 0; i < m->via.map.size; i++) {
+        size_t at = key_start(&m->via.map.ptr[i].key, buf, end);
+
+        if (at == SIZE_MAX || at != off)
+            break;
+        starts[i] = at;
+        if (i + 1 < m->via.map.size) {
+            size_t next = key_start(&m->via.map.ptr[i + 1].key, buf, end);
+            if (next == SIZE_MAX || next <= at)
+                break;
+            off = next;
+        }
+    }
+    if (i == m->via.map.size) {
+        starts[i] = end;
+        return;
+    }
+    /* fallback: walk key and value of every pair */
+    off = first;
+    for (i = 0; i < m->via.map.size; i++) {
+        size_t kl = og__mp_skip(buf + off, end - off);
+        starts[i] = off;
+        off += kl + og__mp_skip(buf + off + kl, end - off - kl);
+    }
+    starts[i] = off;
+}
+
+/* Bytes taken by a map header starting with byte b (a validated map). */
+static size_t map_header_len(uint8_t b)
+{
+    return b == 0xde ? 3 : b == 0xdf ? 5 : 1;
 }
 
 size_t og__mp_skip(const uint8_t *p, size_t len)
@@ -630,7 +708,7 @@ og_event_t *og__event_accept(const uint8_t *bytes, size_t len,
                              size_t max_bytes, og_err_t *rc,
                              og__refusal_t *reason, char *why, size_t whylen)
 {
-    msgpack_zone zone;
+    static msgpack_zone *zone;
     msgpack_object root;
     const msgpack_object *type = NULL, *id = NULL, *source = NULL;
     size_t off = 0, i, nout;
@@ -655,12 +733,14 @@ og_event_t *og__event_accept(const uint8_t *bytes, size_t len,
                  len, max_bytes);
         return NULL;
     }
-    if (!msgpack_zone_init(&zone, 2048)) {
+    /* One zone serves every acceptance (loop thread only): cleared, not
+     * freed, so its chunks are reused. */
+    if (zone == NULL && (zone = msgpack_zone_new(8192)) == NULL) {
         *rc = OG_ERR_NOMEM;
         snprintf(why, whylen, "out of memory");
         return NULL;
     }
-    ur = msgpack_unpack((const char *)bytes, len, &off, &zone, &root);
+    ur = msgpack_unpack((const char *)bytes, len, &off, zone, &root);
     if (ur == MSGPACK_UNPACK_CONTINUE) {
         snprintf(why, whylen, "invalid MessagePack: truncated at byte %zu",
                  len);
@@ -690,25 +770,43 @@ og_event_t *og__event_accept(const uint8_t *bytes, size_t len,
     }
     {
         struct wbuf w;
-        size_t ns = 2, in_off = map_header_len(bytes[0]);
+        size_t ns = 2, in_off = map_header_len(bytes[0]), src_off = 0;
+        size_t src_end = 0, span_buf[33], *spans;
         const char *eid;
         size_t eidlen;
 
-        w.cap = len + strlen(instance) + strlen(plugin) + 128;
-        w.p = og__xmalloc(w.cap);
+        size_t ilen = strlen(instance), plen = strlen(plugin);
+        size_t tlen = type->via.str.size;
+
+        /* One block: the event, its bytes, its type and instance names. */
+        w.cap = len + ilen + plen + 128;
+        ev = og__xmalloc(sizeof(*ev) + w.cap + tlen + 1 + ilen + 1);
+        memset(ev, 0, sizeof(*ev));
+        ev->type = (char *)(ev + 1);
+        ev->instance = ev->type + tlen + 1;
+        memcpy(ev->type, type->via.str.ptr, tlen);
+        ev->type[tlen] = '\0';
+        memcpy(ev->instance, instance, ilen + 1);
+        w.p = (uint8_t *)(ev->instance + ilen + 1);
         w.n = 0;
         put_map(&w, nout);
+        spans = root.via.map.size < 32
+                    ? span_buf
+                    : og__xmalloc((root.via.map.size + 1) * sizeof(*spans));
+        pair_spans(&root, bytes, in_off, len, spans);
         for (i = 0; i < root.via.map.size; i++) {
             const msgpack_object *k = &root.via.map.ptr[i].key;
-            size_t klen = og__mp_skip(bytes + in_off, len - in_off);
-            size_t vlen =
-                og__mp_skip(bytes + in_off + klen, len - in_off - klen);
 
-            if (!key_is(k, "id") && !key_is(k, "received") &&
-                !key_is(k, "source"))
-                put_raw(&w, bytes + in_off, klen + vlen);
-            in_off += klen + vlen;
+            if (key_is(k, "source")) /* the source map's value bytes */
+                src_off = spans[i] +
+                          (size_t)og__mp_skip(bytes + spans[i], len - spans[i]);
+            else if (!key_is(k, "id") && !key_is(k, "received"))
+                put_raw(&w, bytes + spans[i], spans[i + 1] - spans[i]);
+            if (key_is(k, "source"))
+                src_end = spans[i + 1];
         }
+        if (spans != span_buf)
+            free(spans);
         if (id != NULL) {
             eid = id->via.str.ptr;
             eidlen = id->via.str.size;
@@ -730,50 +828,36 @@ og_event_t *og__event_accept(const uint8_t *bytes, size_t len,
             }
         put_map(&w, ns);
         if (source != NULL) {
-            /* Walk the source map's bytes: find it again in the input. */
-            size_t s_off = map_header_len(bytes[0]), j;
+            size_t sspans[33];
 
-            for (j = 0; j < root.via.map.size; j++) {
-                size_t klen = og__mp_skip(bytes + s_off, len - s_off);
-                size_t vlen =
-                    og__mp_skip(bytes + s_off + klen, len - s_off - klen);
-
-                if (key_is(&root.via.map.ptr[j].key, "source")) {
-                    size_t o =
-                        s_off + klen + map_header_len(bytes[s_off + klen]);
-
-                    for (i = 0; i < source->via.map.size; i++) {
-                        const msgpack_object *k = &source->via.map.ptr[i].key;
-                        size_t kl = og__mp_skip(bytes + o, len - o);
-                        size_t vl = og__mp_skip(bytes + o + kl, len - o - kl);
-
-                        if (!key_is(k, "instance") && !key_is(k, "plugin"))
-                            put_raw(&w, bytes + o, kl + vl);
-                        o += kl + vl;
-                    }
+            if (source->via.map.size <= 32) {
+                pair_spans(source, bytes,
+                           src_off + map_header_len(bytes[src_off]), src_end,
+                           sspans);
+                for (i = 0; i < source->via.map.size; i++) {
+                    const msgpack_object *k = &source->via.map.ptr[i].key;
+                    if (!key_is(k, "instance") && !key_is(k, "plugin"))
+                        put_raw(&w, bytes + sspans[i],
+                                sspans[i + 1] - sspans[i]);
                 }
-                s_off += klen + vlen;
             }
         }
         put_str(&w, "instance", 8);
-        put_str(&w, instance, strlen(instance));
+        put_str(&w, instance, ilen);
         put_str(&w, "plugin", 6);
-        put_str(&w, plugin, strlen(plugin));
+        put_str(&w, plugin, plen);
 
-        ev = og__xcalloc(1, sizeof(*ev));
         ev->refs = 1;
         ev->len = w.n;
         ev->data = w.p;
         memcpy(ev->id, eid, eidlen);
         ev->id[eidlen] = '\0';
     }
-    ev->type = og__xstrndup(type->via.str.ptr, type->via.str.size);
-    ev->instance = og__xstrdup(instance);
     ev->accepted_ns = uv_hrtime();
     *rc = OG_OK;
     *reason = OG__REFUSE_NONE;
 out:
-    msgpack_zone_destroy(&zone);
+    msgpack_zone_clear(zone);
     return ev;
 }
 
@@ -789,10 +873,7 @@ void og__event_unref(og_event_t *ev)
         return;
     if (ev->parsed)
         msgpack_zone_destroy(&ev->zone);
-    free(ev->data);
-    free(ev->type);
-    free(ev->instance);
-    free(ev);
+    free(ev); /* data, type and instance live in the same block */
 }
 
 og_err_t og__event_lookup(const og_event_t *cev, const char *path,

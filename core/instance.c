@@ -208,7 +208,7 @@ void og__instance_deliver(og_plugin_ctx_t *inst, og_event_t *ev)
     d = og__xcalloc(1, sizeof(*d));
     d->inst = inst;
     d->ev = og__event_ref(ev);
-    snprintf(d->key, sizeof(d->key), "%s/%s", ev->id, og__instance_name(inst));
+    /* d->key is built on first use (og_delivery_key()). */
     /* Linked before send() so that a synchronous og_delivery_complete()
      * from inside send() finds it. */
     d->next = inst->pending;
@@ -286,8 +286,13 @@ size_t og__instance_drain(og_plugin_ctx_t *inst, size_t budget)
     return n;
 }
 
-static const char *host_delivery_key(const og_delivery_t *d)
+static const char *host_delivery_key(const og_delivery_t *cd)
 {
+    og_delivery_t *d = (og_delivery_t *)cd; /* lazily built cache */
+
+    if (d->key[0] == '\0')
+        snprintf(d->key, sizeof(d->key), "%s/%s", d->ev->id,
+                 og__instance_name(d->inst));
     return d->key;
 }
 

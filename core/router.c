@@ -28,9 +28,17 @@ struct og__cond_s {
     int b;
 };
 
+/* A compiled pattern: "*", an exact name, or a glob for fnmatch. */
+enum pat_kind { PAT_ANY, PAT_EXACT, PAT_GLOB };
+
+struct pat {
+    char *s;
+    enum pat_kind kind;
+};
+
 struct route {
-    char **match;
-    char **from; /* NULL: any source */
+    struct pat *match; /* NULL-terminated by s == NULL */
+    struct pat *from;  /* NULL: any source */
     char **to;
     og__cond_t *conds;
     size_t nconds;
@@ -230,6 +238,34 @@ int og__conds_match(const og__cond_t *c, size_t count, const og_event_t *ev)
 
 /* ---- routes ---------------------------------------------------------- */
 
+static struct pat *compile(char **v)
+{
+    size_t n = 0, i;
+    struct pat *p;
+
+    if (v == NULL)
+        return NULL;
+    while (v[n] != NULL)
+        n++;
+    p = og__xcalloc(n + 1, sizeof(*p));
+    for (i = 0; i < n; i++) {
+        p[i].s = og__xstrdup(v[i]);
+        p[i].kind = strcmp(v[i], "*") == 0         ? PAT_ANY
+                    : strpbrk(v[i], "*?[") == NULL ? PAT_EXACT
+                                                   : PAT_GLOB;
+    }
+    return p;
+}
+
+static void pats_free(struct pat *p)
+{
+    size_t i;
+
+    for (i = 0; p != NULL && p[i].s != NULL; i++)
+        free(p[i].s);
+    free(p);
+}
+
 static char **strv_dup(char **v)
 {
     size_t n = 0, i;
@@ -255,8 +291,8 @@ og__router_t *og__router_create(const og__conf_t *conf)
     for (i = 0; i < conf->nroutes; i++) {
         char why[256];
 
-        r->routes[i].match = strv_dup(conf->routes[i].match);
-        r->routes[i].from = strv_dup(conf->routes[i].from);
+        r->routes[i].match = compile(conf->routes[i].match);
+        r->routes[i].from = compile(conf->routes[i].from);
         r->routes[i].to = strv_dup(conf->routes[i].to);
         if (conf->routes[i].when != NULL)
             r->routes[i].conds = og__conds_parse(
@@ -272,8 +308,8 @@ void og__router_free(og__router_t *r)
     if (r == NULL)
         return;
     for (i = 0; i < r->n; i++) {
-        og__strv_free(r->routes[i].match);
-        og__strv_free(r->routes[i].from);
+        pats_free(r->routes[i].match);
+        pats_free(r->routes[i].from);
         og__strv_free(r->routes[i].to);
         og__conds_free(r->routes[i].conds, r->routes[i].nconds);
     }
@@ -281,13 +317,14 @@ void og__router_free(og__router_t *r)
     free(r);
 }
 
-static int glob_any(char **v, const char *s)
+static int matches(const struct pat *p, const char *s)
 {
-    size_t i;
-
-    for (i = 0; v != NULL && v[i] != NULL; i++)
-        if (fnmatch(v[i], s, 0) == 0)
+    for (; p != NULL && p->s != NULL; p++) {
+        if (p->kind == PAT_ANY ||
+            (p->kind == PAT_EXACT ? strcmp(p->s, s) == 0
+                                  : fnmatch(p->s, s, 0) == 0))
             return 1;
+    }
     return 0;
 }
 
@@ -299,9 +336,9 @@ size_t og__router_targets(const og__router_t *r, const og_event_t *ev,
     for (i = 0; i < r->n; i++) {
         const struct route *rt = &r->routes[i];
 
-        if (rt->from != NULL && !glob_any(rt->from, ev->instance))
+        if (rt->from != NULL && !matches(rt->from, ev->instance))
             continue;
-        if (!glob_any(rt->match, ev->type))
+        if (!matches(rt->match, ev->type))
             continue;
         if (rt->nconds > 0 && !og__conds_match(rt->conds, rt->nconds, ev))
             continue;

@@ -14,7 +14,13 @@ struct sink {
 };
 
 static const og_config_field_t config[] = {
-    {"count", OG_CFG_INT, "1000000", 0, "deliveries to time", 1, 1000000000,
+    {"count",
+     OG_CFG_INT,
+     "1000000",
+     0,
+     "deliveries to time",
+     1,
+     1000000000,
      {NULL, NULL}},
     {NULL, 0, NULL, 0, NULL, 0, 0, {NULL, NULL}},
 };
@@ -59,14 +65,10 @@ static void sink_destroy(void *state)
 }
 
 static const og_plugin_def_t def = {
-    OG_PLUGIN_DEF_INIT,
-    .name = "bench_sink",
-    .version = "1.0.0",
-    .description = "benchmark null destination",
-    .caps = OG_CAP_EGRESS,
-    .config = config,
-    .init = sink_init,
-    .send = sink_send,
+    OG_PLUGIN_DEF_INIT,      .name = "bench_sink",
+    .version = "1.0.0",      .description = "benchmark null destination",
+    .caps = OG_CAP_EGRESS,   .config = config,
+    .init = sink_init,       .send = sink_send,
     .destroy = sink_destroy,
 };
 

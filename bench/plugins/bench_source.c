@@ -21,7 +21,13 @@ struct src {
 };
 
 static const og_config_field_t config[] = {
-    {"count", OG_CFG_INT, "1000000", 0, "events to emit", 1, 1000000000,
+    {"count",
+     OG_CFG_INT,
+     "1000000",
+     0,
+     "events to emit",
+     1,
+     1000000000,
      {NULL, NULL}},
     {NULL, 0, NULL, 0, NULL, 0, 0, {NULL, NULL}},
 };
@@ -31,21 +37,39 @@ static size_t build(uint8_t *out)
 {
     static const char body[] =
         "\x88\xa1v\x01\xa4type\xacorder.placed"
-        "\xa6source\x82\xa7" "channel\xa3pos\xa9vendor_id\xa8T-888123"
+        "\xa6source\x82\xa7"
+        "channel\xa3pos\xa9vendor_id\xa8T-888123"
         "\xa3ids\x91\x83\xa4kind\xa7loyalty\xa5value\xa6L-4411\xa8verified\xc3"
         "\xa8location\xa8store-12"
-        "\xa6" "entity\x83\xa4kind\xa5order\xa2id\xa8o-981234\xa7version\x01"
+        "\xa6"
+        "entity\x83\xa4kind\xa5order\xa2id\xa8o-981234\xa7version\x01"
         "\xa8occurred\xcf\x00\x00\x01\x9a\x00\x00\x00\x00"
-        "\xa5props\x83\xa5total\x82\xa6" "amount\xcd\x13\x7e\xa8"
-        "currency\xa3" "EUR"
-        "\xa8" "currency\xa3" "EUR"
+        "\xa5props\x83\xa5total\x82\xa6"
+        "amount\xcd\x13\x7e\xa8"
+        "currency\xa3"
+        "EUR"
+        "\xa8"
+        "currency\xa3"
+        "EUR"
         "\xa5lines\x93"
-        "\x83\xa3sku\xa8" "A-100-XL\xa3qty\x02\xa5price\x82\xa6" "amount\xcd\x07"
-        "\xd0\xa8" "currency\xa3" "EUR"
-        "\x83\xa3sku\xa8" "B-200-SM\xa3qty\x01\xa5price\x82\xa6" "amount\xcd\x03"
-        "\xe8\xa8" "currency\xa3" "EUR"
-        "\x83\xa3sku\xa8" "C-300-MD\xa3qty\x01\xa5price\x82\xa6" "amount\xcd\x03"
-        "\x1e\xa8" "currency\xa3" "EUR";
+        "\x83\xa3sku\xa8"
+        "A-100-XL\xa3qty\x02\xa5price\x82\xa6"
+        "amount\xcd\x07"
+        "\xd0\xa8"
+        "currency\xa3"
+        "EUR"
+        "\x83\xa3sku\xa8"
+        "B-200-SM\xa3qty\x01\xa5price\x82\xa6"
+        "amount\xcd\x03"
+        "\xe8\xa8"
+        "currency\xa3"
+        "EUR"
+        "\x83\xa3sku\xa8"
+        "C-300-MD\xa3qty\x01\xa5price\x82\xa6"
+        "amount\xcd\x03"
+        "\x1e\xa8"
+        "currency\xa3"
+        "EUR";
 
     memcpy(out, body, sizeof(body) - 1);
     return sizeof(body) - 1;
@@ -112,16 +136,11 @@ static void src_destroy(void *state)
 }
 
 static const og_plugin_def_t def = {
-    OG_PLUGIN_DEF_INIT,
-    .name = "bench_source",
-    .version = "1.0.0",
-    .description = "benchmark event source",
-    .caps = OG_CAP_INGRESS,
-    .config = config,
-    .init = src_init,
-    .start = src_start,
-    .stop = src_stop,
-    .destroy = src_destroy,
+    OG_PLUGIN_DEF_INIT,     .name = "bench_source",
+    .version = "1.0.0",     .description = "benchmark event source",
+    .caps = OG_CAP_INGRESS, .config = config,
+    .init = src_init,       .start = src_start,
+    .stop = src_stop,       .destroy = src_destroy,
 };
 
 OG_PLUGIN_DEFINE(&def)

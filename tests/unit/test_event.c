@@ -581,6 +581,55 @@ static void test_mp_skip(void)
     CU_ASSERT_EQUAL(og__mp_skip(deep, 66), 0);
 }
 
+static void test_nonminimal_keys(void)
+{
+    /* keys written as str8 and str16 (valid MessagePack, just not the
+     * shortest form): the stamped copy must still keep exactly the right
+     * bytes */
+    static const uint8_t raw[] = "\x84"
+                                 "\xd9\x01"
+                                 "v"
+                                 "\x01"
+                                 "\xda\x00\x04"
+                                 "type"
+                                 "\xa3"
+                                 "a.b"
+                                 "\xd9\x05"
+                                 "props"
+                                 "\x81\xa1"
+                                 "k"
+                                 "\xa2"
+                                 "ok"
+                                 "\xda\x00\x06"
+                                 "source"
+                                 "\x82\xd9\x08"
+                                 "instance"
+                                 "\xa4"
+                                 "evil"
+                                 "\xa9"
+                                 "vendor_id"
+                                 "\xa2"
+                                 "v1";
+    og_err_t rc;
+    char why[256];
+    og_event_t *ev = accept_bytes(raw, sizeof(raw) - 1, &rc, why);
+    const char *v;
+    size_t len;
+
+    if (ev == NULL)
+        fprintf(stderr, "refused: %s\n", why);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+    CU_ASSERT_EQUAL(og__event_get_str(ev, "props.k", &v, &len), OG_OK);
+    CU_ASSERT_TRUE(len == 2 && memcmp(v, "ok", 2) == 0);
+    CU_ASSERT_EQUAL(og__event_get_str(ev, "source.instance", &v, &len), OG_OK);
+    CU_ASSERT_TRUE(len == 5 && memcmp(v, "pos-1", 5) == 0);
+    CU_ASSERT_EQUAL(og__event_get_str(ev, "source.vendor_id", &v, &len), OG_OK);
+    CU_ASSERT_TRUE(len == 2 && memcmp(v, "v1", 2) == 0);
+    /* the stamped copy is itself one valid object of exactly its length */
+    CU_ASSERT_EQUAL(og__mp_skip(ev->data, ev->len), ev->len);
+    og__event_unref(ev);
+}
+
 static void test_uuid7_order(void)
 {
     char a[37], b[37];
@@ -606,6 +655,7 @@ int main(void)
     CU_add_test(s, "every v1 field", test_full_envelope);
     CU_add_test(s, "builder", test_builder);
     CU_add_test(s, "skipping MessagePack objects", test_mp_skip);
+    CU_add_test(s, "keys in non-minimal encodings", test_nonminimal_keys);
     CU_add_test(s, "uuid7 ordering", test_uuid7_order);
     return tu_run();
 }
