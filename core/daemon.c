@@ -10,6 +10,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,13 +18,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#ifdef HAVE_LIBSYSTEMD
-#include <systemd/sd-daemon.h>
-#endif
-
 #include "admin.h"
 #include "daemon.h"
 #include "http_server.h"
+#include "notify.h"
 #include "log.h"
 #include "router.h"
 #include "util.h"
@@ -67,11 +65,11 @@ struct og__daemon_s {
 
 static void notify(const char *state)
 {
-#ifdef HAVE_LIBSYSTEMD
-    sd_notify(0, state);
-#else
-    (void)state;
-#endif
+    if (og__notify(state) < 0)
+        og__log(OG_LOG_WARNING, NULL,
+                "cannot notify the service manager "
+                "(%s): %s",
+                state, strerror(errno));
 }
 
 /* ---- dispatch ------------------------------------------------------- */

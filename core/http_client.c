@@ -264,6 +264,36 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
     return buf_append(&r->resp_hdrs, ptr, n, 64 * 1024) == 0 ? n : 0;
 }
 
+static int curl_started;
+
+void og__http_global_cleanup(void)
+{
+    if (curl_started)
+        curl_global_cleanup();
+    curl_started = 0;
+}
+
+/* Starts libcurl and the multi handle on first use. */
+static int ensure_multi(og__http_t *h)
+{
+    if (h->multi != NULL)
+        return 0;
+    if (!curl_started) {
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+            return -1;
+        curl_started = 1;
+    }
+    h->multi = curl_multi_init();
+    if (h->multi == NULL)
+        return -1;
+    curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+    curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
+    curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+    curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
+    curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 64L);
+    return 0;
+}
+
 og__http_t *og__http_create(uv_loop_t *loop)
 {
     og__http_t *h = calloc(1, sizeof(*h));
@@ -271,19 +301,9 @@ og__http_t *og__http_create(uv_loop_t *loop)
     if (h == NULL)
         return NULL;
     h->loop = loop;
-    h->multi = curl_multi_init();
-    if (h->multi == NULL) {
-        free(h);
-        return NULL;
-    }
     uv_timer_init(loop, &h->timer);
     h->timer.data = h;
     h->open_handles = 1;
-    curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-    curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
-    curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-    curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
-    curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 64L);
     return h;
 }
 
@@ -302,6 +322,8 @@ og_err_t og__http_request(og__http_t *h, void *owner,
         (strncmp(req->url, "http://", 7) != 0 &&
          strncmp(req->url, "https://", 8) != 0))
         return OG_ERR_INVALID;
+    if (ensure_multi(h) != 0)
+        return OG_ERR_NOMEM;
     r = calloc(1, sizeof(*r));
     if (r == NULL || (r->easy = curl_easy_init()) == NULL) {
         free(r);
@@ -390,7 +412,8 @@ void og__http_destroy(og__http_t *h)
         return;
     og__http_cancel_owner(h, NULL);
     h->closing = 1;
-    curl_multi_cleanup(h->multi);
+    if (h->multi != NULL)
+        curl_multi_cleanup(h->multi);
     while (h->socks != NULL)
         sock_close(h, h->socks);
     uv_close((uv_handle_t *)&h->timer, on_handle_closed);

@@ -11,6 +11,10 @@
 
 typedef struct og__http_s og__http_t;
 
+/* The client starts libcurl on its first request; this releases libcurl's
+ * global state at process exit if it was started. */
+void og__http_global_cleanup(void);
+
 og__http_t *og__http_create(uv_loop_t *loop);
 /*
  * og__http_request: start req on behalf of owner (a channel instance, used

@@ -8,10 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
 #include <omnigate/og_version.h>
 
 #include "daemon.h"
+#include "http_client.h"
 #include "log.h"
 
 static void usage(FILE *out)
@@ -101,8 +101,10 @@ int main(int argc, char **argv)
         return 0;
     }
 
-    curl_global_init(CURL_GLOBAL_DEFAULT);
+    /* libcurl (and the TLS library behind it) is initialised on first
+     * use by the HTTP client, so a daemon whose channels never call out
+     * does not carry it in memory. */
     rc = og__daemon_run(conf, plugin_dir);
-    curl_global_cleanup();
+    og__http_global_cleanup();
     return rc;
 }

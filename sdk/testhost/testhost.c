@@ -77,7 +77,6 @@ og_testhost_t *og_testhost_create(void)
 
     if (th == NULL)
         return NULL;
-    curl_global_init(CURL_GLOBAL_DEFAULT);
     uv_loop_init(&th->loop);
     th->core.loop = &th->loop;
     th->core.http = og__http_create(&th->loop);
@@ -353,6 +352,6 @@ int og_testhost_destroy(og_testhost_t *th)
     log_n = 0;
     og__log_set_hook(NULL);
     free(th);
-    curl_global_cleanup();
+    og__http_global_cleanup();
     return rc;
 }

@@ -244,7 +244,6 @@ int main(void)
     snprintf(base, sizeof(base), "http://127.0.0.1:%s", port);
     free(port);
 
-    curl_global_init(CURL_GLOBAL_DEFAULT);
     uv_loop_init(&loop);
     http = og__http_create(&loop);
 
@@ -268,7 +267,7 @@ int main(void)
         fprintf(stderr, "FAIL: loop not clean after og__http_destroy\n");
         rc = 1;
     }
-    curl_global_cleanup();
+    og__http_global_cleanup();
     kill(peer, SIGTERM);
     waitpid(peer, NULL, 0);
     tu_rmrf(tmp);
