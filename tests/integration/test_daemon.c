@@ -735,6 +735,46 @@ static void test_stuck_subscriber(void)
         show_log_on_failure();
 }
 
+static void test_accept_queue_busy(void)
+{
+    pid_t pid;
+    char *r, name[32];
+    int i;
+
+    /* The accept queue holds 2 events: a burst of 10 meets "busy", the
+     * dropdir plugin keeps those files and offers them again at its next
+     * poll, and every event arrives. */
+    setup();
+    put("conf/omnigate.conf", HTTP0 "[daemon]\nplugin_dir = ../plugins\n"
+                                    "queue_max = 2\n");
+    dropdir_channel("in1", "in", NULL);
+    dropdir_channel("sink", NULL, "sink-out");
+    put("conf/routes.d/r.conf", "[route all]\nmatch = *\nto = sink\n");
+    pid = start();
+    CU_ASSERT_FATAL(tu_wait_log(logfile, "ready", 1, 5000));
+    for (i = 0; i < 10; i++) {
+        snprintf(name, sizeof(name), "%02d.evt.tmp", i);
+        drop("in", name, "order.placed\n");
+    }
+    for (i = 0; i < 10; i++) {
+        char a[700], b[700];
+        pathf(a, sizeof(a), "in/%02d.evt.tmp", i);
+        pathf(b, sizeof(b), "in/%02d.evt", i);
+        rename(a, b);
+    }
+    CU_ASSERT_TRUE(wait_files("sink-out", 10));
+    tu_sleep_ms(100);
+    CU_ASSERT_EQUAL(files("sink-out"), 10);
+    r = admin_get("/metrics");
+    CU_ASSERT_TRUE(has(r, "omnigate_events_in_total{instance=\"in1\"} 10\n"));
+    CU_ASSERT_PTR_NULL(strstr(r, "omnigate_events_refused_total{instance="
+                                 "\"in1\",reason=\"busy\"} 0\n"));
+    free(r);
+    CU_ASSERT_EQUAL(stop(pid), 0);
+    if (CU_get_number_of_failures())
+        show_log_on_failure();
+}
+
 /* Reads one datagram from the notify socket within ms; "" on timeout. */
 static void notify_read(int fd, char *buf, size_t size, int ms)
 {
@@ -798,6 +838,8 @@ int main(void)
     CU_add_test(s, "listen failure", test_listen_failure);
     CU_add_test(s, "routes mounted by plugins", test_plugin_routes);
     CU_add_test(s, "a stuck subscriber stalls no other", test_stuck_subscriber);
+    CU_add_test(s, "accept queue full: busy, nothing lost",
+                test_accept_queue_busy);
     CU_add_test(s, "sd_notify and SIGINT", test_sd_notify);
     rc = tu_run();
     if (root != NULL) {
