@@ -28,6 +28,7 @@
 
 #define MAX_TARGETS 64
 #define DISPATCH_BATCH 1024
+#define LOOKUP_CACHE_SIZE 16
 
 /* One configured, enabled channel. */
 struct slot {
@@ -58,6 +59,10 @@ struct og__daemon_s {
     og__http_server_t *pub; /* public listener (plugin routes) */
     og__http_server_t *adm; /* admin listener */
     uv_signal_t sig_term, sig_int, sig_hup;
+    uint64_t gen;       /* bumped when channels or routes change */
+    uint64_t cache_gen; /* generation the lookup cache belongs to */
+    const char *cache_name[LOOKUP_CACHE_SIZE];
+    og_plugin_ctx_t *cache_inst[LOOKUP_CACHE_SIZE];
     int shutting_down;
     size_t stopping; /* instances still stopping */
     int exit_code;
@@ -74,7 +79,36 @@ static void notify(const char *state)
 
 /* ---- dispatch ------------------------------------------------------- */
 
+/*
+ * Target lookups are cached by the router's name pointer (stable until the
+ * router is rebuilt) and invalidated whenever a channel starts, stops or
+ * the router changes (d->gen), so routing does not compare names for
+ * every event.
+ */
+#define LOOKUP_CACHE LOOKUP_CACHE_SIZE
+
+static og_plugin_ctx_t *find_running_slow(og__daemon_t *d, const char *name);
+
 static og_plugin_ctx_t *find_running(og__daemon_t *d, const char *name)
+{
+    size_t h = ((uintptr_t)name >> 4) % LOOKUP_CACHE;
+
+    if (d->cache_gen != d->gen) {
+        memset(d->cache_name, 0, sizeof(d->cache_name));
+        d->cache_gen = d->gen;
+    }
+    if (d->cache_name[h] != name) {
+        d->cache_name[h] = name;
+        d->cache_inst[h] = find_running_slow(d, name);
+    }
+    /* state can change without a restart (stopping): check it here */
+    if (d->cache_inst[h] != NULL && d->cache_inst[h]->st != OG__INST_RUNNING &&
+        d->cache_inst[h]->st != OG__INST_STOPPING)
+        return NULL;
+    return d->cache_inst[h];
+}
+
+static og_plugin_ctx_t *find_running_slow(og__daemon_t *d, const char *name)
 {
     struct slot *s;
 
@@ -243,6 +277,7 @@ static int slot_start(og__daemon_t *d, struct slot *s, const og__chconf_t *ch)
         goto failed;
     }
     s->inst = inst;
+    d->gen++;
     og__log(OG_LOG_INFO, s->name, "started (plugin %s %s, ABI %u.%u)",
             p->def->name, p->def->version ? p->def->version : "?",
             p->def->abi_major, p->def->abi_minor);
@@ -288,6 +323,7 @@ static void on_slot_stopped(og_plugin_ctx_t *inst, void *data)
 
     og__instance_free(inst);
     s->inst = NULL;
+    d->gen++;
     d->stopping--;
     if (s->restart_with != NULL && !d->shutting_down) {
         og__chconf_t *ch = s->restart_with;
@@ -453,6 +489,7 @@ static int apply(og__daemon_t *d, int initial)
     }
     og__router_free(d->router);
     d->router = og__router_create(d->conf);
+    d->gen++;
     return fatal ? -1 : 0;
 }
 
@@ -710,6 +747,7 @@ out:
             d.exit_code = 1;
     }
     og__router_free(d.router);
+    og__instance_free_deliveries();
     og__conf_free(d.conf);
     free(d.queue);
     free(d.conf_path);

@@ -22,14 +22,6 @@
 #define MAX_TYPE_LEN 128
 #define MAX_ID_LEN 64
 
-static int key_is(const msgpack_object *k, const char *s)
-{
-    size_t n = strlen(s);
-
-    return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
-           memcmp(k->via.str.ptr, s, n) == 0;
-}
-
 /* Random bytes from a 4 KiB pool refilled with getrandom(): one system
  * call per 256 ids instead of one per id. Loop thread only. */
 static int random_bytes(uint8_t *out, size_t n)
@@ -49,10 +41,15 @@ static int random_bytes(uint8_t *out, size_t n)
 
 void og__uuid7(char out[37])
 {
+    og__uuid7_at(out, og__now_ms());
+}
+
+void og__uuid7_at(char out[37], uint64_t now_ms)
+{
     static uint64_t last_ms;
     static uint16_t seq;
     uint8_t b[16];
-    uint64_t ms = og__now_ms();
+    uint64_t ms = now_ms;
     size_t i, o = 0;
 
     if (random_bytes(b, sizeof(b)) != 0) {
@@ -193,75 +190,53 @@ static uint64_t be(const uint8_t *p, int n)
     return v;
 }
 
-/*
- * Where the key k (a string msgpack-c unpacked from buf) starts in buf,
- * header included, or SIZE_MAX when its bytes are not inside buf. The
- * header in front of the string is unambiguous: fixstr (0xa0|n), str8
- * (0xd9 n), str16 (0xda n n) or str32 (0xdb n n n n).
- */
-static size_t key_start(const msgpack_object *k, const uint8_t *buf, size_t len)
-{
-    const uint8_t *p = (const uint8_t *)k->via.str.ptr;
-    uint32_t n = k->via.str.size;
-
-    if (p < buf || p > buf + len)
-        return SIZE_MAX;
-    if (n < 32 && p - buf >= 1 && p[-1] == (uint8_t)(0xa0 | n))
-        return (size_t)(p - buf) - 1;
-    if (n < 256 && p - buf >= 2 && p[-2] == 0xd9 && p[-1] == (uint8_t)n)
-        return (size_t)(p - buf) - 2;
-    if (n < 65536 && p - buf >= 3 && p[-3] == 0xda && be(p - 2, 2) == n)
-        return (size_t)(p - buf) - 3;
-    if (p - buf >= 5 && p[-5] == 0xdb && be(p - 4, 4) == n)
-        return (size_t)(p - buf) - 5;
-    return SIZE_MAX;
-}
-
-/*
- * The byte span of each pair of the validated map m (whose bytes end at
- * end): from each key's start to the next key's start. Uses msgpack-c's
- * pointers into the input; falls back to walking the bytes.
- */
-static void pair_spans(const msgpack_object *m, const uint8_t *buf,
-                       size_t first, size_t end, size_t *starts)
-{
-    uint32_t i;
-    size_t off = first;
-
-    for (i = 0; i < m->via.map.size; i++) {
-        size_t at = key_start(&m->via.map.ptr[i].key, buf, end);
-
-        if (at == SIZE_MAX || at != off)
-            break;
-        starts[i] = at;
-        if (i + 1 < m->via.map.size) {
-            size_t next = key_start(&m->via.map.ptr[i + 1].key, buf, end);
-            if (next == SIZE_MAX || next <= at)
-                break;
-            off = next;
-        }
-    }
-    if (i == m->via.map.size) {
-        starts[i] = end;
-        return;
-    }
-    /* fallback: walk key and value of every pair */
-    off = first;
-    for (i = 0; i < m->via.map.size; i++) {
-        size_t kl = og__mp_skip(buf + off, end - off);
-        starts[i] = off;
-        off += kl + og__mp_skip(buf + off + kl, end - off - kl);
-    }
-    starts[i] = off;
-}
-
 /* Bytes taken by a map header starting with byte b (a validated map). */
 static size_t map_header_len(uint8_t b)
 {
     return b == 0xde ? 3 : b == 0xdf ? 5 : 1;
 }
 
-size_t og__mp_skip(const uint8_t *p, size_t len)
+enum mpt {
+    T_NIL,
+    T_BOOL,
+    T_UINT,
+    T_INT,
+    T_FLOAT,
+    T_STR,
+    T_BIN,
+    T_EXT,
+    T_ARRAY,
+    T_MAP
+};
+
+/* How the formats 0xc4..0xdf are laid out after their tag byte. */
+enum fkind {
+    F_LEN, /* n length bytes, then a body of that length */
+    F_EXT, /* n length bytes, a type byte, then the body */
+    F_FIX, /* a fixed payload of n bytes */
+    F_CNT  /* n count bytes; the elements follow as objects */
+};
+
+static const struct fmt {
+    uint8_t type; /* enum mpt */
+    uint8_t n;
+    uint8_t kind; /* enum fkind */
+} fmts[28] = {
+    {T_BIN, 1, F_LEN},   {T_BIN, 2, F_LEN},   {T_BIN, 4, F_LEN},   /* c4 */
+    {T_EXT, 1, F_EXT},   {T_EXT, 2, F_EXT},   {T_EXT, 4, F_EXT},   /* c7 */
+    {T_FLOAT, 4, F_FIX}, {T_FLOAT, 8, F_FIX},                      /* ca */
+    {T_UINT, 1, F_FIX},  {T_UINT, 2, F_FIX},  {T_UINT, 4, F_FIX},  /* cc */
+    {T_UINT, 8, F_FIX},  {T_INT, 1, F_FIX},   {T_INT, 2, F_FIX},   /* cf */
+    {T_INT, 4, F_FIX},   {T_INT, 8, F_FIX},   {T_EXT, 2, F_FIX},   /* d2 */
+    {T_EXT, 3, F_FIX},   {T_EXT, 5, F_FIX},   {T_EXT, 9, F_FIX},   /* d5 */
+    {T_EXT, 17, F_FIX},  {T_STR, 1, F_LEN},   {T_STR, 2, F_LEN},   /* d8 */
+    {T_STR, 4, F_LEN},   {T_ARRAY, 2, F_CNT}, {T_ARRAY, 4, F_CNT}, /* db */
+    {T_MAP, 2, F_CNT},   {T_MAP, 4, F_CNT},                        /* de */
+};
+
+/* og__mp_skip() that also tells whether it failed for lack of bytes (a
+ * truncated object) rather than a bad byte or too deep nesting. */
+static size_t mp_skip_impl(const uint8_t *p, size_t len, int *short_input)
 {
     /* An explicit stack of "objects still to skip" instead of recursion. */
     uint64_t todo[65];
@@ -279,8 +254,10 @@ size_t og__mp_skip(const uint8_t *p, size_t len)
             continue;
         }
         todo[depth]--;
-        if (off >= len)
+        if (off >= len) {
+            *short_input = 1;
             return 0;
+        }
         b = p[off];
         if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
             /* fixint, negative fixint, nil, false, true */
@@ -291,62 +268,31 @@ size_t og__mp_skip(const uint8_t *p, size_t len)
         } else if (b >= 0xa0 && b <= 0xbf) {
             skip = b & 0x1f;
         } else {
-            static const uint8_t fixed[] = {/* c4..c6 bin8/16/32 */ 1,
-                                            2,
-                                            4,
-                                            /* c7..c9 ext8/16/32 */ 1,
-                                            2,
-                                            4,
-                                            /* ca cb float32/64 */ 4,
-                                            8,
-                                            /* cc..cf uint8..64 */ 1,
-                                            2,
-                                            4,
-                                            8,
-                                            /* d0..d3 int8..64 */ 1,
-                                            2,
-                                            4,
-                                            8,
-                                            /* d4..d8 fixext 1..16 */ 2,
-                                            3,
-                                            5,
-                                            9,
-                                            17,
-                                            /* d9..db str8/16/32 */ 1,
-                                            2,
-                                            4,
-                                            /* dc dd array16/32 */ 2,
-                                            4,
-                                            /* de df map16/32 */ 2,
-                                            4};
-            int n;
+            const struct fmt *f;
+            size_t n;
 
             if (b == 0xc1)
                 return 0;
-            n = fixed[b - 0xc4];
-            if (off + 1 + (size_t)n > len)
+            f = &fmts[b - 0xc4];
+            n = f->n;
+            if (off + 1 + (f->kind == F_FIX ? 0 : n) > len) {
+                *short_input = 1;
                 return 0;
-            if (b >= 0xc4 && b <= 0xc6) { /* bin */
-                skip = be(p + off + 1, n);
-                head += (size_t)n;
-            } else if (b >= 0xc7 && b <= 0xc9) { /* ext: length, type */
-                skip = be(p + off + 1, n) + 1;
-                head += (size_t)n;
-            } else if (b >= 0xd9 && b <= 0xdb) { /* str */
-                skip = be(p + off + 1, n);
-                head += (size_t)n;
-            } else if (b == 0xdc || b == 0xdd) {
-                children = be(p + off + 1, n);
-                head += (size_t)n;
-            } else if (b == 0xde || b == 0xdf) {
-                children = be(p + off + 1, n) * 2;
-                head += (size_t)n;
+            }
+            if (f->kind == F_FIX) {
+                skip = n;
+            } else if (f->kind == F_CNT) {
+                children = be(p + off + 1, (int)n) * (f->type == T_MAP ? 2 : 1);
+                head += n;
             } else {
-                skip = (uint64_t)n; /* fixed-size payload */
+                skip = be(p + off + 1, (int)n) + (f->kind == F_EXT ? 1 : 0);
+                head += n;
             }
         }
-        if (skip > len || off + head + skip > len)
+        if (skip > len || off + head + skip > len) {
+            *short_input = 1;
             return 0;
+        }
         off += head + (size_t)skip;
         if (children > 0) {
             if (depth == 64)
@@ -355,6 +301,13 @@ size_t og__mp_skip(const uint8_t *p, size_t len)
         }
     }
     return off;
+}
+
+size_t og__mp_skip(const uint8_t *p, size_t len)
+{
+    int short_input = 0;
+
+    return mp_skip_impl(p, len, &short_input);
 }
 
 const char *og__refusal_name(og__refusal_t r)
@@ -400,156 +353,250 @@ static int is_ident_n(const char *p, size_t n, size_t max)
     return 1;
 }
 
-/* A string field of 1-64 printable ASCII characters (ids of all kinds). */
-static int check_id(struct check *c, const msgpack_object *v, const char *name)
+/* ---- single-pass validation over the bytes ---------------------------- */
+
+/*
+ * A read cursor over an envelope that og__mp_skip() has already found to
+ * be one well-formed object, so reads never run past the end.
+ */
+struct cur {
+    const uint8_t *p;
+    size_t off;
+};
+
+struct item {
+    enum mpt t;
+    uint64_t u;    /* T_UINT */
+    int b;         /* T_BOOL */
+    const char *s; /* T_STR */
+    uint32_t n;    /* T_STR length, T_ARRAY / T_MAP count */
+    size_t start;  /* offset of the item's first byte */
+};
+
+/* Reads one item; scalars, strings, bin and ext are consumed whole,
+ * arrays and maps only up to their header. */
+static void rd(struct cur *c, struct item *it)
 {
-    if (v->type != MSGPACK_OBJECT_STR)
+    const uint8_t *p = c->p + c->off;
+    uint8_t b = p[0];
+    size_t body = 0, head = 1;
+
+    memset(it, 0, sizeof(*it));
+    it->start = c->off;
+    if (b <= 0x7f) {
+        it->t = T_UINT;
+        it->u = b;
+    } else if (b <= 0x8f) {
+        it->t = T_MAP;
+        it->n = b & 0x0f;
+    } else if (b <= 0x9f) {
+        it->t = T_ARRAY;
+        it->n = b & 0x0f;
+    } else if (b <= 0xbf) {
+        it->t = T_STR;
+        it->n = b & 0x1f;
+        it->s = (const char *)p + 1;
+        body = it->n;
+    } else if (b >= 0xe0) {
+        it->t = T_INT;
+    } else if (b <= 0xc3) {
+        it->t = b == 0xc0 ? T_NIL : T_BOOL; /* 0xc1 never passes the walk */
+        it->b = b == 0xc3;
+    } else {
+        const struct fmt *f = &fmts[b - 0xc4];
+        uint64_t v = f->kind == F_FIX ? 0 : be(p + 1, f->n);
+
+        it->t = (enum mpt)f->type;
+        if (f->kind == F_FIX) {
+            body = f->n;
+            if (it->t == T_UINT) {
+                it->u = be(p + 1, f->n);
+            } else if (it->t == T_INT) {
+                /* a non-negative signed encoding is a positive integer */
+                int64_t x = f->n == 1   ? (int8_t)p[1]
+                            : f->n == 2 ? (int16_t)be(p + 1, 2)
+                            : f->n == 4 ? (int32_t)be(p + 1, 4)
+                                        : (int64_t)be(p + 1, 8);
+                if (x >= 0) {
+                    it->t = T_UINT;
+                    it->u = (uint64_t)x;
+                }
+            }
+        } else if (f->kind == F_CNT) {
+            head += f->n;
+            it->n = (uint32_t)v;
+        } else {
+            head += f->n + (f->kind == F_EXT ? 1 : 0);
+            body = (size_t)v;
+            if (it->t == T_STR) {
+                it->s = (const char *)p + head;
+                it->n = (uint32_t)v;
+            }
+        }
+    }
+    c->off += head + body;
+}
+
+/* Skips the rest of an item whose header rd() just read. */
+static void skip_rest(struct cur *c, const struct item *it)
+{
+    if (it->t == T_ARRAY || it->t == T_MAP)
+        c->off = it->start + og__mp_skip(c->p + it->start, SIZE_MAX / 2);
+}
+
+/* Reads a key and its value whole (for maps whose values are leaves to
+ * the caller). */
+static void rd_pair(struct cur *c, struct item *k, struct item *v)
+{
+    rd(c, k);
+    skip_rest(c, k);
+    rd(c, v);
+    skip_rest(c, v);
+}
+
+static int is(const struct item *it, const char *lit, size_t n)
+{
+    return it->t == T_STR && it->n == n && memcmp(it->s, lit, n) == 0;
+}
+
+#define IS(it, lit) is((it), lit, sizeof(lit) - 1)
+
+/* A string field of 1-64 printable ASCII characters (ids of all kinds). */
+static int check_id(struct check *c, const struct item *v, const char *name)
+{
+    if (v->t != T_STR)
         return refuse(c, OG__REFUSE_TYPE, "field '%s' must be a string", name);
-    if (!valid_id(v->via.str.ptr, v->via.str.size))
+    if (!valid_id(v->s, v->n))
         return refuse(c, OG__REFUSE_VALUE,
                       "field '%s' must be 1-%d printable ASCII characters",
                       name, MAX_ID_LEN);
     return 0;
 }
 
-static int check_map(struct check *c, const msgpack_object *v, const char *name)
-{
-    if (v->type != MSGPACK_OBJECT_MAP)
-        return refuse(c, OG__REFUSE_TYPE, "field '%s' must be a map", name);
-    return 0;
-}
-
 /*
  * Money anywhere in props or context: a map with "currency" holds an ISO
  * 4217 code (three capital letters) and, with "amount", an integer amount
- * in minor units (cents), never a float.
+ * in minor units (cents), never a float. Consumes the value at the cursor.
  */
-static int check_money(struct check *c, const msgpack_object *v,
-                       const char *where, int depth)
+static int check_money(struct check *c, struct cur *cu, const char *where,
+                       int depth)
 {
+    struct item v, k, x;
     uint32_t i;
 
+    rd(cu, &v);
     if (depth > 32)
         return refuse(c, OG__REFUSE_VALUE, "field '%s' nests deeper than 32",
                       where);
-    if (v->type == MSGPACK_OBJECT_ARRAY) {
-        for (i = 0; i < v->via.array.size; i++)
-            if (check_money(c, &v->via.array.ptr[i], where, depth + 1) != 0)
+    if (v.t == T_ARRAY) {
+        for (i = 0; i < v.n; i++)
+            if (check_money(c, cu, where, depth + 1) != 0)
                 return -1;
         return 0;
     }
-    if (v->type != MSGPACK_OBJECT_MAP)
+    if (v.t != T_MAP)
         return 0;
-    for (i = 0; i < v->via.map.size; i++) {
-        const msgpack_object *k = &v->via.map.ptr[i].key;
-        const msgpack_object *x = &v->via.map.ptr[i].val;
-
-        if (key_is(k, "currency")) {
-            if (x->type != MSGPACK_OBJECT_STR || x->via.str.size != 3 ||
-                x->via.str.ptr[0] < 'A' || x->via.str.ptr[0] > 'Z' ||
-                x->via.str.ptr[1] < 'A' || x->via.str.ptr[1] > 'Z' ||
-                x->via.str.ptr[2] < 'A' || x->via.str.ptr[2] > 'Z')
+    for (i = 0; i < v.n; i++) {
+        rd(cu, &k);
+        skip_rest(cu, &k);
+        if (IS(&k, "currency")) {
+            rd(cu, &x);
+            skip_rest(cu, &x);
+            if (x.t != T_STR || x.n != 3 || x.s[0] < 'A' || x.s[0] > 'Z' ||
+                x.s[1] < 'A' || x.s[1] > 'Z' || x.s[2] < 'A' || x.s[2] > 'Z')
                 return refuse(c, OG__REFUSE_VALUE,
                               "a currency in '%s' must be an ISO 4217 code "
                               "such as \"EUR\"",
                               where);
-        } else if (key_is(k, "amount")) {
-            if (x->type != MSGPACK_OBJECT_POSITIVE_INTEGER &&
-                x->type != MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        } else if (IS(&k, "amount")) {
+            rd(cu, &x);
+            skip_rest(cu, &x);
+            if (x.t != T_UINT && x.t != T_INT)
                 return refuse(c, OG__REFUSE_TYPE,
                               "an amount in '%s' must be an integer in minor "
                               "units (cents), not %s",
                               where,
-                              x->type == MSGPACK_OBJECT_FLOAT64 ||
-                                      x->type == MSGPACK_OBJECT_FLOAT32
-                                  ? "a float"
-                                  : "another type");
-        } else if (check_money(c, x, where, depth + 1) != 0) {
+                              x.t == T_FLOAT ? "a float" : "another type");
+        } else if (check_money(c, cu, where, depth + 1) != 0) {
             return -1;
         }
     }
     return 0;
 }
 
-static int check_source(struct check *c, const msgpack_object *v)
+/* Validates the source map; records where its pairs are for the copy. */
+static int check_source(struct check *c, struct cur *cu, uint32_t n)
 {
+    struct item k, x;
     uint32_t i;
 
-    if (check_map(c, v, "source") != 0)
-        return -1;
-    for (i = 0; i < v->via.map.size; i++) {
-        const msgpack_object *k = &v->via.map.ptr[i].key;
-        const msgpack_object *x = &v->via.map.ptr[i].val;
-
-        if (key_is(k, "instance") || key_is(k, "plugin"))
+    for (i = 0; i < n; i++) {
+        rd_pair(cu, &k, &x);
+        if (IS(&k, "instance") || IS(&k, "plugin"))
             continue; /* replaced by the core */
-        if (key_is(k, "channel")) {
-            if (x->type != MSGPACK_OBJECT_STR)
+        if (IS(&k, "channel")) {
+            if (x.t != T_STR)
                 return refuse(c, OG__REFUSE_TYPE,
                               "field 'source.channel' must be a string");
-            if (!is_ident_n(x->via.str.ptr, x->via.str.size, 64))
+            if (!is_ident_n(x.s, x.n, 64))
                 return refuse(c, OG__REFUSE_VALUE,
                               "field 'source.channel' must be 1-64 "
                               "characters of a-z, 0-9, '_', '-', '.'");
-        } else if (key_is(k, "vendor_id")) {
-            if (x->type != MSGPACK_OBJECT_STR)
+        } else if (IS(&k, "vendor_id")) {
+            if (x.t != T_STR)
                 return refuse(c, OG__REFUSE_TYPE,
                               "field 'source.vendor_id' must be a string");
-            if (x->via.str.size == 0 || x->via.str.size > 256)
+            if (x.n == 0 || x.n > 256)
                 return refuse(c, OG__REFUSE_VALUE,
                               "field 'source.vendor_id' must be 1-256 "
                               "characters");
         } else {
             return refuse(c, OG__REFUSE_UNKNOWN, "unknown field 'source.%.*s'",
-                          k->type == MSGPACK_OBJECT_STR ? (int)k->via.str.size
-                                                        : 1,
-                          k->type == MSGPACK_OBJECT_STR ? k->via.str.ptr : "?");
+                          k.t == T_STR ? (int)(k.n > 64 ? 64 : k.n) : 1,
+                          k.t == T_STR ? k.s : "?");
         }
     }
     return 0;
 }
 
-static int check_ids(struct check *c, const msgpack_object *v)
+static int check_ids(struct check *c, struct cur *cu, const struct item *v)
 {
+    struct item e, k, x;
     uint32_t i, j;
 
-    if (v->type != MSGPACK_OBJECT_ARRAY)
+    if (v->t != T_ARRAY)
         return refuse(c, OG__REFUSE_TYPE, "field 'ids' must be an array");
-    if (v->via.array.size > 32)
+    if (v->n > 32)
         return refuse(c, OG__REFUSE_VALUE,
-                      "field 'ids' holds %u identity keys, at most 32",
-                      v->via.array.size);
-    for (i = 0; i < v->via.array.size; i++) {
-        const msgpack_object *e = &v->via.array.ptr[i];
+                      "field 'ids' holds %u identity keys, at most 32", v->n);
+    for (i = 0; i < v->n; i++) {
         int have_kind = 0, have_value = 0;
 
-        if (e->type != MSGPACK_OBJECT_MAP)
+        rd(cu, &e);
+        if (e.t != T_MAP)
             return refuse(c, OG__REFUSE_TYPE, "field 'ids[%u]' must be a map",
                           i);
-        for (j = 0; j < e->via.map.size; j++) {
-            const msgpack_object *k = &e->via.map.ptr[j].key;
-            const msgpack_object *x = &e->via.map.ptr[j].val;
-
-            if (key_is(k, "kind")) {
-                if (x->type != MSGPACK_OBJECT_STR ||
-                    !is_ident_n(x->via.str.ptr, x->via.str.size, 32))
+        for (j = 0; j < e.n; j++) {
+            rd_pair(cu, &k, &x);
+            if (IS(&k, "kind")) {
+                if (x.t != T_STR || !is_ident_n(x.s, x.n, 32))
                     return refuse(c, OG__REFUSE_VALUE,
                                   "field 'ids[%u].kind' must be 1-32 "
                                   "characters of a-z, 0-9, '_', '-', '.'",
                                   i);
                 have_kind = 1;
-            } else if (key_is(k, "value")) {
-                if (x->type != MSGPACK_OBJECT_STR)
+            } else if (IS(&k, "value")) {
+                if (x.t != T_STR)
                     return refuse(c, OG__REFUSE_TYPE,
                                   "field 'ids[%u].value' must be a string", i);
-                if (x->via.str.size == 0 || x->via.str.size > 256)
+                if (x.n == 0 || x.n > 256)
                     return refuse(c, OG__REFUSE_VALUE,
                                   "field 'ids[%u].value' must be 1-256 "
                                   "characters",
                                   i);
                 have_value = 1;
-            } else if (key_is(k, "verified")) {
-                if (x->type != MSGPACK_OBJECT_BOOLEAN)
+            } else if (IS(&k, "verified")) {
+                if (x.t != T_BOOL)
                     return refuse(c, OG__REFUSE_TYPE,
                                   "field 'ids[%u].verified' must be a boolean",
                                   i);
@@ -567,34 +614,30 @@ static int check_ids(struct check *c, const msgpack_object *v)
     return 0;
 }
 
-static int check_entity(struct check *c, const msgpack_object *v)
+static int check_entity(struct check *c, struct cur *cu, uint32_t n)
 {
+    struct item k, x;
     uint32_t i;
     int have_kind = 0, have_id = 0;
 
-    if (check_map(c, v, "entity") != 0)
-        return -1;
-    for (i = 0; i < v->via.map.size; i++) {
-        const msgpack_object *k = &v->via.map.ptr[i].key;
-        const msgpack_object *x = &v->via.map.ptr[i].val;
-
-        if (key_is(k, "kind")) {
-            if (x->type != MSGPACK_OBJECT_STR ||
-                !is_ident_n(x->via.str.ptr, x->via.str.size, 32))
+    for (i = 0; i < n; i++) {
+        rd_pair(cu, &k, &x);
+        if (IS(&k, "kind")) {
+            if (x.t != T_STR || !is_ident_n(x.s, x.n, 32))
                 return refuse(c, OG__REFUSE_VALUE,
                               "field 'entity.kind' must be 1-32 characters "
                               "of a-z, 0-9, '_', '-', '.'");
             have_kind = 1;
-        } else if (key_is(k, "id")) {
-            if (x->type != MSGPACK_OBJECT_STR)
+        } else if (IS(&k, "id")) {
+            if (x.t != T_STR)
                 return refuse(c, OG__REFUSE_TYPE,
                               "field 'entity.id' must be a string");
-            if (x->via.str.size == 0 || x->via.str.size > 128)
+            if (x.n == 0 || x.n > 128)
                 return refuse(c, OG__REFUSE_VALUE,
                               "field 'entity.id' must be 1-128 characters");
             have_id = 1;
-        } else if (key_is(k, "version")) {
-            if (x->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        } else if (IS(&k, "version")) {
+            if (x.t != T_UINT)
                 return refuse(c, OG__REFUSE_TYPE,
                               "field 'entity.version' must be a positive "
                               "integer");
@@ -610,95 +653,141 @@ static int check_entity(struct check *c, const msgpack_object *v)
     return 0;
 }
 
+/* What validate() learns for building the stamped copy. */
+struct found {
+    struct item type, id, source;
+    int have_id, have_source;
+    size_t source_end;  /* end offset of the source value */
+    size_t *pair_start; /* per top-level pair: key start; [n]: map end */
+    uint8_t *keep;      /* per pair: copied as is */
+};
+
 /* Checks every top-level field of the envelope (sdk/docs/envelope.md). */
-static int validate(struct check *c, const msgpack_object *root,
-                    const msgpack_object **type, const msgpack_object **id,
-                    const msgpack_object **source)
+static int validate(struct check *c, const uint8_t *bytes, struct found *f,
+                    uint32_t npairs, size_t first)
 {
-    static const char *const idlike[] = {"customer", "conversation", "location",
-                                         "correlation", "causation"};
+    static const struct {
+        const char *name;
+        size_t len;
+    } idlike[] = {{"customer", 8},
+                  {"conversation", 12},
+                  {"location", 8},
+                  {"correlation", 11},
+                  {"causation", 9}};
+    struct cur cu = {bytes, first};
+    struct item k, v;
     uint32_t i;
     size_t j;
-    int have_v = 0;
+    int have_v = 0, have_type = 0;
 
-    if (root->type != MSGPACK_OBJECT_MAP)
-        return refuse(c, OG__REFUSE_NOT_MAP, "envelope must be a map");
-    for (i = 0; i < root->via.map.size; i++) {
-        const msgpack_object *k = &root->via.map.ptr[i].key;
-        const msgpack_object *v = &root->via.map.ptr[i].val;
+    for (i = 0; i < npairs; i++) {
         int known = 0;
 
-        if (k->type != MSGPACK_OBJECT_STR)
+        f->pair_start[i] = cu.off;
+        f->keep[i] = 1;
+        rd(&cu, &k);
+        if (k.t != T_STR)
             return refuse(c, OG__REFUSE_TYPE,
                           "envelope key #%u is not a string", i);
+        rd(&cu, &v);
         for (j = 0; j < OG__ARRAY_SIZE(idlike); j++) {
-            if (key_is(k, idlike[j])) {
-                if (check_id(c, v, idlike[j]) != 0)
+            if (is(&k, idlike[j].name, idlike[j].len)) {
+                skip_rest(&cu, &v);
+                if (check_id(c, &v, idlike[j].name) != 0)
                     return -1;
                 known = 1;
             }
         }
         if (known)
             continue;
-        if (key_is(k, "v")) {
-            if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        if (IS(&k, "v")) {
+            skip_rest(&cu, &v);
+            if (v.t != T_UINT)
                 return refuse(c, OG__REFUSE_TYPE,
                               "field 'v' must be an integer");
-            if (v->via.u64 != OG__ENVELOPE_VERSION)
+            if (v.u != OG__ENVELOPE_VERSION)
                 return refuse(c, OG__REFUSE_VERSION,
                               "unsupported schema version %llu (this host "
                               "speaks %d)",
-                              (unsigned long long)v->via.u64,
-                              OG__ENVELOPE_VERSION);
+                              (unsigned long long)v.u, OG__ENVELOPE_VERSION);
             have_v = 1;
-        } else if (key_is(k, "type")) {
-            if (v->type != MSGPACK_OBJECT_STR)
+        } else if (IS(&k, "type")) {
+            skip_rest(&cu, &v);
+            if (v.t != T_STR)
                 return refuse(c, OG__REFUSE_TYPE,
                               "field 'type' must be a string");
-            if (!valid_type(v->via.str.ptr, v->via.str.size))
+            if (!valid_type(v.s, v.n))
                 return refuse(c, OG__REFUSE_VALUE,
                               "field 'type' must be 1-%d characters of a-z, "
                               "0-9, '_', '-', '.'",
                               MAX_TYPE_LEN);
-            *type = v;
-        } else if (key_is(k, "id")) {
-            if (check_id(c, v, "id") != 0)
+            f->type = v;
+            have_type = 1;
+        } else if (IS(&k, "id")) {
+            skip_rest(&cu, &v);
+            if (check_id(c, &v, "id") != 0)
                 return -1;
-            *id = v;
-        } else if (key_is(k, "occurred")) {
-            if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+            f->id = v;
+            f->have_id = 1;
+            f->keep[i] = 0;
+        } else if (IS(&k, "occurred")) {
+            skip_rest(&cu, &v);
+            if (v.t != T_UINT)
                 return refuse(c, OG__REFUSE_TYPE,
                               "field 'occurred' must be a positive integer "
                               "(milliseconds since the epoch)");
-        } else if (key_is(k, "received")) {
-            /* core-owned: replaced */
-        } else if (key_is(k, "source")) {
-            if (check_source(c, v) != 0)
+        } else if (IS(&k, "received")) {
+            skip_rest(&cu, &v); /* core-owned: replaced */
+            f->keep[i] = 0;
+        } else if (IS(&k, "source")) {
+            if (v.t != T_MAP) {
+                skip_rest(&cu, &v);
+                return refuse(c, OG__REFUSE_TYPE,
+                              "field 'source' must be a map");
+            }
+            f->source = v;
+            f->have_source = 1;
+            f->keep[i] = 0;
+            if (check_source(c, &cu, v.n) != 0)
                 return -1;
-            *source = v;
-        } else if (key_is(k, "ids")) {
-            if (check_ids(c, v) != 0)
+            f->source_end = cu.off;
+        } else if (IS(&k, "ids")) {
+            if (check_ids(c, &cu, &v) != 0)
                 return -1;
-        } else if (key_is(k, "entity")) {
-            if (check_entity(c, v) != 0)
+            if (v.t != T_ARRAY)
+                skip_rest(&cu, &v);
+        } else if (IS(&k, "entity")) {
+            if (v.t != T_MAP) {
+                skip_rest(&cu, &v);
+                return refuse(c, OG__REFUSE_TYPE,
+                              "field 'entity' must be a map");
+            }
+            if (check_entity(c, &cu, v.n) != 0)
                 return -1;
-        } else if (key_is(k, "props") || key_is(k, "context")) {
-            const char *name = key_is(k, "props") ? "props" : "context";
-            if (check_map(c, v, name) != 0 || check_money(c, v, name, 0) != 0)
+        } else if (IS(&k, "props") || IS(&k, "context")) {
+            const char *name = IS(&k, "props") ? "props" : "context";
+
+            if (v.t != T_MAP)
+                return refuse(c, OG__REFUSE_TYPE, "field '%s' must be a map",
+                              name);
+            cu.off = v.start; /* check_money reads the map itself */
+            if (check_money(c, &cu, name, 0) != 0)
                 return -1;
-        } else if (key_is(k, "consent")) {
-            if (check_map(c, v, "consent") != 0)
-                return -1;
+        } else if (IS(&k, "consent")) {
+            skip_rest(&cu, &v);
+            if (v.t != T_MAP)
+                return refuse(c, OG__REFUSE_TYPE,
+                              "field 'consent' must be a map");
         } else {
             return refuse(c, OG__REFUSE_UNKNOWN,
                           "unknown field '%.*s' (custom data goes in props)",
-                          (int)(k->via.str.size > 64 ? 64 : k->via.str.size),
-                          k->via.str.ptr);
+                          (int)(k.n > 64 ? 64 : k.n), k.s);
         }
     }
+    f->pair_start[npairs] = cu.off;
     if (!have_v)
         return refuse(c, OG__REFUSE_MISSING, "missing field 'v'");
-    if (*type == NULL)
+    if (!have_type)
         return refuse(c, OG__REFUSE_MISSING, "missing field 'type'");
     return 0;
 }
@@ -708,15 +797,18 @@ og_event_t *og__event_accept(const uint8_t *bytes, size_t len,
                              size_t max_bytes, og_err_t *rc,
                              og__refusal_t *reason, char *why, size_t whylen)
 {
-    static msgpack_zone *zone;
-    msgpack_object root;
-    const msgpack_object *type = NULL, *id = NULL, *source = NULL;
-    size_t off = 0, i, nout;
-    msgpack_unpack_return ur;
-    og_event_t *ev = NULL;
-    char newid[37];
     struct check chk = {OG__REFUSE_NONE, why, whylen};
+    struct found f;
+    size_t whole, i, nout, first, span_buf[33], ilen, plen, tlen, eidlen;
+    uint8_t keep_buf[32];
+    uint32_t npairs;
     og__refusal_t dummy;
+    og_event_t *ev = NULL;
+    struct wbuf w;
+    char newid[37];
+    const char *eid;
+    int short_input = 0;
+    uint64_t now;
 
     if (reason == NULL)
         reason = &dummy;
@@ -733,131 +825,128 @@ og_event_t *og__event_accept(const uint8_t *bytes, size_t len,
                  len, max_bytes);
         return NULL;
     }
-    /* One zone serves every acceptance (loop thread only): cleared, not
-     * freed, so its chunks are reused. */
-    if (zone == NULL && (zone = msgpack_zone_new(8192)) == NULL) {
-        *rc = OG_ERR_NOMEM;
-        snprintf(why, whylen, "out of memory");
+    /* Well-formedness first (the walker checks every length), so that the
+     * field checks below never read past the end. */
+    whole = mp_skip_impl(bytes, len, &short_input);
+    if (whole == 0) {
+        if (short_input)
+            snprintf(why, whylen, "invalid MessagePack: truncated at byte %zu",
+                     len);
+        else
+            snprintf(why, whylen, "invalid MessagePack");
         return NULL;
     }
-    ur = msgpack_unpack((const char *)bytes, len, &off, zone, &root);
-    if (ur == MSGPACK_UNPACK_CONTINUE) {
-        snprintf(why, whylen, "invalid MessagePack: truncated at byte %zu",
-                 len);
-        goto out;
-    }
-    if (ur != MSGPACK_UNPACK_SUCCESS && ur != MSGPACK_UNPACK_EXTRA_BYTES) {
-        snprintf(why, whylen, "invalid MessagePack");
-        goto out;
-    }
-    if (off != len) {
+    if (whole != len) {
         snprintf(why, whylen, "%zu trailing bytes after the envelope",
-                 len - off);
-        goto out;
+                 len - whole);
+        return NULL;
     }
-    if (validate(&chk, &root, &type, &id, &source) != 0) {
+    if (bytes[0] < 0x80 ||
+        (bytes[0] > 0x8f && bytes[0] != 0xde && bytes[0] != 0xdf)) {
+        *reason = OG__REFUSE_NOT_MAP;
+        snprintf(why, whylen, "envelope must be a map");
+        return NULL;
+    }
+    first = map_header_len(bytes[0]);
+    npairs = bytes[0] <= 0x8f
+                 ? (uint32_t)(bytes[0] & 0x0f)
+                 : (uint32_t)be(bytes + 1, bytes[0] == 0xde ? 2 : 4);
+    memset(&f, 0, sizeof(f));
+    f.pair_start =
+        npairs < 32 ? span_buf : og__xmalloc((npairs + 1) * sizeof(size_t));
+    f.keep = npairs < 32 ? keep_buf : og__xmalloc(npairs);
+    if (validate(&chk, bytes, &f, npairs, first) != 0) {
         *reason = chk.reason;
         goto out;
     }
 
-    /* Copy the accepted map byte for byte, leaving out the core-owned
-     * fields, and append them stamped: one allocation, no re-encoding. */
-    nout = 3; /* id, received, source */
-    for (i = 0; i < root.via.map.size; i++) {
-        const msgpack_object *k = &root.via.map.ptr[i].key;
-        if (!key_is(k, "id") && !key_is(k, "received") && !key_is(k, "source"))
-            nout++;
+    /* The stamped copy: every kept pair as raw bytes, then id, received
+     * and source; one block for the event, its bytes and its names. */
+    nout = 3;
+    for (i = 0; i < npairs; i++)
+        nout += f.keep[i];
+    ilen = strlen(instance);
+    plen = strlen(plugin);
+    tlen = f.type.n;
+    w.cap = len + ilen + plen + 128;
+    ev = og__xmalloc(sizeof(*ev) + w.cap + tlen + 1 + ilen + 1);
+    memset(ev, 0, sizeof(*ev));
+    ev->type = (char *)(ev + 1);
+    ev->instance = ev->type + tlen + 1;
+    memcpy(ev->type, f.type.s, tlen);
+    ev->type[tlen] = '\0';
+    memcpy(ev->instance, instance, ilen + 1);
+    w.p = (uint8_t *)(ev->instance + ilen + 1);
+    w.n = 0;
+    put_map(&w, nout);
+    for (i = 0; i < npairs; i++)
+        if (f.keep[i])
+            put_raw(&w, bytes + f.pair_start[i],
+                    f.pair_start[i + 1] - f.pair_start[i]);
+    now = og__now_ms();
+    if (f.have_id) {
+        eid = f.id.s;
+        eidlen = f.id.n;
+    } else {
+        og__uuid7_at(newid, now);
+        eid = newid;
+        eidlen = 36;
     }
+    put_str(&w, "id", 2);
+    put_str(&w, eid, eidlen);
+    put_str(&w, "received", 8);
+    put_u64(&w, now);
+    put_str(&w, "source", 6);
     {
-        struct wbuf w;
-        size_t ns = 2, in_off = map_header_len(bytes[0]), src_off = 0;
-        size_t src_end = 0, span_buf[33], *spans;
-        const char *eid;
-        size_t eidlen;
+        /* The plugin's source pairs minus instance and plugin, in one pass;
+         * the map header is patched with the final count afterwards. */
+        struct cur cu = {bytes, f.have_source ? f.source.start : 0};
+        struct item hdr, key, val;
+        size_t hpos = w.n, ns = 2, o;
+        uint32_t k, max = 2;
 
-        size_t ilen = strlen(instance), plen = strlen(plugin);
-        size_t tlen = type->via.str.size;
-
-        /* One block: the event, its bytes, its type and instance names. */
-        w.cap = len + ilen + plen + 128;
-        ev = og__xmalloc(sizeof(*ev) + w.cap + tlen + 1 + ilen + 1);
-        memset(ev, 0, sizeof(*ev));
-        ev->type = (char *)(ev + 1);
-        ev->instance = ev->type + tlen + 1;
-        memcpy(ev->type, type->via.str.ptr, tlen);
-        ev->type[tlen] = '\0';
-        memcpy(ev->instance, instance, ilen + 1);
-        w.p = (uint8_t *)(ev->instance + ilen + 1);
-        w.n = 0;
-        put_map(&w, nout);
-        spans = root.via.map.size < 32
-                    ? span_buf
-                    : og__xmalloc((root.via.map.size + 1) * sizeof(*spans));
-        pair_spans(&root, bytes, in_off, len, spans);
-        for (i = 0; i < root.via.map.size; i++) {
-            const msgpack_object *k = &root.via.map.ptr[i].key;
-
-            if (key_is(k, "source")) /* the source map's value bytes */
-                src_off = spans[i] +
-                          (size_t)og__mp_skip(bytes + spans[i], len - spans[i]);
-            else if (!key_is(k, "id") && !key_is(k, "received"))
-                put_raw(&w, bytes + spans[i], spans[i + 1] - spans[i]);
-            if (key_is(k, "source"))
-                src_end = spans[i + 1];
+        if (f.have_source) {
+            rd(&cu, &hdr);
+            max += hdr.n;
         }
-        if (spans != span_buf)
-            free(spans);
-        if (id != NULL) {
-            eid = id->via.str.ptr;
-            eidlen = id->via.str.size;
-        } else {
-            og__uuid7(newid);
-            eid = newid;
-            eidlen = 36;
-        }
-        put_str(&w, "id", 2);
-        put_str(&w, eid, eidlen);
-        put_str(&w, "received", 8);
-        put_u64(&w, og__now_ms());
-        put_str(&w, "source", 6);
-        if (source != NULL)
-            for (i = 0; i < source->via.map.size; i++) {
-                const msgpack_object *k = &source->via.map.ptr[i].key;
-                if (!key_is(k, "instance") && !key_is(k, "plugin"))
+        put_map(&w, max); /* same header width as the final count, or wider */
+        if (f.have_source) {
+            for (k = 0; k < hdr.n; k++) {
+                o = cu.off;
+                rd_pair(&cu, &key, &val);
+                if (!IS(&key, "instance") && !IS(&key, "plugin")) {
+                    put_raw(&w, bytes + o, cu.off - o);
                     ns++;
-            }
-        put_map(&w, ns);
-        if (source != NULL) {
-            size_t sspans[33];
-
-            if (source->via.map.size <= 32) {
-                pair_spans(source, bytes,
-                           src_off + map_header_len(bytes[src_off]), src_end,
-                           sspans);
-                for (i = 0; i < source->via.map.size; i++) {
-                    const msgpack_object *k = &source->via.map.ptr[i].key;
-                    if (!key_is(k, "instance") && !key_is(k, "plugin"))
-                        put_raw(&w, bytes + sspans[i],
-                                sspans[i + 1] - sspans[i]);
                 }
             }
         }
-        put_str(&w, "instance", 8);
-        put_str(&w, instance, ilen);
-        put_str(&w, "plugin", 6);
-        put_str(&w, plugin, plen);
-
-        ev->refs = 1;
-        ev->len = w.n;
-        ev->data = w.p;
-        memcpy(ev->id, eid, eidlen);
-        ev->id[eidlen] = '\0';
+        if (max < 16)
+            w.p[hpos] = (uint8_t)(0x80 | ns);
+        else if (max <= 0xffff)
+            w.p[hpos + 1] = (uint8_t)(ns >> 8), w.p[hpos + 2] = (uint8_t)ns;
+        else
+            w.p[hpos + 1] = (uint8_t)(ns >> 24),
+                       w.p[hpos + 2] = (uint8_t)(ns >> 16),
+                       w.p[hpos + 3] = (uint8_t)(ns >> 8),
+                       w.p[hpos + 4] = (uint8_t)ns;
     }
+    put_str(&w, "instance", 8);
+    put_str(&w, instance, ilen);
+    put_str(&w, "plugin", 6);
+    put_str(&w, plugin, plen);
+    ev->refs = 1;
+    ev->len = w.n;
+    ev->data = w.p;
+    memcpy(ev->id, eid, eidlen);
+    ev->id[eidlen] = '\0';
     ev->accepted_ns = uv_hrtime();
     *rc = OG_OK;
     *reason = OG__REFUSE_NONE;
 out:
-    msgpack_zone_clear(zone);
+    if (f.pair_start != span_buf)
+        free(f.pair_start);
+    if (f.keep != keep_buf)
+        free(f.keep);
     return ev;
 }
 

@@ -75,6 +75,8 @@ size_t og__mp_skip(const uint8_t *p, size_t len);
 
 /* Writes a new UUIDv7 (36 characters plus NUL) to out. */
 void og__uuid7(char out[37]);
+/* The same for a given time (ms since the epoch), saving a clock read. */
+void og__uuid7_at(char out[37], uint64_t now_ms);
 
 /* Host-table implementations (see og_event.h for their contracts). */
 const char *og__event_type(const og_event_t *ev);

@@ -197,6 +197,44 @@ static void delivery_result(og_plugin_ctx_t *inst, const og_event_t *ev,
     }
 }
 
+/* Delivery records come from a small free list: one per event and
+ * destination otherwise costs a malloc and a free. Loop thread only. */
+static struct og_delivery_s *free_deliveries;
+static size_t nfree_deliveries;
+
+static struct og_delivery_s *delivery_new(void)
+{
+    struct og_delivery_s *d = free_deliveries;
+
+    if (d == NULL)
+        return og__xcalloc(1, sizeof(*d));
+    free_deliveries = d->next;
+    nfree_deliveries--;
+    memset(d, 0, sizeof(*d));
+    return d;
+}
+
+static void delivery_free(struct og_delivery_s *d)
+{
+    if (nfree_deliveries >= 1024) {
+        free(d);
+        return;
+    }
+    d->next = free_deliveries;
+    free_deliveries = d;
+    nfree_deliveries++;
+}
+
+void og__instance_free_deliveries(void)
+{
+    while (free_deliveries != NULL) {
+        struct og_delivery_s *d = free_deliveries;
+        free_deliveries = d->next;
+        free(d);
+    }
+    nfree_deliveries = 0;
+}
+
 void og__instance_deliver(og_plugin_ctx_t *inst, og_event_t *ev)
 {
     struct og_delivery_s *d;
@@ -205,7 +243,7 @@ void og__instance_deliver(og_plugin_ctx_t *inst, og_event_t *ev)
     if ((inst->st != OG__INST_RUNNING && inst->st != OG__INST_STOPPING) ||
         inst->plugin->def->send == NULL)
         return;
-    d = og__xcalloc(1, sizeof(*d));
+    d = delivery_new();
     d->inst = inst;
     d->ev = og__event_ref(ev);
     /* d->key is built on first use (og_delivery_key()). */
@@ -225,7 +263,7 @@ void og__instance_deliver(og_plugin_ctx_t *inst, og_event_t *ev)
     delivery_unlink(d);
     delivery_result(inst, ev, rc, NULL);
     og__event_unref(d->ev);
-    free(d);
+    delivery_free(d);
     inst_unref(inst);
 }
 
@@ -233,6 +271,11 @@ og_err_t og__instance_enqueue(og_plugin_ctx_t *inst, og_event_t *ev)
 {
     if (inst->st != OG__INST_RUNNING && inst->st != OG__INST_STOPPING)
         return OG_ERR_STOPPING;
+    if (inst->qlen == 0 && inst->npending < inst->max_inflight) {
+        /* Nothing waiting and capacity free: straight to send(). */
+        og__instance_deliver(inst, ev);
+        return OG_OK;
+    }
     if (inst->qlen == inst->qcap) {
         inst->overflow++;
         return OG_ERR_BUSY;
@@ -309,7 +352,7 @@ static void host_delivery_complete(og_delivery_t *d, og_err_t result,
     delivery_unlink(d);
     delivery_result(inst, d->ev, result, reason);
     og__event_unref(d->ev);
-    free(d);
+    delivery_free(d);
     if (inst->qlen > 0 && inst->core->kick != NULL)
         inst->core->kick(inst->core->kick_data);
     if (inst->st == OG__INST_STOPPING)
@@ -403,7 +446,7 @@ static void teardown(og_plugin_ctx_t *inst)
         struct og_delivery_s *d = inst->pending;
         delivery_unlink(d);
         og__event_unref(d->ev);
-        free(d);
+        delivery_free(d);
     }
 }
 

@@ -113,7 +113,8 @@ og_plugin_ctx_t *og__instance_create(og__core_t *core, og__plugin_t *p,
                                      size_t errlen);
 og_err_t og__instance_start(og_plugin_ctx_t *inst);
 /*
- * og__instance_enqueue: queue ev (a reference is taken) for delivery.
+ * og__instance_enqueue: deliver ev now when nothing waits and the
+ * concurrency limit allows, else queue it (a reference is taken).
  * Returns OG_OK, or OG_ERR_BUSY when the instance's queue is full (counted
  * in inst->overflow) or OG_ERR_STOPPING when it no longer takes work.
  */
@@ -138,5 +139,8 @@ void og__instance_stop(og_plugin_ctx_t *inst, uint64_t timeout_ms,
 void og__instance_free(og_plugin_ctx_t *inst);
 
 const char *og__instance_name(const og_plugin_ctx_t *inst);
+
+/* Releases the cached delivery records (at exit, for leak checkers). */
+void og__instance_free_deliveries(void);
 
 #endif /* OG_CORE_INSTANCE_H */

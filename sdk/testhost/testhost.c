@@ -351,6 +351,7 @@ int og_testhost_destroy(og_testhost_t *th)
         free(log_lines[i]);
     log_n = 0;
     og__log_set_hook(NULL);
+    og__instance_free_deliveries();
     free(th);
     og__http_global_cleanup();
     return rc;
