@@ -630,6 +630,94 @@ static void test_nonminimal_keys(void)
     og__event_unref(ev);
 }
 
+/* xorshift64*: a deterministic generator, so any failure replays. */
+static uint64_t rnd_state = 0x9e3779b97f4a7c15ull;
+
+static uint32_t rnd(uint32_t n)
+{
+    rnd_state ^= rnd_state >> 12;
+    rnd_state ^= rnd_state << 25;
+    rnd_state ^= rnd_state >> 27;
+    return (uint32_t)((rnd_state * 2685821657736338717ull) >> 33) % n;
+}
+
+static void test_mutations(void)
+{
+    /* a valid envelope with nested maps, arrays, money and ids */
+    static const uint8_t seed[] = "\x88\xa1v\x01\xa4type\xacorder.placed"
+                                  "\xa6source\x82\xa7"
+                                  "channel\xa3pos\xa9vendor_id\xa2v9"
+                                  "\xa3ids\x91\x83\xa4kind\xa5"
+                                  "email\xa5value\xa3"
+                                  "a@b\xa8verified\xc3"
+                                  "\xa8location\xa2s1"
+                                  "\xa6"
+                                  "entity\x82\xa4kind\xa5order\xa2id\xa2o1"
+                                  "\xa8occurred\xce\x10\x00\x00\x00"
+                                  "\xa5props\x82\xa5total\x82\xa6"
+                                  "amount\xcd\x13\x7e\xa8"
+                                  "currency\xa3"
+                                  "EUR\xa5lines\x92\x81\xa3sku\xa1"
+                                  "A\x81\xa3qty\x02";
+    uint8_t buf[sizeof(seed) + 16];
+    size_t accepted = 0, refused = 0;
+    int i;
+
+    {
+        og_err_t rc;
+        char why[256];
+        og_event_t *ev = accept_bytes(seed, sizeof(seed) - 1, &rc, why);
+        if (ev == NULL)
+            fprintf(stderr, "seed refused: %s\n", why);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(ev);
+        og__event_unref(ev);
+    }
+    for (i = 0; i < 200000; i++) {
+        size_t n = sizeof(seed) - 1, k, m = 1 + rnd(4);
+        og_err_t rc;
+        char why[256] = "";
+        og_event_t *ev;
+
+        memcpy(buf, seed, n);
+        for (k = 0; k < m; k++) {
+            size_t at = rnd((uint32_t)n);
+            switch (rnd(4)) {
+            case 0: buf[at] ^= (uint8_t)(1u << rnd(8)); break;
+            case 1: buf[at] = (uint8_t)rnd(256); break;
+            case 2: n = at + 1; break; /* truncate */
+            default:                   /* insert a byte */
+                if (n < sizeof(buf)) {
+                    memmove(buf + at + 1, buf + at, n - at);
+                    buf[at] = (uint8_t)rnd(256);
+                    n++;
+                }
+            }
+        }
+        ev = accept_bytes(buf, n, &rc, why);
+        if (ev == NULL) {
+            refused++;
+            CU_ASSERT_FATAL(last_reason != OG__REFUSE_NONE && why[0] != '\0');
+            continue;
+        }
+        accepted++;
+        /* what was accepted is one well-formed object msgpack-c reads */
+        CU_ASSERT_FATAL(og__mp_skip(ev->data, ev->len) == ev->len);
+        {
+            const char *t;
+            size_t tl;
+            CU_ASSERT_FATAL(og__event_get_str(ev, "type", &t, &tl) == OG_OK);
+            CU_ASSERT_FATAL(tl == strlen(ev->type) &&
+                            memcmp(t, ev->type, tl) == 0);
+            CU_ASSERT_FATAL(og__event_get_str(ev, "source.instance", &t, &tl) ==
+                            OG_OK);
+        }
+        og__event_unref(ev);
+    }
+    fprintf(stderr, "mutations: %zu accepted, %zu refused\n", accepted,
+            refused);
+    CU_ASSERT_TRUE(accepted > 0 && refused > 0);
+}
+
 static void test_uuid7_order(void)
 {
     char a[37], b[37];
@@ -656,6 +744,7 @@ int main(void)
     CU_add_test(s, "builder", test_builder);
     CU_add_test(s, "skipping MessagePack objects", test_mp_skip);
     CU_add_test(s, "keys in non-minimal encodings", test_nonminimal_keys);
+    CU_add_test(s, "200,000 mutated envelopes", test_mutations);
     CU_add_test(s, "uuid7 ordering", test_uuid7_order);
     return tu_run();
 }
