@@ -544,6 +544,7 @@ static void maybe_exit(og__daemon_t *d)
     uv_close((uv_handle_t *)&d->sig_int, close_cb);
     uv_close((uv_handle_t *)&d->sig_hup, close_cb);
     uv_close((uv_handle_t *)&d->dispatcher, close_cb);
+    d->core.http_public = NULL;
     og__http_server_close(d->pub);
     og__http_server_close(d->adm);
     d->pub = d->adm = NULL;
@@ -565,10 +566,10 @@ static void shutdown_start(og__daemon_t *d, int signum)
             (unsigned long long)d->conf->shutdown_timeout_ms);
     d->shutting_down = 1;
     d->core.stopping = 1; /* new emits answer OG_ERR_STOPPING */
-    /* No new requests on the public listener; admin stays until exit. */
-    d->core.http_public = NULL;
-    og__http_server_close(d->pub);
-    d->pub = NULL;
+    /* No new connections on the public listener; requests in flight are
+     * answered before their connections close. Channels unmount their
+     * routes as they stop; the server is closed once all have. */
+    og__http_server_drain(d->pub);
     /* Hand everything already accepted to its destinations first. */
     dispatch(d, SIZE_MAX);
     d->stopping++; /* no exit while this loop runs */

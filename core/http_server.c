@@ -107,7 +107,9 @@ struct og__http_server_s {
     struct conn *conns;
     size_t nconns;
     int closing;
+    int draining;
     int listener_open;
+    int listener_closing;
 };
 
 struct write_req {
@@ -377,7 +379,7 @@ void og__http_respond(og__http_req_t *r, int status, const char *content_type,
         req_free(r);
         return;
     }
-    if (!r->keep_alive)
+    if (!r->keep_alive || c->srv->draining)
         c->close_after = 1;
     cap = 256 + (content_type ? strlen(content_type) : 0) + len;
     for (i = 0; headers != NULL && headers[i] != NULL; i++)
@@ -898,6 +900,30 @@ static void listener_closed(uv_handle_t *h)
     maybe_free_server(s);
 }
 
+static void close_listener(og__http_server_t *s)
+{
+    if (s->listener_open && !s->listener_closing) {
+        s->listener_closing = 1;
+        s->listener.handle.data = s;
+        uv_close(&s->listener.handle, listener_closed);
+    }
+}
+
+void og__http_server_drain(og__http_server_t *s)
+{
+    struct conn *c, *next;
+
+    if (s == NULL || s->draining)
+        return;
+    s->draining = 1;
+    close_listener(s);
+    for (c = s->conns; c != NULL; c = next) {
+        next = c->next;
+        if (!c->in_request && c->inflight == NULL && c->pending == NULL)
+            conn_close(c); /* idle keep-alive: nothing to finish */
+    }
+}
+
 void og__http_server_close(og__http_server_t *s)
 {
     struct conn *c, *next;
@@ -911,12 +937,10 @@ void og__http_server_close(og__http_server_t *s)
     }
     if (s->pipe_path != NULL)
         unlink(s->pipe_path);
-    if (s->listener_open) {
-        s->listener.handle.data = s;
-        uv_close(&s->listener.handle, listener_closed);
-    } else {
+    if (s->listener_open)
+        close_listener(s);
+    else
         maybe_free_server(s);
-    }
 }
 
 /* ---- request accessors ---------------------------------------------- */

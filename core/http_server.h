@@ -61,6 +61,10 @@ void *og__http_server_owner(const og__http_server_t *s, const char *method,
                             const char *path);
 /* Connections open now. */
 size_t og__http_server_connections(const og__http_server_t *s);
+/* Stops listening and closes idle connections; a connection with a request
+ * being read or answered gets its response (with Connection: close) and
+ * then closes. Routes stay mounted. */
+void og__http_server_drain(og__http_server_t *s);
 /* Stops listening and closes every connection; memory is released once
  * libuv ran the close callbacks. */
 void og__http_server_close(og__http_server_t *s);

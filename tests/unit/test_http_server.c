@@ -20,7 +20,7 @@
 #include "testutil.h"
 
 static uv_loop_t loop;
-static uv_async_t stop_async;
+static uv_async_t stop_async, drain_async;
 static pthread_t thread;
 static og__http_server_t *srv, *usrv;
 static int port;
@@ -73,8 +73,15 @@ static void h_prefix(void *data, og__http_req_t *r)
     og__http_respond(r, 200, "text/plain", NULL, p, strlen(p));
 }
 
+static void on_drain(uv_async_t *a)
+{
+    (void)a;
+    og__http_server_drain(srv);
+}
+
 static void on_stop(uv_async_t *a)
 {
+    uv_close((uv_handle_t *)&drain_async, NULL);
     og__http_server_close(srv);
     og__http_server_close(usrv);
     uv_close((uv_handle_t *)a, NULL);
@@ -395,6 +402,34 @@ static void test_unix_socket(void)
     close(fd);
 }
 
+/* Runs last: the server stops taking connections. */
+static void test_drain(void)
+{
+    int idle = dial(), busy = dial(), closed, fresh;
+    char *out;
+
+    CU_ASSERT_FATAL(idle >= 0 && busy >= 0);
+    sendstr(busy, "GET /async HTTP/1.1\r\nHost: x\r\n\r\n");
+    tu_sleep_ms(10); /* the handler is now working (50 ms) */
+    uv_async_send(&drain_async);
+    out = recv_all(busy, 0, &closed);
+    CU_ASSERT_TRUE(starts(out, "HTTP/1.1 200 OK"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "Connection: close\r\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "async"));
+    CU_ASSERT_TRUE(closed);
+    free(out);
+    out = recv_all(idle, 0, &closed);
+    CU_ASSERT_TRUE(closed);
+    CU_ASSERT_EQUAL(strlen(out), 0);
+    free(out);
+    close(busy);
+    close(idle);
+    fresh = dial();
+    CU_ASSERT_EQUAL(fresh, -1); /* not listening any more */
+    if (fresh >= 0)
+        close(fresh);
+}
+
 static void test_listen_errors(void)
 {
     og__http_server_t *s = og__http_server_create(&loop, "x", NULL);
@@ -451,6 +486,7 @@ int main(void)
         og__http_server_mount(usrv, "GET", "/sync", 0, h_sync, NULL, NULL);
     }
     uv_async_init(&loop, &stop_async, on_stop);
+    uv_async_init(&loop, &drain_async, on_drain);
     pthread_create(&thread, NULL, run_loop, NULL);
 
     CU_initialize_registry();
@@ -463,6 +499,7 @@ int main(void)
     CU_add_test(su, "connection limit", test_connection_limit);
     CU_add_test(su, "unix socket", test_unix_socket);
     CU_add_test(su, "listen errors", test_listen_errors);
+    CU_add_test(su, "drain: finish in flight, refuse new", test_drain);
     CU_basic_set_mode(CU_BRM_VERBOSE);
     CU_basic_run_tests();
     rc = CU_get_number_of_failures() ? 1 : 0;
