@@ -1,0 +1,313 @@
+/*
+ * store_sqlite.c: the SQLite backend of the store, one file state.db in
+ * the state directory, WAL journal. Schema changes are numbered
+ * migrations recorded in PRAGMA user_version.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "store.h"
+#include "util.h"
+
+/* Migration N brings the schema from version N-1 to N. Append only. */
+static const char *const migrations[] = {
+    /* 1: events with their idempotency keys, and the outbox */
+    "CREATE TABLE events ("
+    "  id TEXT PRIMARY KEY,"
+    "  vendor_key TEXT,"
+    "  content_hash INTEGER NOT NULL,"
+    "  received_ms INTEGER NOT NULL,"
+    "  body BLOB NOT NULL"
+    ") STRICT;"
+    "CREATE INDEX events_vendor ON events (vendor_key, received_ms)"
+    "  WHERE vendor_key IS NOT NULL;"
+    "CREATE TABLE outbox ("
+    "  id INTEGER PRIMARY KEY,"
+    "  event_id TEXT NOT NULL REFERENCES events (id) ON DELETE CASCADE,"
+    "  channel TEXT NOT NULL,"
+    "  state INTEGER NOT NULL DEFAULT 0," /* 0 due, 1 delivered, 2 dead */
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  next_ms INTEGER NOT NULL,"
+    "  last_error TEXT"
+    ") STRICT;"
+    "CREATE INDEX outbox_due ON outbox (channel, state, next_ms);",
+};
+
+struct sqlite_store {
+    og__store_t base;
+    sqlite3 *db;
+    uint64_t window_ms;
+    sqlite3_stmt *by_id, *by_vendor, *ins_event, *ins_outbox, *del_old;
+};
+
+static void sq_close(og__store_t *s)
+{
+    struct sqlite_store *q = (struct sqlite_store *)s;
+
+    sqlite3_finalize(q->by_id);
+    sqlite3_finalize(q->by_vendor);
+    sqlite3_finalize(q->ins_event);
+    sqlite3_finalize(q->ins_outbox);
+    sqlite3_finalize(q->del_old);
+    sqlite3_close(q->db);
+    free(q);
+}
+
+static int user_version(sqlite3 *db)
+{
+    sqlite3_stmt *st;
+    int v = -1;
+
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) ==
+        SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW)
+            v = sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+    }
+    return v;
+}
+
+static int sq_schema_version(og__store_t *s)
+{
+    return user_version(((struct sqlite_store *)s)->db);
+}
+
+/* Looks up an earlier event by key; returns 1 and fills first_id when one
+ * within the window exists. */
+static int seen(sqlite3_stmt *st, const char *key, uint64_t since,
+                uint64_t *hash, char *first_id, size_t idlen)
+{
+    int found = 0;
+
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)since);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        const unsigned char *id = sqlite3_column_text(st, 0);
+
+        *hash = (uint64_t)sqlite3_column_int64(st, 1);
+        snprintf(first_id, idlen, "%s", id ? (const char *)id : "");
+        found = 1;
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return found;
+}
+
+static og_err_t sq_accept(og__store_t *s, og__store_item_t *items, size_t n,
+                          char *err, size_t errlen)
+{
+    struct sqlite_store *q = (struct sqlite_store *)s;
+    size_t i, t;
+    int rc = SQLITE_OK;
+
+    if (sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        goto fail;
+    for (i = 0; i < n; i++) {
+        og__store_item_t *it = &items[i];
+        uint64_t since =
+            it->received_ms > q->window_ms ? it->received_ms - q->window_ms : 0;
+        uint64_t hash = 0;
+        int retried = 0;
+
+        it->first_id[0] = '\0';
+        if (seen(q->by_id, it->event_id, since, &hash, it->first_id,
+                 sizeof(it->first_id)) ||
+            (it->vendor_key != NULL &&
+             seen(q->by_vendor, it->vendor_key, since, &hash, it->first_id,
+                  sizeof(it->first_id)))) {
+            it->result = hash == it->content_hash ? OG__ACCEPT_DUPLICATE
+                                                  : OG__ACCEPT_CONFLICT;
+            continue;
+        }
+    insert:
+        sqlite3_bind_text(q->ins_event, 1, it->event_id, -1, SQLITE_STATIC);
+        if (it->vendor_key != NULL)
+            sqlite3_bind_text(q->ins_event, 2, it->vendor_key, -1,
+                              SQLITE_STATIC);
+        else
+            sqlite3_bind_null(q->ins_event, 2);
+        sqlite3_bind_int64(q->ins_event, 3, (sqlite3_int64)it->content_hash);
+        sqlite3_bind_int64(q->ins_event, 4, (sqlite3_int64)it->received_ms);
+        sqlite3_bind_blob(q->ins_event, 5, it->body, (int)it->len,
+                          SQLITE_STATIC);
+        rc = sqlite3_step(q->ins_event);
+        sqlite3_reset(q->ins_event);
+        sqlite3_clear_bindings(q->ins_event);
+        if (rc == SQLITE_CONSTRAINT && !retried) {
+            /* The id was used before the window: that old event and its
+             * outbox rows give way (once). */
+            retried = 1;
+            sqlite3_bind_text(q->del_old, 1, it->event_id, -1, SQLITE_STATIC);
+            rc = sqlite3_step(q->del_old);
+            sqlite3_reset(q->del_old);
+            sqlite3_clear_bindings(q->del_old);
+            if (rc != SQLITE_DONE)
+                goto fail;
+            goto insert;
+        }
+        if (rc != SQLITE_DONE)
+            goto fail;
+        for (t = 0; t < it->ntargets; t++) {
+            sqlite3_bind_text(q->ins_outbox, 1, it->event_id, -1,
+                              SQLITE_STATIC);
+            sqlite3_bind_text(q->ins_outbox, 2, it->targets[t], -1,
+                              SQLITE_STATIC);
+            sqlite3_bind_int64(q->ins_outbox, 3,
+                               (sqlite3_int64)it->received_ms);
+            rc = sqlite3_step(q->ins_outbox);
+            sqlite3_reset(q->ins_outbox);
+            sqlite3_clear_bindings(q->ins_outbox);
+            if (rc != SQLITE_DONE)
+                goto fail;
+        }
+        it->result = OG__ACCEPT_NEW;
+    }
+    if (sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        goto fail;
+    return OG_OK;
+fail:
+    snprintf(err, errlen, "store: %s", sqlite3_errmsg(q->db));
+    sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+    return sqlite3_errcode(q->db) == SQLITE_FULL ? OG_ERR_BUSY : OG_ERR_IO;
+}
+
+static og_err_t sq_outbox_count(og__store_t *s, const char *channel,
+                                uint64_t *count)
+{
+    struct sqlite_store *q = (struct sqlite_store *)s;
+    sqlite3_stmt *st;
+    og_err_t rc = OG_ERR_IO;
+
+    if (sqlite3_prepare_v2(q->db,
+                           "SELECT count(*) FROM outbox WHERE channel = ?1 "
+                           "AND state = 0",
+                           -1, &st, NULL) != SQLITE_OK)
+        return OG_ERR_IO;
+    sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *count = (uint64_t)sqlite3_column_int64(st, 0);
+        rc = OG_OK;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static const struct og__store_ops sqlite_ops = {
+    .name = "sqlite",
+    .close = sq_close,
+    .schema_version = sq_schema_version,
+    .accept = sq_accept,
+    .outbox_count = sq_outbox_count,
+};
+
+/* Runs the migrations the database lacks, each in its own transaction. */
+static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
+{
+    int have = user_version(db), want = (int)OG__ARRAY_SIZE(migrations), v;
+
+    if (have < 0) {
+        snprintf(err, errlen, "%s: cannot read the schema version: %s", path,
+                 sqlite3_errmsg(db));
+        return -1;
+    }
+    if (have > want) {
+        snprintf(err, errlen,
+                 "%s: schema version %d was written by a newer omnigate "
+                 "(this one knows up to %d); upgrade omnigate or restore a "
+                 "backup",
+                 path, have, want);
+        return -1;
+    }
+    for (v = have + 1; v <= want; v++) {
+        char *msg = NULL, setv[64];
+
+        snprintf(setv, sizeof(setv), "PRAGMA user_version = %d", v);
+        if (sqlite3_exec(db, "BEGIN", NULL, NULL, &msg) != SQLITE_OK ||
+            sqlite3_exec(db, migrations[v - 1], NULL, NULL, &msg) !=
+                SQLITE_OK ||
+            sqlite3_exec(db, setv, NULL, NULL, &msg) != SQLITE_OK ||
+            sqlite3_exec(db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
+            snprintf(err, errlen,
+                     "%s: migration to schema version %d "
+                     "failed: %s",
+                     path, v, msg ? msg : sqlite3_errmsg(db));
+            sqlite3_free(msg);
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+og__store_t *og__store_open_sqlite(const og__store_opts_t *opts, char *err,
+                                   size_t errlen)
+{
+    struct sqlite_store *q;
+    char *path;
+    const char *sync = opts->durability == OG__DURABLE_POWER
+                           ? "PRAGMA synchronous = FULL"
+                           : "PRAGMA synchronous = NORMAL";
+
+    if (mkdir(opts->dir, 0750) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create state directory %s: %s", opts->dir,
+                 strerror(errno));
+        return NULL;
+    }
+    q = og__xcalloc(1, sizeof(*q));
+    q->base.ops = &sqlite_ops;
+    q->window_ms = opts->dedup_window_ms;
+    path = og__xasprintf("%s/state.db", opts->dir);
+    if (sqlite3_open_v2(path, &q->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                        NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", path,
+                 q->db ? sqlite3_errmsg(q->db) : "cannot open");
+        goto fail;
+    }
+    sqlite3_busy_timeout(q->db, 5000);
+    if (sqlite3_exec(q->db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL) !=
+            SQLITE_OK ||
+        sqlite3_exec(q->db, sync, NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_exec(q->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL) !=
+            SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(q->db));
+        goto fail;
+    }
+    if (migrate(q->db, path, err, errlen) != 0)
+        goto fail;
+    if (sqlite3_prepare_v2(q->db,
+                           "SELECT id, content_hash FROM events WHERE id = ?1 "
+                           "AND received_ms >= ?2",
+                           -1, &q->by_id, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(q->db,
+                           "SELECT id, content_hash FROM events WHERE "
+                           "vendor_key = ?1 AND received_ms >= ?2 "
+                           "ORDER BY received_ms LIMIT 1",
+                           -1, &q->by_vendor, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(q->db,
+                           "INSERT INTO events (id, vendor_key, "
+                           "content_hash, received_ms, body) VALUES (?1, ?2, "
+                           "?3, ?4, ?5)",
+                           -1, &q->ins_event, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(q->db,
+                           "INSERT INTO outbox (event_id, channel, next_ms) "
+                           "VALUES (?1, ?2, ?3)",
+                           -1, &q->ins_outbox, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(q->db, "DELETE FROM events WHERE id = ?1", -1,
+                           &q->del_old, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(q->db));
+        goto fail;
+    }
+    free(path);
+    return &q->base;
+fail:
+    free(path);
+    sq_close(&q->base);
+    return NULL;
+}
