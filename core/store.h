@@ -50,6 +50,27 @@ typedef struct og__store_item_s {
     char first_id[72]; /* for duplicates: the id first accepted */
 } og__store_item_t;
 
+/* One delivery row of the outbox, valid during the callback that gets it. */
+typedef struct og__outbox_row_s {
+    int64_t id;
+    const char *event_id;
+    const char *channel;
+    uint32_t attempts;
+    uint64_t next_ms;
+    const uint8_t *body; /* the stamped envelope */
+    size_t len;
+    const char *last_error; /* NULL when none */
+} og__outbox_row_t;
+
+typedef void (*og__outbox_cb)(void *data, const og__outbox_row_t *row);
+
+/* How a delivery attempt ended (og__store_ops.complete). */
+typedef enum og__outcome_e {
+    OG__OUTCOME_DELIVERED,
+    OG__OUTCOME_RETRY, /* try again at next_ms */
+    OG__OUTCOME_DEAD   /* permanent failure or lifetime over */
+} og__outcome_t;
+
 typedef struct og__store_s og__store_t;
 
 struct og__store_ops {
@@ -60,6 +81,23 @@ struct og__store_ops {
                        char *err, size_t errlen);
     og_err_t (*outbox_count)(og__store_t *s, const char *channel,
                              uint64_t *count);
+    /* Due rows of channel (next_ms <= now), oldest first, at most limit;
+     * each is leased until now + lease_ms so that a crash makes it due
+     * again (at-least-once). */
+    og_err_t (*claim)(og__store_t *s, const char *channel, uint64_t now_ms,
+                      size_t limit, uint64_t lease_ms, og__outbox_cb cb,
+                      void *data);
+    og_err_t (*complete)(og__store_t *s, int64_t row, og__outcome_t outcome,
+                         uint64_t next_ms, const char *error);
+    /* Dead letters of channel (NULL: every channel). */
+    og_err_t (*dead_list)(og__store_t *s, const char *channel, og__outbox_cb cb,
+                          void *data);
+    /* Makes dead letters due again (row 0: all of channel, or of every
+     * channel when channel is NULL); *count gets how many. */
+    og_err_t (*dead_requeue)(og__store_t *s, const char *channel, int64_t row,
+                             uint64_t now_ms, uint64_t *count);
+    og_err_t (*dead_purge)(og__store_t *s, const char *channel,
+                           uint64_t *count);
 };
 
 struct og__store_s {

@@ -198,12 +198,202 @@ static og_err_t sq_outbox_count(og__store_t *s, const char *channel,
     return rc;
 }
 
+/* Calls cb for each row of a prepared SELECT of outbox joined with events
+ * (columns: id, event_id, channel, attempts, next_ms, body, last_error). */
+static og_err_t each_row(sqlite3_stmt *st, og__outbox_cb cb, void *data,
+                         int64_t *ids, size_t *nids, size_t maxids)
+{
+    int rc;
+
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        og__outbox_row_t r;
+
+        r.id = sqlite3_column_int64(st, 0);
+        r.event_id = (const char *)sqlite3_column_text(st, 1);
+        r.channel = (const char *)sqlite3_column_text(st, 2);
+        r.attempts = (uint32_t)sqlite3_column_int(st, 3);
+        r.next_ms = (uint64_t)sqlite3_column_int64(st, 4);
+        r.body = sqlite3_column_blob(st, 5);
+        r.len = (size_t)sqlite3_column_bytes(st, 5);
+        r.last_error = (const char *)sqlite3_column_text(st, 6);
+        if (ids != NULL && *nids < maxids)
+            ids[(*nids)++] = r.id;
+        cb(data, &r);
+    }
+    return rc == SQLITE_DONE ? OG_OK : OG_ERR_IO;
+}
+
+#define ROW_COLUMNS                                                            \
+    "SELECT o.id, o.event_id, o.channel, o.attempts, o.next_ms, e.body, "      \
+    "o.last_error FROM outbox o JOIN events e ON e.id = o.event_id "
+
+static og_err_t sq_claim(og__store_t *s, const char *channel, uint64_t now_ms,
+                         size_t limit, uint64_t lease_ms, og__outbox_cb cb,
+                         void *data)
+{
+    struct sqlite_store *q = (struct sqlite_store *)s;
+    sqlite3_stmt *st = NULL, *up = NULL;
+    int64_t *ids = og__xcalloc(limit ? limit : 1, sizeof(*ids));
+    size_t n = 0, i;
+    og_err_t rc = OG_ERR_IO;
+
+    if (sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        goto out;
+    if (sqlite3_prepare_v2(q->db,
+                           ROW_COLUMNS
+                           "WHERE o.channel = ?1 AND o.state = 0 "
+                           "AND o.next_ms <= ?2 ORDER BY o.next_ms, "
+                           "o.id LIMIT ?3",
+                           -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(q->db,
+                           "UPDATE outbox SET next_ms = ?1 WHERE id = ?2", -1,
+                           &up, NULL) != SQLITE_OK)
+        goto rollback;
+    sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)now_ms);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)limit);
+    if (each_row(st, cb, data, ids, &n, limit) != OG_OK)
+        goto rollback;
+    for (i = 0; i < n; i++) {
+        sqlite3_bind_int64(up, 1, (sqlite3_int64)(now_ms + lease_ms));
+        sqlite3_bind_int64(up, 2, ids[i]);
+        if (sqlite3_step(up) != SQLITE_DONE)
+            goto rollback;
+        sqlite3_reset(up);
+    }
+    if (sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
+        rc = OG_OK;
+        goto out;
+    }
+rollback:
+    sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+out:
+    sqlite3_finalize(st);
+    sqlite3_finalize(up);
+    free(ids);
+    return rc;
+}
+
+static og_err_t exec_row(sqlite3 *db, const char *sql, int64_t row,
+                         uint64_t next_ms, const char *error)
+{
+    sqlite3_stmt *st;
+    int rc;
+
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        return OG_ERR_IO;
+    sqlite3_bind_int64(st, 1, row);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)next_ms);
+    if (error != NULL)
+        sqlite3_bind_text(st, 3, error, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 3);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return OG_ERR_IO;
+    return sqlite3_changes(db) == 1 ? OG_OK : OG_ERR_NOT_FOUND;
+}
+
+static og_err_t sq_complete(og__store_t *s, int64_t row, og__outcome_t outcome,
+                            uint64_t next_ms, const char *error)
+{
+    struct sqlite_store *q = (struct sqlite_store *)s;
+
+    switch (outcome) {
+    case OG__OUTCOME_DELIVERED:
+        return exec_row(q->db,
+                        "UPDATE outbox SET state = 1, attempts = attempts + 1, "
+                        "next_ms = ?2, last_error = ?3 WHERE id = ?1 AND "
+                        "state = 0",
+                        row, next_ms, NULL);
+    case OG__OUTCOME_RETRY:
+        return exec_row(q->db,
+                        "UPDATE outbox SET attempts = attempts + 1, next_ms = "
+                        "?2, last_error = ?3 WHERE id = ?1 AND state = 0",
+                        row, next_ms, error);
+    case OG__OUTCOME_DEAD:
+        return exec_row(q->db,
+                        "UPDATE outbox SET state = 2, attempts = attempts + 1, "
+                        "next_ms = ?2, last_error = ?3 WHERE id = ?1 AND "
+                        "state = 0",
+                        row, next_ms, error);
+    }
+    return OG_ERR_INVALID;
+}
+
+static og_err_t sq_dead_list(og__store_t *s, const char *channel,
+                             og__outbox_cb cb, void *data)
+{
+    struct sqlite_store *q = (struct sqlite_store *)s;
+    sqlite3_stmt *st;
+    og_err_t rc;
+
+    if (sqlite3_prepare_v2(q->db,
+                           ROW_COLUMNS "WHERE o.state = 2 AND (?1 IS NULL OR "
+                                       "o.channel = ?1) ORDER BY o.id",
+                           -1, &st, NULL) != SQLITE_OK)
+        return OG_ERR_IO;
+    if (channel != NULL)
+        sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
+    rc = each_row(st, cb, data, NULL, NULL, 0);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Runs an UPDATE or DELETE on dead letters selected by channel and row. */
+static og_err_t dead_exec(struct sqlite_store *q, const char *sql,
+                          const char *channel, int64_t row, uint64_t now_ms,
+                          uint64_t *count)
+{
+    sqlite3_stmt *st;
+    int rc;
+
+    if (sqlite3_prepare_v2(q->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return OG_ERR_IO;
+    if (channel != NULL)
+        sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, row);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)now_ms);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return OG_ERR_IO;
+    if (count != NULL)
+        *count = (uint64_t)sqlite3_changes(q->db);
+    return OG_OK;
+}
+
+static og_err_t sq_dead_requeue(og__store_t *s, const char *channel,
+                                int64_t row, uint64_t now_ms, uint64_t *count)
+{
+    return dead_exec((struct sqlite_store *)s,
+                     "UPDATE outbox SET state = 0, attempts = 0, next_ms = ?3 "
+                     "WHERE state = 2 AND (?1 IS NULL OR channel = ?1) AND "
+                     "(?2 = 0 OR id = ?2)",
+                     channel, row, now_ms, count);
+}
+
+static og_err_t sq_dead_purge(og__store_t *s, const char *channel,
+                              uint64_t *count)
+{
+    return dead_exec((struct sqlite_store *)s,
+                     "DELETE FROM outbox WHERE state = 2 AND (?1 IS NULL OR "
+                     "channel = ?1) AND (?2 = 0 OR id = ?2)",
+                     channel, 0, 0, count);
+}
+
 static const struct og__store_ops sqlite_ops = {
     .name = "sqlite",
     .close = sq_close,
     .schema_version = sq_schema_version,
     .accept = sq_accept,
     .outbox_count = sq_outbox_count,
+    .claim = sq_claim,
+    .complete = sq_complete,
+    .dead_list = sq_dead_list,
+    .dead_requeue = sq_dead_requeue,
+    .dead_purge = sq_dead_purge,
 };
 
 /* Runs the migrations the database lacks, each in its own transaction. */
