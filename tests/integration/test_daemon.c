@@ -140,6 +140,24 @@ static void drop(const char *inbox, const char *name, const char *text)
     put(rel, "%s", text);
 }
 
+/* Writes n event files into inbox and publishes them all at once (by
+ * renaming), so that one poll of the dropdir plugin takes them together. */
+static void burst(const char *inbox, int n, const char *text)
+{
+    char name[32], a[700], b[700];
+    int i;
+
+    for (i = 0; i < n; i++) {
+        snprintf(name, sizeof(name), "%02d.evt.tmp", i);
+        drop(inbox, name, text);
+    }
+    for (i = 0; i < n; i++) {
+        pathf(a, sizeof(a), "%s/%02d.evt.tmp", inbox, i);
+        pathf(b, sizeof(b), "%s/%02d.evt", inbox, i);
+        rename(a, b);
+    }
+}
+
 static void dropdir_channel(const char *name, const char *inbox,
                             const char *outbox)
 {
@@ -723,8 +741,7 @@ static void test_plugin_routes(void)
 static void test_stuck_subscriber(void)
 {
     pid_t pid;
-    char *r, name[32];
-    int i;
+    char *r;
 
     setup();
     put("conf/omnigate.conf", HTTP0 "[daemon]\nplugin_dir = ../plugins\n"
@@ -737,17 +754,7 @@ static void test_stuck_subscriber(void)
     put("conf/routes.d/r.conf", "[route all]\nmatch = *\nto = stuck, sink\n");
     pid = start();
     CU_ASSERT_FATAL(tu_wait_log(logfile, "ready", 1, 5000));
-    for (i = 0; i < 10; i++) {
-        snprintf(name, sizeof(name), "%02d.evt.tmp", i);
-        drop("in", name, "test.stuck\n");
-    }
-    /* publish all ten at once, so one poll takes them together */
-    for (i = 0; i < 10; i++) {
-        char a[700], b[700];
-        pathf(a, sizeof(a), "in/%02d.evt.tmp", i);
-        pathf(b, sizeof(b), "in/%02d.evt", i);
-        rename(a, b);
-    }
+    burst("in", 10, "test.stuck\n");
     /* the healthy subscriber receives everything */
     CU_ASSERT_TRUE(wait_files("sink-out", 10));
     r = admin_get("/metrics");
@@ -772,8 +779,7 @@ static void test_stuck_subscriber(void)
 static void test_accept_queue_busy(void)
 {
     pid_t pid;
-    char *r, name[32];
-    int i;
+    char *r;
 
     /* The accept queue holds 2 events: a burst of 10 meets "busy", the
      * dropdir plugin keeps those files and offers them again at its next
@@ -786,16 +792,7 @@ static void test_accept_queue_busy(void)
     put("conf/routes.d/r.conf", "[route all]\nmatch = *\nto = sink\n");
     pid = start();
     CU_ASSERT_FATAL(tu_wait_log(logfile, "ready", 1, 5000));
-    for (i = 0; i < 10; i++) {
-        snprintf(name, sizeof(name), "%02d.evt.tmp", i);
-        drop("in", name, "order.placed\n");
-    }
-    for (i = 0; i < 10; i++) {
-        char a[700], b[700];
-        pathf(a, sizeof(a), "in/%02d.evt.tmp", i);
-        pathf(b, sizeof(b), "in/%02d.evt", i);
-        rename(a, b);
-    }
+    burst("in", 10, "order.placed\n");
     CU_ASSERT_TRUE(wait_files("sink-out", 10));
     tu_sleep_ms(100);
     CU_ASSERT_EQUAL(files("sink-out"), 10);
