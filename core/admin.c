@@ -136,11 +136,51 @@ enum {
     M_COUNT
 };
 
+/* The per-instance metric families, in the order of the enum above. */
+static const struct {
+    const char *name, *type, *help;
+} fams[M_COUNT] = {
+    {"omnigate_channel_up", "gauge", "1 when the channel instance is running."},
+    {"omnigate_events_in_total", "counter",
+     "Events accepted from the channel instance."},
+    {"omnigate_events_refused_total", "counter",
+     "Events refused from the channel instance, by reason."},
+    {"omnigate_deliveries_total", "counter",
+     "Deliveries to the channel instance, by result."},
+    {"omnigate_deliveries_pending", "gauge",
+     "Deliveries the channel instance has not completed yet."},
+    {"omnigate_channel_queue_depth", "gauge",
+     "Events waiting in the channel's delivery queue."},
+    {"omnigate_channel_queue_bytes", "gauge",
+     "Bytes of events waiting in the channel's delivery queue."},
+    {"omnigate_channel_queue_overflow_total", "counter",
+     "Events not queued for the channel because its queue was full."},
+    {"omnigate_delivery_latency_seconds", "histogram",
+     "Time from acceptance to the delivery result."},
+    {NULL, NULL, NULL},
+};
+
+/* The value of a family with one plain value per instance, or -1 when
+ * the family is written otherwise. */
+static int simple_value(int which, const og_plugin_ctx_t *i,
+                        unsigned long long *v)
+{
+    switch (which) {
+    case M_IN: *v = i->events_in; return 0;
+    case M_PENDING: *v = i->npending; return 0;
+    case M_QDEPTH: *v = i->q.len; return 0;
+    case M_QBYTES: *v = i->q.bytes; return 0;
+    case M_OVERFLOW: *v = i->overflow; return 0;
+    }
+    return -1;
+}
+
 static void metric_channel(void *data, const og__chan_status_t *st)
 {
     struct mpass *m = data;
     const og_plugin_ctx_t *i = st->inst;
     og__sbuf_t *b = m->b;
+    unsigned long long v;
     size_t k;
 
     switch (m->which) {
@@ -154,11 +194,12 @@ static void metric_channel(void *data, const og__chan_status_t *st)
     }
     if (i == NULL)
         return;
+    if (simple_value(m->which, i, &v) == 0) {
+        og__sbuf_printf(b, "%s{instance=\"%s\"} %llu\n", fams[m->which].name,
+                        st->name, v);
+        return;
+    }
     switch (m->which) {
-    case M_IN:
-        og__sbuf_printf(b, "omnigate_events_in_total{instance=\"%s\"} %llu\n",
-                        st->name, (unsigned long long)i->events_in);
-        break;
     case M_REFUSED:
         for (k = 1; k < OG__REFUSE_COUNT; k++)
             og__sbuf_printf(b,
@@ -182,26 +223,6 @@ static void metric_channel(void *data, const og__chan_status_t *st)
             st->name, (unsigned long long)i->deliveries_ok, st->name,
             (unsigned long long)i->deliveries_retry, st->name,
             (unsigned long long)i->deliveries_rejected);
-        break;
-    case M_PENDING:
-        og__sbuf_printf(b, "omnigate_deliveries_pending{instance=\"%s\"} %zu\n",
-                        st->name, i->npending);
-        break;
-    case M_QDEPTH:
-        og__sbuf_printf(b,
-                        "omnigate_channel_queue_depth{instance=\"%s\"} %zu\n",
-                        st->name, i->qlen);
-        break;
-    case M_QBYTES:
-        og__sbuf_printf(b,
-                        "omnigate_channel_queue_bytes{instance=\"%s\"} %zu\n",
-                        st->name, i->qbytes);
-        break;
-    case M_OVERFLOW:
-        og__sbuf_printf(b,
-                        "omnigate_channel_queue_overflow_total{instance=\"%s\"}"
-                        " %llu\n",
-                        st->name, (unsigned long long)i->overflow);
         break;
     case M_LATENCY:
         for (k = 0; k < OG__LATENCY_BUCKETS; k++)
@@ -248,29 +269,6 @@ static long rss_bytes(void)
 
 static void get_metrics(void *data, og__http_req_t *req)
 {
-    static const struct {
-        const char *name, *type, *help;
-    } fams[M_COUNT] = {
-        {"omnigate_channel_up", "gauge",
-         "1 when the channel instance is running."},
-        {"omnigate_events_in_total", "counter",
-         "Events accepted from the channel instance."},
-        {"omnigate_events_refused_total", "counter",
-         "Events refused from the channel instance, by reason."},
-        {"omnigate_deliveries_total", "counter",
-         "Deliveries to the channel instance, by result."},
-        {"omnigate_deliveries_pending", "gauge",
-         "Deliveries the channel instance has not completed yet."},
-        {"omnigate_channel_queue_depth", "gauge",
-         "Events waiting in the channel's delivery queue."},
-        {"omnigate_channel_queue_bytes", "gauge",
-         "Bytes of events waiting in the channel's delivery queue."},
-        {"omnigate_channel_queue_overflow_total", "counter",
-         "Events not queued for the channel because its queue was full."},
-        {"omnigate_delivery_latency_seconds", "histogram",
-         "Time from acceptance to the delivery result."},
-        {NULL, NULL, NULL},
-    };
     og__daemon_t *d = data;
     og__daemon_stats_t st;
     og__sbuf_t b = {NULL, 0, 0};

@@ -51,8 +51,7 @@ struct og__daemon_s {
     og__router_t *router;
     struct slot *slots;
 
-    og_event_t **queue; /* ring buffer of accepted events */
-    size_t qcap, qhead, qlen, qbytes;
+    og__evq_t queue; /* accepted events waiting for dispatch */
     uv_idle_t dispatcher;
     uint64_t unrouted;
 
@@ -85,13 +84,23 @@ static void notify(const char *state)
  * the router changes (d->gen), so routing does not compare names for
  * every event.
  */
-#define LOOKUP_CACHE LOOKUP_CACHE_SIZE
+/* The instance of the channel called name, whatever its state. */
+static og_plugin_ctx_t *find_instance(og__daemon_t *d, const char *name)
+{
+    struct slot *s;
 
-static og_plugin_ctx_t *find_running_slow(og__daemon_t *d, const char *name);
+    for (s = d->slots; s != NULL; s = s->next)
+        if (s->inst != NULL && strcmp(s->name, name) == 0)
+            return s->inst;
+    return NULL;
+}
 
+/* The instance of channel name if it takes deliveries (running or
+ * finishing its stop), through the lookup cache. */
 static og_plugin_ctx_t *find_running(og__daemon_t *d, const char *name)
 {
-    size_t h = ((uintptr_t)name >> 4) % LOOKUP_CACHE;
+    size_t h = ((uintptr_t)name >> 4) % LOOKUP_CACHE_SIZE;
+    og_plugin_ctx_t *inst;
 
     if (d->cache_gen != d->gen) {
         memset(d->cache_name, 0, sizeof(d->cache_name));
@@ -99,26 +108,13 @@ static og_plugin_ctx_t *find_running(og__daemon_t *d, const char *name)
     }
     if (d->cache_name[h] != name) {
         d->cache_name[h] = name;
-        d->cache_inst[h] = find_running_slow(d, name);
+        d->cache_inst[h] = find_instance(d, name);
     }
-    /* state can change without a restart (stopping): check it here */
-    if (d->cache_inst[h] != NULL && d->cache_inst[h]->st != OG__INST_RUNNING &&
-        d->cache_inst[h]->st != OG__INST_STOPPING)
-        return NULL;
-    return d->cache_inst[h];
-}
-
-static og_plugin_ctx_t *find_running_slow(og__daemon_t *d, const char *name)
-{
-    struct slot *s;
-
-    for (s = d->slots; s != NULL; s = s->next)
-        if (s->inst != NULL && strcmp(s->name, name) == 0)
-            return s->inst->st == OG__INST_RUNNING ||
-                           s->inst->st == OG__INST_STOPPING
-                       ? s->inst
-                       : NULL;
-    return NULL;
+    inst = d->cache_inst[h];
+    return inst != NULL && (inst->st == OG__INST_RUNNING ||
+                            inst->st == OG__INST_STOPPING)
+               ? inst
+               : NULL;
 }
 
 static void dispatch_one(og__daemon_t *d, og_event_t *ev)
@@ -134,16 +130,12 @@ static void dispatch_one(og__daemon_t *d, og_event_t *ev)
 
         if (t == NULL)
             continue;
-        if (og__instance_enqueue(t, ev) == OG_OK) {
-            /* Straight through while the channel has capacity; only the
-             * excess over max_inflight waits in its queue. */
-            if (og__instance_drainable(t))
-                og__instance_drain(t, DISPATCH_BATCH);
-        } else if (t->overflow == 1 || t->overflow % 1000 == 0)
+        if (og__instance_enqueue(t, ev) == OG_ERR_BUSY &&
+            (t->overflow == 1 || t->overflow % 1000 == 0))
             og__log(OG_LOG_ERROR, targets[i],
                     "delivery queue full (queue_max %zu, %zu pending): "
                     "event %s (%s) not delivered to this channel; %llu so far",
-                    t->qcap, t->npending, ev->id, ev->type,
+                    t->q.cap, t->npending, ev->id, ev->type,
                     (unsigned long long)t->overflow);
     }
 }
@@ -156,13 +148,9 @@ static void dispatch(og__daemon_t *d, size_t max)
     struct slot *s;
     int more = 0;
 
-    while (d->qlen > 0 && max-- > 0) {
-        og_event_t *ev = d->queue[d->qhead];
+    while (d->queue.len > 0 && max-- > 0) {
+        og_event_t *ev = og__evq_pop(&d->queue);
 
-        d->queue[d->qhead] = NULL;
-        d->qhead = (d->qhead + 1) % d->qcap;
-        d->qlen--;
-        d->qbytes -= ev->len;
         dispatch_one(d, ev);
         og__event_unref(ev);
     }
@@ -173,7 +161,7 @@ static void dispatch(og__daemon_t *d, size_t max)
         if (s->inst != NULL && og__instance_drainable(s->inst))
             more = 1;
     }
-    if (d->qlen == 0 && !more)
+    if (d->queue.len == 0 && !more)
         uv_idle_stop(&d->dispatcher);
 }
 
@@ -196,12 +184,9 @@ static og_err_t enqueue(void *data, og_plugin_ctx_t *from, og_event_t *ev)
     og__daemon_t *d = data;
 
     (void)from;
-    if (d->qlen == d->qcap)
+    if (og__evq_push(&d->queue, ev) != 0)
         return OG_ERR_BUSY;
-    d->queue[(d->qhead + d->qlen) % d->qcap] = og__event_ref(ev);
-    d->qlen++;
-    d->qbytes += ev->len;
-    if (d->qlen == 1)
+    if (d->queue.len == 1)
         uv_idle_start(&d->dispatcher, on_idle);
     return OG_OK;
 }
@@ -621,9 +606,9 @@ void og__daemon_foreach_channel(og__daemon_t *d,
 
 void og__daemon_stats(og__daemon_t *d, og__daemon_stats_t *st)
 {
-    st->queue_depth = d->qlen;
-    st->queue_capacity = d->qcap;
-    st->queue_bytes = d->qbytes;
+    st->queue_depth = d->queue.len;
+    st->queue_capacity = d->queue.cap;
+    st->queue_bytes = d->queue.bytes;
     st->unrouted = d->unrouted;
     st->stopping = d->shutting_down != 0;
     st->public_connections = d->pub ? og__http_server_connections(d->pub) : 0;
@@ -691,8 +676,7 @@ int og__daemon_run(const char *conf_path, const char *plugin_dir)
     d.core.kick = kick;
     d.core.kick_data = &d;
     d.core.max_event_bytes = (size_t)d.conf->max_event_bytes;
-    d.qcap = (size_t)d.conf->queue_max;
-    d.queue = og__xcalloc(d.qcap, sizeof(*d.queue));
+    og__evq_init(&d.queue, (size_t)d.conf->queue_max);
     uv_idle_init(&d.loop, &d.dispatcher);
     d.dispatcher.data = &d;
     uv_signal_init(&d.loop, &d.sig_term);
@@ -729,17 +713,11 @@ int og__daemon_run(const char *conf_path, const char *plugin_dir)
     uv_run(&d.loop, UV_RUN_DEFAULT);
 out:
     /* The queue is empty unless the shutdown timeout cut deliveries. */
-    if (d.qlen > 0) {
+    if (d.queue.len > 0)
         og__log(OG_LOG_WARNING, NULL,
-                "%zu accepted events were not "
-                "delivered before exit",
-                d.qlen);
-        while (d.qlen > 0) {
-            og__event_unref(d.queue[d.qhead]);
-            d.qhead = (d.qhead + 1) % d.qcap;
-            d.qlen--;
-        }
-    }
+                "%zu accepted events were not delivered before exit",
+                d.queue.len);
+    og__evq_clear(&d.queue);
     rc = uv_loop_close(&d.loop);
     if (rc != 0) {
         og__log(OG_LOG_ERROR, NULL, "event loop not clean at exit: %s",
@@ -750,7 +728,6 @@ out:
     og__router_free(d.router);
     og__instance_free_deliveries();
     og__conf_free(d.conf);
-    free(d.queue);
     free(d.conf_path);
     free(d.plugin_dir);
     og__log(OG_LOG_NOTICE, NULL, "exited");

@@ -495,38 +495,39 @@ static int header_limit(struct conn *c, size_t n)
     return c->header_bytes > c->srv->limits.max_header_bytes;
 }
 
-static int on_header_field(http_parser *p, const char *at, size_t n)
+/* Appends to the current header's name or value; a name after a value
+ * starts a new header. */
+static int header_part(http_parser *p, const char *at, size_t n, int value)
 {
     struct conn *c = p->data;
     og__http_req_t *r = c->cur;
+    char **part;
     size_t len;
 
     if (header_limit(c, n))
         return fail(c, 431, "request headers too large");
-    if (c->last_was_value) {
+    if (!value && c->last_was_value) {
         if (r->nhdrs >= c->srv->limits.max_headers)
             return fail(c, 431, "too many request headers");
         r->hdrs = og__xrealloc(r->hdrs, (r->nhdrs + 1) * sizeof(*r->hdrs));
         r->hdrs[r->nhdrs].name = og__xstrdup("");
         r->hdrs[r->nhdrs].value = og__xstrdup("");
         r->nhdrs++;
-        c->last_was_value = 0;
     }
-    len = strlen(r->hdrs[r->nhdrs - 1].name);
-    return og__mem_append(&r->hdrs[r->nhdrs - 1].name, &len, at, n);
+    c->last_was_value = value;
+    part = value ? &r->hdrs[r->nhdrs - 1].value : &r->hdrs[r->nhdrs - 1].name;
+    len = strlen(*part);
+    return og__mem_append(part, &len, at, n);
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t n)
+{
+    return header_part(p, at, n, 0);
 }
 
 static int on_header_value(http_parser *p, const char *at, size_t n)
 {
-    struct conn *c = p->data;
-    og__http_req_t *r = c->cur;
-    size_t len;
-
-    if (header_limit(c, n))
-        return fail(c, 431, "request headers too large");
-    c->last_was_value = 1;
-    len = strlen(r->hdrs[r->nhdrs - 1].value);
-    return og__mem_append(&r->hdrs[r->nhdrs - 1].value, &len, at, n);
+    return header_part(p, at, n, 1);
 }
 
 static const struct route *find_route(og__http_server_t *s, const char *method,

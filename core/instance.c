@@ -53,6 +53,19 @@ const double og__latency_bounds[OG__LATENCY_BUCKETS] = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5};
 
 static void unmount_all(og_plugin_ctx_t *inst);
+static void host_timer_stop(og_timer_t *t);
+
+/*
+ * Cancels what a plugin left running: its HTTP requests (callbacks first,
+ * so that it can free per-request data), its timers and its routes.
+ */
+static void cancel_leftovers(og_plugin_ctx_t *inst)
+{
+    og__http_cancel_owner(inst->core->http, inst);
+    while (inst->timers != NULL)
+        host_timer_stop(inst->timers);
+    unmount_all(inst);
+}
 
 const char *og__inst_state_name(og__inst_state_t s)
 {
@@ -76,12 +89,7 @@ static void inst_unref(og_plugin_ctx_t *inst)
 {
     if (--inst->refs > 0)
         return;
-    while (inst->qlen > 0) {
-        og__event_unref(inst->q[inst->qhead]);
-        inst->qhead = (inst->qhead + 1) % inst->qalloc;
-        inst->qlen--;
-    }
-    free(inst->q);
+    og__evq_clear(&inst->q);
     free(inst->metrics);
     og__plugin_close(inst->plugin);
     og__chconf_free(inst->conf);
@@ -101,7 +109,8 @@ og_plugin_ctx_t *og__instance_create(og__core_t *core, og__plugin_t *p,
     inst->conf = og__chconf_dup(conf);
     inst->refs = 1;
     inst->st = OG__INST_INIT;
-    inst->qcap = conf->queue_max > 0 ? (size_t)conf->queue_max : 10000;
+    og__evq_init(&inst->q,
+                 conf->queue_max > 0 ? (size_t)conf->queue_max : 10000);
     inst->max_inflight =
         conf->max_inflight > 0 ? (size_t)conf->max_inflight : 64;
     rc = p->def->init(inst, &inst->state);
@@ -110,10 +119,7 @@ og_plugin_ctx_t *og__instance_create(og__core_t *core, og__plugin_t *p,
                  p->def->name, og_strerror(rc), inst->last_error[0] ? ": " : "",
                  inst->last_error);
         /* init failed: destroy() is not called; drop anything it started. */
-        og__http_cancel_owner(core->http, inst);
-        while (inst->timers != NULL)
-            og__host_api.timer_stop(inst->timers);
-        unmount_all(inst);
+        cancel_leftovers(inst);
         inst->st = OG__INST_FAILED;
         inst_unref(inst);
         return NULL;
@@ -197,6 +203,24 @@ static void delivery_result(og_plugin_ctx_t *inst, const og_event_t *ev,
     }
 }
 
+static void delivery_free(struct og_delivery_s *d);
+
+/* Unlinks d, drops its event reference and recycles it. */
+static void delivery_release(struct og_delivery_s *d)
+{
+    delivery_unlink(d);
+    og__event_unref(d->ev);
+    delivery_free(d);
+}
+
+/* Accounts for d's outcome and releases it. */
+static void delivery_finish(struct og_delivery_s *d, og_err_t rc,
+                            const char *reason)
+{
+    delivery_result(d->inst, d->ev, rc, reason);
+    delivery_release(d);
+}
+
 /* Delivery records come from a small free list: one per event and
  * destination otherwise costs a malloc and a free. Loop thread only. */
 static struct og_delivery_s *free_deliveries;
@@ -260,10 +284,7 @@ void og__instance_deliver(og_plugin_ctx_t *inst, og_event_t *ev)
         inst_unref(inst);
         return;
     }
-    delivery_unlink(d);
-    delivery_result(inst, ev, rc, NULL);
-    og__event_unref(d->ev);
-    delivery_free(d);
+    delivery_finish(d, rc, NULL);
     inst_unref(inst);
 }
 
@@ -271,39 +292,24 @@ og_err_t og__instance_enqueue(og_plugin_ctx_t *inst, og_event_t *ev)
 {
     if (inst->st != OG__INST_RUNNING && inst->st != OG__INST_STOPPING)
         return OG_ERR_STOPPING;
-    if (inst->qlen == 0 && inst->npending < inst->max_inflight) {
+    if (inst->q.len == 0 && inst->npending < inst->max_inflight) {
         /* Nothing waiting and capacity free: straight to send(). */
         og__instance_deliver(inst, ev);
         return OG_OK;
     }
-    if (inst->qlen == inst->qcap) {
+    if (og__evq_push(&inst->q, ev) != 0) {
         inst->overflow++;
         return OG_ERR_BUSY;
     }
-    if (inst->qlen == inst->qalloc) {
-        /* Grow on demand up to qcap, so idle channels cost little. */
-        size_t n = inst->qalloc ? inst->qalloc * 2 : 16, i;
-        og_event_t **q;
-
-        if (n > inst->qcap)
-            n = inst->qcap;
-        q = og__xcalloc(n, sizeof(*q));
-        for (i = 0; i < inst->qlen; i++)
-            q[i] = inst->q[(inst->qhead + i) % inst->qalloc];
-        free(inst->q);
-        inst->q = q;
-        inst->qalloc = n;
-        inst->qhead = 0;
-    }
-    inst->q[(inst->qhead + inst->qlen) % inst->qalloc] = og__event_ref(ev);
-    inst->qlen++;
-    inst->qbytes += ev->len;
+    /* Capacity may have come back since the queue last moved. */
+    if (og__instance_drainable(inst))
+        og__instance_drain(inst, inst->q.len);
     return OG_OK;
 }
 
 int og__instance_drainable(const og_plugin_ctx_t *inst)
 {
-    return inst->qlen > 0 && inst->npending < inst->max_inflight &&
+    return inst->q.len > 0 && inst->npending < inst->max_inflight &&
            (inst->st == OG__INST_RUNNING || inst->st == OG__INST_STOPPING);
 }
 
@@ -313,12 +319,8 @@ size_t og__instance_drain(og_plugin_ctx_t *inst, size_t budget)
 
     inst->refs++; /* send() may not free us */
     while (n < budget && og__instance_drainable(inst)) {
-        og_event_t *ev = inst->q[inst->qhead];
+        og_event_t *ev = og__evq_pop(&inst->q);
 
-        inst->q[inst->qhead] = NULL;
-        inst->qhead = (inst->qhead + 1) % inst->qalloc;
-        inst->qlen--;
-        inst->qbytes -= ev->len;
         og__instance_deliver(inst, ev);
         og__event_unref(ev);
         n++;
@@ -349,11 +351,8 @@ static void host_delivery_complete(og_delivery_t *d, og_err_t result,
     inst = d->inst;
     if (result == OG_PENDING)
         result = OG_ERR_INTERNAL;
-    delivery_unlink(d);
-    delivery_result(inst, d->ev, result, reason);
-    og__event_unref(d->ev);
-    delivery_free(d);
-    if (inst->qlen > 0 && inst->core->kick != NULL)
+    delivery_finish(d, result, reason);
+    if (inst->q.len > 0 && inst->core->kick != NULL)
         inst->core->kick(inst->core->kick_data);
     if (inst->st == OG__INST_STOPPING)
         maybe_finish_stop(inst);
@@ -428,26 +427,17 @@ static void stop_timer_closed(uv_handle_t *h)
     inst_unref(h->data);
 }
 
-/*
- * Cancels what the plugin left running (callbacks first, so that it can
- * free per-request data), calls destroy() and drops abandoned deliveries.
- */
+/* Cancels what the plugin left running, calls destroy() and drops
+ * abandoned deliveries. */
 static void teardown(og_plugin_ctx_t *inst)
 {
     inst->st = OG__INST_STOPPING;
     inst->stop_acked = 1; /* refuse new HTTP requests from callbacks */
-    og__http_cancel_owner(inst->core->http, inst);
-    while (inst->timers != NULL)
-        host_timer_stop(inst->timers);
-    unmount_all(inst);
+    cancel_leftovers(inst);
     inst->plugin->def->destroy(inst->state);
     inst->state = NULL;
-    while (inst->pending != NULL) {
-        struct og_delivery_s *d = inst->pending;
-        delivery_unlink(d);
-        og__event_unref(d->ev);
-        delivery_free(d);
-    }
+    while (inst->pending != NULL)
+        delivery_release(inst->pending);
 }
 
 static void finish_stop(og_plugin_ctx_t *inst, int timed_out)
@@ -464,7 +454,7 @@ static void finish_stop(og_plugin_ctx_t *inst, int timed_out)
         og__log(OG_LOG_WARNING, name,
                 "shutdown timeout reached with %zu deliveries in flight and "
                 "%zu queued%s",
-                abandoned, inst->qlen,
+                abandoned, inst->q.len,
                 inst->stop_acked ? "" : "; stop() unfinished");
     teardown(inst);
     inst->st = OG__INST_STOPPED;
@@ -476,7 +466,7 @@ static void finish_stop(og_plugin_ctx_t *inst, int timed_out)
 static void maybe_finish_stop(og_plugin_ctx_t *inst)
 {
     if (inst->st == OG__INST_STOPPING && inst->stop_acked &&
-        inst->npending == 0 && inst->nreqs == 0 && inst->qlen == 0 &&
+        inst->npending == 0 && inst->nreqs == 0 && inst->q.len == 0 &&
         og__http_inflight(inst->core->http, inst) == 0)
         finish_stop(inst, 0);
 }
@@ -515,7 +505,7 @@ void og__instance_stop(og_plugin_ctx_t *inst, uint64_t timeout_ms,
     if (rc != OG_PENDING)
         inst->stop_acked = 1;
     if (inst->stop_acked && inst->npending == 0 && inst->nreqs == 0 &&
-        inst->qlen == 0 && og__http_inflight(inst->core->http, inst) == 0) {
+        inst->q.len == 0 && og__http_inflight(inst->core->http, inst) == 0) {
         finish_stop(inst, 0);
         return;
     }

@@ -11,6 +11,7 @@
 
 #include "conf.h"
 #include "event.h"
+#include "evq.h"
 #include "http_client.h"
 #include "http_server.h"
 #include "plugin.h"
@@ -74,8 +75,7 @@ struct og_plugin_ctx_s {
 
     /* The instance's delivery queue: events routed here wait until fewer
      * than max_inflight deliveries are pending. */
-    og_event_t **q;
-    size_t qalloc, qcap, qhead, qlen, qbytes;
+    og__evq_t q;
     size_t max_inflight;
     uint64_t overflow; /* events refused because the queue was full */
     size_t npending;

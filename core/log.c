@@ -39,11 +39,6 @@ void og__log_set_level(og_log_level_t level)
         max_level = level;
 }
 
-og_log_level_t og__log_get_level(void)
-{
-    return max_level;
-}
-
 int og__log_level_parse(const char *s, og_log_level_t *out)
 {
     size_t i;

@@ -11,7 +11,6 @@
 #include <omnigate/og_types.h>
 
 void og__log_set_level(og_log_level_t level);
-og_log_level_t og__log_get_level(void);
 /* Parses "error", "warning", "notice", "info", "debug". */
 int og__log_level_parse(const char *s, og_log_level_t *out);
 

@@ -156,17 +156,6 @@ out:
     return rc;
 }
 
-void og_testhost_run(og_testhost_t *th, uint64_t timeout_ms)
-{
-    uint64_t end = uv_now(&th->loop) + timeout_ms;
-
-    while (uv_now(&th->loop) < end) {
-        uv_run(&th->loop, UV_RUN_NOWAIT);
-        uv_sleep(1);
-        uv_update_time(&th->loop);
-    }
-}
-
 int og_testhost_run_until(og_testhost_t *th, int (*pred)(void *data),
                           void *data, uint64_t timeout_ms)
 {
@@ -182,6 +171,17 @@ int og_testhost_run_until(og_testhost_t *th, int (*pred)(void *data),
         uv_update_time(&th->loop);
     }
     return pred(data);
+}
+
+static int never(void *data)
+{
+    (void)data;
+    return 0;
+}
+
+void og_testhost_run(og_testhost_t *th, uint64_t timeout_ms)
+{
+    og_testhost_run_until(th, never, NULL, timeout_ms);
 }
 
 size_t og_testhost_emitted_count(const og_testhost_t *th)
