@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "durable.h"
 #include "instance.h"
 #include "util.h"
 
@@ -128,9 +129,6 @@ enum {
     M_REFUSED,
     M_DELIVERIES,
     M_PENDING,
-    M_QDEPTH,
-    M_QBYTES,
-    M_OVERFLOW,
     M_LATENCY,
     M_PLUGIN,
     M_COUNT
@@ -149,12 +147,6 @@ static const struct {
      "Deliveries to the channel instance, by result."},
     {"omnigate_deliveries_pending", "gauge",
      "Deliveries the channel instance has not completed yet."},
-    {"omnigate_channel_queue_depth", "gauge",
-     "Events waiting in the channel's delivery queue."},
-    {"omnigate_channel_queue_bytes", "gauge",
-     "Bytes of events waiting in the channel's delivery queue."},
-    {"omnigate_channel_queue_overflow_total", "counter",
-     "Events not queued for the channel because its queue was full."},
     {"omnigate_delivery_latency_seconds", "histogram",
      "Time from acceptance to the delivery result."},
     {NULL, NULL, NULL},
@@ -168,9 +160,6 @@ static int simple_value(int which, const og_plugin_ctx_t *i,
     switch (which) {
     case M_IN: *v = i->events_in; return 0;
     case M_PENDING: *v = i->npending; return 0;
-    case M_QDEPTH: *v = i->q.len; return 0;
-    case M_QBYTES: *v = i->q.bytes; return 0;
-    case M_OVERFLOW: *v = i->overflow; return 0;
     }
     return -1;
 }
@@ -254,6 +243,82 @@ static void metric_channel(void *data, const og__chan_status_t *st)
     }
 }
 
+/* A family with one unlabelled value. */
+static void scalar(og__sbuf_t *b, const char *name, const char *type,
+                   const char *help, uint64_t v)
+{
+    family(b, name, type, help);
+    og__sbuf_printf(b, "%s %llu\n", name, (unsigned long long)v);
+}
+
+/* Per-channel outbox families, one pass each. */
+static const struct {
+    const char *name, *type, *help;
+} ofams[] = {
+    {"omnigate_outbox_waiting", "gauge",
+     "Deliveries not completed yet (in memory, in flight or in the store)."},
+    {"omnigate_outbox_queued", "gauge",
+     "Of them, held in the channel's queue in memory."},
+    {"omnigate_dead_letters", "gauge", "Dead letters of the channel."},
+    {"omnigate_delivery_retries_total", "counter",
+     "Delivery attempts that failed transiently and were scheduled again."},
+    {"omnigate_dead_letters_total", "counter",
+     "Deliveries that became dead letters since the start."},
+};
+
+struct opass {
+    og__sbuf_t *b;
+    size_t which;
+};
+
+static void outbox_metric(void *data, const og__chan_stats_t *c)
+{
+    struct opass *o = data;
+    uint64_t v[] = {c->waiting, c->queued, c->dead, c->retries, c->dead_new};
+
+    og__sbuf_printf(o->b, "%s{channel=\"%s\"} %llu\n", ofams[o->which].name,
+                    c->channel, (unsigned long long)v[o->which]);
+}
+
+static void store_metrics(og__sbuf_t *b, og__durable_t *dur)
+{
+    og__durable_stats_t st;
+    struct opass o = {b, 0};
+
+    og__durable_stats(dur, &st);
+    for (o.which = 0; o.which < OG__ARRAY_SIZE(ofams); o.which++) {
+        family(b, ofams[o.which].name, ofams[o.which].type,
+               ofams[o.which].help);
+        og__durable_foreach_channel(dur, outbox_metric, &o);
+    }
+    scalar(b, "omnigate_store_commits_total", "counter",
+           "Store transactions committed (each one fsync with durability "
+           "= power).",
+           st.commits);
+    scalar(b, "omnigate_store_events_total", "counter",
+           "Events committed to the store.", st.events);
+    family(b, "omnigate_store_answers_total", "counter",
+           "Emits answered other than by a new commit, by answer.");
+    og__sbuf_printf(b,
+                    "omnigate_store_answers_total{answer=\"duplicate\"} "
+                    "%llu\n"
+                    "omnigate_store_answers_total{answer=\"conflict\"} %llu\n"
+                    "omnigate_store_answers_total{answer=\"busy\"} %llu\n",
+                    (unsigned long long)st.duplicates,
+                    (unsigned long long)st.conflicts,
+                    (unsigned long long)st.busy);
+    scalar(b, "omnigate_store_failures_total", "counter",
+           "Commits the store failed (disk full, I/O error).", st.failures);
+    scalar(b, "omnigate_store_backlog", "gauge",
+           "Undelivered deliveries, all channels (max_backlog bounds it).",
+           st.backlog);
+    scalar(b, "omnigate_store_batch", "gauge",
+           "Events waiting for the next commit.", st.batch);
+    scalar(b, "omnigate_store_degraded", "gauge",
+           "1 while the store fails commits (ingress answers 503).",
+           (uint64_t)st.degraded);
+}
+
 static long rss_bytes(void)
 {
     long pages = 0, resident = 0;
@@ -282,15 +347,7 @@ static void get_metrics(void *data, og__http_req_t *req)
                    fams[m.which].help);
         og__daemon_foreach_channel(d, metric_channel, &m);
     }
-    family(&b, "omnigate_queue_depth", "gauge",
-           "Accepted events waiting for dispatch.");
-    og__sbuf_printf(&b, "omnigate_queue_depth %zu\n", st.queue_depth);
-    family(&b, "omnigate_queue_bytes", "gauge",
-           "Bytes of accepted events waiting for dispatch.");
-    og__sbuf_printf(&b, "omnigate_queue_bytes %zu\n", st.queue_bytes);
-    family(&b, "omnigate_queue_capacity", "gauge",
-           "Bound of the dispatch queue (queue_max).");
-    og__sbuf_printf(&b, "omnigate_queue_capacity %zu\n", st.queue_capacity);
+    store_metrics(&b, og__daemon_durable(d));
     family(&b, "omnigate_events_unrouted_total", "counter",
            "Accepted events that matched no route.");
     og__sbuf_printf(&b, "omnigate_events_unrouted_total %llu\n",
@@ -310,9 +367,141 @@ static void get_metrics(void *data, og__http_req_t *req)
     og__sbuf_free(&b);
 }
 
+/* ---- /v1/outbox and /v1/dead-letters ------------------------------- */
+
+struct olist {
+    og__sbuf_t b;
+    int n;
+};
+
+static void outbox_channel(void *data, const og__chan_stats_t *c)
+{
+    struct olist *l = data;
+    char name[256];
+
+    og__json_escape(name, sizeof(name), c->channel);
+    og__sbuf_printf(&l->b,
+                    "%s{\"channel\":%s,\"waiting\":%llu,\"queued\":%llu,"
+                    "\"dead\":%llu}",
+                    l->n++ ? "," : "", name, (unsigned long long)c->waiting,
+                    (unsigned long long)c->queued, (unsigned long long)c->dead);
+}
+
+static void get_outbox(void *data, og__http_req_t *req)
+{
+    og__durable_t *dur = og__daemon_durable(data);
+    og__durable_stats_t st;
+    struct olist l = {{NULL, 0, 0}, 0};
+    char err[600];
+
+    og__durable_stats(dur, &st);
+    if (st.last_error[0])
+        og__json_escape(err, sizeof(err), st.last_error);
+    else
+        snprintf(err, sizeof(err), "null");
+    og__sbuf_printf(&l.b,
+                    "{\"backlog\":%llu,\"max_backlog\":%llu,\"batch\":%zu,"
+                    "\"degraded\":%s,\"last_error\":%s,\"channels\":[",
+                    (unsigned long long)st.backlog,
+                    (unsigned long long)st.max_backlog, st.batch,
+                    st.degraded ? "true" : "false", err);
+    og__durable_foreach_channel(dur, outbox_channel, &l);
+    og__sbuf_printf(&l.b, "]}");
+    og__http_respond(req, 200, "application/json", NULL, l.b.p, l.b.n);
+    og__sbuf_free(&l.b);
+}
+
+/* The value of name in the query string (no percent-decoding: channel
+ * names and row ids need none); 0 when absent or too long. */
+static int query_param(const char *q, const char *name, char *out, size_t size)
+{
+    size_t nl = strlen(name);
+
+    while (q != NULL && *q != '\0') {
+        const char *end = strchr(q, '&');
+        size_t len = end ? (size_t)(end - q) : strlen(q);
+
+        if (len > nl && strncmp(q, name, nl) == 0 && q[nl] == '=') {
+            if (len - nl - 1 >= size)
+                return 0;
+            memcpy(out, q + nl + 1, len - nl - 1);
+            out[len - nl - 1] = '\0';
+            return 1;
+        }
+        q = end ? end + 1 : NULL;
+    }
+    return 0;
+}
+
+static void dead_answer(void *data, og_err_t rc, const char *json)
+{
+    og__http_req_t *req = data;
+
+    if (rc != OG_OK) {
+        og__http_respond_error(req, rc == OG_ERR_STOPPING ? 503 : 500,
+                               "dead letters: %s", og_strerror(rc));
+        return;
+    }
+    og__http_respond(req, 200, "application/json", NULL, json, strlen(json));
+}
+
+static void dead_op(og__daemon_t *d, og__http_req_t *req, og__dead_op_t op)
+{
+    const char *q = og__http_req_query(req);
+    char channel[128], id[32];
+    int have_channel = query_param(q, "channel", channel, sizeof(channel));
+    long long row = 0;
+
+    if (have_channel && !og__is_ident(channel, 1)) {
+        og__http_respond_error(req, 400, "channel: not a valid channel name");
+        return;
+    }
+    if (query_param(q, "id", id, sizeof(id))) {
+        char *end;
+
+        row = strtoll(id, &end, 10);
+        if (*end != '\0' || row <= 0) {
+            og__http_respond_error(req, 400,
+                                   "id: expected a dead letter's row id "
+                                   "(a positive integer), got '%s'",
+                                   id);
+            return;
+        }
+        if (op == OG__DEAD_PURGE) {
+            og__http_respond_error(req, 400,
+                                   "id: purge takes a channel or nothing, "
+                                   "not one row");
+            return;
+        }
+    }
+    og__durable_dead(og__daemon_durable(d), op, have_channel ? channel : NULL,
+                     row, dead_answer, req);
+}
+
+static void get_dead(void *data, og__http_req_t *req)
+{
+    dead_op(data, req, OG__DEAD_LIST);
+}
+
+static void post_requeue(void *data, og__http_req_t *req)
+{
+    dead_op(data, req, OG__DEAD_REQUEUE);
+}
+
+static void post_purge(void *data, og__http_req_t *req)
+{
+    dead_op(data, req, OG__DEAD_PURGE);
+}
+
 void og__admin_mount(og__http_server_t *admin, og__daemon_t *d)
 {
     og__http_server_mount(admin, "GET", "/health", 0, get_health, d, d);
     og__http_server_mount(admin, "GET", "/metrics", 0, get_metrics, d, d);
     og__http_server_mount(admin, "GET", "/v1/channels", 0, get_channels, d, d);
+    og__http_server_mount(admin, "GET", "/v1/outbox", 0, get_outbox, d, d);
+    og__http_server_mount(admin, "GET", "/v1/dead-letters", 0, get_dead, d, d);
+    og__http_server_mount(admin, "POST", "/v1/dead-letters/requeue", 0,
+                          post_requeue, d, d);
+    og__http_server_mount(admin, "POST", "/v1/dead-letters/purge", 0,
+                          post_purge, d, d);
 }

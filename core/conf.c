@@ -207,6 +207,22 @@ static void daemon_key(struct parse *p, const char *key, const char *value)
             err(p, "queue_max: %s, got '%s'", why, value);
         else if (c->queue_max < 1 || c->queue_max > 10000000)
             err(p, "queue_max: must be between 1 and 10000000, got %s", value);
+    } else if (strcmp(key, "durability") == 0) {
+        if (strcmp(value, "power") == 0)
+            c->durability_power = 1;
+        else if (strcmp(value, "process") == 0)
+            c->durability_power = 0;
+        else
+            err(p, "durability: expected power or process, got '%s'", value);
+    } else if (strcmp(key, "dedup_window") == 0) {
+        if (og__parse_duration_ms(value, &c->dedup_window_ms, why,
+                                  sizeof(why)) != OG_OK)
+            err(p, "dedup_window: %s, got '%s'", why, value);
+    } else if (strcmp(key, "max_backlog") == 0) {
+        if (og__parse_int(value, &c->max_backlog, why, sizeof(why)) != OG_OK)
+            err(p, "max_backlog: %s, got '%s'", why, value);
+        else if (c->max_backlog < 1)
+            err(p, "max_backlog: must be at least 1, got %s", value);
     } else if (strcmp(key, "max_event_size") == 0) {
         uint64_t v;
 
@@ -221,7 +237,8 @@ static void daemon_key(struct parse *p, const char *key, const char *value)
         err(p,
             "unknown key '%s' in [daemon] (known: plugin_dir, state_dir, "
             "channels_dir, routes_dir, shutdown_timeout, log_level, "
-            "queue_max, max_event_size)",
+            "queue_max, max_event_size, durability, dedup_window, "
+            "max_backlog)",
             key);
     }
 }
@@ -408,10 +425,22 @@ static void channel_key(struct parse *p, const char *section, const char *key,
         } else if (strcmp(key, "required") == 0) {
             if (og__parse_bool(value, &ch->required, why, sizeof(why)) != OG_OK)
                 err(p, "required: %s, got '%s'", why, value);
+        } else if (strcmp(key, "retry_base") == 0 ||
+                   strcmp(key, "retry_max") == 0 ||
+                   strcmp(key, "retry_lifetime") == 0) {
+            uint64_t *dst = key[6] == 'b'   ? &ch->retry_base_ms
+                            : key[6] == 'm' ? &ch->retry_max_ms
+                                            : &ch->retry_lifetime_ms;
+
+            if (og__parse_duration_ms(value, dst, why, sizeof(why)) != OG_OK)
+                err(p, "%s: %s, got '%s'", key, why, value);
+            else if (*dst < 1)
+                err(p, "%s: must be at least 1ms, got %s", key, value);
         } else {
             err(p,
                 "unknown key '%s' in [channel] (known: name, plugin, "
-                "enabled, required, queue_max, max_inflight; plugin "
+                "enabled, required, queue_max, max_inflight, retry_base, "
+                "retry_max, retry_lifetime; plugin "
                 "settings go in [config])",
                 key);
         }
@@ -583,6 +612,9 @@ static void load_channel(struct parse *p, const char *file)
     ch.enabled = 1;
     ch.queue_max = 10000;
     ch.max_inflight = 64;
+    ch.retry_base_ms = 1000;
+    ch.retry_max_ms = 3600 * 1000;
+    ch.retry_lifetime_ms = 24ull * 3600 * 1000;
     p->ch = &ch;
     reset_sections(p);
     parse_file(p, file, FILE_CHANNEL);
@@ -658,6 +690,9 @@ og__conf_t *og__conf_load_partial(const char *path,
     c->log_level = OG_LOG_INFO;
     c->queue_max = 65536;
     c->max_event_bytes = 256 * 1024;
+    c->durability_power = 1;
+    c->dedup_window_ms = 24ull * 3600 * 1000;
+    c->max_backlog = 1000000;
     c->public_listen = og__xstrdup("127.0.0.1:8088");
     c->admin_listen = og__xstrdup("127.0.0.1:8089");
     c->http_max_header_bytes = 32 * 1024;

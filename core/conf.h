@@ -43,10 +43,13 @@ typedef struct og__chconf_s {
     int config_line; /* line of [config], or 0 */
     char *plugin;    /* plugin name */
     int plugin_line;
-    int enabled;          /* enabled = yes (default) */
-    int required;         /* required = no (default) */
-    int64_t queue_max;    /* this channel's delivery queue, in events */
-    int64_t max_inflight; /* deliveries awaiting the plugin at once */
+    int enabled;                /* enabled = yes (default) */
+    int required;               /* required = no (default) */
+    int64_t queue_max;          /* this channel's delivery queue, in events */
+    int64_t max_inflight;       /* deliveries awaiting the plugin at once */
+    uint64_t retry_base_ms;     /* first retry after about this long */
+    uint64_t retry_max_ms;      /* longest wait between attempts */
+    uint64_t retry_lifetime_ms; /* then the delivery is a dead letter */
     og__opt_t *opts;
     size_t nopts;
 } og__chconf_t;
@@ -72,8 +75,11 @@ typedef struct og__conf_s {
     char *state_dir;
     uint64_t shutdown_timeout_ms;
     og_log_level_t log_level;
-    int64_t queue_max;       /* bound of the dispatch queue, in events */
-    int64_t max_event_bytes; /* largest accepted envelope */
+    int64_t queue_max;        /* bound of the dispatch queue, in events */
+    int64_t max_event_bytes;  /* largest accepted envelope */
+    int durability_power;     /* durability = power (1) or process (0) */
+    uint64_t dedup_window_ms; /* ids are idempotency keys this long */
+    int64_t max_backlog;      /* undelivered deliveries before 503 */
     /* [http] */
     char *public_listen; /* "127.0.0.1:8088" or "unix:/path" */
     char *admin_listen;  /* "127.0.0.1:8089" or "unix:/path" */

@@ -5,8 +5,9 @@
  * [config] keys) before anything is initialised. Each channel runs in a
  * slot; a reload (SIGHUP) loads and validates the new configuration first,
  * then stops, starts or restarts only the slots whose fingerprint changed.
- * Accepted events wait in one bounded dispatch queue that a uv_idle_t
- * drains into the routed instances' send().
+ * Accepted events are routed and handed to the durable pipeline
+ * (durable.c), which commits them with their deliveries and feeds the
+ * channels.
  */
 #include "config.h"
 
@@ -20,6 +21,7 @@
 
 #include "admin.h"
 #include "daemon.h"
+#include "durable.h"
 #include "http_server.h"
 #include "notify.h"
 #include "log.h"
@@ -27,7 +29,6 @@
 #include "util.h"
 
 #define MAX_TARGETS 64
-#define DISPATCH_BATCH 1024
 #define LOOKUP_CACHE_SIZE 16
 
 /* One configured, enabled channel. */
@@ -48,11 +49,11 @@ struct og__daemon_s {
     og__conf_t *conf;
     char *conf_path;
     char *plugin_dir;
+    char *state_dir; /* --state-dir, or NULL */
     og__router_t *router;
     struct slot *slots;
 
-    og__evq_t queue; /* accepted events waiting for dispatch */
-    uv_idle_t dispatcher;
+    og__durable_t *dur;
     uint64_t unrouted;
 
     og__http_server_t *pub; /* public listener (plugin routes) */
@@ -111,84 +112,47 @@ static og_plugin_ctx_t *find_running(og__daemon_t *d, const char *name)
         d->cache_inst[h] = find_instance(d, name);
     }
     inst = d->cache_inst[h];
-    return inst != NULL && (inst->st == OG__INST_RUNNING ||
-                            inst->st == OG__INST_STOPPING)
-               ? inst
-               : NULL;
+    return inst != NULL && inst->st == OG__INST_RUNNING ? inst : NULL;
 }
 
-static void dispatch_one(og__daemon_t *d, og_event_t *ev)
+static og_plugin_ctx_t *find_for_durable(void *data, const char *channel)
 {
+    return find_running(data, channel);
+}
+
+/* Routes an accepted event and hands it to the durable pipeline. Targets
+ * are the configured, enabled channels the routes name (running or not:
+ * a channel that is down gets its deliveries when it is back). */
+static og_err_t enqueue(void *data, og_plugin_ctx_t *from, og_event_t *ev,
+                        og__committed_cb cb, void *cbdata)
+{
+    og__daemon_t *d = data;
     const char *targets[MAX_TARGETS];
-    size_t n, i;
-
-    n = og__router_targets(d->router, ev, targets, MAX_TARGETS);
-    if (n == 0)
-        d->unrouted++;
-    for (i = 0; i < n && i < MAX_TARGETS; i++) {
-        og_plugin_ctx_t *t = find_running(d, targets[i]);
-
-        if (t == NULL)
-            continue;
-        if (og__instance_enqueue(t, ev) == OG_ERR_BUSY &&
-            (t->overflow == 1 || t->overflow % 1000 == 0))
-            og__log(OG_LOG_ERROR, targets[i],
-                    "delivery queue full (queue_max %zu, %zu pending): "
-                    "event %s (%s) not delivered to this channel; %llu so far",
-                    t->q.cap, t->npending, ev->id, ev->type,
-                    (unsigned long long)t->overflow);
-    }
-}
-
-/* Moves up to max accepted events into the channels' queues, then lets
- * each channel take what its concurrency limit allows. A channel at its
- * limit (slow or stuck) keeps its backlog; the others go on. */
-static void dispatch(og__daemon_t *d, size_t max)
-{
-    struct slot *s;
-    int more = 0;
-
-    while (d->queue.len > 0 && max-- > 0) {
-        og_event_t *ev = og__evq_pop(&d->queue);
-
-        dispatch_one(d, ev);
-        og__event_unref(ev);
-    }
-    for (s = d->slots; s != NULL; s = s->next) {
-        if (s->inst == NULL || !og__instance_drainable(s->inst))
-            continue;
-        og__instance_drain(s->inst, DISPATCH_BATCH);
-        if (s->inst != NULL && og__instance_drainable(s->inst))
-            more = 1;
-    }
-    if (d->queue.len == 0 && !more)
-        uv_idle_stop(&d->dispatcher);
-}
-
-static void on_idle(uv_idle_t *h)
-{
-    dispatch(h->data, DISPATCH_BATCH);
-}
-
-/* A channel can take queued deliveries again. */
-static void kick(void *data)
-{
-    og__daemon_t *d = data;
-
-    if (!uv_is_closing((uv_handle_t *)&d->dispatcher))
-        uv_idle_start(&d->dispatcher, on_idle);
-}
-
-static og_err_t enqueue(void *data, og_plugin_ctx_t *from, og_event_t *ev)
-{
-    og__daemon_t *d = data;
+    size_t n, i, k = 0;
 
     (void)from;
-    if (og__evq_push(&d->queue, ev) != 0)
-        return OG_ERR_BUSY;
-    if (d->queue.len == 1)
-        uv_idle_start(&d->dispatcher, on_idle);
-    return OG_OK;
+    n = og__router_targets(d->router, ev, targets, MAX_TARGETS);
+    if (n > MAX_TARGETS)
+        n = MAX_TARGETS;
+    for (i = 0; i < n; i++) {
+        const og__chconf_t *ch = og__conf_channel(d->conf, targets[i]);
+
+        if (ch != NULL && ch->enabled)
+            targets[k++] = targets[i];
+    }
+    if (k == 0)
+        d->unrouted++;
+    return og__durable_submit(d->dur, ev, targets, k, cb, cbdata);
+}
+
+static void delivered(void *data, og_plugin_ctx_t *inst, og_event_t *ev,
+                      int64_t row, uint32_t attempts, og_err_t rc,
+                      const char *reason, uint64_t retry_after_ms)
+{
+    og__daemon_t *d = data;
+
+    og__durable_result(d->dur, inst, ev, row, attempts, rc, reason,
+                       retry_after_ms);
 }
 
 /* ---- channel slots -------------------------------------------------- */
@@ -263,6 +227,7 @@ static int slot_start(og__daemon_t *d, struct slot *s, const og__chconf_t *ch)
     }
     s->inst = inst;
     d->gen++;
+    og__durable_kick(d->dur);
     og__log(OG_LOG_INFO, s->name, "started (plugin %s %s, ABI %u.%u)",
             p->def->name, p->def->version ? p->def->version : "?",
             p->def->abi_major, p->def->abi_minor);
@@ -389,6 +354,10 @@ static og__conf_t *load_config(og__daemon_t *d, og__errlist_t *errs)
 
     if (conf == NULL)
         return NULL;
+    if (d->state_dir != NULL) {
+        free(conf->state_dir);
+        conf->state_dir = og__xstrdup(d->state_dir);
+    }
     check_plugins(conf, 0, errs);
     if (errs->n > n0) {
         og__conf_free(conf);
@@ -499,14 +468,17 @@ static void reload(og__daemon_t *d)
     }
     og__errlist_free(&errs);
     if (strcmp(conf->public_listen, d->conf->public_listen) != 0 ||
-        strcmp(conf->admin_listen, d->conf->admin_listen) != 0)
+        strcmp(conf->admin_listen, d->conf->admin_listen) != 0 ||
+        strcmp(conf->state_dir, d->conf->state_dir) != 0 ||
+        conf->durability_power != d->conf->durability_power)
         og__log(OG_LOG_WARNING, NULL,
-                "listen addresses changed: they take "
-                "effect at the next restart");
+                "listen addresses, state_dir and durability take effect at "
+                "the next restart");
     og__conf_free(d->conf);
     d->conf = conf;
     og__log_set_level(conf->log_level);
     d->core.max_event_bytes = (size_t)conf->max_event_bytes;
+    og__durable_configure(d->dur, conf);
     if (apply(d, 0) != 0)
         og__log(OG_LOG_ERROR, NULL, "a required channel failed after reload");
     og__log(OG_LOG_NOTICE, NULL, "configuration reloaded");
@@ -520,6 +492,11 @@ static void close_cb(uv_handle_t *h)
     (void)h;
 }
 
+static void store_closed(void *data)
+{
+    (void)data;
+}
+
 static void maybe_exit(og__daemon_t *d)
 {
     if (d->shutting_down != 1 || d->stopping > 0)
@@ -528,7 +505,9 @@ static void maybe_exit(og__daemon_t *d)
     uv_close((uv_handle_t *)&d->sig_term, close_cb);
     uv_close((uv_handle_t *)&d->sig_int, close_cb);
     uv_close((uv_handle_t *)&d->sig_hup, close_cb);
-    uv_close((uv_handle_t *)&d->dispatcher, close_cb);
+    /* Every channel has stopped: the last round records their results. */
+    if (d->dur != NULL)
+        og__durable_close(d->dur, store_closed, d);
     d->core.http_public = NULL;
     og__http_server_close(d->pub);
     og__http_server_close(d->adm);
@@ -555,8 +534,6 @@ static void shutdown_start(og__daemon_t *d, int signum)
      * answered before their connections close. Channels unmount their
      * routes as they stop; the server is closed once all have. */
     og__http_server_drain(d->pub);
-    /* Hand everything already accepted to its destinations first. */
-    dispatch(d, SIZE_MAX);
     d->stopping++; /* no exit while this loop runs */
     for (s = d->slots; s != NULL; s = next) {
         next = s->next;
@@ -604,11 +581,13 @@ void og__daemon_foreach_channel(og__daemon_t *d,
     }
 }
 
+og__durable_t *og__daemon_durable(og__daemon_t *d)
+{
+    return d->dur;
+}
+
 void og__daemon_stats(og__daemon_t *d, og__daemon_stats_t *st)
 {
-    st->queue_depth = d->queue.len;
-    st->queue_capacity = d->queue.cap;
-    st->queue_bytes = d->queue.bytes;
     st->unrouted = d->unrouted;
     st->stopping = d->shutting_down != 0;
     st->public_connections = d->pub ? og__http_server_connections(d->pub) : 0;
@@ -644,15 +623,41 @@ static og__http_server_t *listen_on(og__daemon_t *d, const char *name,
     return s;
 }
 
-int og__daemon_run(const char *conf_path, const char *plugin_dir)
+/* Opens the store in the state directory; NULL with the reason logged. */
+static og__store_t *open_store(const og__conf_t *conf)
+{
+    og__store_opts_t o;
+    og__store_t *st;
+    char err[512];
+
+    o.dir = conf->state_dir;
+    o.durability =
+        conf->durability_power ? OG__DURABLE_POWER : OG__DURABLE_PROCESS;
+    o.dedup_window_ms = conf->dedup_window_ms;
+    st = og__store_open_sqlite(&o, err, sizeof(err));
+    if (st == NULL)
+        og__log(OG_LOG_ERROR, "store", "%s", err);
+    else
+        og__log(OG_LOG_INFO, "store",
+                "%s/state.db (sqlite, schema %d, durability %s)",
+                conf->state_dir, st->ops->schema_version(st),
+                conf->durability_power ? "power" : "process");
+    return st;
+}
+
+int og__daemon_run(const char *conf_path, const char *plugin_dir,
+                   const char *state_dir)
 {
     og__daemon_t d;
     og__errlist_t errs = {NULL, 0};
+    og__store_t *store;
+    char err[256];
     int rc;
 
     memset(&d, 0, sizeof(d));
     d.conf_path = og__xstrdup(conf_path);
     d.plugin_dir = plugin_dir ? og__xstrdup(plugin_dir) : NULL;
+    d.state_dir = state_dir ? og__xstrdup(state_dir) : NULL;
     d.conf = load_config(&d, &errs);
     if (d.conf == NULL) {
         log_errors(&errs);
@@ -663,22 +668,41 @@ int og__daemon_run(const char *conf_path, const char *plugin_dir)
         og__errlist_free(&errs);
         free(d.conf_path);
         free(d.plugin_dir);
+        free(d.state_dir);
         return OG__EXIT_CONFIG;
     }
     og__log_set_level(d.conf->log_level);
     signal(SIGPIPE, SIG_IGN);
+    store = open_store(d.conf);
+    if (store == NULL) {
+        og__log(OG_LOG_ERROR, NULL, "not starting: the store cannot open");
+        og__conf_free(d.conf);
+        free(d.conf_path);
+        free(d.plugin_dir);
+        free(d.state_dir);
+        return 1;
+    }
 
     uv_loop_init(&d.loop);
+    d.dur = og__durable_create(&d.loop, store, d.conf, find_for_durable, &d,
+                               err, sizeof(err));
+    if (d.dur == NULL) {
+        og__log(OG_LOG_ERROR, "store", "%s", err);
+        og__store_close(store);
+        uv_loop_close(&d.loop);
+        og__conf_free(d.conf);
+        free(d.conf_path);
+        free(d.plugin_dir);
+        free(d.state_dir);
+        return 1;
+    }
     d.core.loop = &d.loop;
     d.core.http = og__http_create(&d.loop);
     d.core.emit = enqueue;
     d.core.emit_data = &d;
-    d.core.kick = kick;
-    d.core.kick_data = &d;
+    d.core.delivered = delivered;
+    d.core.delivered_data = &d;
     d.core.max_event_bytes = (size_t)d.conf->max_event_bytes;
-    og__evq_init(&d.queue, (size_t)d.conf->queue_max);
-    uv_idle_init(&d.loop, &d.dispatcher);
-    d.dispatcher.data = &d;
     uv_signal_init(&d.loop, &d.sig_term);
     uv_signal_init(&d.loop, &d.sig_int);
     uv_signal_init(&d.loop, &d.sig_hup);
@@ -712,12 +736,6 @@ int og__daemon_run(const char *conf_path, const char *plugin_dir)
     }
     uv_run(&d.loop, UV_RUN_DEFAULT);
 out:
-    /* The queue is empty unless the shutdown timeout cut deliveries. */
-    if (d.queue.len > 0)
-        og__log(OG_LOG_WARNING, NULL,
-                "%zu accepted events were not delivered before exit",
-                d.queue.len);
-    og__evq_clear(&d.queue);
     rc = uv_loop_close(&d.loop);
     if (rc != 0) {
         og__log(OG_LOG_ERROR, NULL, "event loop not clean at exit: %s",
@@ -727,9 +745,11 @@ out:
     }
     og__router_free(d.router);
     og__instance_free_deliveries();
+    og__durable_free(d.dur);
     og__conf_free(d.conf);
     free(d.conf_path);
     free(d.plugin_dir);
+    free(d.state_dir);
     og__log(OG_LOG_NOTICE, NULL, "exited");
     return d.exit_code;
 }

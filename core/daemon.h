@@ -31,9 +31,6 @@ typedef struct og__chan_status_s {
 } og__chan_status_t;
 
 typedef struct og__daemon_stats_s {
-    size_t queue_depth;
-    size_t queue_capacity;
-    size_t queue_bytes;
     uint64_t unrouted;
     int stopping;
     size_t public_connections;
@@ -46,8 +43,11 @@ void og__daemon_foreach_channel(og__daemon_t *d,
                                            const og__chan_status_t *st),
                                 void *data);
 void og__daemon_stats(og__daemon_t *d, og__daemon_stats_t *st);
+/* The durable pipeline (store, outbox, dead letters). */
+struct og__durable_s *og__daemon_durable(og__daemon_t *d);
 
 /* Runs the daemon until SIGTERM/SIGINT; returns the process exit code. */
-int og__daemon_run(const char *conf_path, const char *plugin_dir);
+int og__daemon_run(const char *conf_path, const char *plugin_dir,
+                   const char *state_dir);
 
 #endif /* OG_CORE_DAEMON_H */

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include <uv.h>
+#include <xxhash.h>
 
 #include "event.h"
 #include "evq.h"
@@ -810,6 +811,8 @@ og_event_t *og__event_accept(const uint8_t *bytes, size_t len,
     const char *eid;
     int short_input = 0;
     uint64_t now;
+    size_t vendor_off = 0;
+    uint32_t vendor_len = 0;
 
     if (reason == NULL)
         reason = &dummy;
@@ -916,6 +919,11 @@ og_event_t *og__event_accept(const uint8_t *bytes, size_t len,
                 o = cu.off;
                 rd_pair(&cu, &key, &val);
                 if (!IS(&key, "instance") && !IS(&key, "plugin")) {
+                    if (IS(&key, "vendor_id")) {
+                        vendor_off =
+                            w.n + (size_t)(val.s - (const char *)(bytes + o));
+                        vendor_len = val.n;
+                    }
                     put_raw(&w, bytes + o, cu.off - o);
                     ns++;
                 }
@@ -941,6 +949,12 @@ og_event_t *og__event_accept(const uint8_t *bytes, size_t len,
     memcpy(ev->id, eid, eidlen);
     ev->id[eidlen] = '\0';
     ev->accepted_ns = uv_hrtime();
+    ev->received_ms = now;
+    ev->content_hash = XXH3_64bits(bytes, len);
+    if (vendor_off != 0) {
+        ev->vendor_id = (const char *)w.p + vendor_off;
+        ev->vendor_len = vendor_len;
+    }
     *rc = OG_OK;
     *reason = OG__REFUSE_NONE;
 out:
@@ -948,6 +962,71 @@ out:
         free(f.pair_start);
     if (f.keep != keep_buf)
         free(f.keep);
+    return ev;
+}
+
+og_event_t *og__event_restore(const uint8_t *bytes, size_t len, char *why,
+                              size_t whylen)
+{
+    struct cur cu = {bytes, 0};
+    struct item hdr, k, v, sk, sv;
+    struct item type = {0}, id = {0}, inst = {0};
+    uint64_t received = 0;
+    og_event_t *ev;
+    uint32_t i, j;
+
+    if (len == 0 || mp_skip_impl(bytes, len, &(int){0}) != len) {
+        snprintf(why, whylen, "stored event is not one MessagePack object");
+        return NULL;
+    }
+    rd(&cu, &hdr);
+    if (hdr.t != T_MAP) {
+        snprintf(why, whylen, "stored event is not a map");
+        return NULL;
+    }
+    for (i = 0; i < hdr.n; i++) {
+        rd(&cu, &k);
+        skip_rest(&cu, &k);
+        rd(&cu, &v);
+        if (IS(&k, "source") && v.t == T_MAP) {
+            for (j = 0; j < v.n; j++) {
+                rd_pair(&cu, &sk, &sv);
+                if (IS(&sk, "instance") && sv.t == T_STR)
+                    inst = sv;
+            }
+            continue;
+        }
+        skip_rest(&cu, &v);
+        if (IS(&k, "type") && v.t == T_STR && valid_type(v.s, v.n))
+            type = v;
+        else if (IS(&k, "id") && v.t == T_STR && valid_id(v.s, v.n))
+            id = v;
+        else if (IS(&k, "received") && v.t == T_UINT)
+            received = v.u;
+    }
+    if (type.s == NULL || id.s == NULL || inst.s == NULL) {
+        snprintf(why, whylen, "stored event lacks %s",
+                 type.s == NULL ? "its type"
+                 : id.s == NULL ? "its id"
+                                : "source.instance");
+        return NULL;
+    }
+    ev = og__xmalloc(sizeof(*ev) + len + type.n + 1 + inst.n + 1);
+    memset(ev, 0, sizeof(*ev));
+    ev->data = (uint8_t *)(ev + 1);
+    memcpy(ev->data, bytes, len);
+    ev->len = len;
+    ev->type = (char *)ev->data + len;
+    memcpy(ev->type, type.s, type.n);
+    ev->type[type.n] = '\0';
+    ev->instance = ev->type + type.n + 1;
+    memcpy(ev->instance, inst.s, inst.n);
+    ev->instance[inst.n] = '\0';
+    memcpy(ev->id, id.s, id.n);
+    ev->id[id.n] = '\0';
+    ev->refs = 1;
+    ev->received_ms = received;
+    ev->accepted_ns = uv_hrtime();
     return ev;
 }
 

@@ -19,11 +19,15 @@ struct og_event_s {
     unsigned refs;
     uint8_t *data; /* the envelope, owned */
     size_t len;
-    char *type;           /* NUL-terminated copy of "type" */
-    char id[72];          /* NUL-terminated copy of "id" */
-    char *instance;       /* the source instance's name */
-    uint64_t accepted_ns; /* uv_hrtime() at acceptance, for latency */
-    int parsed;           /* root below is valid */
+    char *type;            /* NUL-terminated copy of "type" */
+    char id[72];           /* NUL-terminated copy of "id" */
+    char *instance;        /* the source instance's name */
+    uint64_t accepted_ns;  /* uv_hrtime() at acceptance, for latency */
+    uint64_t received_ms;  /* the envelope's "received" */
+    uint64_t content_hash; /* of the bytes the plugin emitted (dedup) */
+    const char *vendor_id; /* source.vendor_id inside data, or NULL */
+    uint32_t vendor_len;
+    int parsed; /* root below is valid */
     msgpack_zone zone;
     msgpack_object root;
 };
@@ -58,6 +62,15 @@ og_event_t *og__event_accept(const uint8_t *bytes, size_t len,
                              const char *instance, const char *plugin,
                              size_t max_bytes, og_err_t *rc,
                              og__refusal_t *reason, char *why, size_t whylen);
+
+/*
+ * og__event_restore: rebuild an event from a stamped envelope the store
+ * kept (og_event_t.data of an accepted event). Reads id, type, received
+ * and source.instance back; returns NULL when the bytes are not such an
+ * envelope (a damaged database), with the reason in why. Any thread.
+ */
+og_event_t *og__event_restore(const uint8_t *bytes, size_t len, char *why,
+                              size_t whylen);
 
 og_event_t *og__event_ref(og_event_t *ev);
 void og__event_unref(og_event_t *ev);

@@ -29,6 +29,9 @@ struct og_timer_s {
 struct og_delivery_s {
     og_plugin_ctx_t *inst;
     og_event_t *ev;
+    int64_t row;
+    uint32_t attempts;
+    uint64_t retry_after_ms;
     char key[128];
     struct og_delivery_s *prev, *next;
 };
@@ -89,7 +92,6 @@ static void inst_unref(og_plugin_ctx_t *inst)
 {
     if (--inst->refs > 0)
         return;
-    og__evq_clear(&inst->q);
     free(inst->metrics);
     og__plugin_close(inst->plugin);
     og__chconf_free(inst->conf);
@@ -109,8 +111,6 @@ og_plugin_ctx_t *og__instance_create(og__core_t *core, og__plugin_t *p,
     inst->conf = og__chconf_dup(conf);
     inst->refs = 1;
     inst->st = OG__INST_INIT;
-    og__evq_init(&inst->q,
-                 conf->queue_max > 0 ? (size_t)conf->queue_max : 10000);
     inst->max_inflight =
         conf->max_inflight > 0 ? (size_t)conf->max_inflight : 64;
     rc = p->def->init(inst, &inst->state);
@@ -213,11 +213,19 @@ static void delivery_release(struct og_delivery_s *d)
     delivery_free(d);
 }
 
-/* Accounts for d's outcome and releases it. */
+/* Accounts for d's outcome, reports it and releases d. */
 static void delivery_finish(struct og_delivery_s *d, og_err_t rc,
                             const char *reason)
 {
-    delivery_result(d->inst, d->ev, rc, reason);
+    og__core_t *core = d->inst->core;
+
+    if (rc != OG_ERR_CANCELLED)
+        delivery_result(d->inst, d->ev, rc, reason);
+    if (rc == OG_OK)
+        og__crashpoint("delivered");
+    if (core->delivered != NULL)
+        core->delivered(core->delivered_data, d->inst, d->ev, d->row,
+                        d->attempts, rc, reason, d->retry_after_ms);
     delivery_release(d);
 }
 
@@ -259,17 +267,17 @@ void og__instance_free_deliveries(void)
     nfree_deliveries = 0;
 }
 
-void og__instance_deliver(og_plugin_ctx_t *inst, og_event_t *ev)
+void og__instance_deliver(og_plugin_ctx_t *inst, og_event_t *ev, int64_t row,
+                          uint32_t attempts)
 {
     struct og_delivery_s *d;
     og_err_t rc;
 
-    if ((inst->st != OG__INST_RUNNING && inst->st != OG__INST_STOPPING) ||
-        inst->plugin->def->send == NULL)
-        return;
     d = delivery_new();
     d->inst = inst;
     d->ev = og__event_ref(ev);
+    d->row = row;
+    d->attempts = attempts;
     /* d->key is built on first use (og_delivery_key()). */
     /* Linked before send() so that a synchronous og_delivery_complete()
      * from inside send() finds it. */
@@ -278,57 +286,15 @@ void og__instance_deliver(og_plugin_ctx_t *inst, og_event_t *ev)
         inst->pending->prev = d;
     inst->pending = d;
     inst->npending++;
-    inst->refs++;
-    rc = inst->plugin->def->send(inst->state, ev, d);
-    if (rc == OG_PENDING) {
-        inst_unref(inst);
+    if (inst->st != OG__INST_RUNNING || inst->plugin->def->send == NULL) {
+        delivery_finish(d, OG_ERR_CANCELLED, NULL);
         return;
     }
-    delivery_finish(d, rc, NULL);
+    inst->refs++;
+    rc = inst->plugin->def->send(inst->state, ev, d);
+    if (rc != OG_PENDING)
+        delivery_finish(d, rc, NULL);
     inst_unref(inst);
-}
-
-og_err_t og__instance_enqueue(og_plugin_ctx_t *inst, og_event_t *ev)
-{
-    if (inst->st != OG__INST_RUNNING && inst->st != OG__INST_STOPPING)
-        return OG_ERR_STOPPING;
-    if (inst->q.len == 0 && inst->npending < inst->max_inflight) {
-        /* Nothing waiting and capacity free: straight to send(). */
-        og__instance_deliver(inst, ev);
-        return OG_OK;
-    }
-    if (og__evq_push(&inst->q, ev) != 0) {
-        inst->overflow++;
-        return OG_ERR_BUSY;
-    }
-    /* Capacity may have come back since the queue last moved. */
-    if (og__instance_drainable(inst))
-        og__instance_drain(inst, inst->q.len);
-    return OG_OK;
-}
-
-int og__instance_drainable(const og_plugin_ctx_t *inst)
-{
-    return inst->q.len > 0 && inst->npending < inst->max_inflight &&
-           (inst->st == OG__INST_RUNNING || inst->st == OG__INST_STOPPING);
-}
-
-size_t og__instance_drain(og_plugin_ctx_t *inst, size_t budget)
-{
-    size_t n = 0;
-
-    inst->refs++; /* send() may not free us */
-    while (n < budget && og__instance_drainable(inst)) {
-        og_event_t *ev = og__evq_pop(&inst->q);
-
-        og__instance_deliver(inst, ev);
-        og__event_unref(ev);
-        n++;
-    }
-    if (inst->st == OG__INST_STOPPING)
-        maybe_finish_stop(inst);
-    inst_unref(inst);
-    return n;
 }
 
 static const char *host_delivery_key(const og_delivery_t *cd)
@@ -352,8 +318,6 @@ static void host_delivery_complete(og_delivery_t *d, og_err_t result,
     if (result == OG_PENDING)
         result = OG_ERR_INTERNAL;
     delivery_finish(d, result, reason);
-    if (inst->q.len > 0 && inst->core->kick != NULL)
-        inst->core->kick(inst->core->kick_data);
     if (inst->st == OG__INST_STOPPING)
         maybe_finish_stop(inst);
 }
@@ -437,7 +401,7 @@ static void teardown(og_plugin_ctx_t *inst)
     inst->plugin->def->destroy(inst->state);
     inst->state = NULL;
     while (inst->pending != NULL)
-        delivery_release(inst->pending);
+        delivery_finish(inst->pending, OG_ERR_CANCELLED, NULL);
 }
 
 static void finish_stop(og_plugin_ctx_t *inst, int timed_out)
@@ -452,10 +416,9 @@ static void finish_stop(og_plugin_ctx_t *inst, int timed_out)
     }
     if (timed_out)
         og__log(OG_LOG_WARNING, name,
-                "shutdown timeout reached with %zu deliveries in flight and "
-                "%zu queued%s",
-                abandoned, inst->q.len,
-                inst->stop_acked ? "" : "; stop() unfinished");
+                "shutdown timeout reached with %zu deliveries in flight "
+                "(delivered again later)%s",
+                abandoned, inst->stop_acked ? "" : "; stop() unfinished");
     teardown(inst);
     inst->st = OG__INST_STOPPED;
     og__log(OG_LOG_INFO, name, "stopped");
@@ -466,7 +429,7 @@ static void finish_stop(og_plugin_ctx_t *inst, int timed_out)
 static void maybe_finish_stop(og_plugin_ctx_t *inst)
 {
     if (inst->st == OG__INST_STOPPING && inst->stop_acked &&
-        inst->npending == 0 && inst->nreqs == 0 && inst->q.len == 0 &&
+        inst->npending == 0 && inst->nreqs == 0 && inst->nemits == 0 &&
         og__http_inflight(inst->core->http, inst) == 0)
         finish_stop(inst, 0);
 }
@@ -505,7 +468,7 @@ void og__instance_stop(og_plugin_ctx_t *inst, uint64_t timeout_ms,
     if (rc != OG_PENDING)
         inst->stop_acked = 1;
     if (inst->stop_acked && inst->npending == 0 && inst->nreqs == 0 &&
-        inst->q.len == 0 && og__http_inflight(inst->core->http, inst) == 0) {
+        inst->nemits == 0 && og__http_inflight(inst->core->http, inst) == 0) {
         finish_stop(inst, 0);
         return;
     }
@@ -626,13 +589,36 @@ static og_err_t host_config_get_size(og_plugin_ctx_t *inst, const char *key,
     return rc != OG_OK ? rc : og__parse_size(s, value, why, sizeof(why));
 }
 
-static og_err_t host_emit(og_plugin_ctx_t *inst, const uint8_t *bytes,
-                          size_t len)
+/* An og_emit_async() waiting for its outcome; holds the instance. */
+struct emit_wait {
+    og_plugin_ctx_t *inst;
+    og_emit_cb cb;
+    void *data;
+};
+
+static void emit_done(void *data, og_err_t rc, const char *event_id)
+{
+    struct emit_wait *w = data;
+    og_plugin_ctx_t *inst = w->inst;
+
+    /* Never into a plugin whose destroy() ran (shutdown timeout). */
+    if (inst->st == OG__INST_RUNNING || inst->st == OG__INST_STOPPING)
+        w->cb(w->data, rc, rc == OG_OK ? event_id : NULL);
+    free(w);
+    inst->nemits--;
+    if (inst->st == OG__INST_STOPPING)
+        maybe_finish_stop(inst);
+    inst_unref(inst);
+}
+
+static og_err_t emit_common(og_plugin_ctx_t *inst, const uint8_t *bytes,
+                            size_t len, og_emit_cb cb, void *data)
 {
     char why[256];
     og_err_t rc;
     og_event_t *ev;
     og__refusal_t reason;
+    struct emit_wait *w = NULL;
 
     if (inst == NULL)
         return OG_ERR_INVALID;
@@ -649,16 +635,45 @@ static og_err_t host_emit(og_plugin_ctx_t *inst, const uint8_t *bytes,
                 "event refused (%s): %s", og__refusal_name(reason), why);
         return rc;
     }
-    rc = inst->core->emit(inst->core->emit_data, inst, ev);
-    if (rc == OG_OK)
+    if (cb != NULL) {
+        w = og__xmalloc(sizeof(*w));
+        w->inst = inst;
+        w->cb = cb;
+        w->data = data;
+    }
+    rc = inst->core->emit(inst->core->emit_data, inst, ev, w ? emit_done : NULL,
+                          w);
+    if (rc == OG_OK) {
         inst->events_in++;
-    else if (rc == OG_ERR_BUSY)
-        inst->events_busy++;
+        if (w != NULL) {
+            inst->nemits++;
+            inst->refs++;
+        }
+    } else {
+        free(w);
+        if (rc == OG_ERR_BUSY)
+            inst->events_busy++;
+    }
     og__event_unref(ev);
     return rc;
 }
 
-static og_err_t host_builder_emit(og_event_builder_t *b)
+static og_err_t host_emit(og_plugin_ctx_t *inst, const uint8_t *bytes,
+                          size_t len)
+{
+    return emit_common(inst, bytes, len, NULL, NULL);
+}
+
+static og_err_t host_emit_async(og_plugin_ctx_t *inst, const uint8_t *bytes,
+                                size_t len, og_emit_cb cb, void *data)
+{
+    if (cb == NULL)
+        return OG_ERR_INVALID;
+    return emit_common(inst, bytes, len, cb, data);
+}
+
+static og_err_t builder_emit(og_event_builder_t *b, og_emit_cb cb, void *data,
+                             int async)
 {
     uint8_t *bytes;
     size_t len;
@@ -668,11 +683,29 @@ static og_err_t host_builder_emit(og_event_builder_t *b)
         return OG_ERR_INVALID;
     rc = og__builder_encode(b, &bytes, &len);
     if (rc == OG_OK) {
-        rc = host_emit(og__builder_ctx(b), bytes, len);
+        rc = async ? host_emit_async(og__builder_ctx(b), bytes, len, cb, data)
+                   : host_emit(og__builder_ctx(b), bytes, len);
         free(bytes);
     }
     og__builder_destroy(b);
     return rc;
+}
+
+static og_err_t host_builder_emit(og_event_builder_t *b)
+{
+    return builder_emit(b, NULL, NULL, 0);
+}
+
+static og_err_t host_builder_emit_async(og_event_builder_t *b, og_emit_cb cb,
+                                        void *data)
+{
+    return builder_emit(b, cb, data, 1);
+}
+
+static void host_delivery_retry_after(og_delivery_t *d, uint64_t delay_ms)
+{
+    if (d != NULL)
+        d->retry_after_ms = delay_ms;
 }
 
 static og_err_t host_http_request(og_plugin_ctx_t *inst,
@@ -925,4 +958,7 @@ const og_host_api_t og__host_api = {
     .http_req_header = host_req_header,
     .http_req_body = host_req_body,
     .http_respond = host_http_respond,
+    .emit_async = host_emit_async,
+    .builder_emit_async = host_builder_emit_async,
+    .delivery_retry_after = host_delivery_retry_after,
 };

@@ -11,25 +11,31 @@
 
 #include "conf.h"
 #include "event.h"
-#include "evq.h"
 #include "http_client.h"
 #include "http_server.h"
 #include "plugin.h"
+
+/* The outcome of an emit: see og_emit_cb. */
+typedef void (*og__committed_cb)(void *data, og_err_t rc, const char *event_id);
 
 /* What an instance shares with the rest of the process. */
 typedef struct og__core_s {
     uv_loop_t *loop;
     og__http_t *http;
-    /* Where accepted events go; returns OG_OK or OG_ERR_BUSY and takes its
-     * own reference when it keeps the event. */
-    og_err_t (*emit)(void *data, og_plugin_ctx_t *from, og_event_t *ev);
+    /* Where accepted events go; returns OG_OK (cb, when not NULL, follows)
+     * or an error (cb is not called), and takes its own reference when it
+     * keeps the event. */
+    og_err_t (*emit)(void *data, og_plugin_ctx_t *from, og_event_t *ev,
+                     og__committed_cb cb, void *cbdata);
     void *emit_data;
     size_t max_event_bytes;
     int stopping; /* shutting down: emit refuses new events */
-    /* Called when an instance can take queued deliveries again (a pending
-     * delivery completed). */
-    void (*kick)(void *data);
-    void *kick_data;
+    /* A delivery handed over by og__instance_deliver() finished (rc is
+     * OG_ERR_CANCELLED when the instance stopped before it did). */
+    void (*delivered)(void *data, og_plugin_ctx_t *inst, og_event_t *ev,
+                      int64_t row, uint32_t attempts, og_err_t rc,
+                      const char *reason, uint64_t retry_after_ms);
+    void *delivered_data;
     /* The public listener plugins mount routes on; NULL when there is none
      * (or it closed for shutdown). */
     og__http_server_t *http_public;
@@ -73,12 +79,9 @@ struct og_plugin_ctx_s {
     struct og_http_req_s *reqs;    /* requests not answered yet */
     size_t nreqs;
 
-    /* The instance's delivery queue: events routed here wait until fewer
-     * than max_inflight deliveries are pending. */
-    og__evq_t q;
-    size_t max_inflight;
-    uint64_t overflow; /* events refused because the queue was full */
+    size_t max_inflight; /* deliveries handed to send() at once */
     size_t npending;
+    size_t nemits; /* og_emit_async() outcomes not reported yet */
 
     int stop_acked; /* stop() done or og_stopped() called */
     uv_timer_t stop_timer;
@@ -112,21 +115,18 @@ og_plugin_ctx_t *og__instance_create(og__core_t *core, og__plugin_t *p,
                                      const og__chconf_t *conf, char *errbuf,
                                      size_t errlen);
 og_err_t og__instance_start(og_plugin_ctx_t *inst);
-/*
- * og__instance_enqueue: deliver ev now when nothing waits and the
- * concurrency limit allows, else queue it (a reference is taken).
- * Returns OG_OK, or OG_ERR_BUSY when the instance's queue is full (counted
- * in inst->overflow) or OG_ERR_STOPPING when it no longer takes work.
- */
-og_err_t og__instance_enqueue(og_plugin_ctx_t *inst, og_event_t *ev);
-/* Delivers up to budget queued events while fewer than max_inflight are
- * pending; returns how many were handed to send(). */
-size_t og__instance_drain(og_plugin_ctx_t *inst, size_t budget);
-/* True when queued events could be delivered now. */
-int og__instance_drainable(const og_plugin_ctx_t *inst);
+/* True when the instance takes a delivery now: running, with fewer than
+ * max_inflight in flight. */
+static inline int og__instance_can_take(const og_plugin_ctx_t *inst)
+{
+    return inst->st == OG__INST_RUNNING && inst->npending < inst->max_inflight;
+}
 
-/* Hands ev to the instance's send(); the instance takes its own ref. */
-void og__instance_deliver(og_plugin_ctx_t *inst, og_event_t *ev);
+/* Hands ev (outbox row, attempts so far) to the instance's send(); the
+ * instance takes its own reference and reports the outcome through
+ * core->delivered, possibly before returning. */
+void og__instance_deliver(og_plugin_ctx_t *inst, og_event_t *ev, int64_t row,
+                          uint32_t attempts);
 /*
  * og__instance_stop: stop taking work, wait (up to timeout_ms) for the
  * plugin's og_stopped() and pending deliveries, cancel what it left

@@ -19,7 +19,7 @@ static void usage(FILE *out)
     fprintf(
         out,
         "Usage: omnigated [-c PATH] [--check-config] [--plugin-dir DIR]\n"
-        "                 [--log-level LEVEL]\n"
+        "                 [--state-dir DIR] [--log-level LEVEL]\n"
         "       omnigated --version\n"
         "\n"
         "  -c, --config PATH     configuration directory or main file\n"
@@ -28,6 +28,7 @@ static void usage(FILE *out)
         "                        it names, start nothing; exit 0 when valid,\n"
         "                        78 otherwise\n"
         "      --plugin-dir DIR  load plugins from DIR instead of plugin_dir\n"
+        "      --state-dir DIR   keep the store in DIR instead of state_dir\n"
         "      --log-level LEVEL error, warning, notice, info or debug\n"
         "  -V, --version         print version and plugin ABI\n"
         "  -h, --help            this text\n",
@@ -40,12 +41,13 @@ int main(int argc, char **argv)
         {"config", required_argument, NULL, 'c'},
         {"check-config", no_argument, NULL, 'C'},
         {"plugin-dir", required_argument, NULL, 'P'},
+        {"state-dir", required_argument, NULL, 'S'},
         {"log-level", required_argument, NULL, 'L'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *conf = OGCONFDIR, *plugin_dir = NULL;
+    const char *conf = OGCONFDIR, *plugin_dir = NULL, *state_dir = NULL;
     int check = 0, c, rc;
     og_log_level_t level;
 
@@ -54,6 +56,7 @@ int main(int argc, char **argv)
         case 'c': conf = optarg; break;
         case 'C': check = 1; break;
         case 'P': plugin_dir = optarg; break;
+        case 'S': state_dir = optarg; break;
         case 'L':
             if (og__log_level_parse(optarg, &level) != 0) {
                 fprintf(stderr, "omnigated: unknown log level '%s'\n", optarg);
@@ -104,7 +107,7 @@ int main(int argc, char **argv)
     /* libcurl (and the TLS library behind it) is initialised on first
      * use by the HTTP client, so a daemon whose channels never call out
      * does not carry it in memory. */
-    rc = og__daemon_run(conf, plugin_dir);
+    rc = og__daemon_run(conf, plugin_dir, state_dir);
     og__http_global_cleanup();
     return rc;
 }

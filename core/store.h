@@ -45,9 +45,13 @@ typedef struct og__store_item_s {
     uint64_t received_ms;
     const char *const *targets; /* channel instances to deliver to */
     size_t ntargets;
+    /* Per target (NULL: none): 1 when the caller holds the delivery in
+     * memory already, so that og__store_ops.claim skips it. */
+    const unsigned char *held;
     /* out */
     og__accept_t result;
     char first_id[72]; /* for duplicates: the id first accepted */
+    int64_t *rows;     /* caller's array of ntargets: the outbox row ids */
 } og__store_item_t;
 
 /* One delivery row of the outbox, valid during the callback that gets it. */
@@ -67,9 +71,23 @@ typedef void (*og__outbox_cb)(void *data, const og__outbox_row_t *row);
 /* How a delivery attempt ended (og__store_ops.complete). */
 typedef enum og__outcome_e {
     OG__OUTCOME_DELIVERED,
-    OG__OUTCOME_RETRY, /* try again at next_ms */
-    OG__OUTCOME_DEAD   /* permanent failure or lifetime over */
+    OG__OUTCOME_RETRY,  /* try again at next_ms */
+    OG__OUTCOME_DEAD,   /* permanent failure or lifetime over */
+    OG__OUTCOME_RELEASE /* not attempted: claimable again, attempts kept */
 } og__outcome_t;
+
+/* One finished delivery attempt, written with the next commit. */
+typedef struct og__store_done_s {
+    int64_t row;
+    og__outcome_t outcome;
+    uint64_t next_ms;
+    const char *error; /* NULL when none; copied by the store */
+} og__store_done_t;
+
+/* Called with the number of outbox rows of channel in state (0 due or
+ * waiting, 1 delivered, 2 dead). */
+typedef void (*og__count_cb)(void *data, const char *channel, int state,
+                             uint64_t count);
 
 typedef struct og__store_s og__store_t;
 
@@ -77,18 +95,27 @@ struct og__store_ops {
     const char *name;
     void (*close)(og__store_t *s);
     int (*schema_version)(og__store_t *s);
-    og_err_t (*accept)(og__store_t *s, og__store_item_t *items, size_t n,
-                       char *err, size_t errlen);
+    /* In one transaction: record the finished attempts of done, then
+     * accept items (see og__store_accept()). On error nothing is written. */
+    og_err_t (*commit)(og__store_t *s, og__store_item_t *items, size_t n,
+                       const og__store_done_t *done, size_t ndone, char *err,
+                       size_t errlen);
     og_err_t (*outbox_count)(og__store_t *s, const char *channel,
                              uint64_t *count);
-    /* Due rows of channel (next_ms <= now), oldest first, at most limit;
-     * each is leased until now + lease_ms so that a crash makes it due
-     * again (at-least-once). */
+    /* Row counts of every channel and state. */
+    og_err_t (*counts)(og__store_t *s, og__count_cb cb, void *data);
+    /* Due rows of channel (next_ms <= now) that nobody holds, oldest
+     * first, at most limit; each is marked held until its attempt is
+     * recorded. *next_due_ms gets the earliest next_ms of the rows still
+     * waiting (0: none). Holds end when the store is opened again, so
+     * that after a crash every undelivered row is due (at-least-once). */
     og_err_t (*claim)(og__store_t *s, const char *channel, uint64_t now_ms,
-                      size_t limit, uint64_t lease_ms, og__outbox_cb cb,
-                      void *data);
-    og_err_t (*complete)(og__store_t *s, int64_t row, og__outcome_t outcome,
-                         uint64_t next_ms, const char *error);
+                      size_t limit, og__outbox_cb cb, void *data,
+                      uint64_t *next_due_ms);
+    /* Deletes up to limit events received before before_ms whose
+     * deliveries all succeeded, and their outbox rows. */
+    og_err_t (*prune)(og__store_t *s, uint64_t before_ms, size_t limit,
+                      uint64_t *count);
     /* Dead letters of channel (NULL: every channel). */
     og_err_t (*dead_list)(og__store_t *s, const char *channel, og__outbox_cb cb,
                           void *data);
@@ -105,7 +132,7 @@ struct og__store_s {
 };
 
 /* The schema version this build writes. */
-#define OG__STORE_SCHEMA_VERSION 1
+#define OG__STORE_SCHEMA_VERSION 2
 
 /*
  * og__store_open_sqlite: open (or create) state.db in opts->dir, in WAL
@@ -130,7 +157,22 @@ static inline void og__store_close(og__store_t *s)
 static inline og_err_t og__store_accept(og__store_t *s, og__store_item_t *items,
                                         size_t n, char *err, size_t errlen)
 {
-    return s->ops->accept(s, items, n, err, errlen);
+    return s->ops->commit(s, items, n, NULL, 0, err, errlen);
+}
+
+/* og__store_complete: record one finished attempt on its own. */
+static inline og_err_t og__store_complete(og__store_t *s, int64_t row,
+                                          og__outcome_t outcome,
+                                          uint64_t next_ms, const char *error)
+{
+    og__store_done_t d;
+    char err[256];
+
+    d.row = row;
+    d.outcome = outcome;
+    d.next_ms = next_ms;
+    d.error = error;
+    return s->ops->commit(s, NULL, 0, &d, 1, err, sizeof(err));
 }
 
 #endif /* OG_CORE_STORE_H */

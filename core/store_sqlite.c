@@ -37,6 +37,8 @@ static const char *const migrations[] = {
     "  last_error TEXT"
     ") STRICT;"
     "CREATE INDEX outbox_due ON outbox (channel, state, next_ms);",
+    /* 2: rows held by the running process are not claimed twice */
+    "ALTER TABLE outbox ADD COLUMN leased INTEGER NOT NULL DEFAULT 0;",
 };
 
 struct sqlite_store {
@@ -44,6 +46,7 @@ struct sqlite_store {
     sqlite3 *db;
     uint64_t window_ms;
     sqlite3_stmt *by_id, *by_vendor, *ins_event, *ins_outbox, *del_old;
+    sqlite3_stmt *done[4]; /* per og__outcome_t */
 };
 
 static void sq_close(og__store_t *s)
@@ -55,6 +58,8 @@ static void sq_close(og__store_t *s)
     sqlite3_finalize(q->ins_event);
     sqlite3_finalize(q->ins_outbox);
     sqlite3_finalize(q->del_old);
+    for (size_t i = 0; i < OG__ARRAY_SIZE(q->done); i++)
+        sqlite3_finalize(q->done[i]);
     sqlite3_close(q->db);
     free(q);
 }
@@ -99,8 +104,9 @@ static int seen(sqlite3_stmt *st, const char *key, uint64_t since,
     return found;
 }
 
-static og_err_t sq_accept(og__store_t *s, og__store_item_t *items, size_t n,
-                          char *err, size_t errlen)
+static og_err_t sq_commit(og__store_t *s, og__store_item_t *items, size_t n,
+                          const og__store_done_t *done, size_t ndone, char *err,
+                          size_t errlen)
 {
     struct sqlite_store *q = (struct sqlite_store *)s;
     size_t i, t;
@@ -108,6 +114,21 @@ static og_err_t sq_accept(og__store_t *s, og__store_item_t *items, size_t n,
 
     if (sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         goto fail;
+    for (i = 0; i < ndone; i++) {
+        sqlite3_stmt *st = q->done[done[i].outcome];
+
+        sqlite3_bind_int64(st, 1, done[i].row);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)done[i].next_ms);
+        if (done[i].error != NULL)
+            sqlite3_bind_text(st, 3, done[i].error, -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(st, 3);
+        rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        if (rc != SQLITE_DONE)
+            goto fail;
+    }
     for (i = 0; i < n; i++) {
         og__store_item_t *it = &items[i];
         uint64_t since =
@@ -153,6 +174,7 @@ static og_err_t sq_accept(og__store_t *s, og__store_item_t *items, size_t n,
         }
         if (rc != SQLITE_DONE)
             goto fail;
+        og__crashpoint("event-inserted");
         for (t = 0; t < it->ntargets; t++) {
             sqlite3_bind_text(q->ins_outbox, 1, it->event_id, -1,
                               SQLITE_STATIC);
@@ -160,21 +182,70 @@ static og_err_t sq_accept(og__store_t *s, og__store_item_t *items, size_t n,
                               SQLITE_STATIC);
             sqlite3_bind_int64(q->ins_outbox, 3,
                                (sqlite3_int64)it->received_ms);
+            sqlite3_bind_int(q->ins_outbox, 4,
+                             it->held != NULL && it->held[t] ? 1 : 0);
             rc = sqlite3_step(q->ins_outbox);
             sqlite3_reset(q->ins_outbox);
             sqlite3_clear_bindings(q->ins_outbox);
             if (rc != SQLITE_DONE)
                 goto fail;
+            if (it->rows != NULL)
+                it->rows[t] = sqlite3_last_insert_rowid(q->db);
         }
         it->result = OG__ACCEPT_NEW;
     }
+    if (n > 0)
+        og__crashpoint("outbox-inserted");
     if (sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         goto fail;
     return OG_OK;
 fail:
     snprintf(err, errlen, "store: %s", sqlite3_errmsg(q->db));
+    rc = sqlite3_errcode(q->db);
     sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
-    return sqlite3_errcode(q->db) == SQLITE_FULL ? OG_ERR_BUSY : OG_ERR_IO;
+    return rc == SQLITE_FULL ? OG_ERR_BUSY : OG_ERR_IO;
+}
+
+static og_err_t sq_counts(og__store_t *s, og__count_cb cb, void *data)
+{
+    struct sqlite_store *q = (struct sqlite_store *)s;
+    sqlite3_stmt *st;
+    int rc;
+
+    if (sqlite3_prepare_v2(q->db,
+                           "SELECT channel, state, count(*) FROM outbox "
+                           "GROUP BY channel, state",
+                           -1, &st, NULL) != SQLITE_OK)
+        return OG_ERR_IO;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        cb(data, (const char *)sqlite3_column_text(st, 0),
+           sqlite3_column_int(st, 1), (uint64_t)sqlite3_column_int64(st, 2));
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? OG_OK : OG_ERR_IO;
+}
+
+static og_err_t sq_prune(og__store_t *s, uint64_t before_ms, size_t limit,
+                         uint64_t *count)
+{
+    struct sqlite_store *q = (struct sqlite_store *)s;
+    sqlite3_stmt *st;
+    int rc;
+
+    if (sqlite3_prepare_v2(
+            q->db,
+            "DELETE FROM events WHERE id IN (SELECT e.id FROM events e "
+            "WHERE e.received_ms < ?1 AND NOT EXISTS (SELECT 1 FROM outbox o "
+            "WHERE o.event_id = e.id AND o.state != 1) LIMIT ?2)",
+            -1, &st, NULL) != SQLITE_OK)
+        return OG_ERR_IO;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)before_ms);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return OG_ERR_IO;
+    *count = (uint64_t)sqlite3_changes(q->db);
+    return OG_OK;
 }
 
 static og_err_t sq_outbox_count(og__store_t *s, const char *channel,
@@ -228,26 +299,30 @@ static og_err_t each_row(sqlite3_stmt *st, og__outbox_cb cb, void *data,
     "o.last_error FROM outbox o JOIN events e ON e.id = o.event_id "
 
 static og_err_t sq_claim(og__store_t *s, const char *channel, uint64_t now_ms,
-                         size_t limit, uint64_t lease_ms, og__outbox_cb cb,
-                         void *data)
+                         size_t limit, og__outbox_cb cb, void *data,
+                         uint64_t *next_due_ms)
 {
     struct sqlite_store *q = (struct sqlite_store *)s;
-    sqlite3_stmt *st = NULL, *up = NULL;
+    sqlite3_stmt *st = NULL, *up = NULL, *next = NULL;
     int64_t *ids = og__xcalloc(limit ? limit : 1, sizeof(*ids));
     size_t n = 0, i;
     og_err_t rc = OG_ERR_IO;
 
+    *next_due_ms = 0;
     if (sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         goto out;
     if (sqlite3_prepare_v2(q->db,
                            ROW_COLUMNS
                            "WHERE o.channel = ?1 AND o.state = 0 "
-                           "AND o.next_ms <= ?2 ORDER BY o.next_ms, "
-                           "o.id LIMIT ?3",
+                           "AND o.leased = 0 AND o.next_ms <= ?2 ORDER BY "
+                           "o.next_ms, o.id LIMIT ?3",
                            -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(q->db, "UPDATE outbox SET leased = 1 WHERE id = ?1",
+                           -1, &up, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(q->db,
-                           "UPDATE outbox SET next_ms = ?1 WHERE id = ?2", -1,
-                           &up, NULL) != SQLITE_OK)
+                           "SELECT min(next_ms) FROM outbox WHERE channel = "
+                           "?1 AND state = 0 AND leased = 0",
+                           -1, &next, NULL) != SQLITE_OK)
         goto rollback;
     sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)now_ms);
@@ -255,12 +330,14 @@ static og_err_t sq_claim(og__store_t *s, const char *channel, uint64_t now_ms,
     if (each_row(st, cb, data, ids, &n, limit) != OG_OK)
         goto rollback;
     for (i = 0; i < n; i++) {
-        sqlite3_bind_int64(up, 1, (sqlite3_int64)(now_ms + lease_ms));
-        sqlite3_bind_int64(up, 2, ids[i]);
+        sqlite3_bind_int64(up, 1, ids[i]);
         if (sqlite3_step(up) != SQLITE_DONE)
             goto rollback;
         sqlite3_reset(up);
     }
+    sqlite3_bind_text(next, 1, channel, -1, SQLITE_STATIC);
+    if (sqlite3_step(next) == SQLITE_ROW)
+        *next_due_ms = (uint64_t)sqlite3_column_int64(next, 0);
     if (sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
         rc = OG_OK;
         goto out;
@@ -270,56 +347,9 @@ rollback:
 out:
     sqlite3_finalize(st);
     sqlite3_finalize(up);
+    sqlite3_finalize(next);
     free(ids);
     return rc;
-}
-
-static og_err_t exec_row(sqlite3 *db, const char *sql, int64_t row,
-                         uint64_t next_ms, const char *error)
-{
-    sqlite3_stmt *st;
-    int rc;
-
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-        return OG_ERR_IO;
-    sqlite3_bind_int64(st, 1, row);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)next_ms);
-    if (error != NULL)
-        sqlite3_bind_text(st, 3, error, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, 3);
-    rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
-        return OG_ERR_IO;
-    return sqlite3_changes(db) == 1 ? OG_OK : OG_ERR_NOT_FOUND;
-}
-
-static og_err_t sq_complete(og__store_t *s, int64_t row, og__outcome_t outcome,
-                            uint64_t next_ms, const char *error)
-{
-    struct sqlite_store *q = (struct sqlite_store *)s;
-
-    switch (outcome) {
-    case OG__OUTCOME_DELIVERED:
-        return exec_row(q->db,
-                        "UPDATE outbox SET state = 1, attempts = attempts + 1, "
-                        "next_ms = ?2, last_error = ?3 WHERE id = ?1 AND "
-                        "state = 0",
-                        row, next_ms, NULL);
-    case OG__OUTCOME_RETRY:
-        return exec_row(q->db,
-                        "UPDATE outbox SET attempts = attempts + 1, next_ms = "
-                        "?2, last_error = ?3 WHERE id = ?1 AND state = 0",
-                        row, next_ms, error);
-    case OG__OUTCOME_DEAD:
-        return exec_row(q->db,
-                        "UPDATE outbox SET state = 2, attempts = attempts + 1, "
-                        "next_ms = ?2, last_error = ?3 WHERE id = ?1 AND "
-                        "state = 0",
-                        row, next_ms, error);
-    }
-    return OG_ERR_INVALID;
 }
 
 static og_err_t sq_dead_list(og__store_t *s, const char *channel,
@@ -387,10 +417,11 @@ static const struct og__store_ops sqlite_ops = {
     .name = "sqlite",
     .close = sq_close,
     .schema_version = sq_schema_version,
-    .accept = sq_accept,
+    .commit = sq_commit,
     .outbox_count = sq_outbox_count,
+    .counts = sq_counts,
     .claim = sq_claim,
-    .complete = sq_complete,
+    .prune = sq_prune,
     .dead_list = sq_dead_list,
     .dead_requeue = sq_dead_requeue,
     .dead_purge = sq_dead_purge,
@@ -435,6 +466,26 @@ static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
     return 0;
 }
 
+/* Creates dir and its missing parents (like mkdir -p). */
+static int mkdir_p(const char *dir)
+{
+    char *p = og__xstrdup(dir), *s;
+    int rc = 0;
+
+    for (s = p + 1; rc == 0 && *s != '\0'; s++) {
+        if (*s != '/')
+            continue;
+        *s = '\0';
+        if (mkdir(p, 0755) != 0 && errno != EEXIST)
+            rc = -1;
+        *s = '/';
+    }
+    if (rc == 0 && mkdir(p, 0750) != 0 && errno != EEXIST)
+        rc = -1;
+    free(p);
+    return rc;
+}
+
 og__store_t *og__store_open_sqlite(const og__store_opts_t *opts, char *err,
                                    size_t errlen)
 {
@@ -444,7 +495,7 @@ og__store_t *og__store_open_sqlite(const og__store_opts_t *opts, char *err,
                            ? "PRAGMA synchronous = FULL"
                            : "PRAGMA synchronous = NORMAL";
 
-    if (mkdir(opts->dir, 0750) != 0 && errno != EEXIST) {
+    if (mkdir_p(opts->dir) != 0) {
         snprintf(err, errlen, "cannot create state directory %s: %s", opts->dir,
                  strerror(errno));
         return NULL;
@@ -486,11 +537,36 @@ og__store_t *og__store_open_sqlite(const og__store_opts_t *opts, char *err,
                            "?3, ?4, ?5)",
                            -1, &q->ins_event, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(q->db,
-                           "INSERT INTO outbox (event_id, channel, next_ms) "
-                           "VALUES (?1, ?2, ?3)",
+                           "INSERT INTO outbox (event_id, channel, next_ms, "
+                           "leased) VALUES (?1, ?2, ?3, ?4)",
                            -1, &q->ins_outbox, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(q->db, "DELETE FROM events WHERE id = ?1", -1,
-                           &q->del_old, NULL) != SQLITE_OK) {
+                           &q->del_old, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(q->db,
+                           "UPDATE outbox SET state = 1, leased = 0, "
+                           "attempts = attempts + 1, next_ms = ?2, "
+                           "last_error = ?3 WHERE id = ?1 AND state = 0",
+                           -1, &q->done[OG__OUTCOME_DELIVERED],
+                           NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(q->db,
+                           "UPDATE outbox SET leased = 0, attempts = "
+                           "attempts + 1, next_ms = ?2, last_error = ?3 "
+                           "WHERE id = ?1 AND state = 0",
+                           -1, &q->done[OG__OUTCOME_RETRY],
+                           NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(q->db,
+                           "UPDATE outbox SET state = 2, leased = 0, "
+                           "attempts = attempts + 1, next_ms = ?2, "
+                           "last_error = ?3 WHERE id = ?1 AND state = 0",
+                           -1, &q->done[OG__OUTCOME_DEAD], NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(q->db,
+                           "UPDATE outbox SET leased = 0, next_ms = "
+                           "min(next_ms, ?2) WHERE id = ?1 AND state = 0 "
+                           "AND ?3 IS NULL",
+                           -1, &q->done[OG__OUTCOME_RELEASE],
+                           NULL) != SQLITE_OK ||
+        sqlite3_exec(q->db, "UPDATE outbox SET leased = 0 WHERE leased = 1",
+                     NULL, NULL, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(q->db));
         goto fail;
     }

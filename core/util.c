@@ -4,6 +4,9 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -289,4 +292,39 @@ uint64_t og__now_ms(void)
 
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static struct {
+    pthread_once_t once;
+    char name[64];
+    unsigned long at;
+    atomic_ulong hits;
+} crash = {PTHREAD_ONCE_INIT, "", 1, 0};
+
+static void crash_init(void)
+{
+    const char *v = getenv("OMNIGATE_CRASHPOINT");
+    const char *colon;
+
+    if (v == NULL || *v == '\0')
+        return;
+    colon = strchr(v, ':');
+    snprintf(crash.name, sizeof(crash.name), "%.*s",
+             (int)(colon ? (size_t)(colon - v) : strlen(v)), v);
+    if (colon != NULL)
+        crash.at = strtoul(colon + 1, NULL, 10);
+    if (crash.at == 0)
+        crash.at = 1;
+}
+
+void og__crashpoint(const char *name)
+{
+    pthread_once(&crash.once, crash_init);
+    if (crash.name[0] == '\0' || strcmp(crash.name, name) != 0)
+        return;
+    if (atomic_fetch_add(&crash.hits, 1) + 1 == crash.at) {
+        fprintf(stderr, "crash point %s reached: SIGKILL\n", name);
+        fflush(stderr);
+        raise(SIGKILL);
+    }
 }

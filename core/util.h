@@ -59,4 +59,13 @@ void og__sbuf_free(og__sbuf_t *b);
 /* Milliseconds since the Unix epoch, from the real-time clock. */
 uint64_t og__now_ms(void);
 
+/*
+ * og__crashpoint: a test hook. When the environment variable
+ * OMNIGATE_CRASHPOINT is "name" or "name:N", the process kills itself with
+ * SIGKILL the first (or Nth) time it reaches the point called name, so
+ * that tests can stop it between two steps of a commit or a delivery.
+ * Costs one branch otherwise. Any thread.
+ */
+void og__crashpoint(const char *name);
+
 #endif /* OG_CORE_UTIL_H */

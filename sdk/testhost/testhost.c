@@ -29,6 +29,14 @@ struct og_testhost_s {
     size_t nevents;
     size_t busy;
     int stopped_flag;
+    /* og_emit_async() outcomes, reported from the loop like the daemon's */
+    struct acked {
+        og__committed_cb cb;
+        void *data;
+        char id[72];
+    } * acks;
+    size_t nacks;
+    uv_idle_t acker;
 };
 
 /* Log lines are process-wide (the core's logger has no per-host sink). */
@@ -49,7 +57,24 @@ static void set_err(char *errbuf, const char *msg)
     errbuf[n] = '\0';
 }
 
-static og_err_t record(void *data, og_plugin_ctx_t *from, og_event_t *ev)
+static void ack_all(uv_idle_t *h)
+{
+    og_testhost_t *th = h->data;
+    size_t i, n = th->nacks;
+    struct acked *acks = th->acks;
+
+    uv_idle_stop(h);
+    th->acks = NULL;
+    th->nacks = 0;
+    for (i = 0; i < n; i++)
+        acks[i].cb(acks[i].data, OG_OK, acks[i].id);
+    free(acks);
+}
+
+/* Every accepted event counts as committed at once; the outcome is
+ * reported on the next loop iteration. */
+static og_err_t record(void *data, og_plugin_ctx_t *from, og_event_t *ev,
+                       og__committed_cb cb, void *cbdata)
 {
     og_testhost_t *th = data;
 
@@ -61,6 +86,14 @@ static og_err_t record(void *data, og_plugin_ctx_t *from, og_event_t *ev)
     th->events =
         og__xrealloc(th->events, (th->nevents + 1) * sizeof(*th->events));
     th->events[th->nevents++] = og__event_ref(ev);
+    if (cb != NULL) {
+        th->acks = og__xrealloc(th->acks, (th->nacks + 1) * sizeof(*th->acks));
+        th->acks[th->nacks].cb = cb;
+        th->acks[th->nacks].data = cbdata;
+        snprintf(th->acks[th->nacks].id, sizeof(th->acks[0].id), "%s", ev->id);
+        th->nacks++;
+        uv_idle_start(&th->acker, ack_all);
+    }
     return OG_OK;
 }
 
@@ -83,6 +116,8 @@ og_testhost_t *og_testhost_create(void)
     th->core.emit = record;
     th->core.emit_data = th;
     th->core.max_event_bytes = 256 * 1024;
+    uv_idle_init(&th->loop, &th->acker);
+    th->acker.data = th;
     th->http = og__http_server_create(&th->loop, "public", NULL);
     {
         char err[256];
@@ -266,7 +301,7 @@ og_err_t og_testhost_deliver(og_testhost_t *th, const uint8_t *msgpack,
     w.ok = th->inst->deliveries_ok;
     w.retry = th->inst->deliveries_retry;
     w.rejected = th->inst->deliveries_rejected;
-    og__instance_deliver(th->inst, ev);
+    og__instance_deliver(th->inst, ev, 0, 0);
     og__event_unref(ev);
     if (!og_testhost_run_until(th, delivery_done, &w, timeout_ms))
         return OG_ERR_TIMEOUT;
@@ -342,7 +377,9 @@ int og_testhost_destroy(og_testhost_t *th)
     th->core.http_public = NULL;
     og__http_server_close(th->http);
     og__http_destroy(th->core.http);
+    uv_close((uv_handle_t *)&th->acker, NULL);
     uv_run(&th->loop, UV_RUN_DEFAULT);
+    free(th->acks);
     rc = uv_loop_close(&th->loop);
     for (i = 0; i < th->nevents; i++)
         og__event_unref(th->events[i]);

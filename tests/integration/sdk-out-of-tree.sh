@@ -61,6 +61,7 @@ public_listen = 127.0.0.1:0
 admin_listen = 127.0.0.1:0
 [daemon]
 plugin_dir = $tmp/plugins
+state_dir = $tmp/state
 shutdown_timeout = 2s
 CONF
 printf '[channel]\nplugin = dropdir\n[config]\ninbox = %s\npoll_interval = 20ms\n' \

@@ -2,10 +2,13 @@
  * webhook.c: a test plugin that takes events over HTTP on the daemon's
  * public listener, as the web and POS channels will: a Bearer token checked
  * by the route's auth hook, the event type from X-Event-Type, the body kept
- * in props.body, and the HTTP answer chosen from og_emit()'s result (202,
- * 400, 429 with Retry-After, 503). With async = yes it answers 30 ms later,
- * like a plugin waiting for durable acceptance.
+ * in props.body, X-Event-Id and X-Vendor-Id as the envelope's id and
+ * source.vendor_id. The answer waits for durable acceptance
+ * (og_emit_async): 202 with the event id, 409 for a conflict, 503 with
+ * Retry-After when the store is busy, 400 for an invalid event. With
+ * delay = N ms it answers that much later still.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,12 +19,14 @@ struct hook {
     const char *token;
     const char *path;
     uint64_t max_body;
-    int async;
+    uint64_t delay;
 };
 
 struct later {
     og_http_req_t *req;
+    struct hook *h;
     int status;
+    char id[72];
 };
 
 static const og_config_field_t config[] = {
@@ -35,7 +40,7 @@ static const og_config_field_t config[] = {
      {NULL, NULL}},
     {"path", OG_CFG_STRING, "/hook", 0, "path to mount", 0, 0, {NULL, NULL}},
     {"max_body", OG_CFG_SIZE, "64k", 0, "largest body", 0, 0, {NULL, NULL}},
-    {"async", OG_CFG_BOOL, "no", 0, "answer later", 0, 0, {NULL, NULL}},
+    {"delay", OG_CFG_DURATION, "0", 0, "answer later", 0, 0, {NULL, NULL}},
     {NULL, 0, NULL, 0, NULL, 0, 0, {NULL, NULL}},
 };
 
@@ -49,7 +54,7 @@ static og_err_t hook_init(og_plugin_ctx_t *ctx, void **state)
     og_config_get_str(ctx, "token", &h->token);
     og_config_get_str(ctx, "path", &h->path);
     og_config_get_size(ctx, "max_body", &h->max_body);
-    og_config_get_bool(ctx, "async", &h->async);
+    og_config_get_duration_ms(ctx, "delay", &h->delay);
     *state = h;
     return OG_OK;
 }
@@ -65,63 +70,94 @@ static og_err_t auth(void *data, const og_http_req_t *req)
     return OG_OK;
 }
 
-static void answer(og_http_req_t *req, int status)
+static void answer(struct later *l)
 {
     static const char *const retry[] = {"Retry-After: 1", NULL};
-    const char *body = status == 202   ? "{\"accepted\":true}"
-                       : status == 400 ? "{\"error\":\"invalid event\"}"
-                                       : "{\"error\":\"busy\"}";
+    char body[160];
 
-    og_http_respond(req, status, "application/json",
-                    status == 429 || status == 503 ? retry : NULL, body,
+    if (l->status == 202)
+        snprintf(body, sizeof(body), "{\"id\":\"%s\"}", l->id);
+    else
+        snprintf(body, sizeof(body), "{\"error\":\"%s\"}",
+                 l->status == 400   ? "invalid event"
+                 : l->status == 409 ? "conflict"
+                                    : "busy");
+    og_http_respond(l->req, l->status, "application/json",
+                    l->status == 429 || l->status == 503 ? retry : NULL, body,
                     strlen(body));
+    free(l);
 }
 
 static void answer_later(og_timer_t *t, void *data)
 {
+    og_timer_stop(t);
+    answer(data);
+}
+
+static void settle(struct later *l)
+{
+    if (l->h->delay > 0 &&
+        og_timer_start(l->h->ctx, l->h->delay, 0, answer_later, l) != NULL)
+        return;
+    answer(l);
+}
+
+static int status_of(og_err_t rc)
+{
+    return rc == OG_OK             ? 202
+           : rc == OG_ERR_CONFLICT ? 409
+           : rc == OG_ERR_BUSY     ? 503
+           : rc == OG_ERR_STOPPING ? 503
+           : rc == OG_ERR_IO       ? 503
+                                   : 400;
+}
+
+static void committed(void *data, og_err_t rc, const char *event_id)
+{
     struct later *l = data;
 
-    og_timer_stop(t);
-    answer(l->req, l->status);
-    free(l);
+    l->status = status_of(rc);
+    if (event_id != NULL)
+        snprintf(l->id, sizeof(l->id), "%s", event_id);
+    settle(l);
 }
 
 static void handle(void *data, og_http_req_t *req)
 {
     struct hook *h = data;
     const char *type = og_http_req_header(req, "X-Event-Type");
+    const char *id = og_http_req_header(req, "X-Event-Id");
+    const char *vendor = og_http_req_header(req, "X-Vendor-Id");
     og_event_builder_t *b;
     size_t len;
     const uint8_t *body = og_http_req_body(req, &len);
+    struct later *l = calloc(1, sizeof(*l));
     char *text;
     og_err_t rc;
-    int status;
 
+    l->req = req;
+    l->h = h;
     b = type ? og_event_builder_create(h->ctx, type) : NULL;
     if (b == NULL) {
-        answer(req, 400);
+        l->status = 400;
+        answer(l);
         return;
     }
+    og_counter_add(h->ctx, "requests", 1);
     text = malloc(len + 1);
     memcpy(text, body, len);
     text[len] = '\0';
     og_event_builder_set_str(b, "props.body", text);
     free(text);
-    rc = og_event_builder_emit(b);
-    status = rc == OG_OK             ? 202
-             : rc == OG_ERR_BUSY     ? 429
-             : rc == OG_ERR_STOPPING ? 503
-                                     : 400;
-    og_counter_add(h->ctx, "requests", 1);
-    if (h->async) {
-        struct later *l = malloc(sizeof(*l));
-        l->req = req;
-        l->status = status;
-        if (og_timer_start(h->ctx, 30, 0, answer_later, l) != NULL)
-            return;
-        free(l);
+    if (id != NULL)
+        og_event_builder_set_str(b, "id", id);
+    if (vendor != NULL)
+        og_event_builder_set_str(b, "source.vendor_id", vendor);
+    rc = og_event_builder_emit_async(b, committed, l);
+    if (rc != OG_OK) {
+        l->status = rc == OG_ERR_BUSY ? 429 : status_of(rc);
+        settle(l);
     }
-    answer(req, status);
 }
 
 static og_err_t hook_start(void *state)

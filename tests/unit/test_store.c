@@ -100,12 +100,18 @@ static void test_schema(void)
     CU_ASSERT_EQUAL(sql("PRAGMA user_version = 99", NULL), 0);
     s = open_store(err);
     CU_ASSERT_PTR_NULL(s);
-    CU_ASSERT_PTR_NOT_NULL(strstr(err, "schema version 99 was written by a "
-                                       "newer omnigate (this one knows up "
-                                       "to 1)"));
+    {
+        char want[128];
+
+        snprintf(want, sizeof(want),
+                 "schema version 99 was written by a newer omnigate (this "
+                 "one knows up to %d)",
+                 OG__STORE_SCHEMA_VERSION);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, want));
+    }
     CU_ASSERT_EQUAL(sql("PRAGMA user_version", &v), 0);
     CU_ASSERT_EQUAL(v, 99);
-    CU_ASSERT_EQUAL(sql("PRAGMA user_version = 1", NULL), 0);
+    CU_ASSERT_EQUAL(sql("PRAGMA user_version = 2", NULL), 0);
 }
 
 static void test_accept(void)
@@ -201,14 +207,20 @@ static void collect(void *data, const og__outbox_row_t *r)
     }
 }
 
+static void complete(og__store_t *s, int64_t row, og__outcome_t o,
+                     uint64_t next, const char *error)
+{
+    CU_ASSERT_EQUAL(og__store_complete(s, row, o, next, error), OG_OK);
+}
+
 static void test_outbox(void)
 {
     static const char *const to1[] = {"hook"};
     char err[512] = "";
     og__store_t *s = open_store(err);
     og__store_item_t batch[3];
-    struct rows rs;
-    uint64_t n = 0, now = 5000000;
+    struct rows rs, again;
+    uint64_t n = 0, now = 5000000, next = 0;
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     batch[0] = item("o1", NULL, 1, now, to1, 1);
@@ -217,55 +229,52 @@ static void test_outbox(void)
     CU_ASSERT_EQUAL_FATAL(og__store_accept(s, batch, 3, err, sizeof(err)),
                           OG_OK);
 
-    /* claim two, oldest first; they are leased for 30 s */
+    /* claim two, oldest first; they stay held until their attempt ends */
     memset(&rs, 0, sizeof(rs));
-    CU_ASSERT_EQUAL(s->ops->claim(s, "hook", now + 10, 2, 30000, collect, &rs),
+    CU_ASSERT_EQUAL(s->ops->claim(s, "hook", now + 10, 2, collect, &rs, &next),
                     OG_OK);
     CU_ASSERT_EQUAL_FATAL(rs.n, 2);
     CU_ASSERT_STRING_EQUAL(rs.event[0], "o1");
     CU_ASSERT_STRING_EQUAL(rs.event[1], "o2");
-    {
-        struct rows again;
-        memset(&again, 0, sizeof(again));
-        s->ops->claim(s, "hook", now + 20, 10, 30000, collect, &again);
-        CU_ASSERT_EQUAL(again.n, 1); /* only o3: the others are leased */
-        CU_ASSERT_STRING_EQUAL(again.event[0], "o3");
-        /* a crash before completion: the lease runs out, o1 is due again */
-        memset(&again, 0, sizeof(again));
-        s->ops->claim(s, "hook", now + 30011, 1, 30000, collect, &again);
-        CU_ASSERT_EQUAL(again.n, 1);
-        CU_ASSERT_STRING_EQUAL(again.event[0], "o1");
-    }
-    /* o1 delivered, o2 retried later with its error, o3 dead */
-    CU_ASSERT_EQUAL(
-        s->ops->complete(s, rs.id[0], OG__OUTCOME_DELIVERED, now, NULL), OG_OK);
-    CU_ASSERT_EQUAL(s->ops->complete(s, rs.id[1], OG__OUTCOME_RETRY,
-                                     now + 90000, "HTTP 503"),
-                    OG_OK);
-    CU_ASSERT_EQUAL(s->ops->complete(s, rs.id[0], OG__OUTCOME_RETRY, now, NULL),
-                    OG_ERR_NOT_FOUND); /* already delivered */
+    CU_ASSERT_EQUAL(next, now + 2); /* o3 still waits */
+    memset(&again, 0, sizeof(again));
+    s->ops->claim(s, "hook", now + 99999, 10, collect, &again, &next);
+    CU_ASSERT_EQUAL_FATAL(again.n, 1); /* only o3: the others are held */
+    CU_ASSERT_STRING_EQUAL(again.event[0], "o3");
+    CU_ASSERT_EQUAL(next, 0);
+
+    /* o1 delivered, o2 retried later with its error; recording o1 again
+     * changes nothing (it is no longer due) */
+    complete(s, rs.id[0], OG__OUTCOME_DELIVERED, now, NULL);
+    complete(s, rs.id[1], OG__OUTCOME_RETRY, now + 90000, "HTTP 503");
+    complete(s, rs.id[0], OG__OUTCOME_RETRY, now, NULL);
     CU_ASSERT_EQUAL(s->ops->outbox_count(s, "hook", &n), OG_OK);
     CU_ASSERT_EQUAL(n, 2);
-    {
-        struct rows due;
+    /* o3 released without an attempt: due again, attempts kept at 0 */
+    complete(s, again.id[0], OG__OUTCOME_RELEASE, now + 20, NULL);
+    memset(&again, 0, sizeof(again));
+    s->ops->claim(s, "hook", now + 89999, 10, collect, &again, &next);
+    CU_ASSERT_EQUAL_FATAL(again.n, 1);
+    CU_ASSERT_STRING_EQUAL(again.event[0], "o3");
+    CU_ASSERT_EQUAL(again.attempts[0], 0);
+    CU_ASSERT_EQUAL(next, now + 90000); /* o2's retry */
+    complete(s, again.id[0], OG__OUTCOME_DEAD, now + 89999, "HTTP 410 Gone");
+    /* at its retry time o2 comes back with its attempt and error */
+    memset(&again, 0, sizeof(again));
+    s->ops->claim(s, "hook", now + 90000, 10, collect, &again, &next);
+    CU_ASSERT_EQUAL_FATAL(again.n, 1);
+    CU_ASSERT_STRING_EQUAL(again.event[0], "o2");
+    CU_ASSERT_EQUAL(again.attempts[0], 1);
+    CU_ASSERT_STRING_EQUAL(again.error[0], "HTTP 503");
 
-        /* just before o2's retry time only o3 is due (its lease of 30 s
-         * from +20 ms has run out) */
-        memset(&due, 0, sizeof(due));
-        s->ops->claim(s, "hook", now + 89999, 10, 1000, collect, &due);
-        CU_ASSERT_EQUAL_FATAL(due.n, 1);
-        CU_ASSERT_STRING_EQUAL(due.event[0], "o3");
-        CU_ASSERT_EQUAL(s->ops->complete(s, due.id[0], OG__OUTCOME_DEAD,
-                                         now + 89999, "HTTP 410 Gone"),
-                        OG_OK);
-        /* at its retry time o2 comes back with its attempt and error */
-        memset(&due, 0, sizeof(due));
-        s->ops->claim(s, "hook", now + 90000, 10, 1000, collect, &due);
-        CU_ASSERT_EQUAL_FATAL(due.n, 1);
-        CU_ASSERT_STRING_EQUAL(due.event[0], "o2");
-        CU_ASSERT_EQUAL(due.attempts[0], 1);
-        CU_ASSERT_STRING_EQUAL(due.error[0], "HTTP 503");
-    }
+    /* a restart (the store opened again) ends every hold: o2 is due */
+    og__store_close(s);
+    s = open_store(err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    memset(&again, 0, sizeof(again));
+    s->ops->claim(s, "hook", now + 90000, 10, collect, &again, &next);
+    CU_ASSERT_EQUAL_FATAL(again.n, 1);
+    CU_ASSERT_STRING_EQUAL(again.event[0], "o2");
 
     /* dead letters: list, requeue, purge */
     memset(&rs, 0, sizeof(rs));
@@ -278,20 +287,90 @@ static void test_outbox(void)
     memset(&rs, 0, sizeof(rs));
     s->ops->dead_list(s, NULL, collect, &rs);
     CU_ASSERT_EQUAL(rs.n, 0);
-    {
-        struct rows due;
-        memset(&due, 0, sizeof(due));
-        s->ops->claim(s, "hook", now + 100000, 10, 1000, collect, &due);
-        CU_ASSERT_EQUAL(due.n, 2); /* o2 (lease over) and requeued o3 */
-        CU_ASSERT_EQUAL(
-            s->ops->complete(s, due.id[0], OG__OUTCOME_DEAD, now, "x"), OG_OK);
-        CU_ASSERT_EQUAL(
-            s->ops->complete(s, due.id[1], OG__OUTCOME_DEAD, now, "y"), OG_OK);
-    }
+    memset(&rs, 0, sizeof(rs));
+    s->ops->claim(s, "hook", now + 100000, 10, collect, &rs, &next);
+    CU_ASSERT_EQUAL_FATAL(rs.n, 1); /* the requeued o3; o2 is held */
+    complete(s, rs.id[0], OG__OUTCOME_DEAD, now, "x");
+    complete(s, again.id[0], OG__OUTCOME_DEAD, now, "y");
     CU_ASSERT_EQUAL(s->ops->dead_purge(s, "other", &n), OG_OK);
     CU_ASSERT_EQUAL(n, 0);
     CU_ASSERT_EQUAL(s->ops->dead_purge(s, "hook", &n), OG_OK);
     CU_ASSERT_EQUAL(n, 2);
+    og__store_close(s);
+}
+
+struct tally {
+    uint64_t due, delivered, dead;
+};
+
+static void tally(void *data, const char *channel, int state, uint64_t count)
+{
+    struct tally *t = data;
+
+    if (strcmp(channel, "held") != 0)
+        return;
+    if (state == 0)
+        t->due = count;
+    else if (state == 1)
+        t->delivered = count;
+    else
+        t->dead = count;
+}
+
+/* Rows the caller holds in memory are not claimed; results and new events
+ * commit together; pruning keeps what is not finished. */
+static void test_held_commit_prune(void)
+{
+    static const char *const to1[] = {"held"};
+    static const unsigned char held[] = {1}, free_row[] = {0};
+    char err[512] = "", *outer = dir, sub[600];
+    og__store_t *s;
+    og__store_item_t batch[2];
+    og__store_done_t done;
+    int64_t rows[2] = {0, 0};
+    struct rows rs;
+    struct tally t = {0, 0, 0};
+    uint64_t now = 7000000, next, n = 0;
+
+    /* a database of its own, so that other tests' events do not count */
+    snprintf(sub, sizeof(sub), "%s/held", outer);
+    dir = sub;
+    s = open_store(err);
+    dir = outer;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    batch[0] = item("h1", NULL, 1, now, to1, 1);
+    batch[0].held = held;
+    batch[0].rows = &rows[0];
+    batch[1] = item("h2", NULL, 2, now, to1, 1);
+    batch[1].held = free_row;
+    batch[1].rows = &rows[1];
+    CU_ASSERT_EQUAL_FATAL(og__store_accept(s, batch, 2, err, sizeof(err)),
+                          OG_OK);
+    CU_ASSERT_TRUE(rows[0] > 0 && rows[1] > rows[0]);
+    memset(&rs, 0, sizeof(rs));
+    s->ops->claim(s, "held", now, 10, collect, &rs, &next);
+    CU_ASSERT_EQUAL_FATAL(rs.n, 1);
+    CU_ASSERT_STRING_EQUAL(rs.event[0], "h2");
+    /* h1 delivered and a new event h3, in one commit */
+    done.row = rows[0];
+    done.outcome = OG__OUTCOME_DELIVERED;
+    done.next_ms = now;
+    done.error = NULL;
+    batch[0] = item("h3", NULL, 3, now + 5, to1, 1);
+    CU_ASSERT_EQUAL(s->ops->commit(s, batch, 1, &done, 1, err, sizeof(err)),
+                    OG_OK);
+    CU_ASSERT_EQUAL(s->ops->counts(s, tally, &t), OG_OK);
+    CU_ASSERT_EQUAL(t.due, 2); /* h2 held by the claim, h3 new */
+    CU_ASSERT_EQUAL(t.delivered, 1);
+    /* pruning: of this test's events only h1 is finished */
+    CU_ASSERT_EQUAL(s->ops->prune(s, now + 1000, 100, &n), OG_OK);
+    CU_ASSERT_EQUAL(n, 1);
+    CU_ASSERT_EQUAL(s->ops->prune(s, now + 1000, 100, &n), OG_OK);
+    CU_ASSERT_EQUAL(n, 0);
+    memset(&t, 0, sizeof(t));
+    s->ops->counts(s, tally, &t);
+    CU_ASSERT_EQUAL(t.delivered, 0);
+    CU_ASSERT_EQUAL(t.due, 2);
     og__store_close(s);
 }
 
@@ -346,7 +425,9 @@ int main(void)
     CU_add_test(s, "schema, WAL, newer schema refused", test_schema);
     CU_add_test(s, "accept, duplicates, conflicts, window", test_accept);
     CU_add_test(s, "a failing batch stores nothing", test_atomic_batch);
-    CU_add_test(s, "outbox: claim, lease, complete, dead letters", test_outbox);
+    CU_add_test(s, "outbox: claim, hold, complete, dead letters", test_outbox);
+    CU_add_test(s, "outbox: held rows, one commit, pruning",
+                test_held_commit_prune);
     CU_add_test(s, "retry schedule", test_backoff);
     CU_add_test(s, "unwritable state directory", test_unwritable);
     rc = tu_run();

@@ -292,7 +292,7 @@ static void test_http_route(void)
 {
     og_testhost_t *th = og_testhost_create();
     char *path = plugin("webhook");
-    const char *config[] = {"token=t0k", "async=yes", NULL};
+    const char *config[] = {"token=t0k", "delay=20ms", NULL};
     struct client c;
 
     CU_ASSERT_EQUAL_FATAL(og_testhost_load(th, path, "hooks", config, NULL),
@@ -303,6 +303,8 @@ static void test_http_route(void)
          "X-Event-Type: order.placed\r\nContent-Length: 2\r\n"
          "Connection: close\r\n\r\nhi");
     CU_ASSERT_PTR_NOT_NULL(strstr(c.reply, "HTTP/1.1 202"));
+    /* the answer carries the id the host committed the event under */
+    CU_ASSERT_PTR_NOT_NULL(strstr(c.reply, "{\"id\":\""));
     CU_ASSERT_EQUAL(og_testhost_emitted_count(th), 1);
     post(th, &c,
          "POST /hook HTTP/1.1\r\nAuthorization: Bearer nope\r\n"

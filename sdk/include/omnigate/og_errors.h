@@ -37,7 +37,8 @@ OG_BEGIN_DECLS
     XX(ERR_TOO_LARGE, -15, "too large")                                        \
     XX(ERR_ABI, -16, "ABI mismatch")                                           \
     XX(ERR_CONFIG, -17, "configuration error")                                 \
-    XX(ERR_INTERNAL, -18, "internal error")
+    XX(ERR_INTERNAL, -18, "internal error")                                    \
+    XX(ERR_CONFLICT, -19, "conflicts with an earlier event of the same id")
 
 /* Result of almost every SDK call. */
 typedef enum og_err_e {

@@ -15,16 +15,39 @@ OG_BEGIN_DECLS
  * og_emit: hand one event, a complete envelope as MessagePack bytes, to the
  * gateway. The bytes are borrowed: the host validates and copies them before
  * returning. The host fills the fields it owns (id when absent, received
- * time, source instance and plugin). Returns OG_OK (accepted), OG_ERR_INVALID
- * (not a valid envelope; the reason is logged and counted), OG_ERR_BUSY (the
- * gateway's queue is full: answer the sender 429/503 with Retry-After and let
- * it retry) or OG_ERR_STOPPING (shutting down).
+ * time, source instance and plugin). Returns OG_OK (validated and queued
+ * for its commit to durable storage, which follows within milliseconds but
+ * has not happened yet), OG_ERR_INVALID (not a valid envelope; the reason
+ * is logged and counted), OG_ERR_BUSY (the gateway cannot take more now:
+ * answer the sender 429 with Retry-After and let it retry), OG_ERR_IO (its
+ * store fails now, e.g. disk full: answer 503 with Retry-After) or
+ * OG_ERR_STOPPING (shutting down). A plugin that acknowledges its sender
+ * (HTTP 2xx, an IMAP flag) uses og_emit_async() instead, which reports the
+ * commit.
  */
 static inline og_err_t og_emit(og_plugin_ctx_t *ctx, const uint8_t *msgpack,
                                size_t len)
 {
     return OG_HOST_HAS(emit) ? og__host->emit(ctx, msgpack, len)
                              : OG_ERR_UNSUPPORTED;
+}
+
+/*
+ * og_emit_async: like og_emit(), and cb(data, result, event_id) runs once
+ * the outcome is known: after the event is committed to durable storage
+ * (or found to be a duplicate or a conflict, or the store refused it; see
+ * og_emit_cb). Acknowledge the sender only from cb, and only for OG_OK.
+ * When og_emit_async() itself returns anything but OG_OK, cb is never
+ * called. cb runs on the loop thread, never from inside og_emit_async(),
+ * and never after the instance's destroy().
+ */
+static inline og_err_t og_emit_async(og_plugin_ctx_t *ctx,
+                                     const uint8_t *msgpack, size_t len,
+                                     og_emit_cb cb, void *data)
+{
+    return OG_HOST_HAS(emit_async)
+               ? og__host->emit_async(ctx, msgpack, len, cb, data)
+               : OG_ERR_UNSUPPORTED;
 }
 
 /*
@@ -124,6 +147,18 @@ static inline og_err_t og_event_builder_emit(og_event_builder_t *b)
                                      : OG_ERR_UNSUPPORTED;
 }
 
+/*
+ * og_event_builder_emit_async: encode and emit the event like
+ * og_emit_async(). Always consumes b, whatever the result.
+ */
+static inline og_err_t og_event_builder_emit_async(og_event_builder_t *b,
+                                                   og_emit_cb cb, void *data)
+{
+    return OG_HOST_HAS(builder_emit_async)
+               ? og__host->builder_emit_async(b, cb, data)
+               : OG_ERR_UNSUPPORTED;
+}
+
 /* og_event_builder_destroy: drop b without emitting. NULL is allowed. */
 static inline void og_event_builder_destroy(og_event_builder_t *b)
 {
@@ -193,6 +228,20 @@ static inline og_err_t og_event_get_bool(const og_event_t *ev, const char *path,
 static inline const char *og_delivery_key(const og_delivery_t *d)
 {
     return OG_HOST_HAS(delivery_key) ? og__host->delivery_key(d) : NULL;
+}
+
+/*
+ * og_delivery_retry_after: the remote side asked to wait delay_ms before
+ * the next attempt (an HTTP Retry-After, an SMTP 4xx hint). Call it before
+ * send() returns OG_ERR_RETRY or before og_delivery_complete(d,
+ * OG_ERR_RETRY, ...); the next attempt is then no earlier than that, and
+ * otherwise follows the channel's backoff schedule (retry_base, retry_max,
+ * retry_lifetime in its channels.d file).
+ */
+static inline void og_delivery_retry_after(og_delivery_t *d, uint64_t delay_ms)
+{
+    if (OG_HOST_HAS(delivery_retry_after))
+        og__host->delivery_retry_after(d, delay_ms);
 }
 
 /*

@@ -102,6 +102,12 @@ struct og_host_api_s {
     void (*http_respond)(og_http_req_t *req, int status,
                          const char *content_type, const char *const *headers,
                          const void *body, size_t len);
+
+    og_err_t (*emit_async)(og_plugin_ctx_t *ctx, const uint8_t *msgpack,
+                           size_t len, og_emit_cb cb, void *data);
+    og_err_t (*builder_emit_async)(og_event_builder_t *b, og_emit_cb cb,
+                                   void *data);
+    void (*delivery_retry_after)(og_delivery_t *d, uint64_t delay_ms);
 };
 
 /*

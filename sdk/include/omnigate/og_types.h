@@ -154,6 +154,18 @@ typedef struct og_http_route_s {
 /* A timer fired; called on the loop thread. */
 typedef void (*og_timer_cb)(og_timer_t *timer, void *data);
 
+/*
+ * Result of og_emit_async(): result is OG_OK once the event is committed
+ * to durable storage (event_id is its id) or was already accepted within
+ * the deduplication window (event_id is the id first accepted: answer the
+ * sender exactly as the first time); OG_ERR_CONFLICT when an event with
+ * the same id or vendor id but other content was accepted before;
+ * OG_ERR_BUSY when the store cannot take it now (backlog above its bound,
+ * disk full: answer 503 with Retry-After); OG_ERR_IO or OG_ERR_STOPPING
+ * otherwise. event_id is valid during the call only and NULL on failure.
+ */
+typedef void (*og_emit_cb)(void *data, og_err_t result, const char *event_id);
+
 OG_END_DECLS
 
 #endif /* OMNIGATE_OG_TYPES_H */

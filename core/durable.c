@@ -1,0 +1,1012 @@
+/*
+ * durable.c: group commit, the outbox in memory and in the store, retries
+ * and dead letters. See durable.h for the flow and docs/durability.md for
+ * the guarantees.
+ *
+ * One round at a time runs on a libuv worker thread and is the only user
+ * of the store while it runs; everything else here is loop-thread state.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "backoff.h"
+#include "durable.h"
+#include "http_server.h"
+#include "log.h"
+#include "util.h"
+
+#define PACE_MS 250          /* between rounds while the store fails */
+#define PRUNE_EVERY_MS 60000 /* deduplication records past the window */
+#define PRUNE_BATCH 10000
+#define MAX_DEAD_LISTED 1000
+
+/* A delivery held in memory: its event, outbox row and attempts so far. */
+struct qitem {
+    og_event_t *ev;
+    int64_t row;
+    uint32_t attempts;
+};
+
+struct chan {
+    char *name;
+    struct qitem *ring; /* the channel's queue in memory */
+    size_t alloc, head, len;
+    size_t cap;         /* queue_max */
+    size_t reserved;    /* held rows of batches not committed yet */
+    size_t unheld_open; /* rows of the open batch left in the store */
+    int spilled;        /* the store may hold rows to claim now */
+    int claiming;       /* a claim is in the running round */
+    uint64_t due_at;    /* earliest known retry time, 0: none */
+    og__backoff_t backoff;
+    uint64_t waiting, dead, retries, dead_new;
+    struct chan *next;
+};
+
+/* One submitted event. */
+struct sub {
+    og_event_t *ev;
+    og__committed_cb cb;
+    void *data;
+    size_t t0, nt; /* its targets in the batch's arrays */
+};
+
+struct batch {
+    struct sub *subs;
+    size_t n, alloc;
+    struct chan **tch; /* per target */
+    unsigned char *held;
+    size_t nt, talloc;
+};
+
+/* A finished attempt waiting for its commit. */
+struct done {
+    og__store_done_t d;
+    struct chan *ch;
+};
+
+struct claim {
+    struct chan *ch;
+    char *name;
+    size_t limit;
+    struct qitem *got;
+    size_t ngot;
+    uint64_t next_due;
+    og__store_done_t *bad; /* rows whose stored event is unreadable */
+    size_t nbad;
+    og_err_t rc;
+};
+
+struct op {
+    og__dead_op_t op;
+    char *channel;
+    int64_t row;
+    og__admin_cb cb;
+    void *data;
+    og_err_t rc;
+    og__sbuf_t out;
+    uint64_t count;
+    struct op *next;
+};
+
+struct round {
+    uv_work_t work;
+    og__durable_t *d;
+    struct batch b;
+    og__store_item_t *items;
+    int64_t *rows;
+    char **vendor;
+    struct done *done;
+    size_t ndone;
+    og__store_done_t *sdone;
+    struct claim *claims;
+    size_t nclaims;
+    struct op *ops;
+    int prune;
+    uint64_t pruned;
+    uint64_t now;
+    og_err_t rc;
+    char err[256];
+};
+
+struct og__durable_s {
+    uv_loop_t *loop;
+    og__store_t *store;
+    og__find_inst_fn find;
+    void *find_data;
+    struct chan *chans;
+    struct batch open;
+    size_t batch_max;
+    uint64_t max_backlog;
+    uint64_t window_ms;
+    struct done *done; /* finished attempts for the next round */
+    size_t ndone, done_alloc;
+    struct op *ops, **ops_tail;
+    struct round *running;
+    uv_timer_t retry_timer; /* the earliest due_at */
+    uv_timer_t pace_timer;  /* after a failed round; also prunes */
+    uv_idle_t idle;         /* dispatch and rounds after callbacks */
+    int pacing;
+    int prune_due;
+    uint64_t next_prune;
+    int closing;
+    void (*closed_cb)(void *data);
+    void *closed_data;
+    int handles; /* open handles while closing */
+    og__durable_stats_t st;
+};
+
+static void maybe_round(og__durable_t *d);
+static void retry_fired(uv_timer_t *h);
+static void finish_close(og__durable_t *d);
+
+/* ---- channels ---------------------------------------------------------- */
+
+static struct chan *chan_get(og__durable_t *d, const char *name)
+{
+    struct chan *c;
+
+    for (c = d->chans; c != NULL; c = c->next)
+        if (strcmp(c->name, name) == 0)
+            return c;
+    c = og__xcalloc(1, sizeof(*c));
+    c->name = og__xstrdup(name);
+    c->cap = 10000;
+    c->backoff.base_ms = 1000;
+    c->backoff.max_ms = 3600 * 1000;
+    c->backoff.lifetime_ms = 24ull * 3600 * 1000;
+    c->next = d->chans;
+    d->chans = c;
+    return c;
+}
+
+static void q_push(struct chan *c, og_event_t *ev, int64_t row,
+                   uint32_t attempts)
+{
+    struct qitem *it;
+
+    if (c->len == c->alloc) {
+        size_t n = c->alloc ? c->alloc * 2 : 16, i;
+        struct qitem *ring = og__xcalloc(n, sizeof(*ring));
+
+        for (i = 0; i < c->len; i++)
+            ring[i] = c->ring[(c->head + i) % c->alloc];
+        free(c->ring);
+        c->ring = ring;
+        c->alloc = n;
+        c->head = 0;
+    }
+    it = &c->ring[(c->head + c->len) % c->alloc];
+    it->ev = og__event_ref(ev);
+    it->row = row;
+    it->attempts = attempts;
+    c->len++;
+}
+
+static struct qitem q_pop(struct chan *c)
+{
+    struct qitem it = c->ring[c->head];
+
+    c->head = (c->head + 1) % c->alloc;
+    c->len--;
+    return it;
+}
+
+/* Room in the channel's queue for rows claimed from the store. */
+static size_t chan_room(const struct chan *c)
+{
+    size_t used = c->len + c->reserved;
+
+    return used < c->cap ? c->cap - used : 0;
+}
+
+static int chan_wants_claim(og__durable_t *d, struct chan *c)
+{
+    return c->spilled && !c->claiming && chan_room(c) >= (c->cap + 1) / 2 &&
+           d->find(d->find_data, c->name) != NULL;
+}
+
+static void arm_retry_timer(og__durable_t *d)
+{
+    struct chan *c;
+    uint64_t min = 0, now = og__now_ms();
+
+    if (d->closing)
+        return;
+    for (c = d->chans; c != NULL; c = c->next)
+        if (c->due_at != 0 && (min == 0 || c->due_at < min))
+            min = c->due_at;
+    if (min == 0)
+        uv_timer_stop(&d->retry_timer);
+    else
+        uv_timer_start(&d->retry_timer, retry_fired, min > now ? min - now : 0,
+                       0);
+}
+
+static void retry_fired(uv_timer_t *h)
+{
+    og__durable_t *d = h->data;
+    uint64_t now = og__now_ms();
+    struct chan *c;
+
+    for (c = d->chans; c != NULL; c = c->next) {
+        if (c->due_at != 0 && c->due_at <= now) {
+            c->due_at = 0;
+            c->spilled = 1;
+        }
+    }
+    arm_retry_timer(d);
+    maybe_round(d);
+}
+
+/* ---- dispatch ---------------------------------------------------------- */
+
+static void dispatch(og__durable_t *d)
+{
+    struct chan *c;
+
+    for (c = d->chans; c != NULL; c = c->next) {
+        og_plugin_ctx_t *inst;
+
+        if (c->len == 0)
+            continue;
+        inst = d->find(d->find_data, c->name);
+        while (c->len > 0 && inst != NULL && og__instance_can_take(inst)) {
+            struct qitem it = q_pop(c);
+
+            og__instance_deliver(inst, it.ev, it.row, it.attempts);
+            og__event_unref(it.ev);
+        }
+    }
+}
+
+static void on_idle(uv_idle_t *h)
+{
+    og__durable_t *d = h->data;
+
+    uv_idle_stop(h);
+    dispatch(d);
+    maybe_round(d);
+}
+
+static void soon(og__durable_t *d)
+{
+    if (!uv_is_closing((uv_handle_t *)&d->idle))
+        uv_idle_start(&d->idle, on_idle);
+}
+
+void og__durable_kick(og__durable_t *d)
+{
+    soon(d);
+}
+
+/* ---- submit and results ------------------------------------------------ */
+
+og_err_t og__durable_submit(og__durable_t *d, og_event_t *ev,
+                            const char *const *targets, size_t ntargets,
+                            og__committed_cb cb, void *data)
+{
+    struct batch *b = &d->open;
+    struct sub *s;
+    size_t i;
+
+    if (d->closing)
+        return OG_ERR_STOPPING;
+    if (d->pacing) { /* the last commit failed: answer at once */
+        d->st.busy++;
+        return OG_ERR_IO;
+    }
+    if (b->n >= d->batch_max ||
+        d->st.backlog + b->nt + ntargets > d->max_backlog) {
+        d->st.busy++;
+        return OG_ERR_BUSY;
+    }
+    if (b->n == b->alloc) {
+        b->alloc = b->alloc ? b->alloc * 2 : 64;
+        b->subs = og__xrealloc(b->subs, b->alloc * sizeof(*b->subs));
+    }
+    if (b->nt + ntargets > b->talloc) {
+        while (b->nt + ntargets > b->talloc)
+            b->talloc = b->talloc ? b->talloc * 2 : 64;
+        b->tch = og__xrealloc(b->tch, b->talloc * sizeof(*b->tch));
+        b->held = og__xrealloc(b->held, b->talloc);
+    }
+    s = &b->subs[b->n++];
+    s->ev = og__event_ref(ev);
+    s->cb = cb;
+    s->data = data;
+    s->t0 = b->nt;
+    s->nt = ntargets;
+    for (i = 0; i < ntargets; i++) {
+        struct chan *c = chan_get(d, targets[i]);
+
+        b->tch[b->nt] = c;
+        /* Held in memory when the queue has room and nothing of this
+         * channel waits in the store (keeps the order roughly FIFO). */
+        if (!c->spilled && c->len + c->reserved < c->cap) {
+            b->held[b->nt] = 1;
+            c->reserved++;
+        } else {
+            b->held[b->nt] = 0;
+            c->unheld_open++;
+            c->spilled = 1;
+        }
+        b->nt++;
+    }
+    maybe_round(d);
+    return OG_OK;
+}
+
+static void push_done(og__durable_t *d, struct chan *c, int64_t row,
+                      og__outcome_t outcome, uint64_t next_ms,
+                      const char *error)
+{
+    struct done *x;
+
+    if (d->ndone == d->done_alloc) {
+        d->done_alloc = d->done_alloc ? d->done_alloc * 2 : 64;
+        d->done = og__xrealloc(d->done, d->done_alloc * sizeof(*d->done));
+    }
+    x = &d->done[d->ndone++];
+    x->ch = c;
+    x->d.row = row;
+    x->d.outcome = outcome;
+    x->d.next_ms = next_ms;
+    x->d.error = error ? og__xstrdup(error) : NULL;
+}
+
+void og__durable_result(og__durable_t *d, og_plugin_ctx_t *inst, og_event_t *ev,
+                        int64_t row, uint32_t attempts, og_err_t rc,
+                        const char *reason, uint64_t retry_after_ms)
+{
+    struct chan *c = chan_get(d, og__instance_name(inst));
+    uint64_t now = og__now_ms(), next;
+    uint32_t rnd = 0;
+    char why[512];
+
+    switch ((int)rc) {
+    case OG_OK: push_done(d, c, row, OG__OUTCOME_DELIVERED, now, NULL); break;
+    case OG_ERR_CANCELLED:
+        push_done(d, c, row, OG__OUTCOME_RELEASE, now, NULL);
+        break;
+    case OG_ERR_RETRY:
+        if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != sizeof(rnd))
+            rnd = (uint32_t)now * 2654435761u;
+        next = og__backoff_next(&c->backoff, attempts + 1, now, ev->received_ms,
+                                retry_after_ms, rnd);
+        if (next != 0) {
+            push_done(d, c, row, OG__OUTCOME_RETRY, next,
+                      reason ? reason : "transient failure");
+            c->retries++;
+            if (c->due_at == 0 || next < c->due_at) {
+                c->due_at = next;
+                arm_retry_timer(d);
+            }
+            break;
+        }
+        snprintf(why, sizeof(why),
+                 "retry lifetime over after %u attempts; last: %s",
+                 attempts + 1, reason ? reason : "transient failure");
+        goto dead;
+    default:
+        snprintf(why, sizeof(why), "rejected%s%s", reason ? ": " : "",
+                 reason ? reason : "");
+    dead:
+        og__log(OG_LOG_WARNING, c->name,
+                "delivery of %s (%s) is a dead letter: %s", ev->id, ev->type,
+                why);
+        push_done(d, c, row, OG__OUTCOME_DEAD, now, why);
+        c->dead_new++;
+        break;
+    }
+    soon(d);
+}
+
+/* ---- rounds ------------------------------------------------------------ */
+
+static void claim_row(void *data, const og__outbox_row_t *r)
+{
+    struct claim *cl = data;
+    char why[128];
+    og_event_t *ev = og__event_restore(r->body, r->len, why, sizeof(why));
+
+    if (ev == NULL) {
+        cl->bad = og__xrealloc(cl->bad, (cl->nbad + 1) * sizeof(*cl->bad));
+        cl->bad[cl->nbad].row = r->id;
+        cl->bad[cl->nbad].outcome = OG__OUTCOME_DEAD;
+        cl->bad[cl->nbad].next_ms = 0;
+        cl->bad[cl->nbad].error = og__xstrdup(why);
+        cl->nbad++;
+        return;
+    }
+    cl->got[cl->ngot].ev = ev;
+    cl->got[cl->ngot].row = r->id;
+    cl->got[cl->ngot].attempts = r->attempts;
+    cl->ngot++;
+}
+
+static void dead_row(void *data, const og__outbox_row_t *r)
+{
+    struct op *op = data;
+    char id[160], ch[160], err[1100];
+
+    if (op->count++ >= MAX_DEAD_LISTED)
+        return;
+    og__json_escape(id, sizeof(id), r->event_id);
+    og__json_escape(ch, sizeof(ch), r->channel);
+    og__json_escape(err, sizeof(err), r->last_error ? r->last_error : "");
+    og__sbuf_printf(&op->out,
+                    "%s{\"id\":%lld,\"event_id\":%s,\"channel\":%s,"
+                    "\"attempts\":%u,\"failed_at\":%llu,\"error\":%s}",
+                    op->count > 1 ? "," : "", (long long)r->id, id, ch,
+                    r->attempts, (unsigned long long)r->next_ms, err);
+}
+
+static void round_work(uv_work_t *w)
+{
+    struct round *r = w->data;
+    og__store_t *s = r->d->store;
+    size_t i;
+
+    r->rc = OG_OK;
+    if (r->b.n > 0 || r->ndone > 0) {
+        r->rc = s->ops->commit(s, r->items, r->b.n, r->sdone, r->ndone, r->err,
+                               sizeof(r->err));
+        if (r->rc != OG_OK)
+            return;
+        if (r->b.n > 0)
+            og__crashpoint("committed");
+        if (r->ndone > 0)
+            og__crashpoint("marked");
+    }
+    for (i = 0; i < r->nclaims; i++) {
+        struct claim *cl = &r->claims[i];
+
+        cl->got = og__xcalloc(cl->limit, sizeof(*cl->got));
+        cl->rc = s->ops->claim(s, cl->name, r->now, cl->limit, claim_row, cl,
+                               &cl->next_due);
+        if (cl->nbad > 0)
+            s->ops->commit(s, NULL, 0, cl->bad, cl->nbad, r->err,
+                           sizeof(r->err));
+    }
+    for (struct op *op = r->ops; op != NULL; op = op->next) {
+        switch (op->op) {
+        case OG__DEAD_LIST:
+            og__sbuf_printf(&op->out, "{\"dead_letters\":[");
+            op->rc = s->ops->dead_list(s, op->channel, dead_row, op);
+            og__sbuf_printf(&op->out, "],\"total\":%llu,\"listed\":%llu}",
+                            (unsigned long long)op->count,
+                            (unsigned long long)(op->count < MAX_DEAD_LISTED
+                                                     ? op->count
+                                                     : MAX_DEAD_LISTED));
+            break;
+        case OG__DEAD_REQUEUE:
+            op->rc = s->ops->dead_requeue(s, op->channel, op->row, r->now,
+                                          &op->count);
+            og__sbuf_printf(&op->out, "{\"requeued\":%llu}",
+                            (unsigned long long)op->count);
+            break;
+        case OG__DEAD_PURGE:
+            op->rc = op->row != 0
+                         ? OG_ERR_UNSUPPORTED
+                         : s->ops->dead_purge(s, op->channel, &op->count);
+            og__sbuf_printf(&op->out, "{\"purged\":%llu}",
+                            (unsigned long long)op->count);
+            break;
+        }
+    }
+    if (r->prune)
+        s->ops->prune(s,
+                      r->now > r->d->window_ms ? r->now - r->d->window_ms : 0,
+                      PRUNE_BATCH, &r->pruned);
+}
+
+static void batch_free(struct batch *b)
+{
+    free(b->subs);
+    free(b->tch);
+    free(b->held);
+    memset(b, 0, sizeof(*b));
+}
+
+static void pace_fired(uv_timer_t *h)
+{
+    og__durable_t *d = h->data;
+
+    d->pacing = 0;
+    if (og__now_ms() >= d->next_prune) {
+        d->prune_due = 1;
+        d->next_prune = og__now_ms() + PRUNE_EVERY_MS;
+    }
+    if (!d->closing)
+        uv_timer_start(&d->pace_timer, pace_fired, PRUNE_EVERY_MS, 0);
+    maybe_round(d);
+}
+
+static void round_after(uv_work_t *w, int status);
+
+static int have_work(og__durable_t *d)
+{
+    struct chan *c;
+
+    if (d->open.n > 0 || d->ndone > 0 || d->ops != NULL ||
+        (d->prune_due && !d->closing))
+        return 1;
+    if (d->closing)
+        return 0;
+    for (c = d->chans; c != NULL; c = c->next)
+        if (chan_wants_claim(d, c))
+            return 1;
+    return 0;
+}
+
+static void maybe_round(og__durable_t *d)
+{
+    struct round *r;
+    struct chan *c;
+    size_t i, t;
+
+    if (d->running != NULL || d->store == NULL || d->pacing || !have_work(d))
+        return;
+    r = og__xcalloc(1, sizeof(*r));
+    r->d = d;
+    r->now = og__now_ms();
+    r->b = d->open;
+    memset(&d->open, 0, sizeof(d->open));
+    for (c = d->chans; c != NULL; c = c->next)
+        c->unheld_open = 0;
+    /* the batch as store items */
+    r->items = og__xcalloc(r->b.n ? r->b.n : 1, sizeof(*r->items));
+    r->rows = og__xcalloc(r->b.nt ? r->b.nt : 1, sizeof(*r->rows));
+    r->vendor = og__xcalloc(r->b.n ? r->b.n : 1, sizeof(*r->vendor));
+    for (i = 0; i < r->b.n; i++) {
+        struct sub *s = &r->b.subs[i];
+        og__store_item_t *it = &r->items[i];
+        const char **names = og__xcalloc(s->nt ? s->nt : 1, sizeof(*names));
+
+        for (t = 0; t < s->nt; t++)
+            names[t] = r->b.tch[s->t0 + t]->name;
+        it->event_id = s->ev->id;
+        if (s->ev->vendor_id != NULL)
+            r->vendor[i] =
+                og__xasprintf("%s/%.*s", s->ev->instance,
+                              (int)s->ev->vendor_len, s->ev->vendor_id);
+        it->vendor_key = r->vendor[i];
+        it->content_hash = s->ev->content_hash;
+        it->body = s->ev->data;
+        it->len = s->ev->len;
+        it->received_ms = s->ev->received_ms;
+        it->targets = names;
+        it->ntargets = s->nt;
+        it->held = r->b.held + s->t0;
+        it->rows = r->rows + s->t0;
+    }
+    /* finished attempts */
+    r->done = d->done;
+    r->ndone = d->ndone;
+    d->done = NULL;
+    d->ndone = d->done_alloc = 0;
+    r->sdone = og__xcalloc(r->ndone ? r->ndone : 1, sizeof(*r->sdone));
+    for (i = 0; i < r->ndone; i++)
+        r->sdone[i] = r->done[i].d;
+    /* claims */
+    if (!d->closing) {
+        for (c = d->chans; c != NULL; c = c->next)
+            if (chan_wants_claim(d, c))
+                r->nclaims++;
+        r->claims =
+            og__xcalloc(r->nclaims ? r->nclaims : 1, sizeof(*r->claims));
+        i = 0;
+        for (c = d->chans; c != NULL; c = c->next) {
+            if (!chan_wants_claim(d, c))
+                continue;
+            r->claims[i].ch = c;
+            r->claims[i].name = c->name;
+            r->claims[i].limit = chan_room(c);
+            c->claiming = 1;
+            i++;
+        }
+    }
+    r->ops = d->ops;
+    d->ops = NULL;
+    d->ops_tail = &d->ops;
+    r->prune = d->prune_due && !d->closing;
+    d->prune_due = 0;
+    d->running = r;
+    r->work.data = r;
+    uv_queue_work(d->loop, &r->work, round_work, round_after);
+}
+
+/* The outcome of a batch that did not commit: its events are refused. */
+static void batch_failed(og__durable_t *d, struct round *r)
+{
+    og_err_t rc = r->rc == OG_ERR_BUSY ? OG_ERR_BUSY : OG_ERR_IO;
+    size_t i, t;
+
+    for (i = 0; i < r->b.n; i++) {
+        struct sub *s = &r->b.subs[i];
+
+        for (t = 0; t < s->nt; t++) {
+            struct chan *c = r->b.tch[s->t0 + t];
+
+            if (r->b.held[s->t0 + t])
+                c->reserved--;
+        }
+        d->st.busy++;
+        if (s->cb != NULL)
+            s->cb(s->data, rc, NULL);
+    }
+    /* Finished attempts go into the next round again; when closing they
+     * are dropped: unmarked deliveries happen again after the restart
+     * (at-least-once). */
+    for (i = 0; i < r->ndone && !d->closing; i++) {
+        struct done *x = &r->done[i];
+
+        push_done(d, x->ch, x->d.row, x->d.outcome, x->d.next_ms, x->d.error);
+    }
+    for (i = 0; i < r->ndone; i++)
+        free((char *)r->done[i].d.error);
+    r->ndone = 0;
+}
+
+static void batch_committed(og__durable_t *d, struct round *r)
+{
+    size_t i, t;
+
+    if (r->b.n > 0 || r->ndone > 0)
+        d->st.commits++;
+    for (i = 0; i < r->b.n; i++) {
+        struct sub *s = &r->b.subs[i];
+        og__store_item_t *it = &r->items[i];
+        og_err_t rc = OG_OK;
+        const char *id = s->ev->id;
+
+        for (t = 0; t < s->nt; t++) {
+            struct chan *c = r->b.tch[s->t0 + t];
+            int held = r->b.held[s->t0 + t];
+
+            if (held)
+                c->reserved--;
+            if (it->result != OG__ACCEPT_NEW)
+                continue;
+            c->waiting++;
+            d->st.backlog++;
+            if (held)
+                q_push(c, s->ev, it->rows[t], 0);
+        }
+        if (it->result == OG__ACCEPT_NEW) {
+            d->st.events++;
+        } else if (it->result == OG__ACCEPT_DUPLICATE) {
+            d->st.duplicates++;
+            id = it->first_id;
+        } else {
+            d->st.conflicts++;
+            rc = OG_ERR_CONFLICT;
+            og__log(OG_LOG_WARNING, s->ev->instance,
+                    "event %s conflicts with %s accepted before with other "
+                    "content (same id or vendor id); not routed",
+                    s->ev->id, it->first_id);
+        }
+        if (s->cb != NULL)
+            s->cb(s->data, rc, rc == OG_OK ? id : NULL);
+    }
+    for (i = 0; i < r->ndone; i++) {
+        struct done *x = &r->done[i];
+
+        switch (x->d.outcome) {
+        case OG__OUTCOME_DELIVERED:
+        case OG__OUTCOME_DEAD:
+            if (x->ch->waiting > 0)
+                x->ch->waiting--;
+            if (d->st.backlog > 0)
+                d->st.backlog--;
+            if (x->d.outcome == OG__OUTCOME_DEAD)
+                x->ch->dead++;
+            break;
+        case OG__OUTCOME_RELEASE: x->ch->spilled = 1; break;
+        case OG__OUTCOME_RETRY: break;
+        }
+        free((char *)x->d.error);
+    }
+}
+
+static void round_after(uv_work_t *w, int status)
+{
+    struct round *r = w->data;
+    og__durable_t *d = r->d;
+    size_t i, k;
+
+    (void)status;
+    d->running = NULL;
+    if (r->rc != OG_OK) {
+        if (!d->st.degraded)
+            og__log(OG_LOG_ERROR, "store",
+                    "commit failed, answering busy until it works again: %s",
+                    r->err);
+        d->st.degraded = 1;
+        d->st.failures++;
+        snprintf(d->st.last_error, sizeof(d->st.last_error), "%s", r->err);
+        batch_failed(d, r);
+        d->pacing = 1;
+        uv_timer_start(&d->pace_timer, pace_fired, PACE_MS, 0);
+    } else {
+        if (d->st.degraded)
+            og__log(OG_LOG_NOTICE, "store", "commits work again");
+        d->st.degraded = 0;
+        d->st.last_error[0] = '\0';
+        batch_committed(d, r);
+    }
+    for (i = 0; i < r->b.n; i++) {
+        og__event_unref(r->b.subs[i].ev);
+        free((void *)r->items[i].targets);
+        free(r->vendor[i]);
+    }
+    for (i = 0; i < r->nclaims; i++) {
+        struct claim *cl = &r->claims[i];
+        struct chan *c = cl->ch;
+
+        c->claiming = 0;
+        for (k = 0; k < cl->ngot; k++) {
+            q_push(c, cl->got[k].ev, cl->got[k].row, cl->got[k].attempts);
+            og__event_unref(cl->got[k].ev);
+        }
+        if (cl->rc == OG_OK) {
+            if (cl->ngot + cl->nbad < cl->limit && c->unheld_open == 0)
+                c->spilled = 0;
+            if (cl->next_due != 0 &&
+                (c->due_at == 0 || cl->next_due < c->due_at))
+                c->due_at = cl->next_due;
+            c->dead += cl->nbad;
+        }
+        for (k = 0; k < cl->nbad; k++)
+            free((char *)cl->bad[k].error);
+        free(cl->bad);
+        free(cl->got);
+    }
+    arm_retry_timer(d);
+    while (r->ops != NULL) {
+        struct op *op = r->ops;
+
+        r->ops = op->next;
+        if (op->rc == OG_OK && op->op != OG__DEAD_LIST) {
+            struct chan *c;
+
+            for (c = d->chans; c != NULL; c = c->next) {
+                if (op->channel != NULL && strcmp(op->channel, c->name) != 0)
+                    continue;
+                /* counts are read again below for exactness */
+                if (op->op == OG__DEAD_REQUEUE)
+                    c->spilled = 1;
+            }
+        }
+        op->cb(op->data, op->rc, op->rc == OG_OK ? op->out.p : NULL);
+        og__sbuf_free(&op->out);
+        free(op->channel);
+        free(op);
+    }
+    free(r->items);
+    free(r->rows);
+    free(r->vendor);
+    free(r->done);
+    free(r->sdone);
+    free(r->claims);
+    batch_free(&r->b);
+    free(r);
+    dispatch(d);
+    maybe_round(d);
+    if (d->closing && d->running == NULL && !have_work(d) && d->store != NULL)
+        finish_close(d);
+}
+
+/* ---- counts ------------------------------------------------------------ */
+
+static void count_row(void *data, const char *channel, int state,
+                      uint64_t count)
+{
+    og__durable_t *d = data;
+    struct chan *c = chan_get(d, channel);
+
+    if (state == 0) {
+        c->waiting = count;
+        c->spilled = count > 0;
+        d->st.backlog += count;
+    } else if (state == 2) {
+        c->dead = count;
+    }
+}
+
+static void recount(og__durable_t *d)
+{
+    struct chan *c;
+
+    for (c = d->chans; c != NULL; c = c->next)
+        c->waiting = c->dead = 0;
+    d->st.backlog = 0;
+    d->store->ops->counts(d->store, count_row, d);
+}
+
+/* ---- admin ------------------------------------------------------------- */
+
+static void dead_done(void *data, og_err_t rc, const char *json);
+
+struct dead_wait {
+    og__durable_t *d;
+    og__admin_cb cb;
+    void *data;
+    int recount;
+};
+
+static void dead_done(void *data, og_err_t rc, const char *json)
+{
+    struct dead_wait *w = data;
+
+    /* Requeue and purge change counts the loop keeps: read them again
+     * (between rounds, so the store is free). */
+    if (w->recount && rc == OG_OK && w->d->running == NULL)
+        recount(w->d);
+    w->cb(w->data, rc, json);
+    free(w);
+}
+
+void og__durable_dead(og__durable_t *d, og__dead_op_t op, const char *channel,
+                      int64_t row, og__admin_cb cb, void *data)
+{
+    struct op *o;
+    struct dead_wait *w;
+
+    if (d->store == NULL || d->closing) {
+        cb(data, OG_ERR_STOPPING, NULL);
+        return;
+    }
+    w = og__xmalloc(sizeof(*w));
+    w->d = d;
+    w->cb = cb;
+    w->data = data;
+    w->recount = op != OG__DEAD_LIST;
+    o = og__xcalloc(1, sizeof(*o));
+    o->op = op;
+    o->channel = channel ? og__xstrdup(channel) : NULL;
+    o->row = row;
+    o->cb = dead_done;
+    o->data = w;
+    *d->ops_tail = o;
+    d->ops_tail = &o->next;
+    maybe_round(d);
+}
+
+/* ---- life ------------------------------------------------------------- */
+
+void og__durable_configure(og__durable_t *d, const og__conf_t *conf)
+{
+    size_t i;
+
+    d->batch_max = (size_t)conf->queue_max;
+    d->max_backlog = (uint64_t)conf->max_backlog;
+    d->window_ms = conf->dedup_window_ms;
+    d->st.max_backlog = d->max_backlog;
+    for (i = 0; i < conf->nchannels; i++) {
+        const og__chconf_t *ch = &conf->channels[i];
+        struct chan *c = chan_get(d, ch->name);
+
+        c->cap = (size_t)ch->queue_max;
+        c->backoff.base_ms = ch->retry_base_ms;
+        c->backoff.max_ms = ch->retry_max_ms;
+        c->backoff.lifetime_ms = ch->retry_lifetime_ms;
+    }
+}
+
+og__durable_t *og__durable_create(uv_loop_t *loop, og__store_t *store,
+                                  const og__conf_t *conf, og__find_inst_fn find,
+                                  void *find_data, char *err, size_t errlen)
+{
+    og__durable_t *d = og__xcalloc(1, sizeof(*d));
+
+    d->loop = loop;
+    d->store = store;
+    d->find = find;
+    d->find_data = find_data;
+    d->ops_tail = &d->ops;
+    og__durable_configure(d, conf);
+    if (store->ops->counts(store, count_row, d) != OG_OK) {
+        snprintf(err, errlen, "cannot read the outbox counts");
+        free(d);
+        return NULL;
+    }
+    uv_timer_init(loop, &d->retry_timer);
+    uv_timer_init(loop, &d->pace_timer);
+    uv_idle_init(loop, &d->idle);
+    d->retry_timer.data = d->pace_timer.data = d->idle.data = d;
+    d->next_prune = og__now_ms() + PRUNE_EVERY_MS;
+    uv_timer_start(&d->pace_timer, pace_fired, PRUNE_EVERY_MS, 0);
+    if (d->st.backlog > 0)
+        og__log(OG_LOG_NOTICE, "store",
+                "%llu deliveries waiting from before the start",
+                (unsigned long long)d->st.backlog);
+    return d;
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+    og__durable_t *d = h->data;
+
+    if (--d->handles == 0 && d->closed_cb != NULL)
+        d->closed_cb(d->closed_data);
+}
+
+static void finish_close(og__durable_t *d)
+{
+    struct chan *c;
+
+    for (c = d->chans; c != NULL; c = c->next)
+        while (c->len > 0) {
+            struct qitem it = q_pop(c);
+
+            og__event_unref(it.ev); /* held rows are free again at the
+                                       next start */
+        }
+    og__store_close(d->store);
+    d->store = NULL;
+    d->handles = 3;
+    uv_close((uv_handle_t *)&d->retry_timer, handle_closed);
+    uv_close((uv_handle_t *)&d->pace_timer, handle_closed);
+    uv_close((uv_handle_t *)&d->idle, handle_closed);
+}
+
+void og__durable_close(og__durable_t *d, void (*cb)(void *data), void *data)
+{
+    d->closing = 1;
+    d->closed_cb = cb;
+    d->closed_data = data;
+    d->pacing = 0;
+    uv_timer_stop(&d->retry_timer);
+    uv_timer_stop(&d->pace_timer);
+    maybe_round(d);
+    if (d->running == NULL)
+        finish_close(d);
+}
+
+void og__durable_free(og__durable_t *d)
+{
+    struct chan *c, *next;
+
+    if (d == NULL)
+        return;
+    for (c = d->chans; c != NULL; c = next) {
+        next = c->next;
+        free(c->ring);
+        free(c->name);
+        free(c);
+    }
+    batch_free(&d->open);
+    free(d->done);
+    free(d);
+}
+
+void og__durable_stats(og__durable_t *d, og__durable_stats_t *st)
+{
+    *st = d->st;
+    st->batch = d->open.n;
+}
+
+void og__durable_foreach_channel(og__durable_t *d,
+                                 void (*fn)(void *data,
+                                            const og__chan_stats_t *st),
+                                 void *data)
+{
+    struct chan *c;
+
+    for (c = d->chans; c != NULL; c = c->next) {
+        og__chan_stats_t st;
+
+        st.channel = c->name;
+        st.waiting = c->waiting;
+        st.queued = c->len;
+        st.dead = c->dead;
+        st.retries = c->retries;
+        st.dead_new = c->dead_new;
+        fn(data, &st);
+    }
+}
