@@ -38,7 +38,9 @@ static const char *const migrations[] = {
     ") STRICT;"
     "CREATE INDEX outbox_due ON outbox (channel, state, next_ms);",
     /* 2: rows held by the running process are not claimed twice */
-    "ALTER TABLE outbox ADD COLUMN leased INTEGER NOT NULL DEFAULT 0;",
+    "ALTER TABLE outbox ADD COLUMN leased INTEGER NOT NULL DEFAULT 0;"
+    /* pruning and replacing an event find its rows without a scan */
+    "CREATE INDEX outbox_event ON outbox (event_id);",
 };
 
 struct sqlite_store {
@@ -137,15 +139,15 @@ static og_err_t sq_commit(og__store_t *s, og__store_item_t *items, size_t n,
         int retried = 0;
 
         it->first_id[0] = '\0';
-        if (seen(q->by_id, it->event_id, since, &hash, it->first_id,
-                 sizeof(it->first_id)) ||
-            (it->vendor_key != NULL &&
-             seen(q->by_vendor, it->vendor_key, since, &hash, it->first_id,
-                  sizeof(it->first_id)))) {
+        if (it->vendor_key != NULL &&
+            seen(q->by_vendor, it->vendor_key, since, &hash, it->first_id,
+                 sizeof(it->first_id))) {
             it->result = hash == it->content_hash ? OG__ACCEPT_DUPLICATE
                                                   : OG__ACCEPT_CONFLICT;
             continue;
         }
+        /* The insert itself finds a repeated id (the primary key), so a
+         * new event costs no lookup of its own. */
     insert:
         sqlite3_bind_text(q->ins_event, 1, it->event_id, -1, SQLITE_STATIC);
         if (it->vendor_key != NULL)
@@ -160,6 +162,13 @@ static og_err_t sq_commit(og__store_t *s, og__store_item_t *items, size_t n,
         rc = sqlite3_step(q->ins_event);
         sqlite3_reset(q->ins_event);
         sqlite3_clear_bindings(q->ins_event);
+        if (rc == SQLITE_CONSTRAINT &&
+            seen(q->by_id, it->event_id, since, &hash, it->first_id,
+                 sizeof(it->first_id))) {
+            it->result = hash == it->content_hash ? OG__ACCEPT_DUPLICATE
+                                                  : OG__ACCEPT_CONFLICT;
+            continue;
+        }
         if (rc == SQLITE_CONSTRAINT && !retried) {
             /* The id was used before the window: that old event and its
              * outbox rows give way (once). */
