@@ -85,7 +85,8 @@ typedef struct og__store_done_s {
 } og__store_done_t;
 
 /* Called with the number of outbox rows of channel in state (0 due or
- * waiting, 1 delivered, 2 dead). */
+ * waiting, 2 dead; a delivered row is deleted, 1 is only found in
+ * databases written before that). */
 typedef void (*og__count_cb)(void *data, const char *channel, int state,
                              uint64_t count);
 
@@ -113,7 +114,7 @@ struct og__store_ops {
                       size_t limit, og__outbox_cb cb, void *data,
                       uint64_t *next_due_ms);
     /* Deletes up to limit events received before before_ms whose
-     * deliveries all succeeded, and their outbox rows. */
+     * deliveries all succeeded (no outbox row left but delivered ones). */
     og_err_t (*prune)(og__store_t *s, uint64_t before_ms, size_t limit,
                       uint64_t *count);
     /* Dead letters of channel (NULL: every channel). */

@@ -119,6 +119,7 @@ static og_err_t sq_commit(og__store_t *s, og__store_item_t *items, size_t n,
     for (i = 0; i < ndone; i++) {
         sqlite3_stmt *st = q->done[done[i].outcome];
 
+        /* Statements that lack ?2 or ?3 ignore them (SQLITE_RANGE). */
         sqlite3_bind_int64(st, 1, done[i].row);
         sqlite3_bind_int64(st, 2, (sqlite3_int64)done[i].next_ms);
         if (done[i].error != NULL)
@@ -513,8 +514,14 @@ og__store_t *og__store_open_sqlite(const og__store_opts_t *opts, char *err,
     q->base.ops = &sqlite_ops;
     q->window_ms = opts->dedup_window_ms;
     path = og__xasprintf("%s/state.db", opts->dir);
+    /* One connection, used by one thread at a time (store.h): no
+     * per-call mutex. Allocation statistics off: otherwise every SQLite
+     * allocation takes a process-wide mutex. Both only matter once per
+     * process; sqlite3_config() fails harmlessly after initialisation. */
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     if (sqlite3_open_v2(path, &q->db,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                            SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK) {
         snprintf(err, errlen, "%s: %s", path,
                  q->db ? sqlite3_errmsg(q->db) : "cannot open");
@@ -524,6 +531,7 @@ og__store_t *og__store_open_sqlite(const og__store_opts_t *opts, char *err,
     if (sqlite3_exec(q->db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL) !=
             SQLITE_OK ||
         sqlite3_exec(q->db, sync, NULL, NULL, NULL) != SQLITE_OK ||
+
         sqlite3_exec(q->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL) !=
             SQLITE_OK) {
         snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(q->db));
@@ -551,12 +559,9 @@ og__store_t *og__store_open_sqlite(const og__store_opts_t *opts, char *err,
                            -1, &q->ins_outbox, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(q->db, "DELETE FROM events WHERE id = ?1", -1,
                            &q->del_old, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(q->db,
-                           "UPDATE outbox SET state = 1, leased = 0, "
-                           "attempts = attempts + 1, next_ms = ?2, "
-                           "last_error = ?3 WHERE id = ?1 AND state = 0",
-                           -1, &q->done[OG__OUTCOME_DELIVERED],
-                           NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(
+            q->db, "DELETE FROM outbox WHERE id = ?1 AND state = 0", -1,
+            &q->done[OG__OUTCOME_DELIVERED], NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(q->db,
                            "UPDATE outbox SET leased = 0, attempts = "
                            "attempts + 1, next_ms = ?2, last_error = ?3 "
@@ -570,8 +575,7 @@ og__store_t *og__store_open_sqlite(const og__store_opts_t *opts, char *err,
                            -1, &q->done[OG__OUTCOME_DEAD], NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(q->db,
                            "UPDATE outbox SET leased = 0, next_ms = "
-                           "min(next_ms, ?2) WHERE id = ?1 AND state = 0 "
-                           "AND ?3 IS NULL",
+                           "min(next_ms, ?2) WHERE id = ?1 AND state = 0",
                            -1, &q->done[OG__OUTCOME_RELEASE],
                            NULL) != SQLITE_OK ||
         sqlite3_exec(q->db, "UPDATE outbox SET leased = 0 WHERE leased = 1",
