@@ -85,6 +85,7 @@ struct conn {
     char err_msg[160];
     char *pending; /* bytes read but not parsed yet */
     size_t npending;
+    int reading; /* uv_read_start() in effect */
     char rbuf[READ_BUF];
     struct conn *prev, *next;
 };
@@ -318,6 +319,13 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     struct conn *c = st->data;
 
+    if (nread == UV_EOF && c->inflight != NULL) {
+        /* The client finished sending; it still gets its response. */
+        uv_read_stop(st);
+        c->reading = 0;
+        c->close_after = 1;
+        return;
+    }
     if (nread < 0) {
         conn_close(c);
         return;
@@ -341,7 +349,10 @@ static void resume(struct conn *c)
         feed(c, data, n);
     free(data);
     if (!c->closing && c->inflight == NULL && !c->close_after) {
-        uv_read_start(&c->h.stream, on_alloc, on_read);
+        if (!c->reading) {
+            uv_read_start(&c->h.stream, on_alloc, on_read);
+            c->reading = 1;
+        }
         if (!c->in_request)
             arm_timer(c, c->srv->limits.idle_timeout_ms);
     }
@@ -454,6 +465,7 @@ static void refuse(struct conn *c, int status, const char *msg,
                          extra ? extra : "", extra ? "\r\n" : "", body);
     c->close_after = 1;
     uv_read_stop(&c->h.stream);
+    c->reading = 0;
     conn_write(c, mem, n < cap ? n : cap - 1);
 }
 
@@ -631,8 +643,15 @@ static void feed(struct conn *c, const char *data, size_t n)
             data += done;
             n -= done;
             if (c->inflight != NULL) {
-                /* Wait for the handler; keep what is left. */
-                uv_read_stop(&c->h.stream);
+                /* Wait for the handler; keep what is left. Reading goes
+                 * on (stopping and restarting costs two epoll_ctl calls
+                 * per request) until a pipelining client has sent more
+                 * than one request's headers ahead. */
+                if (c->npending + n > c->srv->limits.max_header_bytes &&
+                    c->reading) {
+                    uv_read_stop(&c->h.stream);
+                    c->reading = 0;
+                }
                 if (n > 0) {
                     char *p = og__xrealloc(c->pending, c->npending + n);
                     memcpy(p + c->npending, data, n);
@@ -710,6 +729,7 @@ static void on_connection(uv_stream_t *ls, int status)
     c->parser.data = c;
     arm_timer(c, s->limits.idle_timeout_ms);
     uv_read_start(&c->h.stream, on_alloc, on_read);
+    c->reading = 1;
 }
 
 og__http_server_t *og__http_server_create(uv_loop_t *loop, const char *name,

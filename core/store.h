@@ -133,7 +133,7 @@ struct og__store_s {
 };
 
 /* The schema version this build writes. */
-#define OG__STORE_SCHEMA_VERSION 2
+#define OG__STORE_SCHEMA_VERSION 3
 
 /*
  * og__store_open_sqlite: open (or create) state.db in opts->dir, in WAL

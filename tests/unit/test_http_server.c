@@ -363,6 +363,24 @@ static void test_vanishing_client(void)
     free(out);
 }
 
+/* A client that shuts down its sending side after the request still gets
+ * the answer of an async handler, then the server closes. */
+static void test_half_close(void)
+{
+    int fd = dial(), closed;
+    char *out;
+
+    CU_ASSERT_FATAL(fd >= 0);
+    sendstr(fd, "GET /async HTTP/1.1\r\nHost: x\r\n\r\n");
+    shutdown(fd, SHUT_WR);
+    out = recv_all(fd, 0, &closed);
+    CU_ASSERT_TRUE(starts(out, "HTTP/1.1 200"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "async"));
+    CU_ASSERT_TRUE(closed);
+    free(out);
+    close(fd);
+}
+
 static void test_connection_limit(void)
 {
     int fds[4], i, closed;
@@ -496,6 +514,8 @@ int main(void)
     CU_add_test(su, "bodies", test_bodies);
     CU_add_test(su, "timeouts", test_timeouts);
     CU_add_test(su, "client gone mid-request", test_vanishing_client);
+    CU_add_test(su, "a half-closed client gets its async answer",
+                test_half_close);
     CU_add_test(su, "connection limit", test_connection_limit);
     CU_add_test(su, "unix socket", test_unix_socket);
     CU_add_test(su, "listen errors", test_listen_errors);
