@@ -113,8 +113,9 @@ struct og__store_ops {
     og_err_t (*claim)(og__store_t *s, const char *channel, uint64_t now_ms,
                       size_t limit, og__outbox_cb cb, void *data,
                       uint64_t *next_due_ms);
-    /* Deletes up to limit events received before before_ms whose
-     * deliveries all succeeded (no outbox row left but delivered ones). */
+    /* Of the limit oldest events, deletes those received before
+     * before_ms whose deliveries are all done (no outbox row left). Costs
+     * at most limit rows read, however large the table. */
     og_err_t (*prune)(og__store_t *s, uint64_t before_ms, size_t limit,
                       uint64_t *count);
     /* Dead letters of channel (NULL: every channel). */

@@ -253,9 +253,13 @@ static og_err_t sq_prune(og__store_t *s, uint64_t before_ms, size_t limit,
 
     if (sqlite3_prepare_v2(
             q->db,
-            "DELETE FROM events WHERE id IN (SELECT e.id FROM events e "
-            "WHERE e.received_ms < ?1 AND NOT EXISTS (SELECT 1 FROM outbox o "
-            "WHERE o.event_id = e.id) LIMIT ?2)",
+            /* Only the limit oldest events are looked at (rowids grow
+             * with time), so a prune never scans the table: it runs
+             * between two commits, which wait for it. */
+            "DELETE FROM events WHERE rowid IN (SELECT e.rowid FROM "
+            "(SELECT rowid, id, received_ms FROM events ORDER BY rowid "
+            "LIMIT ?2) e WHERE e.received_ms < ?1 AND NOT EXISTS (SELECT 1 "
+            "FROM outbox o WHERE o.event_id = e.id))",
             -1, &st, NULL) != SQLITE_OK)
         return OG_ERR_IO;
     sqlite3_bind_int64(st, 1, (sqlite3_int64)before_ms);
