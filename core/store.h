@@ -134,7 +134,7 @@ struct og__store_s {
 };
 
 /* The schema version this build writes. */
-#define OG__STORE_SCHEMA_VERSION 3
+#define OG__STORE_SCHEMA_VERSION 4
 
 /*
  * og__store_open_sqlite: open (or create) state.db in opts->dir, in WAL

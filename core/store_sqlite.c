@@ -45,6 +45,9 @@ static const char *const migrations[] = {
      * the code deletes an event's rows itself, and an outbox insert no
      * longer pays a lookup of its event) */
     "DELETE FROM outbox WHERE state = 1;",
+    /* 4: pruning finds rows by a set of the outbox's event ids built per
+     * run instead of an index every insert and delete maintains */
+    "DROP INDEX IF EXISTS outbox_event;",
 };
 
 struct sqlite_store {
@@ -124,10 +127,21 @@ static og_err_t sq_commit(og__store_t *s, og__store_item_t *items, size_t n,
         goto fail;
     for (i = 0; i < ndone; i++) {
         sqlite3_stmt *st = q->done[done[i].outcome];
+        int64_t first = done[i].row, last = first;
+        int delivered = done[i].outcome == OG__OUTCOME_DELIVERED;
 
+        /* Deliveries finish mostly in row order: a run of consecutive
+         * delivered rows is one range delete. */
+        while (delivered && i + 1 < ndone &&
+               done[i + 1].outcome == OG__OUTCOME_DELIVERED &&
+               done[i + 1].row == last + 1) {
+            i++;
+            last++;
+        }
         /* Statements that lack ?2 or ?3 ignore them (SQLITE_RANGE). */
-        sqlite3_bind_int64(st, 1, done[i].row);
-        sqlite3_bind_int64(st, 2, (sqlite3_int64)done[i].next_ms);
+        sqlite3_bind_int64(st, 1, first);
+        sqlite3_bind_int64(st, 2,
+                           delivered ? last : (sqlite3_int64)done[i].next_ms);
         if (done[i].error != NULL)
             sqlite3_bind_text(st, 3, done[i].error, -1, SQLITE_STATIC);
         else
@@ -258,8 +272,8 @@ static og_err_t sq_prune(og__store_t *s, uint64_t before_ms, size_t limit,
              * between two commits, which wait for it. */
             "DELETE FROM events WHERE rowid IN (SELECT e.rowid FROM "
             "(SELECT rowid, id, received_ms FROM events ORDER BY rowid "
-            "LIMIT ?2) e WHERE e.received_ms < ?1 AND NOT EXISTS (SELECT 1 "
-            "FROM outbox o WHERE o.event_id = e.id))",
+            "LIMIT ?2) e WHERE e.received_ms < ?1 AND e.id NOT IN "
+            "(SELECT event_id FROM outbox))",
             -1, &st, NULL) != SQLITE_OK)
         return OG_ERR_IO;
     sqlite3_bind_int64(st, 1, (sqlite3_int64)before_ms);
@@ -576,7 +590,8 @@ og__store_t *og__store_open_sqlite(const og__store_opts_t *opts, char *err,
         sqlite3_prepare_v2(q->db, "DELETE FROM outbox WHERE event_id = ?1", -1,
                            &q->del_rows, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(
-            q->db, "DELETE FROM outbox WHERE id = ?1 AND state = 0", -1,
+            q->db,
+            "DELETE FROM outbox WHERE id BETWEEN ?1 AND ?2 AND state = 0", -1,
             &q->done[OG__OUTCOME_DELIVERED], NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(q->db,
                            "UPDATE outbox SET leased = 0, attempts = "

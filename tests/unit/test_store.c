@@ -323,6 +323,13 @@ static void tally(void *data, const char *channel, int state, uint64_t count)
         t->dead = count;
 }
 
+static void tally_runs(void *data, const char *channel, int state,
+                       uint64_t count)
+{
+    if (strcmp(channel, "runs") == 0)
+        tally(data, "held", state, count);
+}
+
 /* Rows the caller holds in memory are not claimed; results and new events
  * commit together; pruning keeps what is not finished. */
 static void test_held_commit_prune(void)
@@ -380,6 +387,47 @@ static void test_held_commit_prune(void)
     og__store_close(s);
 }
 
+/* Delivered rows are deleted, runs of consecutive rows in one statement;
+ * a row in the middle of a run that is not done stays. */
+static void test_delivered_runs(void)
+{
+    static const char *const to1[] = {"runs"};
+    char err[512] = "", *outer = dir, sub[600];
+    og__store_t *s;
+    og__store_item_t batch[5];
+    og__store_done_t done[4];
+    int64_t rows[5];
+    struct tally t = {0, 0, 0};
+    char ids[5][8];
+    size_t i;
+
+    snprintf(sub, sizeof(sub), "%s/runs", outer);
+    dir = sub;
+    s = open_store(err);
+    dir = outer;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    for (i = 0; i < 5; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "r%zu", i);
+        batch[i] = item(ids[i], NULL, i, 8000000, to1, 1);
+        batch[i].rows = &rows[i];
+    }
+    CU_ASSERT_EQUAL_FATAL(og__store_accept(s, batch, 5, err, sizeof(err)),
+                          OG_OK);
+    /* rows 0, 1 (a run), 3 delivered; 4 retried; 2 untouched */
+    for (i = 0; i < 4; i++) {
+        done[i].row = rows[i == 2 ? 3 : i == 3 ? 4 : i];
+        done[i].outcome = i == 3 ? OG__OUTCOME_RETRY : OG__OUTCOME_DELIVERED;
+        done[i].next_ms = 9000000;
+        done[i].error = i == 3 ? "HTTP 503" : NULL;
+    }
+    CU_ASSERT_EQUAL(s->ops->commit(s, NULL, 0, done, 4, err, sizeof(err)),
+                    OG_OK);
+    CU_ASSERT_EQUAL(s->ops->counts(s, tally_runs, &t), OG_OK);
+    CU_ASSERT_EQUAL(t.due, 2); /* row 2 and the retried row 4 */
+    CU_ASSERT_EQUAL(t.delivered, 0);
+    og__store_close(s);
+}
+
 static void test_backoff(void)
 {
     og__backoff_t b = {1000, 60000, 3600000};
@@ -434,6 +482,8 @@ int main(void)
     CU_add_test(s, "outbox: claim, hold, complete, dead letters", test_outbox);
     CU_add_test(s, "outbox: held rows, one commit, pruning",
                 test_held_commit_prune);
+    CU_add_test(s, "outbox: delivered rows deleted in runs",
+                test_delivered_runs);
     CU_add_test(s, "retry schedule", test_backoff);
     CU_add_test(s, "unwritable state directory", test_unwritable);
     rc = tu_run();
