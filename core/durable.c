@@ -98,6 +98,7 @@ struct round {
     struct batch b;
     og__store_item_t *items;
     int64_t *rows;
+    const char **names; /* per target: its channel's name */
     char **vendor;
     struct done *done;
     size_t ndone;
@@ -562,10 +563,11 @@ static void maybe_round(og__durable_t *d)
     r->items = og__xcalloc(r->b.n ? r->b.n : 1, sizeof(*r->items));
     r->rows = og__xcalloc(r->b.nt ? r->b.nt : 1, sizeof(*r->rows));
     r->vendor = og__xcalloc(r->b.n ? r->b.n : 1, sizeof(*r->vendor));
+    r->names = og__xcalloc(r->b.nt ? r->b.nt : 1, sizeof(*r->names));
     for (i = 0; i < r->b.n; i++) {
         struct sub *s = &r->b.subs[i];
         og__store_item_t *it = &r->items[i];
-        const char **names = og__xcalloc(s->nt ? s->nt : 1, sizeof(*names));
+        const char **names = r->names + s->t0;
 
         for (t = 0; t < s->nt; t++)
             names[t] = r->b.tch[s->t0 + t]->name;
@@ -741,7 +743,6 @@ static void round_after(uv_work_t *w, int status)
     }
     for (i = 0; i < r->b.n; i++) {
         og__event_unref(r->b.subs[i].ev);
-        free((void *)r->items[i].targets);
         free(r->vendor[i]);
     }
     for (i = 0; i < r->nclaims; i++) {
@@ -789,6 +790,7 @@ static void round_after(uv_work_t *w, int status)
     }
     free(r->items);
     free(r->rows);
+    free(r->names);
     free(r->vendor);
     free(r->done);
     free(r->sdone);

@@ -282,12 +282,27 @@ static void on_write(uv_write_t *w, int status)
         conn_close(c);
 }
 
-/* Queues raw bytes; the connection closes after them if close_after. */
+/* Writes raw bytes, at once when the socket takes them (uv_write() would
+ * also stop and restart the POLLOUT watch: an epoll_ctl call per
+ * response), else queued; the connection closes after them if
+ * close_after. Takes mem. */
 static void conn_write(struct conn *c, char *mem, size_t len)
 {
-    struct write_req *wr = og__xcalloc(1, sizeof(*wr));
+    struct write_req *wr;
     uv_buf_t b = uv_buf_init(mem, (unsigned)len);
+    int n = 0;
 
+    if (c->h.stream.write_queue_size == 0)
+        n = uv_try_write(&c->h.stream, &b, 1);
+    if (n == (int)len) {
+        free(mem);
+        if (c->close_after && c->inflight == NULL)
+            conn_close(c);
+        return;
+    }
+    if (n > 0)
+        b = uv_buf_init(mem + n, (unsigned)(len - (size_t)n));
+    wr = og__xcalloc(1, sizeof(*wr));
     wr->conn = c;
     wr->mem = mem;
     if (uv_write(&wr->w, &c->h.stream, &b, 1, on_write) != 0) {
