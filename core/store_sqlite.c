@@ -559,6 +559,11 @@ og__store_t *og__store_open_sqlite(const og__store_opts_t *opts, char *err,
     if (sqlite3_exec(q->db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL) !=
             SQLITE_OK ||
         sqlite3_exec(q->db, sync, NULL, NULL, NULL) != SQLITE_OK ||
+        /* 4 MB of page cache (the default is 2 MB): the right edges of
+         * the events table and its id index stay cached as they grow
+         * (+5% in bench/http, 19 MB RSS under load). */
+        sqlite3_exec(q->db, "PRAGMA cache_size = -4000", NULL, NULL, NULL) !=
+            SQLITE_OK ||
 
         sqlite3_exec(q->db, "PRAGMA foreign_keys = OFF", NULL, NULL, NULL) !=
             SQLITE_OK) {
