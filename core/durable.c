@@ -130,6 +130,7 @@ struct og__durable_s {
     uv_timer_t retry_timer; /* the earliest due_at */
     uv_timer_t pace_timer;  /* after a failed round; also prunes */
     uv_idle_t idle;         /* dispatch and rounds after callbacks */
+    uv_check_t check;       /* a round after this loop turn's input */
     int pacing;
     int prune_due;
     uint64_t next_prune;
@@ -273,6 +274,12 @@ static void on_idle(uv_idle_t *h)
     maybe_round(d);
 }
 
+static void on_check(uv_check_t *h)
+{
+    uv_check_stop(h);
+    maybe_round(h->data);
+}
+
 static void soon(og__durable_t *d)
 {
     if (!uv_is_closing((uv_handle_t *)&d->idle))
@@ -337,7 +344,11 @@ og_err_t og__durable_submit(og__durable_t *d, og_event_t *ev,
         }
         b->nt++;
     }
-    maybe_round(d);
+    /* Not at once: the round starts after this loop turn has read every
+     * request that is ready, so they share one commit instead of the
+     * first going alone and the others waiting for it. */
+    if (d->running == NULL && !uv_is_closing((uv_handle_t *)&d->check))
+        uv_check_start(&d->check, on_check);
     return OG_OK;
 }
 
@@ -920,7 +931,9 @@ og__durable_t *og__durable_create(uv_loop_t *loop, og__store_t *store,
     uv_timer_init(loop, &d->retry_timer);
     uv_timer_init(loop, &d->pace_timer);
     uv_idle_init(loop, &d->idle);
+    uv_check_init(loop, &d->check);
     d->retry_timer.data = d->pace_timer.data = d->idle.data = d;
+    d->check.data = d;
     d->next_prune = og__now_ms() + PRUNE_EVERY_MS;
     uv_timer_start(&d->pace_timer, pace_fired, PRUNE_EVERY_MS, 0);
     if (d->st.backlog > 0)
@@ -951,7 +964,8 @@ static void finish_close(og__durable_t *d)
         }
     og__store_close(d->store);
     d->store = NULL;
-    d->handles = 3;
+    d->handles = 4;
+    uv_close((uv_handle_t *)&d->check, handle_closed);
     uv_close((uv_handle_t *)&d->retry_timer, handle_closed);
     uv_close((uv_handle_t *)&d->pace_timer, handle_closed);
     uv_close((uv_handle_t *)&d->idle, handle_closed);
