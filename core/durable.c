@@ -894,7 +894,8 @@ void og__durable_dead(og__durable_t *d, og__dead_op_t op, const char *channel,
 
 void og__durable_configure(og__durable_t *d, const og__conf_t *conf)
 {
-    size_t i;
+    struct chan *k;
+    size_t i, released = 0;
 
     d->batch_max = (size_t)conf->queue_max;
     d->max_backlog = (uint64_t)conf->max_backlog;
@@ -909,6 +910,24 @@ void og__durable_configure(og__durable_t *d, const og__conf_t *conf)
         c->backoff.max_ms = ch->retry_max_ms;
         c->backoff.lifetime_ms = ch->retry_lifetime_ms;
     }
+    /* A channel removed or disabled gives its deliveries held in memory
+     * back to the store (released, attempts kept): they wait there until
+     * the channel is configured again. */
+    for (k = d->chans; k != NULL; k = k->next) {
+        const og__chconf_t *ch = og__conf_channel(conf, k->name);
+
+        if (ch != NULL && ch->enabled)
+            continue;
+        while (k->len > 0) {
+            struct qitem it = q_pop(k);
+
+            push_done(d, k, it.row, OG__OUTCOME_RELEASE, og__now_ms(), NULL);
+            og__event_unref(it.ev);
+            released++;
+        }
+    }
+    if (released > 0)
+        soon(d);
 }
 
 og__durable_t *og__durable_create(uv_loop_t *loop, og__store_t *store,

@@ -39,6 +39,7 @@ PLUGINS = {
     "webhook": os.path.join(BUILD, "tests/plugins/.libs/webhook.so"),
     "httpout": os.path.join(BUILD, "tests/plugins/.libs/httpout.so"),
     "dropdir": os.path.join(BUILD, "sdk/examples/dropdir/.libs/dropdir.so"),
+    "init_fail": os.path.join(BUILD, "tests/plugins/.libs/init_fail.so"),
 }
 TOKEN = "t0k3n"
 
@@ -460,6 +461,57 @@ def test_sinks():
         d.cleanup()
 
 
+# ---- a channel that is down, removed, then back ---------------------------
+
+def chan(d, name):
+    return [c for c in d.outbox()["channels"] if c["channel"] == name][0]
+
+
+def wait_for(pred, timeout=10):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_channel_down_removed_back():
+    print("a channel down, removed by a reload, then back", flush=True)
+    d, out = sink_tree("later")
+    later = os.path.join(d.root, "later-out")
+    os.makedirs(later)
+    d.channel("later", "init_fail", "token = x\n")
+    d.route("sink, later")
+    try:
+        d.start()
+        for i in range(5):
+            st, _, _ = post(d.pub, "l-%d" % i)
+            check(st == 202, "later: accepted")
+        check(d.wait_drained("sink"), "later: the healthy channel drained")
+        c = chan(d, "later")
+        check(c["waiting"] == 5 and c["queued"] == 5,
+              "later: 5 waiting in memory for the failed channel (%s)" % c)
+        # removed: its deliveries go back to the store, none is lost
+        os.unlink(os.path.join(d.conf, "channels.d", "later.conf"))
+        d.route("sink")
+        d.proc.send_signal(signal.SIGHUP)
+        check(wait_for(lambda: chan(d, "later")["queued"] == 0),
+              "later: released from memory on removal")
+        check(chan(d, "later")["waiting"] == 5, "later: still waiting")
+        # back, working: the waiting deliveries arrive
+        d.channel("later", "dropdir", "outbox = %s\n" % later)
+        d.route("sink, later")
+        d.proc.send_signal(signal.SIGHUP)
+        check(d.wait_drained("later"), "later: drained once back")
+        check(sorted(delivered_ids(later)) == ["l-%d" % i for i in range(5)],
+              "later: every event delivered once (%s)" %
+              sorted(delivered_ids(later)))
+        check(d.stop() == 0, "later: exit")
+    finally:
+        d.cleanup()
+
+
 # ---- disk full --------------------------------------------------------------
 
 def test_disk_full():
@@ -525,7 +577,8 @@ def test_disk_full():
 
 
 def main():
-    tests = [test_dedup, test_crash_points, test_sinks, test_crash_under_load,
+    tests = [test_dedup, test_crash_points, test_sinks,
+             test_channel_down_removed_back, test_crash_under_load,
              test_disk_full]
     only = sys.argv[1:]
     for t in tests:
