@@ -438,8 +438,10 @@ static void dead_answer(void *data, og_err_t rc, const char *json)
     og__http_req_t *req = data;
 
     if (rc != OG_OK) {
-        og__http_respond_error(req, rc == OG_ERR_STOPPING ? 503 : 500,
-                               "dead letters: %s", og_strerror(rc));
+        og__http_respond_error(
+            req, rc == OG_ERR_STOPPING || rc == OG_ERR_IO ? 503 : 500,
+            "dead letters: %s%s", og_strerror(rc),
+            rc == OG_ERR_IO ? " (the store fails now; see /v1/outbox)" : "");
         return;
     }
     og__http_respond(req, 200, "application/json", NULL, json, strlen(json));

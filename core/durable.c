@@ -464,6 +464,10 @@ static void round_work(uv_work_t *w)
     size_t i;
 
     r->rc = OG_OK;
+    /* A failed commit skips the claims and operator actions after it:
+     * they report an I/O error, and the claims are asked for again. */
+    for (struct op *op = r->ops; op != NULL; op = op->next)
+        op->rc = OG_ERR_IO;
     if (r->b.n > 0 || r->ndone > 0) {
         r->rc = s->ops->commit(s, r->items, r->b.n, r->sdone, r->ndone, r->err,
                                sizeof(r->err));
@@ -619,6 +623,7 @@ static void maybe_round(og__durable_t *d)
             r->claims[i].ch = c;
             r->claims[i].name = c->name;
             r->claims[i].limit = chan_room(c);
+            r->claims[i].rc = OG_ERR_IO; /* until it ran */
             c->claiming = 1;
             i++;
         }
@@ -746,10 +751,12 @@ static void round_after(uv_work_t *w, int status)
         d->pacing = 1;
         uv_timer_start(&d->pace_timer, pace_fired, PACE_MS, 0);
     } else {
-        if (d->st.degraded)
+        /* Only a round that wrote something tells that commits work. */
+        if (d->st.degraded && (r->b.n > 0 || r->ndone > 0)) {
             og__log(OG_LOG_NOTICE, "store", "commits work again");
-        d->st.degraded = 0;
-        d->st.last_error[0] = '\0';
+            d->st.degraded = 0;
+            d->st.last_error[0] = '\0';
+        }
         batch_committed(d, r);
     }
     for (i = 0; i < r->b.n; i++) {

@@ -547,6 +547,37 @@ def test_disk_full():
                     break
             else:
                 check(False, "disk full: unexpected answer %d %s" % (st, b))
+        # operator actions while commits fail, at the same time as posts
+        # that fail too: an answer each (200, or 503 naming the store)
+        stop = threading.Event()
+        answers = []
+
+        def poster(t):
+            n = 0
+            while not stop.is_set():
+                post(d.pub, "g-%d-%04d" % (t, n), body=body)
+                n += 1
+
+        def operator():
+            while not stop.is_set():
+                try:
+                    answers.append(d.admin("GET", "/v1/dead-letters"))
+                except (OSError, http.client.HTTPException) as e:
+                    answers.append((0, str(e)))
+
+        ths = [threading.Thread(target=poster, args=(t,)) for t in range(3)]
+        ths += [threading.Thread(target=operator) for _ in range(3)]
+        for t in ths:
+            t.start()
+        time.sleep(4)
+        stop.set()
+        for t in ths:
+            t.join()
+        bad = [a for a in answers
+               if not (a[0] == 200 or (a[0] == 503 and "store fails" in a[1]))]
+        check(answers and not bad, "disk full: %d operator answers, bad: %s" %
+              (len(answers), bad[:2]))
+        check(d.proc.poll() is None, "disk full: daemon alive")
         check(busy >= 5, "disk full: 503 while full (%d)" % busy)
         check(ra is not None, "disk full: 503 carries Retry-After")
         st, ob = d.admin("GET", "/v1/outbox")
@@ -584,7 +615,10 @@ def main():
     for t in tests:
         if only and t.__name__ not in only:
             continue
-        t()
+        try:
+            t()
+        except Exception as e:  # a dead daemon shows up as refused calls
+            check(False, "%s: %s: %s" % (t.__name__, type(e).__name__, e))
     print("%d failure(s)" % len(failures))
     return 1 if failures else 0
 
