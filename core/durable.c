@@ -778,7 +778,17 @@ static void round_after(uv_work_t *w, int status)
             if (cl->next_due != 0 &&
                 (c->due_at == 0 || cl->next_due < c->due_at))
                 c->due_at = cl->next_due;
+            /* rows whose stored event could not be read are dead
+             * letters now, with the reason */
             c->dead += cl->nbad;
+            c->dead_new += cl->nbad;
+            c->waiting -= cl->nbad < c->waiting ? cl->nbad : c->waiting;
+            d->st.backlog -=
+                cl->nbad < d->st.backlog ? cl->nbad : d->st.backlog;
+            for (k = 0; k < cl->nbad; k++)
+                og__log(OG_LOG_ERROR, c->name,
+                        "outbox row %lld: %s; moved to the dead letters",
+                        (long long)cl->bad[k].row, cl->bad[k].error);
         }
         for (k = 0; k < cl->nbad; k++)
             free((char *)cl->bad[k].error);

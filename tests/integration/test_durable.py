@@ -512,6 +512,43 @@ def test_channel_down_removed_back():
         d.cleanup()
 
 
+# ---- a damaged database -------------------------------------------------------
+
+def test_damaged_row():
+    print("a stored event damaged on disk becomes a dead letter", flush=True)
+    d, out = sink_tree("damaged")
+    later = os.path.join(d.root, "later-out")
+    os.makedirs(later)
+    d.channel("later", "init_fail", "token = x\n")
+    d.route("later")
+    try:
+        d.start()
+        for i in range(3):
+            st, _, _ = post(d.pub, "dmg-%d" % i)
+            check(st == 202, "damaged: accepted")
+        check(d.stop() == 0, "damaged: exit")
+        db = sqlite3.connect(os.path.join(d.state, "state.db"))
+        db.execute("UPDATE events SET body = x'c1' WHERE id = 'dmg-1'")
+        db.commit()
+        db.close()
+        d.channel("later", "dropdir", "outbox = %s\n" % later)
+        d.start()
+        check(wait_for(lambda: chan(d, "later")["dead"] == 1),
+              "damaged: one dead letter")
+        st, body = d.admin("GET", "/v1/dead-letters?channel=later")
+        dl = json.loads(body)["dead_letters"]
+        check(len(dl) == 1 and dl[0]["event_id"] == "dmg-1" and
+              "not one MessagePack object" in dl[0]["error"],
+              "damaged: the dead letter names the damage (%s)" % body[:300])
+        check(d.wait_drained("later"), "damaged: the others delivered")
+        check(sorted(delivered_ids(later)) == ["dmg-0", "dmg-2"],
+              "damaged: dmg-0 and dmg-2 delivered (%s)" %
+              sorted(delivered_ids(later)))
+        check(d.stop() == 0, "damaged: exit")
+    finally:
+        d.cleanup()
+
+
 # ---- disk full --------------------------------------------------------------
 
 def test_disk_full():
@@ -609,7 +646,8 @@ def test_disk_full():
 
 def main():
     tests = [test_dedup, test_crash_points, test_sinks,
-             test_channel_down_removed_back, test_crash_under_load,
+             test_channel_down_removed_back, test_damaged_row,
+             test_crash_under_load,
              test_disk_full]
     only = sys.argv[1:]
     for t in tests:
