@@ -476,18 +476,26 @@ def wait_for(pred, timeout=10):
     return False
 
 
-def test_channel_down_removed_back():
-    print("a channel down, removed by a reload, then back", flush=True)
-    d, out = sink_tree("later")
+def down_channel_tree(name, route, prefix, n):
+    """A daemon whose channel 'later' failed to start, routed to by
+    route, after n events (ids prefix-0...) were accepted; returns the
+    daemon (running) and the directory 'later' writes to once it works."""
+    d, _ = sink_tree(name)
     later = os.path.join(d.root, "later-out")
     os.makedirs(later)
     d.channel("later", "init_fail", "token = x\n")
-    d.route("sink, later")
+    d.route(route)
+    d.start()
+    for i in range(n):
+        st, _, _ = post(d.pub, "%s-%d" % (prefix, i))
+        check(st == 202, "%s: accepted" % name)
+    return d, later
+
+
+def test_channel_down_removed_back():
+    print("a channel down, removed by a reload, then back", flush=True)
+    d, later = down_channel_tree("later", "sink, later", "l", 5)
     try:
-        d.start()
-        for i in range(5):
-            st, _, _ = post(d.pub, "l-%d" % i)
-            check(st == 202, "later: accepted")
         check(d.wait_drained("sink"), "later: the healthy channel drained")
         c = chan(d, "later")
         check(c["waiting"] == 5 and c["queued"] == 5,
@@ -516,16 +524,8 @@ def test_channel_down_removed_back():
 
 def test_damaged_row():
     print("a stored event damaged on disk becomes a dead letter", flush=True)
-    d, out = sink_tree("damaged")
-    later = os.path.join(d.root, "later-out")
-    os.makedirs(later)
-    d.channel("later", "init_fail", "token = x\n")
-    d.route("later")
+    d, later = down_channel_tree("damaged", "later", "dmg", 3)
     try:
-        d.start()
-        for i in range(3):
-            st, _, _ = post(d.pub, "dmg-%d" % i)
-            check(st == 202, "damaged: accepted")
         check(d.stop() == 0, "damaged: exit")
         db = sqlite3.connect(os.path.join(d.state, "state.db"))
         db.execute("UPDATE events SET body = x'c1' WHERE id = 'dmg-1'")
