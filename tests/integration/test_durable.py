@@ -90,13 +90,14 @@ class Daemon:
         self.write("conf/routes.d/all.conf",
                    "[route all]\nmatch = *\nfrom = hook\nto = %s\n" % to)
 
-    def start(self, env=None):
+    def start(self, env=None, wrap=None):
         e = dict(os.environ)
         e.update(env or {})
         self.logpos = os.path.getsize(self.log) if os.path.exists(
             self.log) else 0
         with open(self.log, "a") as lf:
             self.proc = subprocess.Popen(
+                (wrap or []) +
                 [DAEMON, "-c", self.conf, "--state-dir", self.state],
                 stdout=lf, stderr=subprocess.STDOUT, env=e)
         deadline = time.time() + 20
@@ -252,6 +253,56 @@ def test_crash_under_load():
               (len(acked), len(got), len(got) - len(set(got))), flush=True)
     finally:
         d.cleanup()
+
+
+# ---- acknowledged means fsynced --------------------------------------------
+
+def test_fsync_before_ack():
+    print("durability = power: the WAL is fsynced before each 202 goes out",
+          flush=True)
+    for mode in ["power", "process"]:
+        d, out = sink_tree("fsync")
+        d.main_conf("durability = %s\n" % mode)
+        trace = os.path.join(d.root, "trace")
+        try:
+            d.start(wrap=["strace", "-f", "-y", "-qq", "-o", trace, "-e",
+                          "trace=fsync,fdatasync,write,writev,sendto,sendmsg",
+                          "-e", "signal=none", "-s", "16"])
+            for i in range(5):
+                st, _, _ = post(d.pub, "fs-%d" % i)
+                check(st == 202, "fsync: accepted")
+            # SIGTERM to the daemon itself, strace's child
+            with open("/proc/%d/task/%d/children" % (d.proc.pid,
+                                                     d.proc.pid)) as f:
+                child = int(f.read().split()[0])
+            os.kill(child, signal.SIGTERM)
+            check(d.wait_exit() == 0, "fsync: exit")
+            # each 202 written to a socket must come after an fsync that
+            # followed the previous 202 (its own commit's)
+            synced, answers, unsynced = False, 0, 0
+            with open(trace) as f:
+                for line in f:
+                    # the WAL's own fsync (the sink fsyncs its files too)
+                    if re.search(r"\b(fsync|fdatasync)\(\d+<[^>]*state\.db-wal>",
+                                 line):
+                        synced = True
+                    elif "HTTP/1.1 202" in line:
+                        answers += 1
+                        if not synced:
+                            unsynced += 1
+                        synced = False
+            check(answers == 5, "fsync %s: 5 answers traced (%d)" %
+                  (mode, answers))
+            if mode == "power":
+                check(unsynced == 0, "fsync power: %d answers before their "
+                      "fsync" % unsynced)
+            else:
+                # SQLite syncs a new WAL header once (the first commit after
+                # the store opened); after that, no fsync per commit
+                check(unsynced >= 4, "fsync process: no fsync per commit "
+                      "(%d answers of 5 without one)" % unsynced)
+        finally:
+            d.cleanup()
 
 
 # ---- crash points -----------------------------------------------------------
@@ -645,7 +696,7 @@ def test_disk_full():
 
 
 def main():
-    tests = [test_dedup, test_crash_points, test_sinks,
+    tests = [test_dedup, test_fsync_before_ack, test_crash_points, test_sinks,
              test_channel_down_removed_back, test_damaged_row,
              test_crash_under_load,
              test_disk_full]
