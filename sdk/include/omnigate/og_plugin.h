@@ -59,7 +59,11 @@ typedef struct og_plugin_def_s {
      * Required with OG_CAP_EGRESS. ev and d are borrowed: ev stays valid
      * until send() returns or, when it returns OG_PENDING, until
      * og_delivery_complete(d, ...) is called. Return OG_OK (delivered),
-     * OG_ERR_RETRY (transient), OG_ERR_REJECTED (permanent) or OG_PENDING.
+     * OG_ERR_RETRY (transient: tried again on the channel's backoff
+     * schedule, see og_delivery_retry_after()), OG_ERR_REJECTED
+     * (permanent: a dead letter) or OG_PENDING. Delivery is at least once:
+     * after a crash the same event may come again with the same
+     * og_delivery_key(d).
      */
     og_err_t (*send)(void *state, const og_event_t *ev, og_delivery_t *d);
     /* Optional (NULL: stopping is immediate). */
