@@ -18,7 +18,6 @@
 #include <xxhash.h>
 
 #include "event.h"
-#include "evq.h"
 #include "util.h"
 
 #define MAX_TYPE_LEN 128
@@ -1028,30 +1027,6 @@ og_event_t *og__event_restore(const uint8_t *bytes, size_t len, char *why,
     ev->received_ms = received;
     ev->accepted_ns = uv_hrtime();
     return ev;
-}
-
-void og__evq_grow(og__evq_t *q)
-{
-    size_t n = q->alloc ? q->alloc * 2 : 16, i;
-    og_event_t **ring;
-
-    if (n > q->cap)
-        n = q->cap;
-    ring = og__xcalloc(n, sizeof(*ring));
-    for (i = 0; i < q->len; i++)
-        ring[i] = q->ring[(q->head + i) % q->alloc];
-    free(q->ring);
-    q->ring = ring;
-    q->alloc = n;
-    q->head = 0;
-}
-
-void og__evq_clear(og__evq_t *q)
-{
-    while (q->len > 0)
-        og__event_unref(og__evq_pop(q));
-    free(q->ring);
-    og__evq_init(q, q->cap);
 }
 
 og_event_t *og__event_ref(og_event_t *ev)

@@ -4,8 +4,8 @@
  * below; a backend provides og__store_ops.
  *
  * Threading: a store handle is used by one thread at a time (the daemon
- * will run store work on a libuv worker thread, so the loop never waits
- * for the disk).
+ * runs store work on a libuv worker thread, one round at a time, so the
+ * loop never waits for the disk; see durable.c).
  */
 #ifndef OG_CORE_STORE_H
 #define OG_CORE_STORE_H
