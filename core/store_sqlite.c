@@ -56,7 +56,9 @@ struct sqlite_store {
     uint64_t window_ms;
     sqlite3_stmt *by_id, *by_vendor, *ins_event, *ins_outbox, *del_old;
     sqlite3_stmt *del_rows;
-    sqlite3_stmt *done[4]; /* per og__outcome_t */
+    sqlite3_stmt *begin, *commit, *rollback; /* prepared once: a commit
+                                              * round runs them per fsync */
+    sqlite3_stmt *done[4];                   /* per og__outcome_t */
 };
 
 static void sq_close(og__store_t *s)
@@ -69,6 +71,9 @@ static void sq_close(og__store_t *s)
     sqlite3_finalize(q->ins_outbox);
     sqlite3_finalize(q->del_old);
     sqlite3_finalize(q->del_rows);
+    sqlite3_finalize(q->begin);
+    sqlite3_finalize(q->commit);
+    sqlite3_finalize(q->rollback);
     for (size_t i = 0; i < OG__ARRAY_SIZE(q->done); i++)
         sqlite3_finalize(q->done[i]);
     sqlite3_close(q->db);
@@ -115,6 +120,15 @@ static int seen(sqlite3_stmt *st, const char *key, uint64_t since,
     return found;
 }
 
+/* Runs one of the prepared transaction statements. */
+static int tx(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
 static og_err_t sq_commit(og__store_t *s, og__store_item_t *items, size_t n,
                           const og__store_done_t *done, size_t ndone, char *err,
                           size_t errlen)
@@ -123,7 +137,7 @@ static og_err_t sq_commit(og__store_t *s, og__store_item_t *items, size_t n,
     size_t i, t;
     int rc = SQLITE_OK;
 
-    if (sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+    if (tx(q->begin) != SQLITE_OK)
         goto fail;
     for (i = 0; i < ndone; i++) {
         sqlite3_stmt *st = q->done[done[i].outcome];
@@ -230,13 +244,13 @@ static og_err_t sq_commit(og__store_t *s, og__store_item_t *items, size_t n,
     }
     if (n > 0)
         og__crashpoint("outbox-inserted");
-    if (sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+    if (tx(q->commit) != SQLITE_OK)
         goto fail;
     return OG_OK;
 fail:
     snprintf(err, errlen, "store: %s", sqlite3_errmsg(q->db));
     rc = sqlite3_errcode(q->db);
-    sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+    tx(q->rollback);
     return rc == SQLITE_FULL ? OG_ERR_BUSY : OG_ERR_IO;
 }
 
@@ -347,7 +361,7 @@ static og_err_t sq_claim(og__store_t *s, const char *channel, uint64_t now_ms,
     og_err_t rc = OG_ERR_IO;
 
     *next_due_ms = 0;
-    if (sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+    if (tx(q->begin) != SQLITE_OK)
         goto out;
     if (sqlite3_prepare_v2(q->db,
                            ROW_COLUMNS
@@ -376,12 +390,12 @@ static og_err_t sq_claim(og__store_t *s, const char *channel, uint64_t now_ms,
     sqlite3_bind_text(next, 1, channel, -1, SQLITE_STATIC);
     if (sqlite3_step(next) == SQLITE_ROW)
         *next_due_ms = (uint64_t)sqlite3_column_int64(next, 0);
-    if (sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
+    if (tx(q->commit) == SQLITE_OK) {
         rc = OG_OK;
         goto out;
     }
 rollback:
-    sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+    tx(q->rollback);
 out:
     sqlite3_finalize(st);
     sqlite3_finalize(up);
@@ -592,6 +606,12 @@ og__store_t *og__store_open_sqlite(const og__store_opts_t *opts, char *err,
                            -1, &q->ins_outbox, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(q->db, "DELETE FROM events WHERE id = ?1", -1,
                            &q->del_old, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(q->db, "BEGIN IMMEDIATE", -1, &q->begin, NULL) !=
+            SQLITE_OK ||
+        sqlite3_prepare_v2(q->db, "COMMIT", -1, &q->commit, NULL) !=
+            SQLITE_OK ||
+        sqlite3_prepare_v2(q->db, "ROLLBACK", -1, &q->rollback, NULL) !=
+            SQLITE_OK ||
         sqlite3_prepare_v2(q->db, "DELETE FROM outbox WHERE event_id = ?1", -1,
                            &q->del_rows, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(
