@@ -58,7 +58,8 @@ struct sqlite_store {
     sqlite3_stmt *del_rows;
     sqlite3_stmt *begin, *commit, *rollback; /* prepared once: a commit
                                               * round runs them per fsync */
-    sqlite3_stmt *done[4];                   /* per og__outcome_t */
+    sqlite3_stmt *claim_sel, *claim_hold, *claim_next;
+    sqlite3_stmt *done[4]; /* per og__outcome_t */
 };
 
 static void sq_close(og__store_t *s)
@@ -74,6 +75,9 @@ static void sq_close(og__store_t *s)
     sqlite3_finalize(q->begin);
     sqlite3_finalize(q->commit);
     sqlite3_finalize(q->rollback);
+    sqlite3_finalize(q->claim_sel);
+    sqlite3_finalize(q->claim_hold);
+    sqlite3_finalize(q->claim_next);
     for (size_t i = 0; i < OG__ARRAY_SIZE(q->done); i++)
         sqlite3_finalize(q->done[i]);
     sqlite3_close(q->db);
@@ -355,7 +359,7 @@ static og_err_t sq_claim(og__store_t *s, const char *channel, uint64_t now_ms,
                          uint64_t *next_due_ms)
 {
     struct sqlite_store *q = (struct sqlite_store *)s;
-    sqlite3_stmt *st = NULL, *up = NULL, *next = NULL;
+    sqlite3_stmt *st = q->claim_sel, *up = q->claim_hold, *next = q->claim_next;
     int64_t *ids = og__xcalloc(limit ? limit : 1, sizeof(*ids));
     size_t n = 0, i;
     og_err_t rc = OG_ERR_IO;
@@ -363,19 +367,6 @@ static og_err_t sq_claim(og__store_t *s, const char *channel, uint64_t now_ms,
     *next_due_ms = 0;
     if (tx(q->begin) != SQLITE_OK)
         goto out;
-    if (sqlite3_prepare_v2(q->db,
-                           ROW_COLUMNS
-                           "WHERE o.channel = ?1 AND o.state = 0 "
-                           "AND o.leased = 0 AND o.next_ms <= ?2 ORDER BY "
-                           "o.next_ms, o.id LIMIT ?3",
-                           -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(q->db, "UPDATE outbox SET leased = 1 WHERE id = ?1",
-                           -1, &up, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(q->db,
-                           "SELECT min(next_ms) FROM outbox WHERE channel = "
-                           "?1 AND state = 0 AND leased = 0",
-                           -1, &next, NULL) != SQLITE_OK)
-        goto rollback;
     sqlite3_bind_text(st, 1, channel, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)now_ms);
     sqlite3_bind_int64(st, 3, (sqlite3_int64)limit);
@@ -397,9 +388,9 @@ static og_err_t sq_claim(og__store_t *s, const char *channel, uint64_t now_ms,
 rollback:
     tx(q->rollback);
 out:
-    sqlite3_finalize(st);
-    sqlite3_finalize(up);
-    sqlite3_finalize(next);
+    sqlite3_reset(st);
+    sqlite3_reset(up);
+    sqlite3_reset(next);
     free(ids);
     return rc;
 }
@@ -612,6 +603,17 @@ og__store_t *og__store_open_sqlite(const og__store_opts_t *opts, char *err,
             SQLITE_OK ||
         sqlite3_prepare_v2(q->db, "ROLLBACK", -1, &q->rollback, NULL) !=
             SQLITE_OK ||
+        sqlite3_prepare_v2(q->db,
+                           ROW_COLUMNS "WHERE o.channel = ?1 AND o.state = 0 "
+                                       "AND o.leased = 0 AND o.next_ms <= ?2 "
+                                       "ORDER BY o.next_ms, o.id LIMIT ?3",
+                           -1, &q->claim_sel, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(q->db, "UPDATE outbox SET leased = 1 WHERE id = ?1",
+                           -1, &q->claim_hold, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(q->db,
+                           "SELECT min(next_ms) FROM outbox WHERE channel = "
+                           "?1 AND state = 0 AND leased = 0",
+                           -1, &q->claim_next, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(q->db, "DELETE FROM outbox WHERE event_id = ?1", -1,
                            &q->del_rows, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(
