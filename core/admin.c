@@ -348,20 +348,16 @@ static void get_metrics(void *data, og__http_req_t *req)
         og__daemon_foreach_channel(d, metric_channel, &m);
     }
     store_metrics(&b, og__daemon_durable(d));
-    family(&b, "omnigate_events_unrouted_total", "counter",
-           "Accepted events that matched no route.");
-    og__sbuf_printf(&b, "omnigate_events_unrouted_total %llu\n",
-                    (unsigned long long)st.unrouted);
+    scalar(&b, "omnigate_events_unrouted_total", "counter",
+           "Accepted events that matched no route.", st.unrouted);
     family(&b, "omnigate_http_connections", "gauge",
            "Open HTTP connections per listener.");
     og__sbuf_printf(&b,
                     "omnigate_http_connections{listener=\"public\"} %zu\n"
                     "omnigate_http_connections{listener=\"admin\"} %zu\n",
                     st.public_connections, st.admin_connections);
-    family(&b, "omnigate_process_resident_memory_bytes", "gauge",
-           "Resident set size of the daemon.");
-    og__sbuf_printf(&b, "omnigate_process_resident_memory_bytes %ld\n",
-                    rss_bytes());
+    scalar(&b, "omnigate_process_resident_memory_bytes", "gauge",
+           "Resident set size of the daemon.", (uint64_t)rss_bytes());
     og__http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", NULL,
                      b.p, b.n);
     og__sbuf_free(&b);

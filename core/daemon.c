@@ -121,28 +121,22 @@ static og_plugin_ctx_t *find_for_durable(void *data, const char *channel)
 }
 
 /* Routes an accepted event and hands it to the durable pipeline. Targets
- * are the configured, enabled channels the routes name (running or not:
- * a channel that is down gets its deliveries when it is back). */
+ * are the enabled channels the routes name (running or not: a channel
+ * that is down gets its deliveries when it is back). */
 static og_err_t enqueue(void *data, og_plugin_ctx_t *from, og_event_t *ev,
                         og__committed_cb cb, void *cbdata)
 {
     og__daemon_t *d = data;
     const char *targets[MAX_TARGETS];
-    size_t n, i, k = 0;
+    size_t n;
 
     (void)from;
     n = og__router_targets(d->router, ev, targets, MAX_TARGETS);
     if (n > MAX_TARGETS)
         n = MAX_TARGETS;
-    for (i = 0; i < n; i++) {
-        const og__chconf_t *ch = og__conf_channel(d->conf, targets[i]);
-
-        if (ch != NULL && ch->enabled)
-            targets[k++] = targets[i];
-    }
-    if (k == 0)
+    if (n == 0)
         d->unrouted++;
-    return og__durable_submit(d->dur, ev, targets, k, cb, cbdata);
+    return og__durable_submit(d->dur, ev, targets, n, cb, cbdata);
 }
 
 static void delivered(void *data, og_plugin_ctx_t *inst, og_event_t *ev,
@@ -645,6 +639,15 @@ static og__store_t *open_store(const og__conf_t *conf)
     return st;
 }
 
+/* Frees the configuration and the command-line paths. */
+static void free_settings(og__daemon_t *d)
+{
+    og__conf_free(d->conf);
+    free(d->conf_path);
+    free(d->plugin_dir);
+    free(d->state_dir);
+}
+
 int og__daemon_run(const char *conf_path, const char *plugin_dir,
                    const char *state_dir)
 {
@@ -666,9 +669,7 @@ int og__daemon_run(const char *conf_path, const char *plugin_dir,
                 "problem(s)",
                 errs.n);
         og__errlist_free(&errs);
-        free(d.conf_path);
-        free(d.plugin_dir);
-        free(d.state_dir);
+        free_settings(&d);
         return OG__EXIT_CONFIG;
     }
     og__log_set_level(d.conf->log_level);
@@ -676,10 +677,7 @@ int og__daemon_run(const char *conf_path, const char *plugin_dir,
     store = open_store(d.conf);
     if (store == NULL) {
         og__log(OG_LOG_ERROR, NULL, "not starting: the store cannot open");
-        og__conf_free(d.conf);
-        free(d.conf_path);
-        free(d.plugin_dir);
-        free(d.state_dir);
+        free_settings(&d);
         return 1;
     }
 
@@ -690,10 +688,7 @@ int og__daemon_run(const char *conf_path, const char *plugin_dir,
         og__log(OG_LOG_ERROR, "store", "%s", err);
         og__store_close(store);
         uv_loop_close(&d.loop);
-        og__conf_free(d.conf);
-        free(d.conf_path);
-        free(d.plugin_dir);
-        free(d.state_dir);
+        free_settings(&d);
         return 1;
     }
     d.core.loop = &d.loop;
@@ -746,10 +741,7 @@ out:
     og__router_free(d.router);
     og__instance_free_deliveries();
     og__durable_free(d.dur);
-    og__conf_free(d.conf);
-    free(d.conf_path);
-    free(d.plugin_dir);
-    free(d.state_dir);
+    free_settings(&d);
     og__log(OG_LOG_NOTICE, NULL, "exited");
     return d.exit_code;
 }

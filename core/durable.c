@@ -144,6 +144,7 @@ struct og__durable_s {
 static void maybe_round(og__durable_t *d);
 static void retry_fired(uv_timer_t *h);
 static void finish_close(og__durable_t *d);
+static void recount(og__durable_t *d);
 
 /* ---- channels ---------------------------------------------------------- */
 
@@ -154,12 +155,11 @@ static struct chan *chan_get(og__durable_t *d, const char *name)
     for (c = d->chans; c != NULL; c = c->next)
         if (strcmp(c->name, name) == 0)
             return c;
+    /* Queue bound and retry schedule come from the channel's configuration
+     * (og__durable_configure()); a channel known only from the store has
+     * no instance, so it is never delivered to or claimed for. */
     c = og__xcalloc(1, sizeof(*c));
     c->name = og__xstrdup(name);
-    c->cap = 10000;
-    c->backoff.base_ms = 1000;
-    c->backoff.max_ms = 3600 * 1000;
-    c->backoff.lifetime_ms = 24ull * 3600 * 1000;
     c->next = d->chans;
     d->chans = c;
     return c;
@@ -207,7 +207,8 @@ static size_t chan_room(const struct chan *c)
 
 static int chan_wants_claim(og__durable_t *d, struct chan *c)
 {
-    return c->spilled && !c->claiming && chan_room(c) >= (c->cap + 1) / 2 &&
+    return c->spilled && !c->claiming && chan_room(c) > 0 &&
+           chan_room(c) >= (c->cap + 1) / 2 &&
            d->find(d->find_data, c->name) != NULL;
 }
 
@@ -402,14 +403,15 @@ void og__durable_result(og__durable_t *d, og_plugin_ctx_t *inst, og_event_t *ev,
         snprintf(why, sizeof(why),
                  "retry lifetime over after %u attempts; last: %s",
                  attempts + 1, reason ? reason : "transient failure");
-        goto dead;
-    default:
-        snprintf(why, sizeof(why), "rejected%s%s", reason ? ": " : "",
-                 reason ? reason : "");
-    dead:
         og__log(OG_LOG_WARNING, c->name,
                 "delivery of %s (%s) is a dead letter: %s", ev->id, ev->type,
                 why);
+        goto dead;
+    default:
+        /* the instance logged the rejection (delivery_result()) */
+        snprintf(why, sizeof(why), "rejected%s%s", reason ? ": " : "",
+                 reason ? reason : "");
+    dead:
         push_done(d, c, row, OG__OUTCOME_DEAD, now, why);
         c->dead_new++;
         break;
@@ -796,21 +798,19 @@ static void round_after(uv_work_t *w, int status)
         free(cl->got);
     }
     arm_retry_timer(d);
+    /* Requeue and purge change the counts the loop keeps: read them again
+     * now that no round uses the store (a requeued channel is claimed
+     * from, as its waiting count is no longer zero). */
+    for (struct op *op = r->ops; op != NULL; op = op->next) {
+        if (op->rc == OG_OK && op->op != OG__DEAD_LIST) {
+            recount(d);
+            break;
+        }
+    }
     while (r->ops != NULL) {
         struct op *op = r->ops;
 
         r->ops = op->next;
-        if (op->rc == OG_OK && op->op != OG__DEAD_LIST) {
-            struct chan *c;
-
-            for (c = d->chans; c != NULL; c = c->next) {
-                if (op->channel != NULL && strcmp(op->channel, c->name) != 0)
-                    continue;
-                /* counts are read again below for exactness */
-                if (op->op == OG__DEAD_REQUEUE)
-                    c->spilled = 1;
-            }
-        }
         op->cb(op->data, op->rc, op->rc == OG_OK ? op->out.p : NULL);
         og__sbuf_free(&op->out);
         free(op->channel);
@@ -860,48 +860,21 @@ static void recount(og__durable_t *d)
 
 /* ---- admin ------------------------------------------------------------- */
 
-static void dead_done(void *data, og_err_t rc, const char *json);
-
-struct dead_wait {
-    og__durable_t *d;
-    og__admin_cb cb;
-    void *data;
-    int recount;
-};
-
-static void dead_done(void *data, og_err_t rc, const char *json)
-{
-    struct dead_wait *w = data;
-
-    /* Requeue and purge change counts the loop keeps: read them again
-     * (between rounds, so the store is free). */
-    if (w->recount && rc == OG_OK && w->d->running == NULL)
-        recount(w->d);
-    w->cb(w->data, rc, json);
-    free(w);
-}
-
 void og__durable_dead(og__durable_t *d, og__dead_op_t op, const char *channel,
                       int64_t row, og__admin_cb cb, void *data)
 {
     struct op *o;
-    struct dead_wait *w;
 
     if (d->store == NULL || d->closing) {
         cb(data, OG_ERR_STOPPING, NULL);
         return;
     }
-    w = og__xmalloc(sizeof(*w));
-    w->d = d;
-    w->cb = cb;
-    w->data = data;
-    w->recount = op != OG__DEAD_LIST;
     o = og__xcalloc(1, sizeof(*o));
     o->op = op;
     o->channel = channel ? og__xstrdup(channel) : NULL;
     o->row = row;
-    o->cb = dead_done;
-    o->data = w;
+    o->cb = cb;
+    o->data = data;
     *d->ops_tail = o;
     d->ops_tail = &o->next;
     maybe_round(d);

@@ -266,9 +266,11 @@ static void pats_free(struct pat *p)
     free(p);
 }
 
-static char **strv_dup(char **v)
+/* The targets of a route, without the channels configured but disabled:
+ * an event is never routed to those (no delivery is stored for them). */
+static char **targets_of(const og__conf_t *conf, char **v)
 {
-    size_t n = 0, i;
+    size_t n = 0, i, k = 0;
     char **d;
 
     if (v == NULL)
@@ -276,8 +278,12 @@ static char **strv_dup(char **v)
     while (v[n] != NULL)
         n++;
     d = og__xcalloc(n + 1, sizeof(*d));
-    for (i = 0; i < n; i++)
-        d[i] = og__xstrdup(v[i]);
+    for (i = 0; i < n; i++) {
+        const og__chconf_t *ch = og__conf_channel(conf, v[i]);
+
+        if (ch == NULL || ch->enabled)
+            d[k++] = og__xstrdup(v[i]);
+    }
     return d;
 }
 
@@ -293,7 +299,7 @@ og__router_t *og__router_create(const og__conf_t *conf)
 
         r->routes[i].match = compile(conf->routes[i].match);
         r->routes[i].from = compile(conf->routes[i].from);
-        r->routes[i].to = strv_dup(conf->routes[i].to);
+        r->routes[i].to = targets_of(conf, conf->routes[i].to);
         if (conf->routes[i].when != NULL)
             r->routes[i].conds = og__conds_parse(
                 conf->routes[i].when, &r->routes[i].nconds, why, sizeof(why));

@@ -29,7 +29,8 @@ void og__conds_free(og__cond_t *c, size_t count);
 int og__conds_match(const og__cond_t *c, size_t count, const og_event_t *ev);
 
 /* Compiles the routes of conf; the router keeps its own copies. conf's
- * routes must have been validated (og__conf_load()). */
+ * routes must have been validated (og__conf_load()). Targets that are
+ * disabled channels are left out. */
 og__router_t *og__router_create(const og__conf_t *conf);
 void og__router_free(og__router_t *r);
 
