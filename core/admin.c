@@ -491,6 +491,153 @@ static void post_purge(void *data, og__http_req_t *req)
     dead_op(data, req, OG__DEAD_PURGE);
 }
 
+/* ---- customers ---------------------------------------------------------- */
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* Percent-decodes s in place; -1 on a bad escape or a NUL byte. A '+' is
+ * kept as it is (phone numbers). */
+static int pct_decode(char *s)
+{
+    char *w = s;
+
+    for (; *s; s++) {
+        if (*s == '%') {
+            int hi, lo;
+
+            if ((hi = hexval(s[1])) < 0 || (lo = hexval(s[2])) < 0 ||
+                (hi == 0 && lo == 0))
+                return -1;
+            *w++ = (char)(hi * 16 + lo);
+            s += 2;
+        } else {
+            *w++ = *s;
+        }
+    }
+    *w = '\0';
+    return 0;
+}
+
+static void customer_answer(void *data, og_err_t rc, const char *text)
+{
+    og__http_req_t *req = data;
+
+    switch (rc) {
+    case OG_OK:
+        og__http_respond(req, 200, "application/json", NULL, text,
+                         strlen(text));
+        return;
+    case OG_ERR_NOT_FOUND:
+        og__http_respond_error(req, 404, "%s",
+                               text && *text ? text : "no such customer");
+        return;
+    case OG_ERR_CONFLICT: og__http_respond_error(req, 409, "%s", text); return;
+    default:
+        og__http_respond_error(
+            req, rc == OG_ERR_STOPPING || rc == OG_ERR_IO ? 503 : 500,
+            "customers: %s%s", og_strerror(rc),
+            rc == OG_ERR_IO ? " (the store fails now; see /v1/outbox)" : "");
+    }
+}
+
+/* A customer id as the path carries it: 1-64 printable ASCII, no '/'. */
+static int valid_customer_id(const char *s, size_t n)
+{
+    size_t i;
+
+    if (n == 0 || n > 64)
+        return 0;
+    for (i = 0; i < n; i++)
+        if (s[i] <= ' ' || s[i] > '~' || s[i] == '/')
+            return 0;
+    return 1;
+}
+
+/* GET /v1/customers?kind=K&value=V[&scope=INSTANCE][&region=RR] */
+static void get_customer_by_key(void *data, og__http_req_t *req)
+{
+    const char *q = og__http_req_query(req);
+    char kind[40], value[600], scope[80] = "", region[8] = "", why[200];
+    og__raw_idkey_t raw;
+    og__idkey_t key;
+
+    if (!query_param(q, "kind", kind, sizeof(kind)) ||
+        !query_param(q, "value", value, sizeof(value))) {
+        og__http_respond_error(req, 400,
+                               "kind and value: a customer is looked up by "
+                               "/v1/customers/ID or "
+                               "/v1/customers?kind=KIND&value=VALUE");
+        return;
+    }
+    query_param(q, "scope", scope, sizeof(scope));
+    query_param(q, "region", region, sizeof(region));
+    if (pct_decode(kind) != 0 || pct_decode(value) != 0 ||
+        pct_decode(scope) != 0 || pct_decode(region) != 0) {
+        og__http_respond_error(req, 400, "query: bad percent escape");
+        return;
+    }
+    memset(&raw, 0, sizeof(raw));
+    raw.kind = kind;
+    raw.kind_len = (uint32_t)strlen(kind);
+    raw.value = value;
+    raw.value_len = (uint32_t)strlen(value);
+    if (!og__is_ident(kind, 1)) {
+        og__http_respond_error(req, 400, "kind: not a valid identity kind");
+        return;
+    }
+    if (og__idkey_normalize(&raw, scope, region, &key, why, sizeof(why)) !=
+        OG_OK) {
+        og__http_respond_error(req, 400, "value: %s", why);
+        return;
+    }
+    og__durable_customer(og__daemon_durable(data), OG__CUSTOMER_GET, NULL, &key,
+                         customer_answer, req);
+}
+
+/* GET /v1/customers/ID, POST /v1/customers/ID/split */
+static void customer_path(og__daemon_t *d, og__http_req_t *req,
+                          og__dead_op_t op)
+{
+    const char *p = og__http_req_path(req) + strlen("/v1/customers/");
+    const char *end = strchr(p, '/');
+    size_t n = end ? (size_t)(end - p) : strlen(p);
+    char id[65];
+
+    if ((op == OG__CUSTOMER_GET) != (end == NULL) ||
+        (end != NULL && strcmp(end, "/split") != 0)) {
+        og__http_respond_error(req, 404,
+                               "no such resource (known: GET "
+                               "/v1/customers/ID, POST "
+                               "/v1/customers/ID/split)");
+        return;
+    }
+    if (!valid_customer_id(p, n)) {
+        og__http_respond_error(req, 400,
+                               "customer id: 1-64 printable characters");
+        return;
+    }
+    memcpy(id, p, n);
+    id[n] = '\0';
+    og__durable_customer(og__daemon_durable(d), op, id, NULL, customer_answer,
+                         req);
+}
+
+static void get_customer(void *data, og__http_req_t *req)
+{
+    customer_path(data, req, OG__CUSTOMER_GET);
+}
+
+static void post_customer(void *data, og__http_req_t *req)
+{
+    customer_path(data, req, OG__CUSTOMER_SPLIT);
+}
+
 void og__admin_mount(og__http_server_t *admin, og__daemon_t *d)
 {
     og__http_server_mount(admin, "GET", "/health", 0, get_health, d, d);
@@ -502,4 +649,10 @@ void og__admin_mount(og__http_server_t *admin, og__daemon_t *d)
                           post_requeue, d, d);
     og__http_server_mount(admin, "POST", "/v1/dead-letters/purge", 0,
                           post_purge, d, d);
+    og__http_server_mount(admin, "GET", "/v1/customers", 0, get_customer_by_key,
+                          d, d);
+    og__http_server_mount(admin, "GET", "/v1/customers/*", 0, get_customer, d,
+                          d);
+    og__http_server_mount(admin, "POST", "/v1/customers/*", 0, post_customer, d,
+                          d);
 }

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 
 #include "conf.h"
+#include "phone.h"
 #include "log.h"
 #include "router.h"
 #include "util.h"
@@ -386,6 +387,53 @@ static og__routeconf_t *route_section(struct parse *p, const char *section)
     return r;
 }
 
+static int parse_trait_rule(const char *v, og__trait_rule_t *out)
+{
+    if (strcmp(v, "newest") == 0)
+        *out = OG__TRAIT_NEWEST;
+    else if (strcmp(v, "oldest") == 0)
+        *out = OG__TRAIT_OLDEST;
+    else if (strcmp(v, "non_empty") == 0)
+        *out = OG__TRAIT_NON_EMPTY;
+    else
+        return -1;
+    return 0;
+}
+
+static void customers_key(struct parse *p, const char *key, const char *value)
+{
+    og__conf_t *c = p->conf;
+    og__trait_rule_t rule;
+
+    if (strcmp(key, "traits") == 0) {
+        if (parse_trait_rule(value, &c->trait_default) != 0)
+            err(p, "traits: expected newest, oldest or non_empty, got '%s'",
+                value);
+    } else if (strncmp(key, "trait.", 6) == 0) {
+        if (key[6] == '\0' || strlen(key + 6) > 128)
+            err(p,
+                "%s: a trait name of 1-128 characters must follow "
+                "'trait.'",
+                key);
+        else if (parse_trait_rule(value, &rule) != 0)
+            err(p, "%s: expected newest, oldest or non_empty, got '%s'", key,
+                value);
+        else {
+            c->trait_names = og__xrealloc(
+                c->trait_names, (c->ntraits + 2) * sizeof(*c->trait_names));
+            c->trait_rules = og__xrealloc(
+                c->trait_rules, (c->ntraits + 1) * sizeof(*c->trait_rules));
+            c->trait_names[c->ntraits] = og__xstrdup(key + 6);
+            c->trait_names[c->ntraits + 1] = NULL;
+            c->trait_rules[c->ntraits] = rule;
+            c->ntraits++;
+        }
+    } else {
+        err(p, "unknown key '%s' in [customers] (known: traits, trait.NAME)",
+            key);
+    }
+}
+
 static void channel_key(struct parse *p, const char *section, const char *key,
                         const char *value)
 {
@@ -399,6 +447,7 @@ static void channel_key(struct parse *p, const char *section, const char *key,
                     "name: '%s' is not a valid channel name (use a-z, 0-9, "
                     "'-', '_', '.')",
                     value);
+
             free(ch->name);
             ch->name = og__xstrdup(value);
         } else if (strcmp(key, "plugin") == 0) {
@@ -422,6 +471,27 @@ static void channel_key(struct parse *p, const char *section, const char *key,
             else if (*dst < 1 || *dst > 10000000)
                 err(p, "%s: must be between 1 and 10000000, got %s", key,
                     value);
+        } else if (strcmp(key, "phone_region") == 0) {
+            char pwhy[600];
+            int known;
+
+            if (strlen(value) != 2 || value[0] < 'A' || value[0] > 'Z' ||
+                value[1] < 'A' || value[1] > 'Z') {
+                err(p,
+                    "phone_region: expected a two-letter ISO 3166 region "
+                    "code such as FR or US, got '%s'",
+                    value);
+            } else if ((known = og__phone_region_known(value, pwhy,
+                                                       sizeof(pwhy))) == 0) {
+                err(p,
+                    "phone_region: libphonenumber has no numbering plan "
+                    "for region '%s'",
+                    value);
+            } else if (known < 0) {
+                err(p, "phone_region: %s", pwhy);
+            } else {
+                memcpy(ch->phone_region, value, 3);
+            }
         } else if (strcmp(key, "required") == 0) {
             if (og__parse_bool(value, &ch->required, why, sizeof(why)) != OG_OK)
                 err(p, "required: %s, got '%s'", why, value);
@@ -440,7 +510,7 @@ static void channel_key(struct parse *p, const char *section, const char *key,
             err(p,
                 "unknown key '%s' in [channel] (known: name, plugin, "
                 "enabled, required, queue_max, max_inflight, retry_base, "
-                "retry_max, retry_lifetime; plugin "
+                "retry_max, retry_lifetime, phone_region; plugin "
                 "settings go in [config])",
                 key);
         }
@@ -490,6 +560,10 @@ static int handler(void *user, const char *section, const char *key,
             http_key(p, key, value);
             return 1;
         }
+        if (strcmp(section, "customers") == 0) {
+            customers_key(p, key, value);
+            return 1;
+        }
         return 1; /* reported once per section by parse_file() */
     case FILE_CHANNEL:
         if (strcmp(section, "channel") == 0 || strcmp(section, "config") == 0) {
@@ -533,11 +607,13 @@ static void parse_file(struct parse *p, const char *file, enum file_kind kind)
         const char *s = p->sections[i].name;
         int is_route =
             strncmp(s, "route", 5) == 0 && (s[5] == ' ' || s[5] == '\0');
-        const char *known = kind == FILE_MAIN ? "[daemon], [http], [route NAME]"
+        const char *known = kind == FILE_MAIN
+                                ? "[daemon], [http], [customers], [route NAME]"
                             : kind == FILE_CHANNEL ? "[channel], [config]"
                                                    : "[route NAME]";
-        int ok = (kind == FILE_MAIN && (strcmp(s, "daemon") == 0 ||
-                                        strcmp(s, "http") == 0 || is_route)) ||
+        int ok = (kind == FILE_MAIN &&
+                  (strcmp(s, "daemon") == 0 || strcmp(s, "http") == 0 ||
+                   strcmp(s, "customers") == 0 || is_route)) ||
                  (kind == FILE_CHANNEL &&
                   (strcmp(s, "channel") == 0 || strcmp(s, "config") == 0)) ||
                  (kind == FILE_ROUTES && is_route);
@@ -631,6 +707,10 @@ static void load_channel(struct parse *p, const char *file)
                         "'%s' is not a valid channel name; rename the file or "
                         "set name =",
                         ch.name);
+    else if (strcmp(ch.name, "core") == 0)
+        og__errlist_add(p->errs, file, ch.line,
+                        "channel name 'core' is reserved for the events the "
+                        "core makes; rename the file or set name =");
     for (i = 0; i < c->nchannels; i++) {
         if (strcmp(c->channels[i].name, ch.name) == 0) {
             og__errlist_add(p->errs, file, ch.line,
@@ -737,7 +817,10 @@ og__conf_t *og__conf_load_partial(const char *path,
                             "[route %s] has no 'to' key", r->name);
         for (k = 0; k < 2; k++) {
             for (j = 0; lists[k] != NULL && lists[k][j] != NULL; j++) {
+                /* "core" is the source of the events the core makes
+                 * (customer.merged, customer.split). */
                 if (strpbrk(lists[k][j], "*?[") == NULL &&
+                    !(k == 0 && strcmp(lists[k][j], "core") == 0) &&
                     og__conf_channel(c, lists[k][j]) == NULL)
                     og__errlist_add(errs, r->file, lines[k],
                                     "route '%s' names unknown channel '%s'",
@@ -792,6 +875,8 @@ void og__conf_free(og__conf_t *c)
         return;
     for (i = 0; i < c->nchannels; i++)
         og__chconf_free(&c->channels[i]);
+    og__strv_free(c->trait_names);
+    free(c->trait_rules);
     free(c->channels);
     for (i = 0; i < c->nroutes; i++) {
         free(c->routes[i].name);

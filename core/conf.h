@@ -17,6 +17,8 @@
 
 #include <omnigate/og_types.h>
 
+#include "store.h"
+
 /* A list of "file:line: message" strings. */
 typedef struct og__errlist_s {
     char **v;
@@ -50,6 +52,7 @@ typedef struct og__chconf_s {
     uint64_t retry_base_ms;     /* first retry after about this long */
     uint64_t retry_max_ms;      /* longest wait between attempts */
     uint64_t retry_lifetime_ms; /* then the delivery is a dead letter */
+    char phone_region[3]; /* ISO 3166 code assumed for phone keys, or "" */
     og__opt_t *opts;
     size_t nopts;
 } og__chconf_t;
@@ -88,6 +91,11 @@ typedef struct og__conf_s {
     uint64_t http_read_timeout_ms;
     uint64_t http_idle_timeout_ms;
     int64_t http_max_connections;
+    /* [customers] */
+    og__trait_rule_t trait_default; /* merge rule of traits without one */
+    char **trait_names;             /* trait.NAME = rule */
+    og__trait_rule_t *trait_rules;
+    size_t ntraits;
     og__chconf_t *channels;
     size_t nchannels;
     og__routeconf_t *routes;

@@ -437,6 +437,8 @@ static int apply(og__daemon_t *d, int initial)
     }
     og__router_free(d->router);
     d->router = og__router_create(d->conf);
+    if (d->dur != NULL)
+        og__durable_set_router(d->dur, d->router);
     d->gen++;
     return fatal ? -1 : 0;
 }

@@ -42,6 +42,7 @@ struct chan {
     int claiming;       /* a claim is in the running round */
     uint64_t due_at;    /* earliest known retry time, 0: none */
     og__backoff_t backoff;
+    char region[3]; /* phone_region of the channel as a source */
     uint64_t waiting, dead, retries, dead_new;
     struct chan *next;
 };
@@ -51,7 +52,8 @@ struct sub {
     og_event_t *ev;
     og__committed_cb cb;
     void *data;
-    size_t t0, nt; /* its targets in the batch's arrays */
+    size_t t0, nt;  /* its targets in the batch's arrays */
+    char region[3]; /* the source's phone_region */
 };
 
 struct batch {
@@ -82,14 +84,25 @@ struct claim {
 
 struct op {
     og__dead_op_t op;
-    char *channel;
+    char *channel; /* or the customer id */
     int64_t row;
+    og__idkey_t key; /* OG__CUSTOMER_GET by key */
+    int has_key;
     og__admin_cb cb;
     void *data;
     og_err_t rc;
     og__sbuf_t out;
     uint64_t count;
     struct op *next;
+};
+
+/* An event made during a round (customer.merged), with its targets. */
+struct made {
+    uint8_t *body;
+    size_t len;
+    char id[40];
+    const char **targets; /* names owned by the round's router */
+    size_t ntargets;
 };
 
 struct round {
@@ -103,6 +116,11 @@ struct round {
     struct done *done;
     size_t ndone;
     og__store_done_t *sdone;
+    og__person_t **persons; /* per item, NULL when not customer-scoped */
+    og__router_t *router;   /* a reference while the round runs */
+    struct made *made;      /* events the store made (customer.merged) */
+    size_t nmade;
+    og__trait_rules_t rules;
     struct claim *claims;
     size_t nclaims;
     struct op *ops;
@@ -138,6 +156,11 @@ struct og__durable_s {
     void (*closed_cb)(void *data);
     void *closed_data;
     int handles; /* open handles while closing */
+    og__router_t *router;
+    char **trait_names; /* [customers] trait.NAME rules */
+    og__trait_rule_t *trait_rules;
+    size_t ntraits;
+    og__trait_rule_t trait_default;
     og__durable_stats_t st;
 };
 
@@ -329,6 +352,11 @@ og_err_t og__durable_submit(og__durable_t *d, og_event_t *ev,
     s->data = data;
     s->t0 = b->nt;
     s->nt = ntargets;
+    {
+        const struct chan *src = chan_get(d, ev->instance);
+
+        memcpy(s->region, src->region, sizeof(s->region));
+    }
     for (i = 0; i < ntargets; i++) {
         struct chan *c = chan_get(d, targets[i]);
 
@@ -459,11 +487,170 @@ static void dead_row(void *data, const og__outbox_row_t *r)
                     r->attempts, (unsigned long long)r->next_ms, err);
 }
 
+/* ---- customers (on the worker thread) --------------------------------- */
+
+/* What the store needs to resolve the customer of an event, read from its
+ * bytes; NULL when the event names no identity key and no customer. A key
+ * that cannot be used (an impossible phone number) is left out and
+ * logged, masked: the event itself is kept. */
+static og__person_t *person_of(const struct sub *s)
+{
+    og__event_facts_t f;
+    og__person_t *p;
+    og__idkey_t *keys;
+    size_t i, n = 0;
+
+    if (og__event_facts(s->ev->data, s->ev->len, &f) != 0 ||
+        (f.nids == 0 && f.customer == NULL))
+        return NULL;
+    p = og__xcalloc(1, sizeof(*p) + f.nids * sizeof(og__idkey_t) +
+                           (f.customer != NULL ? f.customer_len + 1 : 0));
+    keys = (og__idkey_t *)(p + 1);
+    for (i = 0; i < f.nids; i++) {
+        char why[200];
+        og_err_t rc = og__idkey_normalize(&f.ids[i], s->ev->instance, s->region,
+                                          &keys[n], why, sizeof(why));
+
+        if (rc == OG_OK)
+            n++;
+        else
+            og__log(rc == OG_ERR_UNSUPPORTED ? OG_LOG_ERROR : OG_LOG_NOTICE,
+                    s->ev->instance, "event %s: identity key %zu not used: %s",
+                    s->ev->id, i, why);
+    }
+    p->keys = keys;
+    p->nkeys = n;
+    if (f.customer != NULL) {
+        char *c = (char *)(keys + f.nids);
+
+        memcpy(c, f.customer, f.customer_len);
+        c[f.customer_len] = '\0';
+        p->customer = c;
+    }
+    p->instance = s->ev->instance;
+    p->traits = f.traits;
+    p->traits_len = f.traits_len;
+    p->is_order = f.type_len == 12 && memcmp(f.type, "order.placed", 12) == 0;
+    p->has_total = f.has_total;
+    p->total_amount = f.total_amount;
+    memcpy(p->currency, f.currency, sizeof(p->currency));
+    return p;
+}
+
+static uint8_t *stamp_hook(void *data, const uint8_t *body, size_t len,
+                           const char *customer, size_t *outlen)
+{
+    (void)data;
+    return og__envelope_set_str(body, len, "customer", customer, outlen);
+}
+
+/* customer.merged / customer.split: the survivor as its customer, the
+ * key that joined them in ids, both ids in props; routed like any event
+ * from the instance "core". */
+static int merged_hook(void *data, const og__merge_t *m, og__store_item_t *ev)
+{
+    struct round *r = data;
+    struct made *x;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    og_event_t *e;
+    char why[128];
+    const char *targets[64];
+    size_t nt, i;
+
+    r->made = og__xrealloc(r->made, (r->nmade + 1) * sizeof(*r->made));
+    x = &r->made[r->nmade];
+    memset(x, 0, sizeof(*x));
+    og__uuid7_at(x->id, m->at_ms);
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+#define PSTR(str)                                                              \
+    do {                                                                       \
+        size_t n_ = strlen(str);                                               \
+        msgpack_pack_str(&pk, n_);                                             \
+        msgpack_pack_str_body(&pk, str, n_);                                   \
+    } while (0)
+    msgpack_pack_map(&pk, 9);
+    PSTR("v");
+    msgpack_pack_uint8(&pk, 1);
+    PSTR("type");
+    PSTR(m->split ? "customer.split" : "customer.merged");
+    PSTR("id");
+    PSTR(x->id);
+    PSTR("occurred");
+    msgpack_pack_uint64(&pk, m->at_ms);
+    PSTR("received");
+    msgpack_pack_uint64(&pk, m->at_ms);
+    PSTR("source");
+    msgpack_pack_map(&pk, 3);
+    PSTR("channel");
+    PSTR("core");
+    PSTR("instance");
+    PSTR("core");
+    PSTR("plugin");
+    PSTR("core");
+    PSTR("customer");
+    PSTR(m->split ? m->merged : m->survivor);
+    PSTR("ids");
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_map(&pk, 3);
+    PSTR("kind");
+    PSTR(m->reason->kind);
+    PSTR("value");
+    PSTR(m->reason->value);
+    PSTR("verified");
+    msgpack_pack_true(&pk);
+    PSTR("props");
+    msgpack_pack_map(&pk, m->reason->scope[0] ? 5 : 4);
+    PSTR("survivor");
+    PSTR(m->survivor);
+    PSTR("merged");
+    PSTR(m->merged);
+    PSTR("merge");
+    msgpack_pack_int64(&pk, m->id);
+    PSTR("reason_kind");
+    PSTR(m->reason->kind);
+    if (m->reason->scope[0]) {
+        PSTR("reason_scope");
+        PSTR(m->reason->scope);
+    }
+#undef PSTR
+    x->body = (uint8_t *)sb.data;
+    x->len = sb.size;
+    /* The routes see it as an accepted event. */
+    e = og__event_restore(x->body, x->len, why, sizeof(why));
+    nt = e != NULL && r->router != NULL
+             ? og__router_targets(r->router, e, targets, 64)
+             : 0;
+    if (nt > 64)
+        nt = 64;
+    x->targets = og__xcalloc(nt ? nt : 1, sizeof(*x->targets));
+    for (i = 0; i < nt; i++)
+        x->targets[i] = targets[i];
+    x->ntargets = nt;
+    og__event_unref(e);
+    r->nmade++;
+    ev->event_id = x->id;
+    ev->content_hash = 0;
+    ev->body = x->body;
+    ev->len = x->len;
+    ev->received_ms = m->at_ms;
+    ev->targets = x->targets;
+    ev->ntargets = nt;
+    return 0;
+}
+
 static void round_work(uv_work_t *w)
 {
     struct round *r = w->data;
     og__store_t *s = r->d->store;
+    og__store_hooks_t hooks = {r, stamp_hook, merged_hook};
     size_t i;
+
+    for (i = 0; i < r->b.n; i++) {
+        r->persons[i] = person_of(&r->b.subs[i]);
+        r->items[i].person = r->persons[i];
+    }
 
     r->rc = OG_OK;
     /* A failed commit skips the claims and operator actions after it:
@@ -471,8 +658,8 @@ static void round_work(uv_work_t *w)
     for (struct op *op = r->ops; op != NULL; op = op->next)
         op->rc = OG_ERR_IO;
     if (r->b.n > 0 || r->ndone > 0) {
-        r->rc = s->ops->commit(s, r->items, r->b.n, r->sdone, r->ndone, r->err,
-                               sizeof(r->err));
+        r->rc = s->ops->commit(s, r->items, r->b.n, r->sdone, r->ndone, &hooks,
+                               r->err, sizeof(r->err));
         if (r->rc != OG_OK)
             return;
         if (r->b.n > 0)
@@ -487,7 +674,7 @@ static void round_work(uv_work_t *w)
         cl->rc = s->ops->claim(s, cl->name, r->now, cl->limit, claim_row, cl,
                                &cl->next_due);
         if (cl->nbad > 0)
-            s->ops->commit(s, NULL, 0, cl->bad, cl->nbad, r->err,
+            s->ops->commit(s, NULL, 0, cl->bad, cl->nbad, NULL, r->err,
                            sizeof(r->err));
     }
     for (struct op *op = r->ops; op != NULL; op = op->next) {
@@ -514,6 +701,22 @@ static void round_work(uv_work_t *w)
             og__sbuf_printf(&op->out, "{\"purged\":%llu}",
                             (unsigned long long)op->count);
             break;
+        case OG__CUSTOMER_GET:
+            op->rc = s->ops->customer_get(s, op->has_key ? NULL : op->channel,
+                                          op->has_key ? &op->key : NULL,
+                                          &r->rules, &op->out);
+            break;
+        case OG__CUSTOMER_SPLIT: {
+            char err[256] = "";
+
+            op->rc = s->ops->customer_split(s, op->channel, r->now, &hooks,
+                                            &op->out, err, sizeof(err));
+            if (op->rc != OG_OK) {
+                og__sbuf_free(&op->out);
+                og__sbuf_printf(&op->out, "%s", err);
+            }
+            break;
+        }
         }
     }
     if (r->prune)
@@ -581,6 +784,21 @@ static void maybe_round(og__durable_t *d)
     r->rows = og__xcalloc(r->b.nt ? r->b.nt : 1, sizeof(*r->rows));
     r->vendor = og__xcalloc(r->b.n ? r->b.n : 1, sizeof(*r->vendor));
     r->names = og__xcalloc(r->b.nt ? r->b.nt : 1, sizeof(*r->names));
+    r->persons = og__xcalloc(r->b.n ? r->b.n : 1, sizeof(*r->persons));
+    r->router = d->router != NULL ? og__router_ref(d->router) : NULL;
+    r->rules.dflt = d->trait_default;
+    if (d->ntraits > 0) {
+        char **names = og__xcalloc(d->ntraits + 1, sizeof(char *));
+        og__trait_rule_t *rules = og__xcalloc(d->ntraits, sizeof(*rules));
+
+        for (i = 0; i < d->ntraits; i++) {
+            names[i] = og__xstrdup(d->trait_names[i]);
+            rules[i] = d->trait_rules[i];
+        }
+        r->rules.names = (const char *const *)names;
+        r->rules.rules = rules;
+        r->rules.n = d->ntraits;
+    }
     for (i = 0; i < r->b.n; i++) {
         struct sub *s = &r->b.subs[i];
         og__store_item_t *it = &r->items[i];
@@ -678,6 +896,17 @@ static void batch_committed(og__durable_t *d, struct round *r)
 
     if (r->b.n > 0 || r->ndone > 0)
         d->st.commits++;
+    /* Events the store made wait there for their channels' claims. */
+    for (i = 0; i < r->nmade; i++) {
+        for (t = 0; t < r->made[i].ntargets; t++) {
+            struct chan *c = chan_get(d, r->made[i].targets[t]);
+
+            c->spilled = 1;
+            c->waiting++;
+            d->st.backlog++;
+        }
+        d->st.events++;
+    }
     for (i = 0; i < r->b.n; i++) {
         struct sub *s = &r->b.subs[i];
         og__store_item_t *it = &r->items[i];
@@ -699,6 +928,11 @@ static void batch_committed(og__durable_t *d, struct round *r)
         }
         if (it->result == OG__ACCEPT_NEW) {
             d->st.events++;
+            /* Delivered as stored: with its customer. */
+            if (it->stamped != NULL) {
+                og__event_replace_data(s->ev, it->stamped, it->stamped_len);
+                it->stamped = NULL;
+            }
         } else if (it->result == OG__ACCEPT_DUPLICATE) {
             d->st.duplicates++;
             id = it->first_id;
@@ -811,11 +1045,27 @@ static void round_after(uv_work_t *w, int status)
         struct op *op = r->ops;
 
         r->ops = op->next;
-        op->cb(op->data, op->rc, op->rc == OG_OK ? op->out.p : NULL);
+        op->cb(op->data, op->rc,
+               op->rc == OG_OK || op->op >= OG__CUSTOMER_GET ? op->out.p
+                                                             : NULL);
         og__sbuf_free(&op->out);
         free(op->channel);
         free(op);
     }
+    for (i = 0; i < r->b.n; i++) {
+        free(r->items[i].stamped); /* not taken: a duplicate, or failed */
+        free(r->persons[i]);
+    }
+    for (i = 0; i < r->nmade; i++) {
+        free(r->made[i].body);
+        free(r->made[i].targets);
+    }
+    free(r->made);
+    free(r->persons);
+    og__strv_free((char **)r->rules.names);
+    free((void *)r->rules.rules);
+    if (r->router != NULL)
+        og__router_free(r->router);
     free(r->items);
     free(r->rows);
     free(r->names);
@@ -860,8 +1110,10 @@ static void recount(og__durable_t *d)
 
 /* ---- admin ------------------------------------------------------------- */
 
-void og__durable_dead(og__durable_t *d, og__dead_op_t op, const char *channel,
-                      int64_t row, og__admin_cb cb, void *data)
+/* Queues an operator action for the next round. */
+static void queue_op(og__durable_t *d, og__dead_op_t op, const char *name,
+                     int64_t row, const og__idkey_t *key, og__admin_cb cb,
+                     void *data)
 {
     struct op *o;
 
@@ -871,13 +1123,36 @@ void og__durable_dead(og__durable_t *d, og__dead_op_t op, const char *channel,
     }
     o = og__xcalloc(1, sizeof(*o));
     o->op = op;
-    o->channel = channel ? og__xstrdup(channel) : NULL;
+    o->channel = name ? og__xstrdup(name) : NULL;
     o->row = row;
+    if (key != NULL) {
+        o->key = *key;
+        o->has_key = 1;
+    }
     o->cb = cb;
     o->data = data;
     *d->ops_tail = o;
     d->ops_tail = &o->next;
     maybe_round(d);
+}
+
+void og__durable_dead(og__durable_t *d, og__dead_op_t op, const char *channel,
+                      int64_t row, og__admin_cb cb, void *data)
+{
+    queue_op(d, op, channel, row, NULL, cb, data);
+}
+
+void og__durable_customer(og__durable_t *d, og__dead_op_t op, const char *id,
+                          const og__idkey_t *key, og__admin_cb cb, void *data)
+{
+    queue_op(d, op, id, 0, key, cb, data);
+}
+
+void og__durable_set_router(og__durable_t *d, og__router_t *router)
+{
+    if (d->router != NULL)
+        og__router_free(d->router);
+    d->router = router != NULL ? og__router_ref(router) : NULL;
 }
 
 /* ---- life ------------------------------------------------------------- */
@@ -891,11 +1166,23 @@ void og__durable_configure(og__durable_t *d, const og__conf_t *conf)
     d->max_backlog = (uint64_t)conf->max_backlog;
     d->window_ms = conf->dedup_window_ms;
     d->st.max_backlog = d->max_backlog;
+    /* Trait rules (a round works on its own copy). */
+    og__strv_free(d->trait_names);
+    free(d->trait_rules);
+    d->ntraits = conf->ntraits;
+    d->trait_default = conf->trait_default;
+    d->trait_names = og__xcalloc(conf->ntraits + 1, sizeof(char *));
+    d->trait_rules = og__xcalloc(conf->ntraits + 1, sizeof(og__trait_rule_t));
+    for (i = 0; i < conf->ntraits; i++) {
+        d->trait_names[i] = og__xstrdup(conf->trait_names[i]);
+        d->trait_rules[i] = conf->trait_rules[i];
+    }
     for (i = 0; i < conf->nchannels; i++) {
         const og__chconf_t *ch = &conf->channels[i];
         struct chan *c = chan_get(d, ch->name);
 
         c->cap = (size_t)ch->queue_max;
+        memcpy(c->region, ch->phone_region, sizeof(c->region));
         c->backoff.base_ms = ch->retry_base_ms;
         c->backoff.max_ms = ch->retry_max_ms;
         c->backoff.lifetime_ms = ch->retry_lifetime_ms;
@@ -1007,6 +1294,10 @@ void og__durable_free(og__durable_t *d)
     }
     batch_free(&d->open);
     free(d->done);
+    og__strv_free(d->trait_names);
+    free(d->trait_rules);
+    if (d->router != NULL)
+        og__router_free(d->router);
     free(d);
 }
 

@@ -26,7 +26,9 @@
 
 #include "conf.h"
 #include "event.h"
+#include "identity.h"
 #include "instance.h"
+#include "router.h"
 #include "store.h"
 
 typedef struct og__durable_s og__durable_t;
@@ -109,12 +111,25 @@ void og__durable_foreach_channel(og__durable_t *d,
 typedef enum og__dead_op_e {
     OG__DEAD_LIST,
     OG__DEAD_REQUEUE,
-    OG__DEAD_PURGE
+    OG__DEAD_PURGE,
+    OG__CUSTOMER_GET,  /* the profile of a customer, by id or key */
+    OG__CUSTOMER_SPLIT /* undo the merge that made a customer an alias */
 } og__dead_op_t;
 
 typedef void (*og__admin_cb)(void *data, og_err_t rc, const char *json);
 
 void og__durable_dead(og__durable_t *d, og__dead_op_t op, const char *channel,
                       int64_t row, og__admin_cb cb, void *data);
+
+/* A customer operation (OG__CUSTOMER_GET or OG__CUSTOMER_SPLIT) on the
+ * customer id, or (GET only, id NULL) on the customer of key. cb gets
+ * OG_ERR_NOT_FOUND, OG_ERR_CONFLICT (nothing to split) with the reason
+ * as its text, or OG_OK with the JSON. */
+void og__durable_customer(og__durable_t *d, og__dead_op_t op, const char *id,
+                          const og__idkey_t *key, og__admin_cb cb, void *data);
+
+/* The routes for the events the store makes (customer.merged): the
+ * durable module keeps a reference while a round may use them. */
+void og__durable_set_router(og__durable_t *d, og__router_t *router);
 
 #endif /* OG_CORE_DURABLE_H */

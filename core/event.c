@@ -1035,10 +1035,23 @@ og_event_t *og__event_ref(og_event_t *ev)
     return ev;
 }
 
+void og__event_replace_data(og_event_t *ev, uint8_t *data, size_t len)
+{
+    if (ev->parsed) {
+        msgpack_zone_destroy(&ev->zone);
+        ev->parsed = 0;
+    }
+    free(ev->own);
+    ev->own = data;
+    ev->data = data;
+    ev->len = len;
+}
+
 void og__event_unref(og_event_t *ev)
 {
     if (ev == NULL || --ev->refs > 0)
         return;
+    free(ev->own);
     if (ev->parsed)
         msgpack_zone_destroy(&ev->zone);
     free(ev); /* data, type and instance live in the same block */
@@ -1503,4 +1516,147 @@ void og__builder_destroy(og_event_builder_t *b)
     free(b->ids);
     free(b->type);
     free(b);
+}
+
+/* ---- what the customer store reads of a stored envelope --------------- */
+
+/* Reads {"amount": int, "currency": "XXX"} at the cursor (a map header
+ * just read into m); 1 when both were found. */
+static int rd_money(struct cur *cu, const struct item *m, int64_t *amount,
+                    char currency[4])
+{
+    struct item k, v;
+    int have_a = 0, have_c = 0;
+    uint32_t i;
+
+    for (i = 0; i < m->n; i++) {
+        rd_pair(cu, &k, &v);
+        if (IS(&k, "amount") && v.t == T_UINT && v.u <= INT64_MAX) {
+            *amount = (int64_t)v.u;
+            have_a = 1;
+        } else if (IS(&k, "currency") && v.t == T_STR && v.n == 3) {
+            memcpy(currency, v.s, 3);
+            currency[3] = '\0';
+            have_c = 1;
+        }
+    }
+    return have_a && have_c;
+}
+
+int og__event_facts(const uint8_t *b, size_t len, og__event_facts_t *f)
+{
+    struct cur cu = {b, 0};
+    struct item hdr, k, v, pk, pv;
+    uint32_t i, j;
+
+    memset(f, 0, sizeof(*f));
+    if (len == 0 || og__mp_skip(b, len) != len)
+        return -1;
+    rd(&cu, &hdr);
+    if (hdr.t != T_MAP)
+        return -1;
+    for (i = 0; i < hdr.n; i++) {
+        rd(&cu, &k);
+        skip_rest(&cu, &k);
+        rd(&cu, &v);
+        if (IS(&k, "ids") && v.t == T_ARRAY) {
+            for (j = 0; j < v.n; j++) {
+                struct item m, ik, iv;
+                og__raw_idkey_t *r = &f->ids[f->nids];
+                uint32_t x;
+
+                rd(&cu, &m);
+                if (m.t != T_MAP || f->nids == OG__MAX_IDKEYS) {
+                    skip_rest(&cu, &m);
+                    continue;
+                }
+                memset(r, 0, sizeof(*r));
+                for (x = 0; x < m.n; x++) {
+                    rd_pair(&cu, &ik, &iv);
+                    if (IS(&ik, "kind") && iv.t == T_STR) {
+                        r->kind = iv.s;
+                        r->kind_len = iv.n;
+                    } else if (IS(&ik, "value") && iv.t == T_STR) {
+                        r->value = iv.s;
+                        r->value_len = iv.n;
+                    } else if (IS(&ik, "verified") && iv.t == T_BOOL) {
+                        r->verified = iv.b;
+                    }
+                }
+                if (r->kind != NULL && r->value != NULL)
+                    f->nids++;
+            }
+        } else if (IS(&k, "customer") && v.t == T_STR) {
+            f->customer = v.s;
+            f->customer_len = v.n;
+        } else if (IS(&k, "type") && v.t == T_STR) {
+            f->type = v.s;
+            f->type_len = v.n;
+        } else if (IS(&k, "props") && v.t == T_MAP) {
+            for (j = 0; j < v.n; j++) {
+                rd(&cu, &pk);
+                skip_rest(&cu, &pk);
+                rd(&cu, &pv);
+                if (IS(&pk, "traits") && pv.t == T_MAP) {
+                    f->traits = b + pv.start;
+                    skip_rest(&cu, &pv);
+                    f->traits_len = cu.off - pv.start;
+                } else if (IS(&pk, "total") && pv.t == T_MAP) {
+                    f->has_total =
+                        rd_money(&cu, &pv, &f->total_amount, f->currency);
+                } else {
+                    skip_rest(&cu, &pv);
+                }
+            }
+        } else {
+            skip_rest(&cu, &v);
+        }
+    }
+    return 0;
+}
+
+uint8_t *og__envelope_set_str(const uint8_t *b, size_t len, const char *key,
+                              const char *value, size_t *outlen)
+{
+    struct cur cu = {b, 0};
+    struct item hdr, k, v;
+    size_t klen = strlen(key), vlen = strlen(value), o;
+    uint32_t i, n = 0;
+    struct wbuf w;
+
+    if (len == 0 || og__mp_skip(b, len) != len)
+        return NULL;
+    rd(&cu, &hdr);
+    if (hdr.t != T_MAP)
+        return NULL;
+    w.cap = len + klen + vlen + 16;
+    w.p = og__xmalloc(w.cap);
+    w.n = 0;
+    /* The header is written for the widest count, then rewritten. */
+    put_map(&w, 0x10000);
+    for (i = 0; i < hdr.n; i++) {
+        o = cu.off;
+        rd(&cu, &k);
+        skip_rest(&cu, &k);
+        rd(&cu, &v);
+        skip_rest(&cu, &v);
+        if (is(&k, key, klen))
+            continue;
+        put_raw(&w, b + o, cu.off - o);
+        n++;
+    }
+    put_str(&w, key, klen);
+    put_str(&w, value, vlen);
+    n++;
+    {
+        uint8_t head[5];
+        struct wbuf hw = {head, 0, sizeof(head)};
+        size_t body = w.n - 5;
+
+        put_map(&hw, n);
+        memmove(w.p + hw.n, w.p + 5, body);
+        memcpy(w.p, head, hw.n);
+        *outlen = hw.n + body;
+    }
+    return w.p;
 }

@@ -27,7 +27,8 @@ struct og_event_s {
     uint64_t content_hash; /* of the bytes the plugin emitted (dedup) */
     const char *vendor_id; /* source.vendor_id inside data, or NULL */
     uint32_t vendor_len;
-    int parsed; /* root below is valid */
+    uint8_t *own; /* data when replaced (og__event_replace_data) */
+    int parsed;   /* root below is valid */
     msgpack_zone zone;
     msgpack_object root;
 };
@@ -73,6 +74,10 @@ og_event_t *og__event_restore(const uint8_t *bytes, size_t len, char *why,
                               size_t whylen);
 
 og_event_t *og__event_ref(og_event_t *ev);
+/* Replaces the envelope bytes by data (malloc'd, taken over), as the store
+ * wrote them (with the customer id). Pointers into the old bytes stay
+ * valid until the event is freed. */
+void og__event_replace_data(og_event_t *ev, uint8_t *data, size_t len);
 void og__event_unref(og_event_t *ev);
 
 /* Looks up a dotted path; *out points into the event's parsed tree. */
@@ -119,5 +124,39 @@ og_err_t og__builder_add_identity(og_event_builder_t *b, const char *kind,
 og_err_t og__builder_encode(og_event_builder_t *b, uint8_t **out, size_t *len);
 og_plugin_ctx_t *og__builder_ctx(og_event_builder_t *b);
 void og__builder_destroy(og_event_builder_t *b);
+
+/* ---- what the customer store reads of a stored envelope (any thread) -- */
+
+#define OG__MAX_IDKEYS 32 /* the envelope's bound on "ids" */
+
+/* One identity key as the envelope carries it (pointers into the bytes). */
+typedef struct og__raw_idkey_s {
+    const char *kind, *value;
+    uint32_t kind_len, value_len;
+    int verified;
+} og__raw_idkey_t;
+
+typedef struct og__event_facts_s {
+    og__raw_idkey_t ids[OG__MAX_IDKEYS];
+    size_t nids;
+    const char *type; /* "type" */
+    uint32_t type_len;
+    const char *customer; /* "customer" when the event names one */
+    uint32_t customer_len;
+    const uint8_t *traits; /* props.traits: a map's MessagePack bytes */
+    size_t traits_len;
+    int has_total; /* props.total is money */
+    int64_t total_amount;
+    char currency[4];
+} og__event_facts_t;
+
+/* Reads the facts of a stamped envelope; -1 when it is not one map. */
+int og__event_facts(const uint8_t *b, size_t len, og__event_facts_t *f);
+
+/* A copy of the envelope b with the top-level string field key set to
+ * value (replaced, or added at the end); malloc'd, length in *outlen.
+ * NULL when b is not one map. */
+uint8_t *og__envelope_set_str(const uint8_t *b, size_t len, const char *key,
+                              const char *value, size_t *outlen);
 
 #endif /* OG_CORE_EVENT_H */

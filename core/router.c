@@ -47,6 +47,7 @@ struct route {
 struct og__router_s {
     struct route *routes;
     size_t n;
+    unsigned refs; /* loop thread only */
 };
 
 /* ---- conditions ----------------------------------------------------- */
@@ -292,6 +293,7 @@ og__router_t *og__router_create(const og__conf_t *conf)
     og__router_t *r = og__xcalloc(1, sizeof(*r));
     size_t i;
 
+    r->refs = 1;
     r->routes = og__xcalloc(conf->nroutes, sizeof(*r->routes));
     r->n = conf->nroutes;
     for (i = 0; i < conf->nroutes; i++) {
@@ -311,7 +313,7 @@ void og__router_free(og__router_t *r)
 {
     size_t i;
 
-    if (r == NULL)
+    if (r == NULL || --r->refs > 0)
         return;
     for (i = 0; i < r->n; i++) {
         pats_free(r->routes[i].match);
@@ -321,6 +323,12 @@ void og__router_free(og__router_t *r)
     }
     free(r->routes);
     free(r);
+}
+
+og__router_t *og__router_ref(og__router_t *r)
+{
+    r->refs++;
+    return r;
 }
 
 static int matches(const struct pat *p, const char *s)

@@ -32,6 +32,10 @@ int og__conds_match(const og__cond_t *c, size_t count, const og_event_t *ev);
  * routes must have been validated (og__conf_load()). Targets that are
  * disabled channels are left out. */
 og__router_t *og__router_create(const og__conf_t *conf);
+/* Routers are reference counted (on the loop thread): a reference keeps
+ * one usable, read-only, by a worker thread after a reload replaced it.
+ * og__router_free() drops a reference. */
+og__router_t *og__router_ref(og__router_t *r);
 void og__router_free(og__router_t *r);
 
 /*

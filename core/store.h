@@ -15,6 +15,8 @@
 
 #include <omnigate/og_errors.h>
 
+#include "util.h"
+
 /* How much a commit survives (docs/configuration.md). */
 typedef enum og__durability_e {
     OG__DURABLE_POWER,  /* survives power loss of the host (fsync per commit) */
@@ -34,6 +36,22 @@ typedef enum og__accept_e {
     OG__ACCEPT_CONFLICT   /* seen within the window with other content */
 } og__accept_t;
 
+struct og__idkey_s; /* identity.h */
+
+/* What resolving the customer of one event needs (docs/customers.md). */
+typedef struct og__person_s {
+    const struct og__idkey_s *keys; /* normalized, at most 32 */
+    size_t nkeys;
+    const char *customer;  /* the event's own "customer", or NULL */
+    const char *instance;  /* the source instance (first and last seen) */
+    const uint8_t *traits; /* props.traits (a MessagePack map), or NULL */
+    size_t traits_len;
+    int is_order; /* an order.placed: counts, with its total when given */
+    int has_total;
+    int64_t total_amount;
+    char currency[4];
+} og__person_t;
+
 /* One event to accept, and what became of it. */
 typedef struct og__store_item_s {
     /* in */
@@ -52,7 +70,50 @@ typedef struct og__store_item_s {
     og__accept_t result;
     char first_id[72]; /* for duplicates: the id first accepted */
     int64_t *rows;     /* caller's array of ntargets: the outbox row ids */
+    /* Customer resolution (when person is not NULL and the commit has
+     * hooks): the canonical customer, and the body as stored with it
+     * (from hooks->stamp, freed by the caller; NULL when unchanged). */
+    const og__person_t *person;
+    char customer[40];
+    uint8_t *stamped;
+    size_t stamped_len;
 } og__store_item_t;
+
+/* A merge of two customers, as the customer.merged event tells it. */
+typedef struct og__merge_s {
+    int64_t id; /* the merge record, for a split */
+    const char *survivor, *merged;
+    const struct og__idkey_s *reason; /* the verified key that joined them */
+    uint64_t at_ms;
+    int split; /* 1: this is a split (customer.split) */
+} og__merge_t;
+
+/* What the core lends the store for resolution inside a commit; called on
+ * the thread running the commit. */
+typedef struct og__store_hooks_s {
+    void *data;
+    /* The envelope body with its "customer" set: malloc'd, or NULL. */
+    uint8_t *(*stamp)(void *data, const uint8_t *body, size_t len,
+                      const char *customer, size_t *outlen);
+    /* Builds the event telling of m: fills ev's event_id, body, len,
+     * received_ms and targets (memory owned by the hook until the round
+     * ends). Returns 0, or -1 to record the merge without an event. */
+    int (*merged)(void *data, const og__merge_t *m, og__store_item_t *ev);
+} og__store_hooks_t;
+
+/* How a trait of two merged profiles is chosen (docs/customers.md). */
+typedef enum og__trait_rule_e {
+    OG__TRAIT_NEWEST,   /* the value set last (default) */
+    OG__TRAIT_OLDEST,   /* the value set first */
+    OG__TRAIT_NON_EMPTY /* the survivor's unless empty, else the newest */
+} og__trait_rule_t;
+
+typedef struct og__trait_rules_s {
+    og__trait_rule_t dflt;
+    const char *const *names; /* traits with their own rule */
+    const og__trait_rule_t *rules;
+    size_t n;
+} og__trait_rules_t;
 
 /* One delivery row of the outbox, valid during the callback that gets it. */
 typedef struct og__outbox_row_s {
@@ -99,7 +160,8 @@ struct og__store_ops {
     /* In one transaction: record the finished attempts of done, then
      * accept items (see og__store_accept()). On error nothing is written. */
     og_err_t (*commit)(og__store_t *s, og__store_item_t *items, size_t n,
-                       const og__store_done_t *done, size_t ndone, char *err,
+                       const og__store_done_t *done, size_t ndone,
+                       const og__store_hooks_t *hooks, char *err,
                        size_t errlen);
     og_err_t (*outbox_count)(og__store_t *s, const char *channel,
                              uint64_t *count);
@@ -127,6 +189,18 @@ struct og__store_ops {
                              uint64_t now_ms, uint64_t *count);
     og_err_t (*dead_purge)(og__store_t *s, const char *channel,
                            uint64_t *count);
+    /* The profile of a customer found by id (an alias finds its
+     * survivor) or by key, as the JSON of GET /v1/customers/{id}
+     * (docs/customers.md). OG_ERR_NOT_FOUND when there is none. */
+    og_err_t (*customer_get)(og__store_t *s, const char *id,
+                             const struct og__idkey_s *key,
+                             const og__trait_rules_t *rules, og__sbuf_t *out);
+    /* Undoes the merge that made customer id an alias: it is a customer
+     * again with the identities it brought, and a customer.split event
+     * (hooks->merged) is written with it; the JSON answer goes to out. */
+    og_err_t (*customer_split)(og__store_t *s, const char *id, uint64_t now_ms,
+                               const og__store_hooks_t *hooks, og__sbuf_t *out,
+                               char *err, size_t errlen);
 };
 
 struct og__store_s {
@@ -134,7 +208,7 @@ struct og__store_s {
 };
 
 /* The schema version this build writes. */
-#define OG__STORE_SCHEMA_VERSION 4
+#define OG__STORE_SCHEMA_VERSION 5
 
 /*
  * og__store_open_sqlite: open (or create) state.db in opts->dir, in WAL
@@ -159,7 +233,7 @@ static inline void og__store_close(og__store_t *s)
 static inline og_err_t og__store_accept(og__store_t *s, og__store_item_t *items,
                                         size_t n, char *err, size_t errlen)
 {
-    return s->ops->commit(s, items, n, NULL, 0, err, errlen);
+    return s->ops->commit(s, items, n, NULL, 0, NULL, err, errlen);
 }
 
 /* og__store_complete: record one finished attempt on its own. */
@@ -174,7 +248,7 @@ static inline og_err_t og__store_complete(og__store_t *s, int64_t row,
     d.outcome = outcome;
     d.next_ms = next_ms;
     d.error = error;
-    return s->ops->commit(s, NULL, 0, &d, 1, err, sizeof(err));
+    return s->ops->commit(s, NULL, 0, &d, 1, NULL, err, sizeof(err));
 }
 
 #endif /* OG_CORE_STORE_H */

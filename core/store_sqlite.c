@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "customers_sqlite.h"
 #include "store.h"
 #include "util.h"
 
@@ -48,6 +49,56 @@ static const char *const migrations[] = {
     /* 4: pruning finds rows by a set of the outbox's event ids built per
      * run instead of an index every insert and delete maintains */
     "DROP INDEX IF EXISTS outbox_event;",
+    /* 5: customers, their identity keys, traits, channels seen, revenue,
+     * and the merges that joined them (docs/customers.md) */
+    "CREATE TABLE customers ("
+    "  id TEXT PRIMARY KEY,"
+    "  created_ms INTEGER NOT NULL,"
+    "  merged_into TEXT," /* NULL: canonical; else its survivor */
+    "  first_channel TEXT NOT NULL,"
+    "  orders INTEGER NOT NULL DEFAULT 0"
+    ") STRICT;"
+    "CREATE INDEX customers_alias ON customers (merged_into)"
+    "  WHERE merged_into IS NOT NULL;"
+    "CREATE TABLE identities ("
+    "  kind TEXT NOT NULL, scope TEXT NOT NULL, value TEXT NOT NULL,"
+    "  customer TEXT NOT NULL," /* always a canonical customer */
+    "  verified INTEGER NOT NULL,"
+    "  first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY (kind, scope, value)"
+    ") STRICT, WITHOUT ROWID;"
+    "CREATE INDEX identities_customer ON identities (customer);"
+    "CREATE TABLE traits ("
+    "  customer TEXT NOT NULL, name TEXT NOT NULL,"
+    "  value BLOB NOT NULL," /* MessagePack */
+    "  set_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY (customer, name)"
+    ") STRICT, WITHOUT ROWID;"
+    "CREATE TABLE customer_channels ("
+    "  customer TEXT NOT NULL, channel TEXT NOT NULL,"
+    "  first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL,"
+    "  events INTEGER NOT NULL,"
+    "  PRIMARY KEY (customer, channel)"
+    ") STRICT, WITHOUT ROWID;"
+    "CREATE TABLE revenue ("
+    "  customer TEXT NOT NULL, currency TEXT NOT NULL,"
+    "  amount INTEGER NOT NULL," /* minor units */
+    "  PRIMARY KEY (customer, currency)"
+    ") STRICT, WITHOUT ROWID;"
+    "CREATE TABLE merges ("
+    "  id INTEGER PRIMARY KEY,"
+    "  survivor TEXT NOT NULL, merged TEXT NOT NULL,"
+    "  reason_kind TEXT NOT NULL, reason_scope TEXT NOT NULL,"
+    "  reason_value TEXT NOT NULL,"
+    "  at_ms INTEGER NOT NULL, split_ms INTEGER"
+    ") STRICT;"
+    "CREATE INDEX merges_merged ON merges (merged);"
+    "CREATE INDEX merges_survivor ON merges (survivor);"
+    "CREATE TABLE merge_keys ("
+    "  merge_id INTEGER NOT NULL,"
+    "  kind TEXT NOT NULL, scope TEXT NOT NULL, value TEXT NOT NULL"
+    ") STRICT;"
+    "CREATE INDEX merge_keys_merge ON merge_keys (merge_id);",
 };
 
 struct sqlite_store {
@@ -60,6 +111,7 @@ struct sqlite_store {
                                               * round runs them per fsync */
     sqlite3_stmt *claim_sel, *claim_hold, *claim_next;
     sqlite3_stmt *done[4]; /* per og__outcome_t */
+    og__custdb_t *cust;
 };
 
 static void sq_close(og__store_t *s)
@@ -78,6 +130,7 @@ static void sq_close(og__store_t *s)
     sqlite3_finalize(q->claim_sel);
     sqlite3_finalize(q->claim_hold);
     sqlite3_finalize(q->claim_next);
+    og__custdb_free(q->cust);
     for (size_t i = 0; i < OG__ARRAY_SIZE(q->done); i++)
         sqlite3_finalize(q->done[i]);
     sqlite3_close(q->db);
@@ -133,12 +186,71 @@ static int tx(sqlite3_stmt *st)
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
+/* Inserts the outbox rows of it, a new event just inserted. */
+static int insert_rows(struct sqlite_store *q, og__store_item_t *it)
+{
+    size_t t;
+    int rc;
+
+    for (t = 0; t < it->ntargets; t++) {
+        sqlite3_bind_text(q->ins_outbox, 1, it->event_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q->ins_outbox, 2, it->targets[t], -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q->ins_outbox, 3, (sqlite3_int64)it->received_ms);
+        sqlite3_bind_int(q->ins_outbox, 4,
+                         it->held != NULL && it->held[t] ? 1 : 0);
+        rc = sqlite3_step(q->ins_outbox);
+        sqlite3_reset(q->ins_outbox);
+        sqlite3_clear_bindings(q->ins_outbox);
+        if (rc != SQLITE_DONE)
+            return rc;
+        if (it->rows != NULL)
+            it->rows[t] = sqlite3_last_insert_rowid(q->db);
+    }
+    it->result = OG__ACCEPT_NEW;
+    return SQLITE_OK;
+}
+
+/* Binds and runs the event insert of it (its stamped body when it has
+ * one); an SQLite result code. */
+static int insert_event(struct sqlite_store *q, const og__store_item_t *it)
+{
+    int rc;
+
+    sqlite3_bind_text(q->ins_event, 1, it->event_id, -1, SQLITE_STATIC);
+    if (it->vendor_key != NULL)
+        sqlite3_bind_text(q->ins_event, 2, it->vendor_key, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(q->ins_event, 2);
+    sqlite3_bind_int64(q->ins_event, 3, (sqlite3_int64)it->content_hash);
+    sqlite3_bind_int64(q->ins_event, 4, (sqlite3_int64)it->received_ms);
+    if (it->stamped != NULL)
+        sqlite3_bind_blob(q->ins_event, 5, it->stamped, (int)it->stamped_len,
+                          SQLITE_STATIC);
+    else
+        sqlite3_bind_blob(q->ins_event, 5, it->body, (int)it->len,
+                          SQLITE_STATIC);
+    rc = sqlite3_step(q->ins_event);
+    sqlite3_reset(q->ins_event);
+    sqlite3_clear_bindings(q->ins_event);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* An event the store makes itself (customer.merged): new by construction. */
+static int insert_made(void *ctx, og__store_item_t *ev)
+{
+    struct sqlite_store *q = ctx;
+    int rc = insert_event(q, ev);
+
+    return rc == SQLITE_OK ? insert_rows(q, ev) : rc;
+}
+
 static og_err_t sq_commit(og__store_t *s, og__store_item_t *items, size_t n,
-                          const og__store_done_t *done, size_t ndone, char *err,
+                          const og__store_done_t *done, size_t ndone,
+                          const og__store_hooks_t *hooks, char *err,
                           size_t errlen)
 {
     struct sqlite_store *q = (struct sqlite_store *)s;
-    size_t i, t;
+    size_t i;
     int rc = SQLITE_OK;
 
     if (tx(q->begin) != SQLITE_OK)
@@ -185,22 +297,23 @@ static og_err_t sq_commit(og__store_t *s, og__store_item_t *items, size_t n,
                                                   : OG__ACCEPT_CONFLICT;
             continue;
         }
-        /* The insert itself finds a repeated id (the primary key), so a
-         * new event costs no lookup of its own. */
+        /* An event with a customer to resolve is looked up first, so
+         * that a duplicate changes no profile. Others: the insert itself
+         * finds a repeated id (the primary key), so a new event costs no
+         * lookup of its own. */
+        if (it->person != NULL && hooks != NULL) {
+            if (seen(q->by_id, it->event_id, since, &hash, it->first_id,
+                     sizeof(it->first_id))) {
+                it->result = hash == it->content_hash ? OG__ACCEPT_DUPLICATE
+                                                      : OG__ACCEPT_CONFLICT;
+                continue;
+            }
+            rc = og__custdb_resolve(q->cust, it, hooks, insert_made, q);
+            if (rc != SQLITE_OK)
+                goto fail;
+        }
     insert:
-        sqlite3_bind_text(q->ins_event, 1, it->event_id, -1, SQLITE_STATIC);
-        if (it->vendor_key != NULL)
-            sqlite3_bind_text(q->ins_event, 2, it->vendor_key, -1,
-                              SQLITE_STATIC);
-        else
-            sqlite3_bind_null(q->ins_event, 2);
-        sqlite3_bind_int64(q->ins_event, 3, (sqlite3_int64)it->content_hash);
-        sqlite3_bind_int64(q->ins_event, 4, (sqlite3_int64)it->received_ms);
-        sqlite3_bind_blob(q->ins_event, 5, it->body, (int)it->len,
-                          SQLITE_STATIC);
-        rc = sqlite3_step(q->ins_event);
-        sqlite3_reset(q->ins_event);
-        sqlite3_clear_bindings(q->ins_event);
+        rc = insert_event(q, it);
         if (rc == SQLITE_CONSTRAINT &&
             seen(q->by_id, it->event_id, since, &hash, it->first_id,
                  sizeof(it->first_id))) {
@@ -224,27 +337,11 @@ static og_err_t sq_commit(og__store_t *s, og__store_item_t *items, size_t n,
                 goto fail;
             goto insert;
         }
-        if (rc != SQLITE_DONE)
+        if (rc != SQLITE_OK)
             goto fail;
         og__crashpoint("event-inserted");
-        for (t = 0; t < it->ntargets; t++) {
-            sqlite3_bind_text(q->ins_outbox, 1, it->event_id, -1,
-                              SQLITE_STATIC);
-            sqlite3_bind_text(q->ins_outbox, 2, it->targets[t], -1,
-                              SQLITE_STATIC);
-            sqlite3_bind_int64(q->ins_outbox, 3,
-                               (sqlite3_int64)it->received_ms);
-            sqlite3_bind_int(q->ins_outbox, 4,
-                             it->held != NULL && it->held[t] ? 1 : 0);
-            rc = sqlite3_step(q->ins_outbox);
-            sqlite3_reset(q->ins_outbox);
-            sqlite3_clear_bindings(q->ins_outbox);
-            if (rc != SQLITE_DONE)
-                goto fail;
-            if (it->rows != NULL)
-                it->rows[t] = sqlite3_last_insert_rowid(q->db);
-        }
-        it->result = OG__ACCEPT_NEW;
+        if ((rc = insert_rows(q, it)) != SQLITE_OK)
+            goto fail;
     }
     if (n > 0)
         og__crashpoint("outbox-inserted");
@@ -456,6 +553,37 @@ static og_err_t sq_dead_purge(og__store_t *s, const char *channel,
                      channel, 0, 0, count);
 }
 
+static og_err_t sq_customer_get(og__store_t *s, const char *id,
+                                const og__idkey_t *key,
+                                const og__trait_rules_t *rules, og__sbuf_t *out)
+{
+    struct sqlite_store *q = (struct sqlite_store *)s;
+
+    return og__custdb_get(q->cust, id, key, rules, out);
+}
+
+static og_err_t sq_customer_split(og__store_t *s, const char *id,
+                                  uint64_t now_ms, const og__store_hooks_t *h,
+                                  og__sbuf_t *out, char *err, size_t errlen)
+{
+    struct sqlite_store *q = (struct sqlite_store *)s;
+    og_err_t rc;
+
+    if (tx(q->begin) != SQLITE_OK) {
+        snprintf(err, errlen, "store: %s", sqlite3_errmsg(q->db));
+        return OG_ERR_IO;
+    }
+    rc = og__custdb_split(q->cust, id, now_ms, h, insert_made, q, out, err,
+                          errlen);
+    if (rc == OG_OK && tx(q->commit) != SQLITE_OK) {
+        snprintf(err, errlen, "store: %s", sqlite3_errmsg(q->db));
+        rc = OG_ERR_IO;
+    }
+    if (rc != OG_OK)
+        tx(q->rollback);
+    return rc;
+}
+
 static const struct og__store_ops sqlite_ops = {
     .name = "sqlite",
     .close = sq_close,
@@ -468,6 +596,8 @@ static const struct og__store_ops sqlite_ops = {
     .dead_list = sq_dead_list,
     .dead_requeue = sq_dead_requeue,
     .dead_purge = sq_dead_purge,
+    .customer_get = sq_customer_get,
+    .customer_split = sq_customer_split,
 };
 
 /* Runs the migrations the database lacks, each in its own transaction. */
@@ -637,7 +767,8 @@ og__store_t *og__store_open_sqlite(const og__store_opts_t *opts, char *err,
                            -1, &q->done[OG__OUTCOME_RELEASE],
                            NULL) != SQLITE_OK ||
         sqlite3_exec(q->db, "UPDATE outbox SET leased = 0 WHERE leased = 1",
-                     NULL, NULL, NULL) != SQLITE_OK) {
+                     NULL, NULL, NULL) != SQLITE_OK ||
+        (q->cust = og__custdb_prepare(q->db)) == NULL) {
         snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(q->db));
         goto fail;
     }

@@ -6,7 +6,9 @@
  * source.vendor_id. The answer waits for durable acceptance
  * (og_emit_async): 202 with the event id, 409 for a conflict, 503 with
  * Retry-After when the store is busy, 400 for an invalid event. With
- * delay = N ms it answers that much later still.
+ * delay = N ms it answers that much later still. A body sent as
+ * Content-Type: application/msgpack is emitted as the whole envelope, so
+ * that tests can send events with identity keys, traits and totals.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,6 +139,19 @@ static void handle(void *data, og_http_req_t *req)
 
     l->req = req;
     l->h = h;
+    {
+        const char *ct = og_http_req_header(req, "Content-Type");
+
+        if (ct != NULL && strcmp(ct, "application/msgpack") == 0) {
+            og_counter_add(h->ctx, "requests", 1);
+            rc = og_emit_async(h->ctx, body, len, committed, l);
+            if (rc != OG_OK) {
+                l->status = rc == OG_ERR_BUSY ? 429 : status_of(rc);
+                settle(l);
+            }
+            return;
+        }
+    }
     b = type ? og_event_builder_create(h->ctx, type) : NULL;
     if (b == NULL) {
         l->status = 400;

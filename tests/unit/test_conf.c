@@ -286,6 +286,72 @@ static void test_channel_errors(void)
     og__errlist_free(&errs);
 }
 
+/* [customers], phone_region, the reserved source name "core". */
+static void test_customer_settings(void)
+{
+    og__errlist_t errs = {NULL, 0};
+    og__conf_t *c;
+
+    fresh();
+    put("omnigate.conf", "[customers]\n"
+                         "traits = oldest\n"        /* 2 */
+                         "trait.city = non_empty\n" /* 3 */
+                         "trait.name = newest\n");  /* 4 */
+    put("channels.d/pos.conf", "[channel]\nplugin = dropdir\n"
+                               "phone_region = FR\n");
+    put("routes.d/r.conf", "[route people]\nmatch = customer.*\n"
+                           "from = core\nto = pos\n");
+    c = load(&errs);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL(c->trait_default, OG__TRAIT_OLDEST);
+    CU_ASSERT_EQUAL(c->ntraits, 2);
+    CU_ASSERT_STRING_EQUAL(c->trait_names[0], "city");
+    CU_ASSERT_EQUAL(c->trait_rules[0], OG__TRAIT_NON_EMPTY);
+    CU_ASSERT_EQUAL(c->trait_rules[1], OG__TRAIT_NEWEST);
+    CU_ASSERT_STRING_EQUAL(c->channels[0].phone_region, "FR");
+    og__conf_free(c);
+
+    fresh();
+    put("omnigate.conf", "[customers]\n"
+                         "traits = sometimes\n" /* 2 */
+                         "trait. = oldest\n"    /* 3 */
+                         "trait.city = first\n" /* 4 */
+                         "merge = yes\n");      /* 5 */
+    put("channels.d/pos.conf", "[channel]\nplugin = dropdir\n"
+                               "phone_region = France\n" /* 3 */
+                               "[config]\n");
+    put("channels.d/web.conf", "[channel]\nplugin = dropdir\n"
+                               "phone_region = XX\n"); /* 3 */
+    put("routes.d/r.conf", "[route people]\nmatch = customer.*\n"
+                           "from = pos\nto = core\n"); /* 4 */
+    CU_ASSERT_PTR_NULL(load(&errs));
+    CU_ASSERT_TRUE(has_error(&errs, "omnigate.conf", 2,
+                             "traits: expected newest, oldest or non_empty"));
+    CU_ASSERT_TRUE(has_error(&errs, "omnigate.conf", 3,
+                             "trait.: a trait name of 1-128 characters"));
+    CU_ASSERT_TRUE(has_error(&errs, "omnigate.conf", 4,
+                             "trait.city: expected newest, oldest or "
+                             "non_empty, got 'first'"));
+    CU_ASSERT_TRUE(has_error(&errs, "omnigate.conf", 5,
+                             "unknown key 'merge' in [customers]"));
+    CU_ASSERT_TRUE(has_error(&errs, "channels.d/pos.conf", 3,
+                             "phone_region: expected a two-letter ISO 3166"));
+    CU_ASSERT_TRUE(has_error(&errs, "channels.d/web.conf", 3,
+                             "phone_region: libphonenumber has no numbering "
+                             "plan for region 'XX'"));
+    CU_ASSERT_TRUE(has_error(&errs, "routes.d/r.conf", 4,
+                             "route 'people' names unknown channel 'core'"));
+    og__errlist_free(&errs);
+
+    fresh();
+    put("omnigate.conf", "[daemon]\n");
+    put("channels.d/core.conf", "[channel]\nplugin = dropdir\n");
+    CU_ASSERT_PTR_NULL(load(&errs));
+    CU_ASSERT_TRUE(has_error(&errs, "channels.d/core.conf", 1,
+                             "channel name 'core' is reserved"));
+    og__errlist_free(&errs);
+}
+
 static void test_route_errors(void)
 {
     og__errlist_t errs = {NULL, 0};
@@ -323,6 +389,8 @@ int main(void)
     dir = tu_mkdtemp();
     CU_initialize_registry();
     s = CU_add_suite("conf", NULL, NULL);
+    CU_add_test(s, "[customers], phone_region, source core",
+                test_customer_settings);
     CU_add_test(s, "valid configuration", test_valid);
     CU_add_test(s, "main file errors", test_main_errors);
     CU_add_test(s, "[http] section", test_http_section);

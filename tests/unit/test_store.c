@@ -370,8 +370,8 @@ static void test_held_commit_prune(void)
     done.next_ms = now;
     done.error = NULL;
     batch[0] = item("h3", NULL, 3, now + 5, to1, 1);
-    CU_ASSERT_EQUAL(s->ops->commit(s, batch, 1, &done, 1, err, sizeof(err)),
-                    OG_OK);
+    CU_ASSERT_EQUAL(
+        s->ops->commit(s, batch, 1, &done, 1, NULL, err, sizeof(err)), OG_OK);
     CU_ASSERT_EQUAL(s->ops->counts(s, tally, &t), OG_OK);
     CU_ASSERT_EQUAL(t.due, 2);       /* h2 held by the claim, h3 new */
     CU_ASSERT_EQUAL(t.delivered, 0); /* a delivered row is deleted */
@@ -420,7 +420,7 @@ static void test_delivered_runs(void)
         done[i].next_ms = 9000000;
         done[i].error = i == 3 ? "HTTP 503" : NULL;
     }
-    CU_ASSERT_EQUAL(s->ops->commit(s, NULL, 0, done, 4, err, sizeof(err)),
+    CU_ASSERT_EQUAL(s->ops->commit(s, NULL, 0, done, 4, NULL, err, sizeof(err)),
                     OG_OK);
     CU_ASSERT_EQUAL(s->ops->counts(s, tally_runs, &t), OG_OK);
     CU_ASSERT_EQUAL(t.due, 2); /* row 2 and the retried row 4 */

@@ -1,0 +1,44 @@
+/*
+ * customers_sqlite.h: the customer part of the SQLite store (identity
+ * resolution, merges and splits, profiles). Internal to the SQLite
+ * backend: it runs inside the transactions store_sqlite.c opens.
+ */
+#ifndef OG_CORE_CUSTOMERS_SQLITE_H
+#define OG_CORE_CUSTOMERS_SQLITE_H
+
+#include <sqlite3.h>
+
+#include "identity.h"
+#include "store.h"
+
+typedef struct og__custdb_s og__custdb_t;
+
+/* Writes an event made by the store (customer.merged, customer.split)
+ * with its outbox rows; an SQLite result code. */
+typedef int (*og__custdb_insert_fn)(void *ctx, og__store_item_t *ev);
+
+/* Prepares the statements; NULL with sqlite3_errmsg(db) set on error. */
+og__custdb_t *og__custdb_prepare(sqlite3 *db);
+void og__custdb_free(og__custdb_t *c);
+
+/*
+ * og__custdb_resolve: finds or creates the canonical customer of it (a new
+ * event with it->person set), merging customers where a verified key
+ * joins them, updates the profile, and sets it->customer and
+ * it->stamped. Runs in the caller's transaction. SQLITE_OK or an error.
+ */
+int og__custdb_resolve(og__custdb_t *c, og__store_item_t *it,
+                       const og__store_hooks_t *h, og__custdb_insert_fn insert,
+                       void *ctx);
+
+og_err_t og__custdb_get(og__custdb_t *c, const char *id, const og__idkey_t *key,
+                        const og__trait_rules_t *rules, og__sbuf_t *out);
+
+/* The split of og__store_ops.customer_split, in the caller's
+ * transaction. */
+og_err_t og__custdb_split(og__custdb_t *c, const char *id, uint64_t now_ms,
+                          const og__store_hooks_t *h,
+                          og__custdb_insert_fn insert, void *ctx,
+                          og__sbuf_t *out, char *err, size_t errlen);
+
+#endif /* OG_CORE_CUSTOMERS_SQLITE_H */

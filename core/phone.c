@@ -1,0 +1,67 @@
+/*
+ * phone.c: loads the libphonenumber module once, on first use.
+ */
+#include "config.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "phone.h"
+
+typedef int (*e164_fn)(const char *, const char *, char *, size_t, char *,
+                       size_t);
+typedef int (*known_fn)(const char *);
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static e164_fn e164;
+static known_fn known;
+static char load_error[512];
+
+static void load(void)
+{
+    const char *path = getenv("OMNIGATE_PHONE_MODULE");
+    void *h;
+
+    if (path == NULL || path[0] == '\0')
+        path = PHONEMODULE;
+    h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (h == NULL) {
+        snprintf(load_error, sizeof(load_error),
+                 "phone numbers cannot be normalized: %s", dlerror());
+        return;
+    }
+    e164 = (e164_fn)dlsym(h, "og_phone_e164");
+    known = (known_fn)dlsym(h, "og_phone_region_known");
+    if (e164 == NULL || known == NULL) {
+        snprintf(load_error, sizeof(load_error),
+                 "phone numbers cannot be normalized: %s lacks og_phone_e164",
+                 path);
+        e164 = NULL;
+        known = NULL;
+    }
+    /* The handle stays open for the life of the process. */
+}
+
+og_err_t og__phone_e164(const char *raw, const char *region, char *out,
+                        size_t outlen, char *why, size_t whylen)
+{
+    pthread_once(&once, load);
+    if (e164 == NULL) {
+        snprintf(why, whylen, "%s", load_error);
+        return OG_ERR_UNSUPPORTED;
+    }
+    return e164(raw, region, out, outlen, why, whylen) == 0 ? OG_OK
+                                                            : OG_ERR_INVALID;
+}
+
+int og__phone_region_known(const char *region, char *why, size_t whylen)
+{
+    pthread_once(&once, load);
+    if (known == NULL) {
+        snprintf(why, whylen, "%s", load_error);
+        return -1;
+    }
+    return known(region);
+}
