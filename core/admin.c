@@ -264,6 +264,9 @@ static const struct {
      "Delivery attempts that failed transiently and were scheduled again."},
     {"omnigate_dead_letters_total", "counter",
      "Deliveries that became dead letters since the start."},
+    {"omnigate_consent_suppressed_total", "counter",
+     "Messages consent kept from the channel since the start (stored as "
+     "dead letters with the reason)."},
 };
 
 struct opass {
@@ -274,7 +277,8 @@ struct opass {
 static void outbox_metric(void *data, const og__chan_stats_t *c)
 {
     struct opass *o = data;
-    uint64_t v[] = {c->waiting, c->queued, c->dead, c->retries, c->dead_new};
+    uint64_t v[] = {c->waiting, c->queued,   c->dead,
+                    c->retries, c->dead_new, c->suppressed};
 
     og__sbuf_printf(o->b, "%s{channel=\"%s\"} %llu\n", ofams[o->which].name,
                     c->channel, (unsigned long long)v[o->which]);
@@ -600,26 +604,38 @@ static void get_customer_by_key(void *data, og__http_req_t *req)
                          customer_answer, req);
 }
 
-/* GET /v1/customers/ID, POST /v1/customers/ID/split */
-static void customer_path(og__daemon_t *d, og__http_req_t *req,
-                          og__dead_op_t op)
+/* GET /v1/customers/ID, POST /v1/customers/ID/split and .../erase,
+ * GET /v1/conversations/ID, POST /v1/conversations/ID/resolve */
+static void customer_path(og__daemon_t *d, og__http_req_t *req, int post)
 {
-    const char *p = og__http_req_path(req) + strlen("/v1/customers/");
+    int conv = strncmp(og__http_req_path(req), "/v1/conversations/", 18) == 0;
+    const char *p = og__http_req_path(req) + (conv ? 18 : 14);
     const char *end = strchr(p, '/');
     size_t n = end ? (size_t)(end - p) : strlen(p);
+    og__dead_op_t op;
     char id[65];
 
-    if ((op == OG__CUSTOMER_GET) != (end == NULL) ||
-        (end != NULL && strcmp(end, "/split") != 0)) {
+    if (!post && end == NULL)
+        op = conv ? OG__CONVERSATION_GET : OG__CUSTOMER_GET;
+    else if (post && end != NULL && !conv && strcmp(end, "/split") == 0)
+        op = OG__CUSTOMER_SPLIT;
+    else if (post && end != NULL && !conv && strcmp(end, "/erase") == 0)
+        op = OG__CUSTOMER_ERASE;
+    else if (post && end != NULL && conv && strcmp(end, "/resolve") == 0)
+        op = OG__CONVERSATION_RESOLVE;
+    else {
         og__http_respond_error(req, 404,
                                "no such resource (known: GET "
                                "/v1/customers/ID, POST "
-                               "/v1/customers/ID/split)");
+                               "/v1/customers/ID/split, POST "
+                               "/v1/customers/ID/erase, GET "
+                               "/v1/conversations/ID, POST "
+                               "/v1/conversations/ID/resolve)");
         return;
     }
     if (!valid_customer_id(p, n)) {
-        og__http_respond_error(req, 400,
-                               "customer id: 1-64 printable characters");
+        og__http_respond_error(req, 400, "%s id: 1-64 printable characters",
+                               conv ? "conversation" : "customer");
         return;
     }
     memcpy(id, p, n);
@@ -630,12 +646,12 @@ static void customer_path(og__daemon_t *d, og__http_req_t *req,
 
 static void get_customer(void *data, og__http_req_t *req)
 {
-    customer_path(data, req, OG__CUSTOMER_GET);
+    customer_path(data, req, 0);
 }
 
 static void post_customer(void *data, og__http_req_t *req)
 {
-    customer_path(data, req, OG__CUSTOMER_SPLIT);
+    customer_path(data, req, 1);
 }
 
 void og__admin_mount(og__http_server_t *admin, og__daemon_t *d)
@@ -655,4 +671,8 @@ void og__admin_mount(og__http_server_t *admin, og__daemon_t *d)
                           d);
     og__http_server_mount(admin, "POST", "/v1/customers/*", 0, post_customer, d,
                           d);
+    og__http_server_mount(admin, "GET", "/v1/conversations/*", 0, get_customer,
+                          d, d);
+    og__http_server_mount(admin, "POST", "/v1/conversations/*", 0,
+                          post_customer, d, d);
 }

@@ -434,6 +434,40 @@ static void customers_key(struct parse *p, const char *key, const char *value)
     }
 }
 
+static void consent_key(struct parse *p, const char *key, const char *value)
+{
+    og__conf_t *c = p->conf;
+    char why[128];
+
+    if (strcmp(key, "marketing_default") == 0) {
+        if (strcmp(value, "deny") == 0)
+            c->marketing_default = 0;
+        else if (strcmp(value, "allow") == 0)
+            c->marketing_default = 1;
+        else
+            err(p, "marketing_default: expected deny or allow, got '%s'",
+                value);
+    } else if (strcmp(key, "transactional_bypass") == 0) {
+        char **v = og__split_list(value, NULL);
+        size_t i;
+
+        for (i = 0; v[i] != NULL; i++)
+            if (strcmp(v[i], "*") != 0 && !og__is_ident(v[i], 1))
+                err(p,
+                    "transactional_bypass: '%s' is not a channel name, "
+                    "kind or '*'",
+                    v[i]);
+        og__strv_free(c->transactional_bypass);
+        c->transactional_bypass = v;
+    } else {
+        (void)why;
+        err(p,
+            "unknown key '%s' in [consent] (known: marketing_default, "
+            "transactional_bypass)",
+            key);
+    }
+}
+
 static void channel_key(struct parse *p, const char *section, const char *key,
                         const char *value)
 {
@@ -564,6 +598,10 @@ static int handler(void *user, const char *section, const char *key,
             customers_key(p, key, value);
             return 1;
         }
+        if (strcmp(section, "consent") == 0) {
+            consent_key(p, key, value);
+            return 1;
+        }
         return 1; /* reported once per section by parse_file() */
     case FILE_CHANNEL:
         if (strcmp(section, "channel") == 0 || strcmp(section, "config") == 0) {
@@ -608,12 +646,14 @@ static void parse_file(struct parse *p, const char *file, enum file_kind kind)
         int is_route =
             strncmp(s, "route", 5) == 0 && (s[5] == ' ' || s[5] == '\0');
         const char *known = kind == FILE_MAIN
-                                ? "[daemon], [http], [customers], [route NAME]"
+                                ? "[daemon], [http], [customers], [consent], "
+                                  "[route NAME]"
                             : kind == FILE_CHANNEL ? "[channel], [config]"
                                                    : "[route NAME]";
         int ok = (kind == FILE_MAIN &&
                   (strcmp(s, "daemon") == 0 || strcmp(s, "http") == 0 ||
-                   strcmp(s, "customers") == 0 || is_route)) ||
+                   strcmp(s, "customers") == 0 || strcmp(s, "consent") == 0 ||
+                   is_route)) ||
                  (kind == FILE_CHANNEL &&
                   (strcmp(s, "channel") == 0 || strcmp(s, "config") == 0)) ||
                  (kind == FILE_ROUTES && is_route);
@@ -877,6 +917,7 @@ void og__conf_free(og__conf_t *c)
         og__chconf_free(&c->channels[i]);
     og__strv_free(c->trait_names);
     free(c->trait_rules);
+    og__strv_free(c->transactional_bypass);
     free(c->channels);
     for (i = 0; i < c->nroutes; i++) {
         free(c->routes[i].name);

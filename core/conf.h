@@ -96,6 +96,9 @@ typedef struct og__conf_s {
     char **trait_names;             /* trait.NAME = rule */
     og__trait_rule_t *trait_rules;
     size_t ntraits;
+    /* [consent] */
+    int marketing_default;       /* marketing allowed without a statement */
+    char **transactional_bypass; /* channels, NULL-terminated, or NULL */
     og__chconf_t *channels;
     size_t nchannels;
     og__routeconf_t *routes;

@@ -29,7 +29,7 @@ enum {
     S_HAS_VERIFIED,
     S_CUST_INS,
     S_IDENT_INS,
-    S_IDENT_TOUCH,
+    S_IDENT_VERIFY,
     S_ALIAS,
     S_MERGE_INS,
     S_MERGE_KEYS,
@@ -39,8 +39,24 @@ enum {
     S_TRAIT_DEL,
     S_ORDER,
     S_REVENUE,
+    S_CONSENT_SET,
+    S_CONSENT_GET,
+    S_CONV_GET,
+    S_THREAD_GET,
+    S_CONV_LATEST,
+    S_CONV_INS,
+    S_CONV_TOUCH,
+    S_CONV_RESOLVE,
+    S_THREAD_INS,
+    S_CONV_MOVE_REC,
+    S_CONV_MOVE,
     S_COUNT
 };
+
+/* The profile's customers: the canonical one (?1) and its aliases. */
+#define FAMILY                                                                 \
+    "(SELECT ?1 UNION ALL SELECT id FROM customers WHERE "                     \
+    "merged_into = ?1)"
 
 static const char *const sql[S_COUNT] = {
     [S_IDENT_GET] = "SELECT customer, verified FROM identities WHERE kind = "
@@ -52,11 +68,9 @@ static const char *const sql[S_COUNT] = {
     [S_CUST_INS] = "INSERT INTO customers (id, created_ms, first_channel) "
                    "VALUES (?1, ?2, ?3)",
     [S_IDENT_INS] = "INSERT INTO identities (kind, scope, value, customer, "
-                    "verified, first_ms, last_ms) VALUES (?1, ?2, ?3, ?4, "
-                    "?5, ?6, ?6)",
-    [S_IDENT_TOUCH] = "UPDATE identities SET last_ms = max(last_ms, ?4), "
-                      "verified = max(verified, ?5) WHERE kind = ?1 AND "
-                      "scope = ?2 AND value = ?3",
+                    "verified, first_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [S_IDENT_VERIFY] = "UPDATE identities SET verified = 1 WHERE kind = ?1 "
+                       "AND scope = ?2 AND value = ?3",
     [S_ALIAS] = "UPDATE customers SET merged_into = ?1 WHERE id = ?2 OR "
                 "merged_into = ?2",
     [S_MERGE_INS] = "INSERT INTO merges (survivor, merged, reason_kind, "
@@ -66,11 +80,15 @@ static const char *const sql[S_COUNT] = {
                      "SELECT ?1, kind, scope, value FROM identities WHERE "
                      "customer = ?2",
     [S_IDENT_MOVE] = "UPDATE identities SET customer = ?1 WHERE customer = ?2",
+    /* Written when the channel is new to the customer, or last seen a
+     * step (SEEN_STEP_MS) ago or more: a returning customer costs one
+     * page write per step, not one per event. */
     [S_SEEN] = "INSERT INTO customer_channels (customer, channel, first_ms, "
-               "last_ms, events) VALUES (?1, ?2, ?3, ?3, 1) ON CONFLICT "
-               "(customer, channel) DO UPDATE SET first_ms = min(first_ms, "
-               "excluded.first_ms), last_ms = max(last_ms, excluded.last_ms), "
-               "events = events + 1",
+               "last_ms) VALUES (?1, ?2, ?3, ?3) ON CONFLICT (customer, "
+               "channel) DO UPDATE SET first_ms = min(first_ms, "
+               "excluded.first_ms), last_ms = max(last_ms, excluded.last_ms) "
+               "WHERE excluded.last_ms >= last_ms + ?4 OR excluded.first_ms "
+               "< first_ms",
     [S_TRAIT_SET] = "INSERT INTO traits (customer, name, value, set_ms) "
                     "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (customer, name) DO "
                     "UPDATE SET value = excluded.value, set_ms = "
@@ -84,6 +102,43 @@ static const char *const sql[S_COUNT] = {
                   "SET amount = CASE WHEN amount > 9000000000000000000 - "
                   "excluded.amount THEN 9000000000000000000 ELSE amount + "
                   "excluded.amount END",
+    /* A statement never replaces a newer one (events arrive out of
+     * order across channels). */
+    [S_CONSENT_SET] = "INSERT INTO consents (customer, purpose, channel, "
+                      "granted, source, at_ms) VALUES (?1, ?2, ?3, ?4, ?5, "
+                      "?6) ON CONFLICT (customer, purpose, channel) DO "
+                      "UPDATE SET granted = excluded.granted, source = "
+                      "excluded.source, at_ms = excluded.at_ms WHERE "
+                      "excluded.at_ms >= consents.at_ms",
+    /* The newest statement that covers the channel (given for the
+     * instance, its kind or "*"); at the same time the most specific. */
+    [S_CONSENT_GET] = "SELECT granted, channel FROM consents WHERE customer "
+                      "IN " FAMILY " AND purpose = ?2 AND channel IN (?3, "
+                      "?4, '*') ORDER BY at_ms DESC, CASE channel WHEN ?3 "
+                      "THEN 0 WHEN ?4 THEN 1 ELSE 2 END LIMIT 1",
+    [S_CONV_GET] = "SELECT customer, state FROM conversations WHERE id = ?1",
+    [S_THREAD_GET] = "SELECT conversation FROM thread_keys WHERE channel = "
+                     "?1 AND key = ?2",
+    [S_CONV_LATEST] = "SELECT id FROM conversations WHERE customer IN " FAMILY
+                      " ORDER BY state, updated_ms DESC LIMIT 1",
+    [S_CONV_INS] = "INSERT INTO conversations (id, customer, state, "
+                   "opened_ms, updated_ms, last_channel) VALUES (?1, ?2, 0, "
+                   "?3, ?3, ?4)",
+    [S_CONV_TOUCH] = "UPDATE conversations SET updated_ms = max(updated_ms, "
+                     "?2), last_channel = ?3, messages = messages + 1, state "
+                     "= CASE WHEN ?4 THEN 0 ELSE state END, resolved_ms = "
+                     "CASE WHEN ?4 THEN NULL ELSE resolved_ms END WHERE id = "
+                     "?1",
+    [S_CONV_RESOLVE] = "UPDATE conversations SET state = 1, resolved_ms = "
+                       "?2, updated_ms = max(updated_ms, ?2) WHERE id = ?1 "
+                       "AND state = 0",
+    [S_THREAD_INS] = "INSERT OR IGNORE INTO thread_keys (channel, key, "
+                     "conversation) VALUES (?1, ?2, ?3)",
+    [S_CONV_MOVE_REC] = "INSERT INTO merge_conversations (merge_id, "
+                        "conversation) SELECT ?1, id FROM conversations WHERE "
+                        "customer = ?2",
+    [S_CONV_MOVE] = "UPDATE conversations SET customer = ?1 WHERE customer = "
+                    "?2",
 };
 
 struct og__custdb_s {
@@ -172,8 +227,15 @@ struct seen_key {
     int found;
     char cust[40];
     int64_t created;
-    int dup; /* the same key as an earlier one of the event */
+    int dup;      /* the same key as an earlier one of the event */
+    int verified; /* as stored */
 };
+
+/* A channel's last seen time moves in steps of a minute, and an identity
+ * row is only written when it is new or becomes verified: recording every
+ * event would write a random page per key and event, which is what
+ * limits resolution on a large store (docs/PERFORMANCE.md). */
+#define SEEN_STEP_MS (60 * 1000)
 
 struct resolve {
     og__custdb_t *c;
@@ -236,6 +298,17 @@ static int merge_into(og__custdb_t *c, const char *survivor, const char *merged,
     if ((rc = run(st)) != SQLITE_OK)
         return rc;
     st = use(c, S_IDENT_MOVE);
+    sqlite3_bind_text(st, 1, survivor, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, merged, -1, SQLITE_STATIC);
+    if ((rc = run(st)) != SQLITE_OK)
+        return rc;
+    /* its conversations continue with the survivor */
+    st = use(c, S_CONV_MOVE_REC);
+    sqlite3_bind_int64(st, 1, m.id);
+    sqlite3_bind_text(st, 2, merged, -1, SQLITE_STATIC);
+    if ((rc = run(st)) != SQLITE_OK)
+        return rc;
+    st = use(c, S_CONV_MOVE);
     sqlite3_bind_text(st, 1, survivor, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, merged, -1, SQLITE_STATIC);
     if ((rc = run(st)) != SQLITE_OK)
@@ -341,6 +414,234 @@ static int set_traits(og__custdb_t *c, const char *cust, const uint8_t *b,
     return rc;
 }
 
+/* Consent statements of the event: {PURPOSE: {CHANNEL: bool}} (checked
+ * at acceptance), with the source instance and the time. */
+static int apply_consent(og__custdb_t *c, const char *cust,
+                         const og__person_t *p, uint64_t now)
+{
+    msgpack_unpacked u;
+    size_t off = 0;
+    uint32_t i, j;
+    int rc = SQLITE_OK;
+
+    msgpack_unpacked_init(&u);
+    if (msgpack_unpack_next(&u, (const char *)p->consent, p->consent_len,
+                            &off) != MSGPACK_UNPACK_SUCCESS ||
+        u.data.type != MSGPACK_OBJECT_MAP) {
+        msgpack_unpacked_destroy(&u);
+        return SQLITE_OK;
+    }
+    for (i = 0; i < u.data.via.map.size && rc == SQLITE_OK; i++) {
+        const msgpack_object_kv *pk = &u.data.via.map.ptr[i];
+
+        if (pk->key.type != MSGPACK_OBJECT_STR ||
+            pk->val.type != MSGPACK_OBJECT_MAP)
+            continue;
+        for (j = 0; j < pk->val.via.map.size && rc == SQLITE_OK; j++) {
+            const msgpack_object_kv *ck = &pk->val.via.map.ptr[j];
+            sqlite3_stmt *st;
+
+            if (ck->key.type != MSGPACK_OBJECT_STR ||
+                ck->val.type != MSGPACK_OBJECT_BOOLEAN)
+                continue;
+            st = use(c, S_CONSENT_SET);
+            sqlite3_bind_text(st, 1, cust, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, pk->key.via.str.ptr,
+                              (int)pk->key.via.str.size, SQLITE_STATIC);
+            sqlite3_bind_text(st, 3, ck->key.via.str.ptr,
+                              (int)ck->key.via.str.size, SQLITE_STATIC);
+            sqlite3_bind_int(st, 4, ck->val.via.boolean ? 1 : 0);
+            sqlite3_bind_text(st, 5, p->instance, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 6, (sqlite3_int64)now);
+            rc = run(st);
+        }
+    }
+    msgpack_unpacked_destroy(&u);
+    return rc;
+}
+
+/* The newest, most specific statement for purpose on channel: 1 granted,
+ * 0 refused, -1 none; on gets the channel it was given for. */
+static int statement(og__custdb_t *c, const char *cust, const char *purpose,
+                     const char *channel, char on[72], int *rc)
+{
+    sqlite3_stmt *st = use(c, S_CONSENT_GET);
+    char kind[72];
+    const char *dot = strchr(channel, '.');
+    int v = -1;
+
+    snprintf(kind, sizeof(kind), "%.*s",
+             dot ? (int)(dot - channel) : (int)strlen(channel), channel);
+    sqlite3_bind_text(st, 1, cust, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, purpose, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, channel, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, kind, -1, SQLITE_STATIC);
+    *rc = sqlite3_step(st);
+    if (*rc == SQLITE_ROW) {
+        v = sqlite3_column_int(st, 0);
+        snprintf(on, 72, "%s", (const char *)sqlite3_column_text(st, 1));
+        *rc = SQLITE_OK;
+    } else if (*rc == SQLITE_DONE) {
+        *rc = SQLITE_OK;
+    }
+    sqlite3_reset(st);
+    return v;
+}
+
+static int bypasses(const og__consent_rules_t *rules, const char *channel)
+{
+    const char *dot = strchr(channel, '.');
+    size_t kl = dot ? (size_t)(dot - channel) : strlen(channel), i;
+
+    for (i = 0; i < rules->nbypass; i++) {
+        const char *b = rules->bypass[i];
+
+        if (strcmp(b, "*") == 0 || strcmp(b, channel) == 0 ||
+            (strlen(b) == kl && strncmp(b, channel, kl) == 0))
+            return 1;
+    }
+    return 0;
+}
+
+int og__custdb_consent(og__custdb_t *c, const char *cust, const char *purpose,
+                       const char *channel, const og__consent_rules_t *rules,
+                       int *allowed, char *why, size_t whylen)
+{
+    char on[72] = "";
+    int rc = SQLITE_OK, m, t;
+
+    *allowed = 1;
+    if (strcmp(purpose, "marketing") == 0) {
+        m = cust[0] ? statement(c, cust, "marketing", channel, on, &rc) : -1;
+        if (rc != SQLITE_OK)
+            return rc;
+        if (m == 0 || (m < 0 && !rules->marketing_default)) {
+            *allowed = 0;
+            if (m == 0)
+                snprintf(why, whylen,
+                         "suppressed: the customer refused marketing on "
+                         "'%s'",
+                         on);
+            else
+                snprintf(why, whylen,
+                         "suppressed: no marketing consent for '%s'", channel);
+        }
+        return SQLITE_OK;
+    }
+    if (strcmp(purpose, "transactional") != 0 || cust[0] == '\0')
+        return SQLITE_OK;
+    t = statement(c, cust, "transactional", channel, on, &rc);
+    if (rc != SQLITE_OK)
+        return rc;
+    if (t == 0) {
+        *allowed = 0;
+        snprintf(why, whylen,
+                 "suppressed: the customer refused transactional messages "
+                 "on '%s'",
+                 on);
+        return SQLITE_OK;
+    }
+    m = statement(c, cust, "marketing", channel, on, &rc);
+    if (rc != SQLITE_OK)
+        return rc;
+    if (m == 0 && !bypasses(rules, channel)) {
+        *allowed = 0;
+        snprintf(why, whylen,
+                 "suppressed: the customer refused marketing on '%s' and "
+                 "transactional messages do not bypass it there "
+                 "([consent] transactional_bypass)",
+                 on);
+    }
+    return SQLITE_OK;
+}
+
+/* Runs a one-row SELECT of one text column bound to a and b; copies the
+ * column into out. 1 found, 0 not, or a negative SQLite error. */
+static int one_id(og__custdb_t *c, int which, const char *a, const char *b,
+                  char out[72])
+{
+    sqlite3_stmt *st = use(c, which);
+    int rc;
+
+    sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
+    if (b != NULL)
+        sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        snprintf(out, 72, "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -rc;
+}
+
+/* The conversation of a message event: the one it names, else the one a
+ * native thread key maps to, else the customer's open one, else its
+ * latest (reopened by an inbound message), else a new one. Records the
+ * message's own native key and the thread keys it names. */
+static int conversation_of(og__custdb_t *c, og__store_item_t *it,
+                           const char *cust)
+{
+    const og__person_t *p = it->person;
+    uint64_t now = it->received_ms;
+    char conv[72] = "", tmp[72];
+    sqlite3_stmt *st;
+    size_t i;
+    int rc, exists = 0;
+
+    if (p->conversation != NULL) {
+        snprintf(conv, sizeof(conv), "%s", p->conversation);
+        if ((exists = one_id(c, S_CONV_GET, conv, NULL, tmp)) < 0)
+            return -exists;
+    }
+    for (i = 0; conv[0] == '\0' && i < p->nthread; i++)
+        if ((exists =
+                 one_id(c, S_THREAD_GET, p->instance, p->thread[i], conv)) < 0)
+            return -exists;
+    if (conv[0] == '\0' && cust[0] != '\0' &&
+        (exists = one_id(c, S_CONV_LATEST, cust, NULL, conv)) < 0)
+        return -exists;
+    if (conv[0] == '\0')
+        og__uuid7_at(conv, now);
+    if (!exists) {
+        st = use(c, S_CONV_INS);
+        sqlite3_bind_text(st, 1, conv, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, cust, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)now);
+        sqlite3_bind_text(st, 4, p->instance, -1, SQLITE_STATIC);
+        if ((rc = run(st)) != SQLITE_OK)
+            return rc;
+    }
+    st = use(c, S_CONV_TOUCH);
+    sqlite3_bind_text(st, 1, conv, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)now);
+    sqlite3_bind_text(st, 3, p->instance, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 4, p->inbound ? 1 : 0);
+    if ((rc = run(st)) != SQLITE_OK)
+        return rc;
+    for (i = 0; i <= p->nthread; i++) {
+        const char *k = i < p->nthread ? p->thread[i] : p->message_key;
+
+        if (k == NULL)
+            continue;
+        st = use(c, S_THREAD_INS);
+        sqlite3_bind_text(st, 1, p->instance, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, k, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, conv, -1, SQLITE_STATIC);
+        if ((rc = run(st)) != SQLITE_OK)
+            return rc;
+    }
+    snprintf(it->conversation, sizeof(it->conversation), "%s", conv);
+    return SQLITE_OK;
+}
+
+static int resolve_conversation(og__custdb_t *c, const char *id, uint64_t now)
+{
+    sqlite3_stmt *st = use(c, S_CONV_RESOLVE);
+
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)now);
+    return run(st);
+}
+
 /* What the event adds to the profile of the current customer. */
 static int update_profile(struct resolve *r)
 {
@@ -353,11 +654,25 @@ static int update_profile(struct resolve *r)
     sqlite3_bind_text(st, 1, r->cur, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, p->instance, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, (sqlite3_int64)r->it->received_ms);
+    sqlite3_bind_int64(st, 4, SEEN_STEP_MS);
     if ((rc = run(st)) != SQLITE_OK)
         return rc;
     if (p->traits != NULL &&
         (rc = set_traits(c, r->cur, p->traits, p->traits_len,
                          r->it->received_ms)) != SQLITE_OK)
+        return rc;
+    /* a statement counts from when the customer made it, where the
+     * channel tells (out of order arrivals keep the newest choice) */
+    if (p->consent != NULL &&
+        (rc = apply_consent(c, r->cur, p,
+                            p->occurred ? p->occurred : r->it->received_ms)) !=
+            SQLITE_OK)
+        return rc;
+    if (p->is_message && (rc = conversation_of(c, r->it, r->cur)) != SQLITE_OK)
+        return rc;
+    if (p->resolves && p->conversation != NULL &&
+        (rc = resolve_conversation(c, p->conversation, r->it->received_ms)) !=
+            SQLITE_OK)
         return rc;
     if (p->is_order) {
         st = use(c, S_ORDER);
@@ -414,13 +729,28 @@ int og__custdb_resolve(og__custdb_t *c, og__store_item_t *it,
         if (rc == SQLITE_ROW) {
             sk[i].found = 1;
             copy_id(sk[i].cust, sqlite3_column_text(st, 0));
+            sk[i].verified = sqlite3_column_int(st, 1);
         }
         sqlite3_reset(st);
         if (rc != SQLITE_ROW && rc != SQLITE_DONE)
             return rc;
-        if (sk[i].found &&
-            (rc = canonical(c, sk[i].cust, sk[i].cust, &sk[i].created)) < 0)
-            return -rc;
+    }
+    /* Identities name canonical customers: creation times (which decide
+     * merges) are only read when the keys name more than one. */
+    {
+        const char *one = NULL;
+        int several = p->customer != NULL;
+
+        for (i = 0; i < n && !several; i++)
+            if (sk[i].found && !sk[i].dup) {
+                if (one != NULL && strcmp(one, sk[i].cust) != 0)
+                    several = 1;
+                one = sk[i].cust;
+            }
+        for (i = 0; i < n && several; i++)
+            if (sk[i].found && !sk[i].dup &&
+                (rc = canonical(c, sk[i].cust, sk[i].cust, &sk[i].created)) < 0)
+                return -rc;
     }
     /* 2. The current customer: the oldest one a verified key (or the
      * event's own customer id) names; else the customer of the strongest
@@ -514,10 +844,10 @@ int og__custdb_resolve(og__custdb_t *c, og__store_item_t *it,
             sqlite3_bind_int(st, 5, k->verified ? 1 : 0);
             sqlite3_bind_int64(st, 6, (sqlite3_int64)it->received_ms);
         } else if (strcmp(now_of(&r, &sk[i]), r.cur) == 0) {
-            st = use(c, S_IDENT_TOUCH);
+            if (sk[i].verified || !k->verified)
+                continue; /* nothing new to record */
+            st = use(c, S_IDENT_VERIFY);
             bind_key(st, k);
-            sqlite3_bind_int64(st, 4, (sqlite3_int64)it->received_ms);
-            sqlite3_bind_int(st, 5, k->verified ? 1 : 0);
         } else {
             continue;
         }
@@ -528,8 +858,9 @@ int og__custdb_resolve(og__custdb_t *c, og__store_item_t *it,
         return rc;
     snprintf(it->customer, sizeof(it->customer), "%s", r.cur);
     if (h != NULL && h->stamp != NULL)
-        it->stamped =
-            h->stamp(h->data, it->body, it->len, r.cur, &it->stamped_len);
+        it->stamped = h->stamp(h->data, it->body, it->len, r.cur,
+                               it->conversation[0] ? it->conversation : NULL,
+                               &it->stamped_len);
     return SQLITE_OK;
 }
 
@@ -637,11 +968,6 @@ static og__trait_rule_t rule_of(const og__trait_rules_t *rules,
             return rules->rules[i];
     return rules->dflt;
 }
-
-/* The profile's customers: the canonical one and its aliases. */
-#define FAMILY                                                                 \
-    "(SELECT ?1 UNION ALL SELECT id FROM customers WHERE "                     \
-    "merged_into = ?1)"
 
 static sqlite3_stmt *prep(og__custdb_t *c, const char *q, const char *id)
 {
@@ -840,18 +1166,15 @@ og_err_t og__custdb_get(og__custdb_t *c, const char *id, const og__idkey_t *key,
 
     og__sbuf_printf(out, "],\"identities\":[");
     st = prep(c,
-              "SELECT kind, scope, value, verified, first_ms, last_ms FROM "
+              "SELECT kind, scope, value, verified, first_ms FROM "
               "identities WHERE customer = ?1 ORDER BY kind, scope, value",
               cur);
     for (i = 0; st != NULL && sqlite3_step(st) == SQLITE_ROW; i++) {
         og__sbuf_printf(out, "%s{", i ? "," : "");
         json_key(out, st, 0);
-        og__sbuf_printf(out,
-                        ",\"verified\":%s,\"first_seen\":%lld,"
-                        "\"last_seen\":%lld}",
+        og__sbuf_printf(out, ",\"verified\":%s,\"first_seen\":%lld}",
                         sqlite3_column_int(st, 3) ? "true" : "false",
-                        (long long)sqlite3_column_int64(st, 4),
-                        (long long)sqlite3_column_int64(st, 5));
+                        (long long)sqlite3_column_int64(st, 4));
     }
     sqlite3_finalize(st);
 
@@ -861,7 +1184,7 @@ og_err_t og__custdb_get(og__custdb_t *c, const char *id, const og__idkey_t *key,
               "SELECT CASE WHEN scope = '' THEN kind ELSE scope END, value, "
               "verified FROM identities WHERE customer = ?1 AND kind IN "
               "('email', 'phone', 'social', 'chat') ORDER BY kind, scope, "
-              "last_ms DESC",
+              "first_ms DESC",
               cur);
     for (i = 0; st != NULL && sqlite3_step(st) == SQLITE_ROW; i++) {
         og__sbuf_printf(out, "%s{\"channel\":", i ? "," : "");
@@ -884,19 +1207,16 @@ og_err_t og__custdb_get(og__custdb_t *c, const char *id, const og__idkey_t *key,
 
     og__sbuf_printf(out, ",\"channels\":{");
     st = prep(c,
-              "SELECT channel, min(first_ms), max(last_ms), sum(events) FROM "
+              "SELECT channel, min(first_ms), max(last_ms) FROM "
               "customer_channels WHERE customer IN " FAMILY
               " GROUP BY channel ORDER BY channel",
               cur);
     for (i = 0; st != NULL && sqlite3_step(st) == SQLITE_ROW; i++) {
         og__sbuf_printf(out, i ? "," : "");
         json_cstr(out, sqlite3_column_text(st, 0));
-        og__sbuf_printf(out,
-                        ":{\"first_seen\":%lld,\"last_seen\":%lld,"
-                        "\"events\":%lld}",
+        og__sbuf_printf(out, ":{\"first_seen\":%lld,\"last_seen\":%lld}",
                         (long long)sqlite3_column_int64(st, 1),
-                        (long long)sqlite3_column_int64(st, 2),
-                        (long long)sqlite3_column_int64(st, 3));
+                        (long long)sqlite3_column_int64(st, 2));
     }
     sqlite3_finalize(st);
 
@@ -940,6 +1260,27 @@ og_err_t og__custdb_get(og__custdb_t *c, const char *id, const og__idkey_t *key,
 
 /* ---- split ------------------------------------------------------------- */
 
+/* id (copied to cid) and its canonical customer, or OG_ERR_NOT_FOUND /
+ * OG_ERR_IO with the reason in err. */
+static og_err_t existing(og__custdb_t *c, const char *id, char cid[40],
+                         char canon[40], int64_t *created, char *err,
+                         size_t errlen)
+{
+    int rc;
+
+    snprintf(cid, 40, "%s", id);
+    rc = canonical(c, cid, canon, created);
+    if (rc < 0) {
+        snprintf(err, errlen, "store: %s", sqlite3_errmsg(c->db));
+        return OG_ERR_IO;
+    }
+    if (rc == 0) {
+        snprintf(err, errlen, "no customer %s", cid);
+        return OG_ERR_NOT_FOUND;
+    }
+    return OG_OK;
+}
+
 static int exec_bind2(og__custdb_t *c, const char *q, const char *a, int64_t b,
                       const char *s3, int64_t *changes)
 {
@@ -970,14 +1311,8 @@ og_err_t og__custdb_split(og__custdb_t *c, const char *id, uint64_t now_ms,
     sqlite3_stmt *st;
     int rc;
 
-    snprintf(cid, sizeof(cid), "%s", id);
-    rc = canonical(c, cid, canon, &created);
-    if (rc < 0)
-        goto io;
-    if (rc == 0) {
-        snprintf(err, errlen, "no customer %s", cid);
-        return OG_ERR_NOT_FOUND;
-    }
+    if ((rc = existing(c, id, cid, canon, &created, err, errlen)) != OG_OK)
+        return rc;
     if (strcmp(canon, cid) == 0) {
         snprintf(err, errlen, "customer %s is not merged into another", cid);
         return OG_ERR_CONFLICT;
@@ -1022,7 +1357,12 @@ og_err_t og__custdb_split(og__custdb_t *c, const char *id, uint64_t now_ms,
                          "UPDATE identities SET customer = ?1 WHERE customer "
                          "= ?3 AND (kind, scope, value) IN (SELECT kind, "
                          "scope, value FROM merge_keys WHERE merge_id = ?2)",
-                         cid, merge_id, canon, &restored)) != SQLITE_OK)
+                         cid, merge_id, canon, &restored)) != SQLITE_OK ||
+        (rc = exec_bind2(c,
+                         "UPDATE conversations SET customer = ?1 WHERE "
+                         "customer = ?3 AND id IN (SELECT conversation FROM "
+                         "merge_conversations WHERE merge_id = ?2)",
+                         cid, merge_id, canon, NULL)) != SQLITE_OK)
         goto io;
     {
         sqlite3_stmt *u = NULL;
@@ -1063,4 +1403,159 @@ og_err_t og__custdb_split(og__custdb_t *c, const char *id, uint64_t now_ms,
 io:
     snprintf(err, errlen, "store: %s", sqlite3_errmsg(c->db));
     return OG_ERR_IO;
+}
+
+/* ---- erasure ------------------------------------------------------------ */
+
+og_err_t og__custdb_erase(og__custdb_t *c, const char *id, uint64_t now_ms,
+                          og__sbuf_t *out, char ***erased, char *err,
+                          size_t errlen)
+{
+    /* Statements over the family of ?1, children before parents; the
+     * customers rows go last, as the family is read through them. */
+    static const struct {
+        const char *what; /* counted under this name, or NULL */
+        const char *sql;
+    } steps[] = {
+        {"deliveries", "DELETE FROM outbox WHERE event_id IN (SELECT id FROM "
+                       "events WHERE customer IN " FAMILY ")"},
+        {"events", "DELETE FROM events WHERE customer IN " FAMILY},
+        {"identities", "DELETE FROM identities WHERE customer IN " FAMILY},
+        {NULL, "DELETE FROM traits WHERE customer IN " FAMILY},
+        {NULL, "DELETE FROM customer_channels WHERE customer IN " FAMILY},
+        {NULL, "DELETE FROM revenue WHERE customer IN " FAMILY},
+        {NULL, "DELETE FROM consents WHERE customer IN " FAMILY},
+        {NULL, "DELETE FROM thread_keys WHERE conversation IN (SELECT id FROM "
+               "conversations WHERE customer IN " FAMILY ")"},
+        {"conversations",
+         "DELETE FROM conversations WHERE customer IN " FAMILY},
+        {NULL, "DELETE FROM merge_keys WHERE merge_id IN (SELECT id FROM "
+               "merges WHERE survivor IN " FAMILY " OR merged IN " FAMILY ")"},
+        {NULL,
+         "DELETE FROM merge_conversations WHERE merge_id IN (SELECT id "
+         "FROM merges WHERE survivor IN " FAMILY " OR merged IN " FAMILY ")"},
+        {NULL, "DELETE FROM merges WHERE survivor IN " FAMILY
+               " OR merged IN " FAMILY},
+        {"customers", "DELETE FROM customers WHERE id IN " FAMILY},
+    };
+    char cid[40], canon[40];
+    int64_t created, n[5] = {0};
+    char **ids = NULL;
+    size_t nids = 0, i;
+    sqlite3_stmt *st;
+    int rc;
+
+    if ((rc = existing(c, id, cid, canon, &created, err, errlen)) != OG_OK)
+        return rc;
+    st = prep(c, "SELECT id FROM customers WHERE id IN " FAMILY, canon);
+    while (st != NULL && sqlite3_step(st) == SQLITE_ROW) {
+        ids = og__xrealloc(ids, (nids + 2) * sizeof(*ids));
+        ids[nids++] = og__xstrdup((const char *)sqlite3_column_text(st, 0));
+        ids[nids] = NULL;
+    }
+    sqlite3_finalize(st);
+    for (i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        st = prep(c, steps[i].sql, canon);
+        if (st == NULL)
+            goto io;
+        rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE)
+            goto io;
+        if (steps[i].what != NULL) {
+            static const char *const names[] = {"deliveries", "events",
+                                                "identities", "conversations",
+                                                "customers"};
+            size_t k;
+
+            for (k = 0; k < 5; k++)
+                if (strcmp(names[k], steps[i].what) == 0)
+                    n[k] = sqlite3_changes(c->db);
+        }
+    }
+    st = NULL;
+    if (sqlite3_prepare_v2(c->db,
+                           "INSERT INTO erasures (customer, at_ms, "
+                           "customers, identities, events, deliveries, "
+                           "conversations) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+                           "?7)",
+                           -1, &st, NULL) != SQLITE_OK)
+        goto io;
+    sqlite3_bind_text(st, 1, canon, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)now_ms);
+    sqlite3_bind_int64(st, 3, n[4]);
+    sqlite3_bind_int64(st, 4, n[2]);
+    sqlite3_bind_int64(st, 5, n[1]);
+    sqlite3_bind_int64(st, 6, n[0]);
+    sqlite3_bind_int64(st, 7, n[3]);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        goto io;
+    og__sbuf_printf(out,
+                    "{\"erased\":\"%s\",\"customers\":%lld,"
+                    "\"identities\":%lld,\"events\":%lld,"
+                    "\"deliveries\":%lld,\"conversations\":%lld}",
+                    canon, (long long)n[4], (long long)n[2], (long long)n[1],
+                    (long long)n[0], (long long)n[3]);
+    if (erased != NULL)
+        *erased = ids;
+    else
+        og__strv_free(ids);
+    return OG_OK;
+io:
+    snprintf(err, errlen, "store: %s", sqlite3_errmsg(c->db));
+    og__strv_free(ids);
+    return OG_ERR_IO;
+}
+
+/* ---- conversations ------------------------------------------------------- */
+
+og_err_t og__custdb_conversation(og__custdb_t *c, const char *id, int resolve,
+                                 uint64_t now_ms, og__sbuf_t *out)
+{
+    sqlite3_stmt *st;
+    int rc, i;
+
+    if (resolve && resolve_conversation(c, id, now_ms) != SQLITE_OK)
+        return OG_ERR_IO;
+    st = prep(c,
+              "SELECT v.customer, coalesce(c.merged_into, c.id), v.state, "
+              "v.opened_ms, v.updated_ms, v.resolved_ms, v.last_channel, "
+              "v.messages FROM conversations v LEFT JOIN customers c ON c.id "
+              "= v.customer WHERE v.id = ?1",
+              id);
+    if (st == NULL)
+        return OG_ERR_IO;
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        sqlite3_finalize(st);
+        return rc == SQLITE_DONE ? OG_ERR_NOT_FOUND : OG_ERR_IO;
+    }
+    og__sbuf_printf(out, "{\"id\":");
+    json_cstr(out, (const unsigned char *)id);
+    og__sbuf_printf(out, ",\"customer\":");
+    json_cstr(out, sqlite3_column_text(st, 1));
+    og__sbuf_printf(out,
+                    ",\"state\":\"%s\",\"opened\":%lld,\"updated\":%lld,"
+                    "\"resolved\":",
+                    sqlite3_column_int(st, 2) ? "resolved" : "open",
+                    (long long)sqlite3_column_int64(st, 3),
+                    (long long)sqlite3_column_int64(st, 4));
+    if (sqlite3_column_type(st, 5) == SQLITE_NULL)
+        og__sbuf_printf(out, "null");
+    else
+        og__sbuf_printf(out, "%lld", (long long)sqlite3_column_int64(st, 5));
+    og__sbuf_printf(out, ",\"last_channel\":");
+    json_cstr(out, sqlite3_column_text(st, 6));
+    og__sbuf_printf(out, ",\"messages\":%lld,\"thread_keys\":",
+                    (long long)sqlite3_column_int64(st, 7));
+    sqlite3_finalize(st);
+    st =
+        prep(c, "SELECT count(*) FROM thread_keys WHERE conversation = ?1", id);
+    for (i = 0; st != NULL && sqlite3_step(st) == SQLITE_ROW; i++)
+        og__sbuf_printf(out, "%lld", (long long)sqlite3_column_int64(st, 0));
+    sqlite3_finalize(st);
+    og__sbuf_printf(out, "}");
+    return OG_OK;
 }

@@ -41,4 +41,20 @@ og_err_t og__custdb_split(og__custdb_t *c, const char *id, uint64_t now_ms,
                           og__custdb_insert_fn insert, void *ctx,
                           og__sbuf_t *out, char *err, size_t errlen);
 
+/* Consent for a message (og__store_ops.consent_allows); an SQLite result
+ * code, the verdict in *allowed. */
+int og__custdb_consent(og__custdb_t *c, const char *customer,
+                       const char *purpose, const char *channel,
+                       const og__consent_rules_t *rules, int *allowed,
+                       char *why, size_t whylen);
+
+/* og__store_ops.customer_erase, in the caller's transaction. */
+og_err_t og__custdb_erase(og__custdb_t *c, const char *id, uint64_t now_ms,
+                          og__sbuf_t *out, char ***erased, char *err,
+                          size_t errlen);
+
+/* og__store_ops.conversation. */
+og_err_t og__custdb_conversation(og__custdb_t *c, const char *id, int resolve,
+                                 uint64_t now_ms, og__sbuf_t *out);
+
 #endif /* OG_CORE_CUSTOMERS_SQLITE_H */

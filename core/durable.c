@@ -29,6 +29,7 @@ struct qitem {
     og_event_t *ev;
     int64_t row;
     uint32_t attempts;
+    uint32_t consent_gen; /* d->consent_gen when it entered memory */
 };
 
 struct chan {
@@ -44,6 +45,7 @@ struct chan {
     og__backoff_t backoff;
     char region[3]; /* phone_region of the channel as a source */
     uint64_t waiting, dead, retries, dead_new;
+    uint64_t suppressed; /* messages consent kept from this channel */
     struct chan *next;
 };
 
@@ -77,8 +79,11 @@ struct claim {
     struct qitem *got;
     size_t ngot;
     uint64_t next_due;
-    og__store_done_t *bad; /* rows whose stored event is unreadable */
+    og__store_done_t *bad;     /* rows whose stored event is unreadable, or
+                            * whose message consent forbids */
+    unsigned char *suppressed; /* per bad row: 1 when by consent */
     size_t nbad;
+    const struct round *r;
     og_err_t rc;
 };
 
@@ -88,6 +93,7 @@ struct op {
     int64_t row;
     og__idkey_t key; /* OG__CUSTOMER_GET by key */
     int has_key;
+    char **erased; /* OG__CUSTOMER_ERASE: the customer ids erased */
     og__admin_cb cb;
     void *data;
     og_err_t rc;
@@ -117,8 +123,10 @@ struct round {
     size_t ndone;
     og__store_done_t *sdone;
     og__person_t **persons; /* per item, NULL when not customer-scoped */
-    og__router_t *router;   /* a reference while the round runs */
-    struct made *made;      /* events the store made (customer.merged) */
+    unsigned char *denied;  /* per target: consent forbids the message */
+    og__consent_rules_t consent;
+    og__router_t *router; /* a reference while the round runs */
+    struct made *made;    /* events the store made (customer.merged) */
     size_t nmade;
     og__trait_rules_t rules;
     struct claim *claims;
@@ -157,10 +165,14 @@ struct og__durable_s {
     void *closed_data;
     int handles; /* open handles while closing */
     og__router_t *router;
-    char **trait_names; /* [customers] trait.NAME rules */
+    uint32_t consent_gen; /* bumped by each round that changed a consent */
+    char **trait_names;   /* [customers] trait.NAME rules */
     og__trait_rule_t *trait_rules;
     size_t ntraits;
     og__trait_rule_t trait_default;
+    int marketing_default; /* [consent] */
+    char **bypass;
+    size_t nbypass;
     og__durable_stats_t st;
 };
 
@@ -168,6 +180,9 @@ static void maybe_round(og__durable_t *d);
 static void retry_fired(uv_timer_t *h);
 static void finish_close(og__durable_t *d);
 static void recount(og__durable_t *d);
+static void push_done(og__durable_t *d, struct chan *c, int64_t row,
+                      og__outcome_t outcome, uint64_t next_ms,
+                      const char *error);
 
 /* ---- channels ---------------------------------------------------------- */
 
@@ -189,7 +204,7 @@ static struct chan *chan_get(og__durable_t *d, const char *name)
 }
 
 static void q_push(struct chan *c, og_event_t *ev, int64_t row,
-                   uint32_t attempts)
+                   uint32_t attempts, uint32_t gen)
 {
     struct qitem *it;
 
@@ -208,6 +223,7 @@ static void q_push(struct chan *c, og_event_t *ev, int64_t row,
     it->ev = og__event_ref(ev);
     it->row = row;
     it->attempts = attempts;
+    it->consent_gen = gen;
     c->len++;
 }
 
@@ -283,6 +299,15 @@ static void dispatch(og__durable_t *d)
         while (c->len > 0 && inst != NULL && og__instance_can_take(inst)) {
             struct qitem it = q_pop(c);
 
+            /* A message whose consent was checked before a consent
+             * changed goes back to the store: its next claim checks
+             * again, so consent holds at send time. */
+            if (it.ev->purpose && it.consent_gen != d->consent_gen) {
+                push_done(d, c, it.row, OG__OUTCOME_RELEASE, og__now_ms(),
+                          NULL);
+                og__event_unref(it.ev);
+                continue;
+            }
             og__instance_deliver(inst, it.ev, it.row, it.attempts);
             og__event_unref(it.ev);
         }
@@ -449,6 +474,45 @@ void og__durable_result(og__durable_t *d, og_plugin_ctx_t *inst, og_event_t *ev,
 
 /* ---- rounds ------------------------------------------------------------ */
 
+/* A claimed row that is not delivered: a dead letter with the reason. */
+static void claim_bad(struct claim *cl, int64_t row, const char *why,
+                      int suppressed)
+{
+    cl->bad = og__xrealloc(cl->bad, (cl->nbad + 1) * sizeof(*cl->bad));
+    cl->suppressed = og__xrealloc(cl->suppressed, cl->nbad + 1);
+    cl->bad[cl->nbad].row = row;
+    cl->bad[cl->nbad].outcome = OG__OUTCOME_DEAD;
+    cl->bad[cl->nbad].next_ms = 0;
+    cl->bad[cl->nbad].error = og__xstrdup(why);
+    cl->suppressed[cl->nbad] = (unsigned char)suppressed;
+    cl->nbad++;
+}
+
+/* A message checks consent again before each attempt (its customer may
+ * have opted out since it was accepted). 1: it may go. */
+static int consent_ok(struct claim *cl, const og__outbox_row_t *r,
+                      og_event_t *ev)
+{
+    og__event_facts_t f;
+    og__store_t *s = cl->r->d->store;
+    char purpose[32], cust[72], why[256];
+    int allowed = 1;
+
+    if (og__event_facts(r->body, r->len, &f) != 0 || f.purpose == NULL ||
+        f.purpose_len >= sizeof(purpose))
+        return 1;
+    ev->purpose = 1;
+    snprintf(purpose, sizeof(purpose), "%.*s", (int)f.purpose_len, f.purpose);
+    snprintf(cust, sizeof(cust), "%.*s", f.customer ? (int)f.customer_len : 0,
+             f.customer ? f.customer : "");
+    if (s->ops->consent_allows(s, cust, purpose, r->channel, &cl->r->consent,
+                               &allowed, why, sizeof(why)) != OG_OK)
+        return 1; /* the commit after the claim reports the store */
+    if (!allowed)
+        claim_bad(cl, r->id, why, 1);
+    return allowed;
+}
+
 static void claim_row(void *data, const og__outbox_row_t *r)
 {
     struct claim *cl = data;
@@ -456,12 +520,11 @@ static void claim_row(void *data, const og__outbox_row_t *r)
     og_event_t *ev = og__event_restore(r->body, r->len, why, sizeof(why));
 
     if (ev == NULL) {
-        cl->bad = og__xrealloc(cl->bad, (cl->nbad + 1) * sizeof(*cl->bad));
-        cl->bad[cl->nbad].row = r->id;
-        cl->bad[cl->nbad].outcome = OG__OUTCOME_DEAD;
-        cl->bad[cl->nbad].next_ms = 0;
-        cl->bad[cl->nbad].error = og__xstrdup(why);
-        cl->nbad++;
+        claim_bad(cl, r->id, why, 0);
+        return;
+    }
+    if (!consent_ok(cl, r, ev)) {
+        og__event_unref(ev);
         return;
     }
     cl->got[cl->ngot].ev = ev;
@@ -493,19 +556,45 @@ static void dead_row(void *data, const og__outbox_row_t *r)
  * bytes; NULL when the event names no identity key and no customer. A key
  * that cannot be used (an impossible phone number) is left out and
  * logged, masked: the event itself is kept. */
+/* Copies n bytes as a string at *w (advanced). */
+static const char *put_cstr(char **w, const char *s, size_t n)
+{
+    char *d = *w;
+
+    memcpy(d, s, n);
+    d[n] = '\0';
+    *w += n + 1;
+    return d;
+}
+
+static int type_is(const og__event_facts_t *f, const char *t)
+{
+    return f->type_len == strlen(t) && memcmp(f->type, t, f->type_len) == 0;
+}
+
 static og__person_t *person_of(const struct sub *s)
 {
     og__event_facts_t f;
     og__person_t *p;
     og__idkey_t *keys;
-    size_t i, n = 0;
+    size_t i, n = 0, strs;
+    char *w;
+    const char **thread;
 
     if (og__event_facts(s->ev->data, s->ev->len, &f) != 0 ||
         (f.nids == 0 && f.customer == NULL))
         return NULL;
+    strs = (f.customer ? f.customer_len + 1 : 0) +
+           (f.conversation ? f.conversation_len + 1 : 0) +
+           (f.purpose ? f.purpose_len + 1 : 0) +
+           (f.message_key ? f.message_key_len + 1 : 0);
+    for (i = 0; i < f.nthread; i++)
+        strs += f.thread_len[i] + 1;
     p = og__xcalloc(1, sizeof(*p) + f.nids * sizeof(og__idkey_t) +
-                           (f.customer != NULL ? f.customer_len + 1 : 0));
+                           f.nthread * sizeof(char *) + strs);
     keys = (og__idkey_t *)(p + 1);
+    thread = (const char **)(keys + f.nids);
+    w = (char *)(thread + f.nthread);
     for (i = 0; i < f.nids; i++) {
         char why[200];
         og_err_t rc = og__idkey_normalize(&f.ids[i], s->ev->instance, s->region,
@@ -520,28 +609,33 @@ static og__person_t *person_of(const struct sub *s)
     }
     p->keys = keys;
     p->nkeys = n;
-    if (f.customer != NULL) {
-        char *c = (char *)(keys + f.nids);
-
-        memcpy(c, f.customer, f.customer_len);
-        c[f.customer_len] = '\0';
-        p->customer = c;
-    }
+    if (f.customer != NULL)
+        p->customer = put_cstr(&w, f.customer, f.customer_len);
+    if (f.conversation != NULL)
+        p->conversation = put_cstr(&w, f.conversation, f.conversation_len);
+    if (f.purpose != NULL)
+        p->purpose = put_cstr(&w, f.purpose, f.purpose_len);
+    if (f.message_key != NULL)
+        p->message_key = put_cstr(&w, f.message_key, f.message_key_len);
+    for (i = 0; i < f.nthread; i++)
+        thread[i] = put_cstr(&w, f.thread[i], f.thread_len[i]);
+    p->thread = thread;
+    p->nthread = f.nthread;
+    p->consent = f.consent;
+    p->consent_len = f.consent_len;
+    p->occurred = f.occurred;
+    p->inbound = type_is(&f, "message.received");
+    p->is_message = p->inbound || type_is(&f, "message.send") ||
+                    type_is(&f, "message.sent");
+    p->resolves = type_is(&f, "conversation.resolved");
     p->instance = s->ev->instance;
     p->traits = f.traits;
     p->traits_len = f.traits_len;
-    p->is_order = f.type_len == 12 && memcmp(f.type, "order.placed", 12) == 0;
+    p->is_order = type_is(&f, "order.placed");
     p->has_total = f.has_total;
     p->total_amount = f.total_amount;
     memcpy(p->currency, f.currency, sizeof(p->currency));
     return p;
-}
-
-static uint8_t *stamp_hook(void *data, const uint8_t *body, size_t len,
-                           const char *customer, size_t *outlen)
-{
-    (void)data;
-    return og__envelope_set_str(body, len, "customer", customer, outlen);
 }
 
 /* customer.merged / customer.split: the survivor as its customer, the
@@ -637,6 +731,8 @@ static int merged_hook(void *data, const og__merge_t *m, og__store_item_t *ev)
     ev->received_ms = m->at_ms;
     ev->targets = x->targets;
     ev->ntargets = nt;
+    snprintf(ev->customer, sizeof(ev->customer), "%s",
+             m->split ? m->merged : m->survivor);
     return 0;
 }
 
@@ -644,7 +740,7 @@ static void round_work(uv_work_t *w)
 {
     struct round *r = w->data;
     og__store_t *s = r->d->store;
-    og__store_hooks_t hooks = {r, stamp_hook, merged_hook};
+    og__store_hooks_t hooks = {r, og__stamp_hook, merged_hook, &r->consent};
     size_t i;
 
     for (i = 0; i < r->b.n; i++) {
@@ -705,6 +801,23 @@ static void round_work(uv_work_t *w)
             op->rc = s->ops->customer_get(s, op->has_key ? NULL : op->channel,
                                           op->has_key ? &op->key : NULL,
                                           &r->rules, &op->out);
+            break;
+        case OG__CUSTOMER_ERASE: {
+            char err[256] = "";
+
+            op->rc = s->ops->customer_erase(s, op->channel, r->now, &op->out,
+                                            &op->erased, err, sizeof(err));
+            if (op->rc != OG_OK) {
+                og__sbuf_free(&op->out);
+                og__sbuf_printf(&op->out, "%s", err);
+            }
+            break;
+        }
+        case OG__CONVERSATION_GET:
+        case OG__CONVERSATION_RESOLVE:
+            op->rc = s->ops->conversation(s, op->channel,
+                                          op->op == OG__CONVERSATION_RESOLVE,
+                                          r->now, &op->out);
             break;
         case OG__CUSTOMER_SPLIT: {
             char err[256] = "";
@@ -785,6 +898,16 @@ static void maybe_round(og__durable_t *d)
     r->vendor = og__xcalloc(r->b.n ? r->b.n : 1, sizeof(*r->vendor));
     r->names = og__xcalloc(r->b.nt ? r->b.nt : 1, sizeof(*r->names));
     r->persons = og__xcalloc(r->b.n ? r->b.n : 1, sizeof(*r->persons));
+    r->denied = og__xcalloc(r->b.nt ? r->b.nt : 1, 1);
+    r->consent.marketing_default = d->marketing_default;
+    if (d->nbypass > 0) {
+        char **b = og__xcalloc(d->nbypass + 1, sizeof(char *));
+
+        for (i = 0; i < d->nbypass; i++)
+            b[i] = og__xstrdup(d->bypass[i]);
+        r->consent.bypass = (const char *const *)b;
+        r->consent.nbypass = d->nbypass;
+    }
     r->router = d->router != NULL ? og__router_ref(d->router) : NULL;
     r->rules.dflt = d->trait_default;
     if (d->ntraits > 0) {
@@ -820,6 +943,7 @@ static void maybe_round(og__durable_t *d)
         it->ntargets = s->nt;
         it->held = r->b.held + s->t0;
         it->rows = r->rows + s->t0;
+        it->denied = r->denied + s->t0;
     }
     /* finished attempts */
     r->done = d->done;
@@ -844,6 +968,7 @@ static void maybe_round(og__durable_t *d)
             r->claims[i].name = c->name;
             r->claims[i].limit = chan_room(c);
             r->claims[i].rc = OG_ERR_IO; /* until it ran */
+            r->claims[i].r = r;
             c->claiming = 1;
             i++;
         }
@@ -894,6 +1019,14 @@ static void batch_committed(og__durable_t *d, struct round *r)
 {
     size_t i, t;
 
+    /* Messages checked in this round saw its consent changes: a new
+     * generation, so that only those queued before are checked again. */
+    for (i = 0; i < r->b.n; i++)
+        if (r->items[i].result == OG__ACCEPT_NEW && r->persons[i] != NULL &&
+            r->persons[i]->consent != NULL) {
+            d->consent_gen++;
+            break;
+        }
     if (r->b.n > 0 || r->ndone > 0)
         d->st.commits++;
     /* Events the store made wait there for their channels' claims. */
@@ -921,13 +1054,20 @@ static void batch_committed(og__durable_t *d, struct round *r)
                 c->reserved--;
             if (it->result != OG__ACCEPT_NEW)
                 continue;
+            if (it->denied[t]) { /* stored as a dead letter */
+                c->dead++;
+                c->suppressed++;
+                continue;
+            }
             c->waiting++;
             d->st.backlog++;
             if (held)
-                q_push(c, s->ev, it->rows[t], 0);
+                q_push(c, s->ev, it->rows[t], 0, d->consent_gen);
         }
         if (it->result == OG__ACCEPT_NEW) {
             d->st.events++;
+            if (r->persons[i] != NULL)
+                s->ev->purpose = r->persons[i]->purpose != NULL;
             /* Delivered as stored: with its customer. */
             if (it->stamped != NULL) {
                 og__event_replace_data(s->ev, it->stamped, it->stamped_len);
@@ -964,6 +1104,47 @@ static void batch_committed(og__durable_t *d, struct round *r)
         case OG__OUTCOME_RETRY: break;
         }
         free((char *)x->d.error);
+    }
+}
+
+/* 1 when the event names one of the customers in ids. */
+static int of_customers(const og_event_t *ev, char *const *ids)
+{
+    const char *c = NULL;
+    size_t i, n = 0;
+
+    if (og__event_get_str(ev, "customer", &c, &n) != OG_OK || c == NULL)
+        return 0;
+    for (i = 0; ids[i] != NULL; i++)
+        if (strlen(ids[i]) == n && memcmp(ids[i], c, n) == 0)
+            return 1;
+    return 0;
+}
+
+/* After an erasure: deliveries of the erased customers' events still held
+ * in memory are dropped (their rows are gone from the store); attempts
+ * already handed to a plugin cannot be called back. */
+static void drop_erased(og__durable_t *d, char *const *ids)
+{
+    struct chan *c;
+
+    for (c = d->chans; c != NULL; c = c->next) {
+        size_t n = c->len, k;
+
+        for (k = 0; k < n; k++) {
+            struct qitem it = q_pop(c);
+
+            if (!of_customers(it.ev, ids)) {
+                q_push(c, it.ev, it.row, it.attempts, it.consent_gen);
+                og__event_unref(it.ev); /* q_push took its own */
+                continue;
+            }
+            og__event_unref(it.ev);
+            if (c->waiting > 0)
+                c->waiting--;
+            if (d->st.backlog > 0)
+                d->st.backlog--;
+        }
     }
 }
 
@@ -1005,7 +1186,8 @@ static void round_after(uv_work_t *w, int status)
 
         c->claiming = 0;
         for (k = 0; k < cl->ngot; k++) {
-            q_push(c, cl->got[k].ev, cl->got[k].row, cl->got[k].attempts);
+            q_push(c, cl->got[k].ev, cl->got[k].row, cl->got[k].attempts,
+                   d->consent_gen);
             og__event_unref(cl->got[k].ev);
         }
         if (cl->rc == OG_OK) {
@@ -1018,17 +1200,21 @@ static void round_after(uv_work_t *w, int status)
              * letters now, with the reason */
             c->dead += cl->nbad;
             c->dead_new += cl->nbad;
+            for (k = 0; k < cl->nbad; k++)
+                c->suppressed += cl->suppressed[k];
             c->waiting -= cl->nbad < c->waiting ? cl->nbad : c->waiting;
             d->st.backlog -=
                 cl->nbad < d->st.backlog ? cl->nbad : d->st.backlog;
             for (k = 0; k < cl->nbad; k++)
-                og__log(OG_LOG_ERROR, c->name,
+                og__log(cl->suppressed[k] ? OG_LOG_NOTICE : OG_LOG_ERROR,
+                        c->name,
                         "outbox row %lld: %s; moved to the dead letters",
                         (long long)cl->bad[k].row, cl->bad[k].error);
         }
         for (k = 0; k < cl->nbad; k++)
             free((char *)cl->bad[k].error);
         free(cl->bad);
+        free(cl->suppressed);
         free(cl->got);
     }
     arm_retry_timer(d);
@@ -1043,6 +1229,11 @@ static void round_after(uv_work_t *w, int status)
     }
     while (r->ops != NULL) {
         struct op *op = r->ops;
+
+        if (op->erased != NULL) {
+            drop_erased(d, op->erased);
+            og__strv_free(op->erased);
+        }
 
         r->ops = op->next;
         op->cb(op->data, op->rc,
@@ -1062,6 +1253,8 @@ static void round_after(uv_work_t *w, int status)
     }
     free(r->made);
     free(r->persons);
+    free(r->denied);
+    og__strv_free((char **)r->consent.bypass);
     og__strv_free((char **)r->rules.names);
     free((void *)r->rules.rules);
     if (r->router != NULL)
@@ -1166,7 +1359,17 @@ void og__durable_configure(og__durable_t *d, const og__conf_t *conf)
     d->max_backlog = (uint64_t)conf->max_backlog;
     d->window_ms = conf->dedup_window_ms;
     d->st.max_backlog = d->max_backlog;
-    /* Trait rules (a round works on its own copy). */
+    /* Consent rules and trait rules (a round works on its own copy). */
+    d->marketing_default = conf->marketing_default;
+    og__strv_free(d->bypass);
+    d->bypass = NULL;
+    for (d->nbypass = 0;
+         conf->transactional_bypass && conf->transactional_bypass[d->nbypass];
+         d->nbypass++)
+        ;
+    d->bypass = og__xcalloc(d->nbypass + 1, sizeof(char *));
+    for (i = 0; i < d->nbypass; i++)
+        d->bypass[i] = og__xstrdup(conf->transactional_bypass[i]);
     og__strv_free(d->trait_names);
     free(d->trait_rules);
     d->ntraits = conf->ntraits;
@@ -1296,6 +1499,7 @@ void og__durable_free(og__durable_t *d)
     free(d->done);
     og__strv_free(d->trait_names);
     free(d->trait_rules);
+    og__strv_free(d->bypass);
     if (d->router != NULL)
         og__router_free(d->router);
     free(d);
@@ -1323,6 +1527,7 @@ void og__durable_foreach_channel(og__durable_t *d,
         st.dead = c->dead;
         st.retries = c->retries;
         st.dead_new = c->dead_new;
+        st.suppressed = c->suppressed;
         fn(data, &st);
     }
 }

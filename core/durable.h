@@ -84,6 +84,7 @@ typedef struct og__chan_stats_s {
     uint64_t dead;     /* dead letters */
     uint64_t retries;  /* attempts that will be retried */
     uint64_t dead_new; /* deliveries that became dead letters */
+    uint64_t suppressed; /* messages consent kept from the channel */
 } og__chan_stats_t;
 
 typedef struct og__durable_stats_s {
@@ -112,8 +113,11 @@ typedef enum og__dead_op_e {
     OG__DEAD_LIST,
     OG__DEAD_REQUEUE,
     OG__DEAD_PURGE,
-    OG__CUSTOMER_GET,  /* the profile of a customer, by id or key */
-    OG__CUSTOMER_SPLIT /* undo the merge that made a customer an alias */
+    OG__CUSTOMER_GET,   /* the profile of a customer, by id or key */
+    OG__CUSTOMER_SPLIT, /* undo the merge that made a customer an alias */
+    OG__CUSTOMER_ERASE, /* right to erasure */
+    OG__CONVERSATION_GET,
+    OG__CONVERSATION_RESOLVE
 } og__dead_op_t;
 
 typedef void (*og__admin_cb)(void *data, og_err_t rc, const char *json);

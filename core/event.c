@@ -615,6 +615,46 @@ static int check_ids(struct check *c, struct cur *cu, const struct item *v)
     return 0;
 }
 
+/* consent: {PURPOSE: {CHANNEL: bool}}, PURPOSE marketing or
+ * transactional, CHANNEL a channel instance or kind, or "*". */
+static int check_consent(struct check *c, struct cur *cu, uint32_t n)
+{
+    struct item k, v, ck, cv;
+    uint32_t i, j;
+
+    for (i = 0; i < n; i++) {
+        rd(cu, &k);
+        skip_rest(cu, &k);
+        rd(cu, &v);
+        if (!IS(&k, "marketing") && !IS(&k, "transactional")) {
+            skip_rest(cu, &v);
+            return refuse(c, OG__REFUSE_VALUE,
+                          "consent: purpose must be marketing or "
+                          "transactional");
+        }
+        if (v.t != T_MAP) {
+            skip_rest(cu, &v);
+            return refuse(c, OG__REFUSE_TYPE,
+                          "consent.%.*s must be a map of channel to boolean",
+                          (int)k.n, k.s);
+        }
+        for (j = 0; j < v.n; j++) {
+            rd_pair(cu, &ck, &cv);
+            if (ck.t != T_STR ||
+                !((ck.n == 1 && ck.s[0] == '*') || is_ident_n(ck.s, ck.n, 64)))
+                return refuse(c, OG__REFUSE_VALUE,
+                              "consent.%.*s: a channel must be 1-64 of a-z, "
+                              "0-9, '_', '-', '.' or \"*\"",
+                              (int)k.n, k.s);
+            if (cv.t != T_BOOL)
+                return refuse(c, OG__REFUSE_TYPE,
+                              "consent.%.*s.%.*s must be a boolean", (int)k.n,
+                              k.s, (int)ck.n, ck.s);
+        }
+    }
+    return 0;
+}
+
 static int check_entity(struct check *c, struct cur *cu, uint32_t n)
 {
     struct item k, x;
@@ -775,10 +815,13 @@ static int validate(struct check *c, const uint8_t *bytes, struct found *f,
             if (check_money(c, &cu, name, 0) != 0)
                 return -1;
         } else if (IS(&k, "consent")) {
-            skip_rest(&cu, &v);
-            if (v.t != T_MAP)
+            if (v.t != T_MAP) {
+                skip_rest(&cu, &v);
                 return refuse(c, OG__REFUSE_TYPE,
                               "field 'consent' must be a map");
+            }
+            if (check_consent(c, &cu, v.n) != 0)
+                return -1;
         } else {
             return refuse(c, OG__REFUSE_UNKNOWN,
                           "unknown field '%.*s' (custom data goes in props)",
@@ -1589,9 +1632,18 @@ int og__event_facts(const uint8_t *b, size_t len, og__event_facts_t *f)
         } else if (IS(&k, "customer") && v.t == T_STR) {
             f->customer = v.s;
             f->customer_len = v.n;
+        } else if (IS(&k, "conversation") && v.t == T_STR) {
+            f->conversation = v.s;
+            f->conversation_len = v.n;
+        } else if (IS(&k, "consent") && v.t == T_MAP) {
+            f->consent = b + v.start;
+            skip_rest(&cu, &v);
+            f->consent_len = cu.off - v.start;
         } else if (IS(&k, "type") && v.t == T_STR) {
             f->type = v.s;
             f->type_len = v.n;
+        } else if (IS(&k, "occurred") && v.t == T_UINT) {
+            f->occurred = v.u;
         } else if (IS(&k, "props") && v.t == T_MAP) {
             for (j = 0; j < v.n; j++) {
                 rd(&cu, &pk);
@@ -1604,6 +1656,30 @@ int og__event_facts(const uint8_t *b, size_t len, og__event_facts_t *f)
                 } else if (IS(&pk, "total") && pv.t == T_MAP) {
                     f->has_total =
                         rd_money(&cu, &pv, &f->total_amount, f->currency);
+                } else if (IS(&pk, "purpose") && pv.t == T_STR) {
+                    f->purpose = pv.s;
+                    f->purpose_len = pv.n;
+                } else if (IS(&pk, "message_key") && pv.t == T_STR) {
+                    f->message_key = pv.s;
+                    f->message_key_len = pv.n;
+                } else if (IS(&pk, "thread") && pv.t == T_STR) {
+                    f->thread[0] = pv.s;
+                    f->thread_len[0] = pv.n;
+                    f->nthread = 1;
+                } else if (IS(&pk, "thread") && pv.t == T_ARRAY) {
+                    uint32_t x;
+
+                    for (x = 0; x < pv.n; x++) {
+                        struct item e;
+
+                        rd(&cu, &e);
+                        skip_rest(&cu, &e);
+                        if (e.t == T_STR && e.n > 0 &&
+                            f->nthread < OG__MAX_THREAD_KEYS) {
+                            f->thread[f->nthread] = e.s;
+                            f->thread_len[f->nthread++] = e.n;
+                        }
+                    }
                 } else {
                     skip_rest(&cu, &pv);
                 }
@@ -1659,4 +1735,21 @@ uint8_t *og__envelope_set_str(const uint8_t *b, size_t len, const char *key,
         *outlen = hw.n + body;
     }
     return w.p;
+}
+
+uint8_t *og__stamp_hook(void *data, const uint8_t *body, size_t len,
+                        const char *customer, const char *conversation,
+                        size_t *outlen)
+{
+    uint8_t *b = og__envelope_set_str(body, len, "customer", customer, outlen);
+
+    (void)data;
+    if (b != NULL && conversation != NULL) {
+        uint8_t *c = og__envelope_set_str(b, *outlen, "conversation",
+                                          conversation, outlen);
+
+        free(b);
+        b = c;
+    }
+    return b;
 }

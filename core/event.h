@@ -28,6 +28,7 @@ struct og_event_s {
     const char *vendor_id; /* source.vendor_id inside data, or NULL */
     uint32_t vendor_len;
     uint8_t *own; /* data when replaced (og__event_replace_data) */
+    int purpose;  /* a message with a purpose: consent applies */
     int parsed;   /* root below is valid */
     msgpack_zone zone;
     msgpack_object root;
@@ -127,7 +128,8 @@ void og__builder_destroy(og_event_builder_t *b);
 
 /* ---- what the customer store reads of a stored envelope (any thread) -- */
 
-#define OG__MAX_IDKEYS 32 /* the envelope's bound on "ids" */
+#define OG__MAX_IDKEYS 32      /* the envelope's bound on "ids" */
+#define OG__MAX_THREAD_KEYS 16 /* props.thread keys looked at */
 
 /* One identity key as the envelope carries it (pointers into the bytes). */
 typedef struct og__raw_idkey_s {
@@ -148,6 +150,22 @@ typedef struct og__event_facts_s {
     int has_total; /* props.total is money */
     int64_t total_amount;
     char currency[4];
+    const uint8_t *consent; /* "consent": a map's MessagePack bytes */
+    size_t consent_len;
+    const char *conversation; /* "conversation" when the event names one */
+    uint32_t conversation_len;
+    const char *purpose; /* props.purpose: "marketing", "transactional" */
+    uint32_t purpose_len;
+    /* props.thread (a string or an array of strings): channel-native keys
+     * of the thread the message belongs to (a social thread id, the
+     * In-Reply-To and References of an email); props.message_key: the
+     * message's own native key, which later replies will name. */
+    const char *thread[OG__MAX_THREAD_KEYS];
+    uint32_t thread_len[OG__MAX_THREAD_KEYS];
+    size_t nthread;
+    const char *message_key;
+    uint32_t message_key_len;
+    uint64_t occurred; /* "occurred", 0 when absent */
 } og__event_facts_t;
 
 /* Reads the facts of a stamped envelope; -1 when it is not one map. */
@@ -158,5 +176,11 @@ int og__event_facts(const uint8_t *b, size_t len, og__event_facts_t *f);
  * NULL when b is not one map. */
 uint8_t *og__envelope_set_str(const uint8_t *b, size_t len, const char *key,
                               const char *value, size_t *outlen);
+
+/* og__store_hooks_t.stamp: the envelope with "customer" (and
+ * "conversation" when not NULL) set; data is not used. */
+uint8_t *og__stamp_hook(void *data, const uint8_t *body, size_t len,
+                        const char *customer, const char *conversation,
+                        size_t *outlen);
 
 #endif /* OG_CORE_EVENT_H */

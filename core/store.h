@@ -50,7 +50,29 @@ typedef struct og__person_s {
     int has_total;
     int64_t total_amount;
     char currency[4];
+    const uint8_t *consent; /* the envelope's "consent" map, or NULL */
+    size_t consent_len;
+    uint64_t occurred;   /* when it happened (consent time), 0: unknown */
+    const char *purpose; /* a message's props.purpose, or NULL */
+    /* Conversations (message.* events): the event's own conversation,
+     * the native thread keys it names and its own native key. */
+    int is_message; /* message.received, message.send, message.sent */
+    int inbound;    /* message.received: reopens a resolved conversation */
+    int resolves;   /* conversation.resolved */
+    const char *conversation;
+    const char *const *thread;
+    size_t nthread;
+    const char *message_key;
 } og__person_t;
+
+/* When a message may be sent (docs/customers.md, Consent). */
+typedef struct og__consent_rules_s {
+    int marketing_default; /* 1: allowed without a statement */
+    /* Channels (instances, kinds, or "*") where a transactional message
+     * is sent despite a marketing opt-out. */
+    const char *const *bypass;
+    size_t nbypass;
+} og__consent_rules_t;
 
 /* One event to accept, and what became of it. */
 typedef struct og__store_item_s {
@@ -75,8 +97,13 @@ typedef struct og__store_item_s {
      * (from hooks->stamp, freed by the caller; NULL when unchanged). */
     const og__person_t *person;
     char customer[40];
+    char conversation[72];
     uint8_t *stamped;
     size_t stamped_len;
+    /* Per target (caller's array of ntargets, may be NULL): set to 1 when
+     * consent forbids the message on that channel; the row is then
+     * stored as a dead letter with the reason, not delivered. */
+    unsigned char *denied;
 } og__store_item_t;
 
 /* A merge of two customers, as the customer.merged event tells it. */
@@ -92,13 +119,16 @@ typedef struct og__merge_s {
  * the thread running the commit. */
 typedef struct og__store_hooks_s {
     void *data;
-    /* The envelope body with its "customer" set: malloc'd, or NULL. */
+    /* The envelope body with "customer" (and "conversation" when not
+     * NULL) set: malloc'd, or NULL. */
     uint8_t *(*stamp)(void *data, const uint8_t *body, size_t len,
-                      const char *customer, size_t *outlen);
+                      const char *customer, const char *conversation,
+                      size_t *outlen);
     /* Builds the event telling of m: fills ev's event_id, body, len,
      * received_ms and targets (memory owned by the hook until the round
      * ends). Returns 0, or -1 to record the merge without an event. */
     int (*merged)(void *data, const og__merge_t *m, og__store_item_t *ev);
+    const og__consent_rules_t *consent; /* NULL: no consent checks */
 } og__store_hooks_t;
 
 /* How a trait of two merged profiles is chosen (docs/customers.md). */
@@ -201,6 +231,25 @@ struct og__store_ops {
     og_err_t (*customer_split)(og__store_t *s, const char *id, uint64_t now_ms,
                                const og__store_hooks_t *hooks, og__sbuf_t *out,
                                char *err, size_t errlen);
+    /* Erases customer id and its aliases (right to erasure): profile,
+     * identities, consents, conversations, stored events and their
+     * deliveries (pending ones included), merge records; keeps an audit
+     * row without personal data; deleted content is overwritten and the
+     * WAL truncated. out gets the JSON answer; erased (may be NULL) gets
+     * the erased customer ids, NULL-terminated, malloc'd. */
+    og_err_t (*customer_erase)(og__store_t *s, const char *id, uint64_t now_ms,
+                               og__sbuf_t *out, char ***erased, char *err,
+                               size_t errlen);
+    /* 1 when the message event (customer, purpose) may go to channel,
+     * 0 (reason in why) when consent forbids it. */
+    og_err_t (*consent_allows)(og__store_t *s, const char *customer,
+                               const char *purpose, const char *channel,
+                               const og__consent_rules_t *rules, int *allowed,
+                               char *why, size_t whylen);
+    /* A conversation as JSON; OG_ERR_NOT_FOUND when there is none. With
+     * resolve, it is marked resolved first. */
+    og_err_t (*conversation)(og__store_t *s, const char *id, int resolve,
+                             uint64_t now_ms, og__sbuf_t *out);
 };
 
 struct og__store_s {

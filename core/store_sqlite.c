@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "customers_sqlite.h"
+#include "sqlite_ckpt.h"
 #include "store.h"
 #include "util.h"
 
@@ -64,7 +65,7 @@ static const char *const migrations[] = {
     "  kind TEXT NOT NULL, scope TEXT NOT NULL, value TEXT NOT NULL,"
     "  customer TEXT NOT NULL," /* always a canonical customer */
     "  verified INTEGER NOT NULL,"
-    "  first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL,"
+    "  first_ms INTEGER NOT NULL,"
     "  PRIMARY KEY (kind, scope, value)"
     ") STRICT, WITHOUT ROWID;"
     "CREATE INDEX identities_customer ON identities (customer);"
@@ -76,8 +77,8 @@ static const char *const migrations[] = {
     ") STRICT, WITHOUT ROWID;"
     "CREATE TABLE customer_channels ("
     "  customer TEXT NOT NULL, channel TEXT NOT NULL,"
-    "  first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL,"
-    "  events INTEGER NOT NULL,"
+    "  first_ms INTEGER NOT NULL," /* last_ms moves in steps of 1 min */
+    "  last_ms INTEGER NOT NULL,"
     "  PRIMARY KEY (customer, channel)"
     ") STRICT, WITHOUT ROWID;"
     "CREATE TABLE revenue ("
@@ -98,7 +99,44 @@ static const char *const migrations[] = {
     "  merge_id INTEGER NOT NULL,"
     "  kind TEXT NOT NULL, scope TEXT NOT NULL, value TEXT NOT NULL"
     ") STRICT;"
-    "CREATE INDEX merge_keys_merge ON merge_keys (merge_id);",
+    "CREATE INDEX merge_keys_merge ON merge_keys (merge_id);"
+    "CREATE TABLE merge_conversations ("
+    "  merge_id INTEGER NOT NULL, conversation TEXT NOT NULL"
+    ") STRICT;"
+    "CREATE INDEX merge_conversations_merge ON merge_conversations"
+    "  (merge_id);"
+    /* consent statements: the latest per purpose and channel */
+    "CREATE TABLE consents ("
+    "  customer TEXT NOT NULL, purpose TEXT NOT NULL, channel TEXT NOT NULL,"
+    "  granted INTEGER NOT NULL, source TEXT NOT NULL, at_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY (customer, purpose, channel)"
+    ") STRICT, WITHOUT ROWID;"
+    /* conversations and the channel-native thread keys that find them */
+    "CREATE TABLE conversations ("
+    "  id TEXT PRIMARY KEY, customer TEXT NOT NULL,"
+    "  state INTEGER NOT NULL," /* 0 open, 1 resolved */
+    "  opened_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,"
+    "  resolved_ms INTEGER, last_channel TEXT NOT NULL,"
+    "  messages INTEGER NOT NULL DEFAULT 0"
+    ") STRICT;"
+    "CREATE INDEX conversations_customer ON conversations (customer,"
+    "  updated_ms);"
+    "CREATE TABLE thread_keys ("
+    "  channel TEXT NOT NULL, key TEXT NOT NULL, conversation TEXT NOT NULL,"
+    "  PRIMARY KEY (channel, key)"
+    ") STRICT, WITHOUT ROWID;"
+    "CREATE INDEX thread_keys_conversation ON thread_keys (conversation);"
+    /* the customer of each stored event, for erasure */
+    "ALTER TABLE events ADD COLUMN customer TEXT;"
+    "CREATE INDEX events_customer ON events (customer)"
+    "  WHERE customer IS NOT NULL;"
+    /* erasures done: no personal data, only what was removed */
+    "CREATE TABLE erasures ("
+    "  id INTEGER PRIMARY KEY, customer TEXT NOT NULL, at_ms INTEGER NOT NULL,"
+    "  customers INTEGER NOT NULL, identities INTEGER NOT NULL,"
+    "  events INTEGER NOT NULL, deliveries INTEGER NOT NULL,"
+    "  conversations INTEGER NOT NULL"
+    ") STRICT;",
 };
 
 struct sqlite_store {
@@ -106,12 +144,13 @@ struct sqlite_store {
     sqlite3 *db;
     uint64_t window_ms;
     sqlite3_stmt *by_id, *by_vendor, *ins_event, *ins_outbox, *del_old;
-    sqlite3_stmt *del_rows;
+    sqlite3_stmt *del_rows, *ins_dead;
     sqlite3_stmt *begin, *commit, *rollback; /* prepared once: a commit
                                               * round runs them per fsync */
     sqlite3_stmt *claim_sel, *claim_hold, *claim_next;
     sqlite3_stmt *done[4]; /* per og__outcome_t */
     og__custdb_t *cust;
+    og__ckpt_t *ckpt; /* checkpoints off the commit path */
 };
 
 static void sq_close(og__store_t *s)
@@ -124,6 +163,7 @@ static void sq_close(og__store_t *s)
     sqlite3_finalize(q->ins_outbox);
     sqlite3_finalize(q->del_old);
     sqlite3_finalize(q->del_rows);
+    sqlite3_finalize(q->ins_dead);
     sqlite3_finalize(q->begin);
     sqlite3_finalize(q->commit);
     sqlite3_finalize(q->rollback);
@@ -133,6 +173,7 @@ static void sq_close(og__store_t *s)
     og__custdb_free(q->cust);
     for (size_t i = 0; i < OG__ARRAY_SIZE(q->done); i++)
         sqlite3_finalize(q->done[i]);
+    og__ckpt_stop(q->ckpt);
     sqlite3_close(q->db);
     free(q);
 }
@@ -186,13 +227,45 @@ static int tx(sqlite3_stmt *st)
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-/* Inserts the outbox rows of it, a new event just inserted. */
-static int insert_rows(struct sqlite_store *q, og__store_item_t *it)
+/* Inserts the outbox rows of it, a new event just inserted. A message
+ * that consent forbids on a target gets its row as a dead letter with
+ * the reason instead. */
+static int insert_rows(struct sqlite_store *q, og__store_item_t *it,
+                       const og__store_hooks_t *h)
 {
+    const char *purpose = it->person != NULL ? it->person->purpose : NULL;
     size_t t;
     int rc;
 
     for (t = 0; t < it->ntargets; t++) {
+        if (purpose != NULL && h != NULL && h->consent != NULL) {
+            char why[256];
+            int allowed = 1;
+
+            rc = og__custdb_consent(q->cust, it->customer, purpose,
+                                    it->targets[t], h->consent, &allowed, why,
+                                    sizeof(why));
+            if (rc != SQLITE_OK)
+                return rc;
+            if (!allowed) {
+                sqlite3_stmt *st = q->ins_dead;
+
+                sqlite3_bind_text(st, 1, it->event_id, -1, SQLITE_STATIC);
+                sqlite3_bind_text(st, 2, it->targets[t], -1, SQLITE_STATIC);
+                sqlite3_bind_int64(st, 3, (sqlite3_int64)it->received_ms);
+                sqlite3_bind_text(st, 4, why, -1, SQLITE_TRANSIENT);
+                rc = sqlite3_step(st);
+                sqlite3_reset(st);
+                sqlite3_clear_bindings(st);
+                if (rc != SQLITE_DONE)
+                    return rc;
+                if (it->denied != NULL)
+                    it->denied[t] = 1;
+                if (it->rows != NULL)
+                    it->rows[t] = sqlite3_last_insert_rowid(q->db);
+                continue;
+            }
+        }
         sqlite3_bind_text(q->ins_outbox, 1, it->event_id, -1, SQLITE_STATIC);
         sqlite3_bind_text(q->ins_outbox, 2, it->targets[t], -1, SQLITE_STATIC);
         sqlite3_bind_int64(q->ins_outbox, 3, (sqlite3_int64)it->received_ms);
@@ -223,6 +296,8 @@ static int insert_event(struct sqlite_store *q, const og__store_item_t *it)
         sqlite3_bind_null(q->ins_event, 2);
     sqlite3_bind_int64(q->ins_event, 3, (sqlite3_int64)it->content_hash);
     sqlite3_bind_int64(q->ins_event, 4, (sqlite3_int64)it->received_ms);
+    if (it->customer[0] != '\0')
+        sqlite3_bind_text(q->ins_event, 6, it->customer, -1, SQLITE_STATIC);
     if (it->stamped != NULL)
         sqlite3_bind_blob(q->ins_event, 5, it->stamped, (int)it->stamped_len,
                           SQLITE_STATIC);
@@ -241,7 +316,7 @@ static int insert_made(void *ctx, og__store_item_t *ev)
     struct sqlite_store *q = ctx;
     int rc = insert_event(q, ev);
 
-    return rc == SQLITE_OK ? insert_rows(q, ev) : rc;
+    return rc == SQLITE_OK ? insert_rows(q, ev, NULL) : rc;
 }
 
 static og_err_t sq_commit(og__store_t *s, og__store_item_t *items, size_t n,
@@ -340,7 +415,7 @@ static og_err_t sq_commit(og__store_t *s, og__store_item_t *items, size_t n,
         if (rc != SQLITE_OK)
             goto fail;
         og__crashpoint("event-inserted");
-        if ((rc = insert_rows(q, it)) != SQLITE_OK)
+        if ((rc = insert_rows(q, it, hooks)) != SQLITE_OK)
             goto fail;
     }
     if (n > 0)
@@ -584,6 +659,76 @@ static og_err_t sq_customer_split(og__store_t *s, const char *id,
     return rc;
 }
 
+static og_err_t sq_customer_erase(og__store_t *s, const char *id,
+                                  uint64_t now_ms, og__sbuf_t *out,
+                                  char ***erased, char *err, size_t errlen)
+{
+    struct sqlite_store *q = (struct sqlite_store *)s;
+    og_err_t rc;
+
+    /* Deleted content is overwritten while this runs, and the WAL,
+     * which holds the old pages, is emptied after it. */
+    sqlite3_exec(q->db, "PRAGMA secure_delete = ON", NULL, NULL, NULL);
+    if (tx(q->begin) != SQLITE_OK) {
+        snprintf(err, errlen, "store: %s", sqlite3_errmsg(q->db));
+        rc = OG_ERR_IO;
+        goto out;
+    }
+    rc = og__custdb_erase(q->cust, id, now_ms, out, erased, err, errlen);
+    if (rc == OG_OK && tx(q->commit) != SQLITE_OK) {
+        snprintf(err, errlen, "store: %s", sqlite3_errmsg(q->db));
+        rc = OG_ERR_IO;
+    }
+    if (rc != OG_OK) {
+        tx(q->rollback);
+        if (erased != NULL && *erased != NULL) {
+            og__strv_free(*erased);
+            *erased = NULL;
+        }
+    } else if (sqlite3_wal_checkpoint_v2(q->db, NULL,
+                                         SQLITE_CHECKPOINT_TRUNCATE, NULL,
+                                         NULL) != SQLITE_OK) {
+        /* Committed: only the old pages may still sit in the WAL until
+         * the next checkpoint. */
+        snprintf(err, errlen, "store: checkpoint after erasure: %s",
+                 sqlite3_errmsg(q->db));
+    }
+out:
+    sqlite3_exec(q->db, "PRAGMA secure_delete = OFF", NULL, NULL, NULL);
+    return rc;
+}
+
+static og_err_t sq_consent_allows(og__store_t *s, const char *customer,
+                                  const char *purpose, const char *channel,
+                                  const og__consent_rules_t *rules,
+                                  int *allowed, char *why, size_t whylen)
+{
+    struct sqlite_store *q = (struct sqlite_store *)s;
+
+    return og__custdb_consent(q->cust, customer ? customer : "", purpose,
+                              channel, rules, allowed, why, whylen) == SQLITE_OK
+               ? OG_OK
+               : OG_ERR_IO;
+}
+
+static og_err_t sq_conversation(og__store_t *s, const char *id, int resolve,
+                                uint64_t now_ms, og__sbuf_t *out)
+{
+    struct sqlite_store *q = (struct sqlite_store *)s;
+    og_err_t rc;
+
+    if (resolve && tx(q->begin) != SQLITE_OK)
+        return OG_ERR_IO;
+    rc = og__custdb_conversation(q->cust, id, resolve, now_ms, out);
+    if (resolve) {
+        if (rc == OG_OK && tx(q->commit) != SQLITE_OK)
+            rc = OG_ERR_IO;
+        if (rc != OG_OK)
+            tx(q->rollback);
+    }
+    return rc;
+}
+
 static const struct og__store_ops sqlite_ops = {
     .name = "sqlite",
     .close = sq_close,
@@ -598,6 +743,9 @@ static const struct og__store_ops sqlite_ops = {
     .dead_purge = sq_dead_purge,
     .customer_get = sq_customer_get,
     .customer_split = sq_customer_split,
+    .customer_erase = sq_customer_erase,
+    .consent_allows = sq_consent_allows,
+    .conversation = sq_conversation,
 };
 
 /* Runs the migrations the database lacks, each in its own transaction. */
@@ -705,6 +853,7 @@ og__store_t *og__store_open_sqlite(const og__store_opts_t *opts, char *err,
         snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(q->db));
         goto fail;
     }
+    q->ckpt = og__ckpt_start(q->db, path, sync);
     if (migrate(q->db, path, err, errlen) != 0)
         goto fail;
     if (sqlite3_prepare_v2(q->db,
@@ -718,8 +867,8 @@ og__store_t *og__store_open_sqlite(const og__store_opts_t *opts, char *err,
                            -1, &q->by_vendor, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(q->db,
                            "INSERT INTO events (id, vendor_key, "
-                           "content_hash, received_ms, body) VALUES (?1, ?2, "
-                           "?3, ?4, ?5)",
+                           "content_hash, received_ms, body, customer) "
+                           "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                            -1, &q->ins_event, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(q->db,
                            "INSERT INTO outbox (event_id, channel, next_ms, "
@@ -746,6 +895,10 @@ og__store_t *og__store_open_sqlite(const og__store_opts_t *opts, char *err,
                            -1, &q->claim_next, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(q->db, "DELETE FROM outbox WHERE event_id = ?1", -1,
                            &q->del_rows, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(q->db,
+                           "INSERT INTO outbox (event_id, channel, next_ms, "
+                           "state, last_error) VALUES (?1, ?2, ?3, 2, ?4)",
+                           -1, &q->ins_dead, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(
             q->db,
             "DELETE FROM outbox WHERE id BETWEEN ?1 AND ?2 AND state = 0", -1,

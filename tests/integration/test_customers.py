@@ -124,25 +124,34 @@ def key(kind, value, verified=False):
     return {"kind": kind, "value": value, "verified": verified}
 
 
-def send(d, etype, ids=(), props=None, conn=None):
-    """One event through the webhook ingress; returns its id (asserts 202)."""
+def post_envelope(d, ev, path="/hook", conn=None):
+    """POSTs one envelope (given a fresh id) to a webhook ingress; returns
+    (status, body)."""
     seq[0] += 1
-    ev = {"v": 1, "type": etype, "id": "cust-%d-%d" % (os.getpid(), seq[0])}
-    if ids:
-        ev["ids"] = list(ids)
-    if props:
-        ev["props"] = props
+    ev.setdefault("v", 1)
+    ev["id"] = "cust-%d-%d" % (os.getpid(), seq[0])
     own = conn is None
     if own:
         conn = http.client.HTTPConnection("127.0.0.1", d.pub, timeout=10)
-    conn.request("POST", "/hook", body=mp_pack(ev),
+    conn.request("POST", path, body=mp_pack(ev),
                  headers={"Authorization": "Bearer " + td.TOKEN,
                           "Content-Type": "application/msgpack"})
     r = conn.getresponse()
     body = r.read().decode()
     if own:
         conn.close()
-    check(r.status == 202, "%s accepted: %d %s" % (etype, r.status, body))
+    return r.status, body
+
+
+def send(d, etype, ids=(), props=None, conn=None, path="/hook"):
+    """One event through the webhook ingress; returns its id (asserts 202)."""
+    ev = {"type": etype}
+    if ids:
+        ev["ids"] = list(ids)
+    if props:
+        ev["props"] = props
+    st, body = post_envelope(d, ev, path, conn)
+    check(st == 202, "%s accepted: %d %s" % (etype, st, body))
     return ev["id"]
 
 
@@ -295,8 +304,12 @@ def test_resolution_table():
               "revenue per currency: %s" % p.get("revenue"))
         check(p.get("first_channel") == "hook" and "hook" in p["channels"],
               "first touch and channels seen: %s" % p.get("channels"))
-        check(p["channels"]["hook"]["events"] >= 5,
-              "events counted over the customer and its aliases")
+        ch = p["channels"]["hook"]
+        check(ch["first_seen"] <= ch["last_seen"] and
+              ch["first_seen"] == min(x["first_seen"] for x in
+                                      p["identities"]),
+              "first and last seen over the customer and its aliases: %s"
+              % ch)
 
         # Admin errors.
         st, body = d.admin("GET", "/v1/customers/nobody")
@@ -450,8 +463,262 @@ def test_merge_race():
         d.cleanup()
 
 
+def dead_letters(d, channel):
+    st, body = d.admin("GET", "/v1/dead-letters?channel=" + channel)
+    return json.loads(body)["dead_letters"] if st == 200 else []
+
+
+def files_of(out):
+    return [n for n in os.listdir(out) if n.endswith(".msgpack")]
+
+
+def ids_in(out):
+    return {mp_unpack(open(os.path.join(out, n), "rb").read())[0]["id"]
+            for n in files_of(out)}
+
+
+def consent_tree(name):
+    d = td.Daemon(name)
+    outs = {}
+    for ch in ("email", "sms", "late"):
+        outs[ch] = os.path.join(d.root, ch + "-out")
+        os.makedirs(outs[ch])
+    d.main_conf("[consent]\ntransactional_bypass = sms\n")
+    d.channel("hook", "webhook", "token = %s\n" % td.TOKEN)
+    d.channel("email", "dropdir", "outbox = %s\n" % outs["email"])
+    d.channel("sms", "dropdir", "outbox = %s\n" % outs["sms"])
+    d.channel("late", "init_fail", "token = x\n")  # down at first
+    d.write("conf/routes.d/all.conf",
+            "[route msgs]\nmatch = message.*\nfrom = hook\n"
+            "to = email, sms, late\n")
+    return d, outs
+
+
+def test_consent():
+    print("consent checked at send time", flush=True)
+    d, outs = consent_tree("consent")
+    try:
+        d.start()
+        me = [key("user", "cs-1", True)]
+        send(d, "customer.identified", me)
+
+        def msg(purpose):
+            return send(d, "message.send", me, {"purpose": purpose,
+                                                "text": "hi"})
+
+        def consent(c, occurred=None):
+            ev = {"type": "consent.changed", "consent": c, "ids": me}
+            if occurred:
+                ev["occurred"] = occurred
+            return post_envelope(d, ev)
+
+        def where(mid):
+            time.sleep(0.3)
+            return {ch: mid in ids_in(out) for ch, out in outs.items()
+                    if ch != "late"}
+
+        m1 = msg("marketing")
+        check(where(m1) == {"email": False, "sms": False},
+              "marketing without consent goes nowhere")
+        dl = [x for x in dead_letters(d, "email") if x["event_id"] == m1]
+        check(len(dl) == 1 and "no marketing consent for 'email'" in
+              dl[0]["error"], "kept as a dead letter with the reason: %s" % dl)
+        check(consent({"marketing": {"email": True}})[0] == 202,
+              "consent.changed accepted")
+        m2 = msg("marketing")
+        check(where(m2) == {"email": True, "sms": False},
+              "marketing consent for email only: %s" % where(m2))
+        check(consent({"marketing": {"*": False}})[0] == 202, "opt-out")
+        m3 = msg("marketing")
+        check(where(m3) == {"email": False, "sms": False},
+              "a newer opt-out of everything wins over the email opt-in")
+        dl = [x for x in dead_letters(d, "email") if x["event_id"] == m3]
+        check(dl and "refused marketing on '*'" in dl[0]["error"],
+              "reason names the statement: %s" % dl)
+        t1 = msg("transactional")
+        check(where(t1) == {"email": False, "sms": True},
+              "transactional bypasses the marketing opt-out only where "
+              "configured (sms): %s" % where(t1))
+        # an older statement arriving late changes nothing
+        check(consent({"marketing": {"email": True}}, occurred=1000)[0] == 202,
+              "late statement accepted")
+        m4 = msg("marketing")
+        check(where(m4) == {"email": False, "sms": False},
+              "a statement older than the opt-out does not undo it")
+        check(consent({"marketing": {"email": True}})[0] == 202, "re-opt-in")
+        m5 = msg("marketing")
+        check(where(m5) == {"email": True, "sms": False},
+              "a newer email opt-in wins over the older global opt-out")
+        # bad consent statements are refused at the edge
+        st, body = consent({"marketing": {"email": "yes"}})
+        check(st == 400, "a consent value that is not a boolean: 400 %s" % st)
+        st, body = consent({"newsletter": {"email": True}})
+        check(st == 400, "an unknown purpose: 400")
+
+        # At send time: two customers allowed on 'late' while it is down;
+        # one revokes before it comes back.
+        a = [key("user", "cs-a", True)]
+        b = [key("user", "cs-b", True)]
+        for who_ in (a, b):
+            me[:] = who_
+            consent({"marketing": {"late": True}})
+        me[:] = a
+        la = msg("marketing")
+        me[:] = b
+        lb = msg("marketing")
+        c = td.chan(d, "late")
+        check(c["queued"] >= 2, "both wait in memory for 'late': %s" % c)
+        me[:] = a
+        consent({"marketing": {"late": False}})
+        d.channel("late", "dropdir", "outbox = %s\n" % outs["late"])
+        d.proc.send_signal(td.signal.SIGHUP)
+        check(td.wait_for(lambda: lb in ids_in(outs["late"]), 15),
+              "the customer who kept consent gets the message")
+        time.sleep(0.5)
+        check(la not in ids_in(outs["late"]),
+              "the customer who revoked while it waited does not")
+        dl = [x for x in dead_letters(d, "late") if x["event_id"] == la]
+        check(len(dl) == 1 and "refused marketing on 'late'" in dl[0]["error"],
+              "checked again at send time: %s" % dl)
+        st, body = d.admin("GET", "/metrics")
+        for ch in ("email", "late"):
+            n = len([x for x in dead_letters(d, ch)
+                     if x["error"].startswith("suppressed")])
+            line = 'omnigate_consent_suppressed_total{channel="%s"} %d' % (
+                ch, n)
+            check(n > 0 and line in body,
+                  "suppressions counted per channel: %s" % line)
+        check(d.stop() == 0, "clean stop")
+    finally:
+        d.cleanup()
+
+
+def scan(d, needles):
+    """Which needles occur in the database files."""
+    found = set()
+    for n in ("state.db", "state.db-wal"):
+        path = os.path.join(d.state, n)
+        if os.path.exists(path):
+            data = open(path, "rb").read()
+            found |= {x for x in needles if x.encode() in data}
+    return found
+
+
+def test_erasure():
+    print("erasure", flush=True)
+    d, out = tree("erase")
+    later = os.path.join(d.root, "later-out")
+    os.makedirs(later)
+    d.channel("later", "init_fail", "token = x\n")
+    d.write("conf/routes.d/all.conf",
+            "[route all]\nmatch = *\nfrom = hook\nto = sink, later\n")
+    canaries = ["canary-mail-5521@example.org", "CanaryName-88213",
+                "canary-alias-6612", "canary-thread-7713",
+                "canary-text-9914"]
+    keep = "keepme-canary-4415@example.org"
+    try:
+        d.start()
+        send(d, "customer.identified",
+             [key("user", "er-1", True), key("email", canaries[0], True)],
+             {"traits": {"name": canaries[1]}})
+        send(d, "page.viewed", [key("loyalty", canaries[2], True)])
+        send(d, "page.viewed", [key("user", "er-1", True),
+                                key("loyalty", canaries[2], True)])  # merge
+        send(d, "message.received", [key("user", "er-1", True)],
+             {"thread": canaries[3], "text": canaries[4]})
+        send(d, "customer.identified", [key("email", keep, True)])
+        cid = cust_of(d, kind="user", value="er-1")
+        check(len(profile(d, cid)[1]["aliases"]) == 1, "one alias")
+        check(td.chan(d, "later")["waiting"] >= 5, "deliveries pending")
+        check(d.stop() == 0, "stop")  # the WAL checkpointed into the file
+        d.start()
+        check(scan(d, canaries + [keep]) == set(canaries + [keep]),
+              "the scan finds every canary before the erasure")
+        st, body = d.admin("POST", "/v1/customers/%s/erase" % cid)
+        check(st == 200, "erase answered 200: %s" % body)
+        r = json.loads(body)
+        check(r["customers"] == 2 and r["identities"] == 3 and
+              r["events"] >= 4 and r["conversations"] == 1,
+              "counts of what was erased: %s" % r)
+        check(profile(d, cid)[0] == 404 and
+              cust_of(d, kind="email", value=canaries[0]) is None,
+              "the customer is gone, by id and by key")
+        check(td.wait_for(lambda: td.chan(d, "later")["waiting"] == 1),
+              "pending deliveries of the erased customer are gone "
+              "(only the other customer's remains): %s" % td.chan(d, "later"))
+        found = scan(d, canaries + [keep])
+        check(found == {keep}, "no canary left in the database files "
+              "(the other customer's stays): %s" % sorted(found))
+        check(d.stop() == 0, "stop")
+        import sqlite3
+        db = sqlite3.connect(os.path.join(d.state, "state.db"))
+        rows = db.execute("SELECT customer, customers, identities FROM "
+                          "erasures").fetchall()
+        db.close()
+        check(rows == [(cid, 2, 3)], "an audit row without personal data: %s"
+              % rows)
+        check(scan(d, canaries) == set(), "still none after the stop")
+    finally:
+        d.cleanup()
+
+
+def test_conversations():
+    print("a conversation across channels", flush=True)
+    d, out = tree("conv")
+    d.channel("mail", "webhook", "token = %s\npath = /mail\n" % td.TOKEN)
+    d.write("conf/routes.d/all.conf",
+            "[route all]\nmatch = *\nfrom = hook, mail\nto = sink\n")
+    try:
+        d.start()
+
+        def send_on(path, etype, ids, props):
+            return send(d, etype, ids, props, path=path)
+
+        me = [key("user", "cv-1", True)]
+        # a social message, answered by email, the answer's reply by email
+        e1 = send_on("/hook", "message.received", me,
+                     {"thread": "social-thread-1", "text": "where is it?"})
+        e2 = send_on("/mail", "message.send", me, {"text": "on its way"})
+        e3 = send_on("/mail", "message.sent", me,
+                     {"message_key": "<m1@shop.test>"})
+        e4 = send_on("/mail", "message.received",
+                     [key("email", "cv1@x.test")],
+                     {"thread": ["<m1@shop.test>"], "text": "thanks"})
+        got = wait_delivered(out, [e1, e2, e3, e4])
+        convs = {got[e].get("conversation") for e in (e1, e2, e3, e4)}
+        check(len(convs) == 1 and None not in convs,
+              "one conversation across social and email: %s" % convs)
+        conv = convs.pop()
+        st, c = d.admin("GET", "/v1/conversations/" + conv)
+        c = json.loads(c)
+        check(st == 200 and c["state"] == "open" and c["messages"] == 4 and
+              c["last_channel"] == "mail",
+              "conversation state: %s" % c)
+        # resolve, then a new message on the social thread reopens it
+        st, c = d.admin("POST", "/v1/conversations/%s/resolve" % conv)
+        check(st == 200 and json.loads(c)["state"] == "resolved", "resolved")
+        e5 = send_on("/hook", "message.received", me,
+                     {"thread": "social-thread-1", "text": "one more"})
+        got = wait_delivered(out, [e5])
+        check(got[e5].get("conversation") == conv, "the same conversation")
+        st, c = d.admin("GET", "/v1/conversations/" + conv)
+        check(json.loads(c)["state"] == "open", "reopened by a new message")
+        # another customer: another conversation
+        e6 = send_on("/hook", "message.received",
+                     [key("user", "cv-2", True)], {"text": "hello"})
+        got = wait_delivered(out, [e6])
+        check(got[e6].get("conversation") not in (None, conv),
+              "another customer, another conversation")
+        st, body = d.admin("GET", "/v1/conversations/nope")
+        check(st == 404, "unknown conversation: 404")
+        check(d.stop() == 0, "clean stop")
+    finally:
+        d.cleanup()
+
+
 def main():
-    tests = [test_resolution_table, test_merge_split, test_merge_race]
+    tests = [test_resolution_table, test_merge_split, test_merge_race,
+             test_consent, test_erasure, test_conversations]
     names = sys.argv[1:]
     for t in tests:
         if not names or t.__name__ in names:

@@ -261,13 +261,6 @@ static uint8_t made_body[64];
 static char made_id[40];
 static int seq;
 
-static uint8_t *stamp(void *data, const uint8_t *body, size_t len,
-                      const char *customer, size_t *outlen)
-{
-    (void)data;
-    return og__envelope_set_str(body, len, "customer", customer, outlen);
-}
-
 static int merged(void *data, const og__merge_t *m, og__store_item_t *ev)
 {
     (void)data;
@@ -287,7 +280,7 @@ static int merged(void *data, const og__merge_t *m, og__store_item_t *ev)
     return 0;
 }
 
-static const og__store_hooks_t hooks = {NULL, stamp, merged};
+static const og__store_hooks_t hooks = {NULL, og__stamp_hook, merged, NULL};
 
 /* Keys "kind=value" or "kind=value!" (verified). */
 static og__person_t person(og__idkey_t *keys, const char *const *specs)
@@ -485,6 +478,106 @@ static void test_resolve(void)
     st = NULL;
 }
 
+/* Commits an event of user=who with a consent map {purpose: {ch: v}} at
+ * time at (ms). */
+static void state_consent(const char *user, const char *purpose, const char *ch,
+                          int v, uint64_t at)
+{
+    char spec[64], err[256], id[32];
+    const char *specs[] = {spec, NULL};
+    og__idkey_t keys[1];
+    og__person_t p;
+    og__store_item_t it;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+
+    snprintf(spec, sizeof(spec), "user=%s!", user);
+    p = person(keys, specs);
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    pack_str(&pk, purpose);
+    msgpack_pack_map(&pk, 1);
+    pack_str(&pk, ch);
+    if (v)
+        msgpack_pack_true(&pk);
+    else
+        msgpack_pack_false(&pk);
+    p.consent = (const uint8_t *)sb.data;
+    p.consent_len = sb.size;
+    p.occurred = at;
+    memset(&it, 0, sizeof(it));
+    snprintf(id, sizeof(id), "cs-%d", seq++);
+    it.event_id = id;
+    it.body = (const uint8_t *)"\x81\xa1v\x01";
+    it.len = 4;
+    it.received_ms = 50000 + (uint64_t)seq;
+    it.person = &p;
+    CU_ASSERT_EQUAL(
+        st->ops->commit(st, &it, 1, NULL, 0, &hooks, err, sizeof(err)), OG_OK);
+    free(it.stamped);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static int allows(const char *user, const char *purpose, const char *channel,
+                  const og__consent_rules_t *rules)
+{
+    char spec[64], cust[40], why[256] = "";
+    int allowed = -1;
+
+    snprintf(spec, sizeof(spec), "user=%s", user);
+    who(spec, cust);
+    CU_ASSERT_EQUAL(st->ops->consent_allows(st, cust, purpose, channel, rules,
+                                            &allowed, why, sizeof(why)),
+                    OG_OK);
+    if (!allowed)
+        CU_ASSERT_PTR_NOT_NULL(strstr(why, "suppressed: "));
+    return allowed;
+}
+
+static void test_consent_rules(void)
+{
+    og__store_opts_t o = {dir, OG__DURABLE_PROCESS, 60000};
+    static const char *const sms[] = {"sms"};
+    og__consent_rules_t deny = {0, NULL, 0}, allow = {1, NULL, 0},
+                        bypass = {0, sms, 1};
+    char err[256];
+
+    st = og__store_open_sqlite(&o, err, sizeof(err));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+    state_consent("k1", "marketing", "email", 1, 100);
+    /* no statement: the default decides */
+    CU_ASSERT_EQUAL(allows("k1", "marketing", "sms.twilio", &deny), 0);
+    CU_ASSERT_EQUAL(allows("k1", "marketing", "sms.twilio", &allow), 1);
+    /* by kind: "email" covers the instance email.smtp */
+    CU_ASSERT_EQUAL(allows("k1", "marketing", "email.smtp", &deny), 1);
+    CU_ASSERT_EQUAL(allows("k1", "marketing", "email", &deny), 1);
+    /* a newer "*" opt-out covers everything */
+    state_consent("k1", "marketing", "*", 0, 200);
+    CU_ASSERT_EQUAL(allows("k1", "marketing", "email", &allow), 0);
+    /* an older statement arriving later changes nothing */
+    state_consent("k1", "marketing", "email.smtp", 1, 150);
+    CU_ASSERT_EQUAL(allows("k1", "marketing", "email.smtp", &deny), 0);
+    /* a newer specific opt-in wins over the older "*" */
+    state_consent("k1", "marketing", "email.smtp", 1, 300);
+    CU_ASSERT_EQUAL(allows("k1", "marketing", "email.smtp", &deny), 1);
+    CU_ASSERT_EQUAL(allows("k1", "marketing", "email.other", &deny), 0);
+    /* transactional: blocked by the marketing opt-out unless bypassed */
+    CU_ASSERT_EQUAL(allows("k1", "transactional", "sms", &deny), 0);
+    CU_ASSERT_EQUAL(allows("k1", "transactional", "sms", &bypass), 1);
+    CU_ASSERT_EQUAL(allows("k1", "transactional", "sms.x", &bypass), 1);
+    CU_ASSERT_EQUAL(allows("k1", "transactional", "email.smtp", &bypass), 1);
+    /* ... and by its own opt-out, bypass or not */
+    state_consent("k1", "transactional", "sms", 0, 400);
+    CU_ASSERT_EQUAL(allows("k1", "transactional", "sms", &bypass), 0);
+    /* a customer without statements: transactional goes */
+    state_consent("k2", "transactional", "push", 1, 100);
+    CU_ASSERT_EQUAL(allows("k2", "transactional", "email", &deny), 1);
+    CU_ASSERT_EQUAL(allows("k2", "marketing", "email", &deny), 0);
+    og__store_close(st);
+    st = NULL;
+}
+
 /* A commit that fails after resolution leaves no customer behind. */
 static void test_rollback(void)
 {
@@ -534,6 +627,7 @@ int main(void)
     CU_add_test(s, "envelope facts, customer stamped", test_facts_and_stamp);
     CU_add_test(s, "resolution table, merges, split", test_resolve);
     CU_add_test(s, "a failed commit leaves no customer", test_rollback);
+    CU_add_test(s, "consent rules", test_consent_rules);
     rc = tu_run();
     tu_rmrf(dir);
     free(dir);

@@ -181,6 +181,36 @@ static void test_refusals(void)
                   "shop"
                   "\x01",
                   OG__REFUSE_UNKNOWN, "unknown field 'source.shop'");
+    /* consent: {PURPOSE: {CHANNEL: bool}} */
+    FIELD_REFUSAL("consent",
+                  "\x81\xaa"
+                  "newsletter"
+                  "\x80",
+                  OG__REFUSE_VALUE,
+                  "consent: purpose must be marketing or transactional");
+    FIELD_REFUSAL("consent",
+                  "\x81\xa9"
+                  "marketing"
+                  "\xc3",
+                  OG__REFUSE_TYPE,
+                  "consent.marketing must be a map of channel to boolean");
+    FIELD_REFUSAL("consent",
+                  "\x81\xa9"
+                  "marketing"
+                  "\x81\xa5"
+                  "email"
+                  "\xa3"
+                  "yes",
+                  OG__REFUSE_TYPE, "consent.marketing.email must be a boolean");
+    FIELD_REFUSAL("consent",
+                  "\x81\xa9"
+                  "marketing"
+                  "\x81\xa6"
+                  "E Mail"
+                  "\xc3",
+                  OG__REFUSE_VALUE,
+                  "consent.marketing: a channel must be 1-64 of a-z, 0-9, "
+                  "'_', '-', '.' or \"*\"");
     FIELD_REFUSAL("ids",
                   "\x81\xa1"
                   "a"
