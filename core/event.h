@@ -168,12 +168,14 @@ typedef struct og__event_facts_s {
     uint64_t occurred; /* "occurred", 0 when absent */
 } og__event_facts_t;
 
-/* Reads the facts of a stamped envelope; -1 when it is not one map. */
+/* Reads the facts of a stamped envelope, which must be well-formed
+ * MessagePack (accepted or restored by this module); -1 when it is not a
+ * map. */
 int og__event_facts(const uint8_t *b, size_t len, og__event_facts_t *f);
 
-/* A copy of the envelope b with the top-level string field key set to
- * value (replaced, or added at the end); malloc'd, length in *outlen.
- * NULL when b is not one map. */
+/* A copy of the envelope b (well-formed, as for og__event_facts()) with
+ * the top-level string field key set to value (replaced, or added at the
+ * end); malloc'd, length in *outlen. NULL when b is not a map. */
 uint8_t *og__envelope_set_str(const uint8_t *b, size_t len, const char *key,
                               const char *value, size_t *outlen);
 
