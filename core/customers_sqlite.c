@@ -819,8 +819,11 @@ int og__custdb_resolve(og__custdb_t *c, og__store_item_t *it,
     }
     /* 4. A new customer when no key was known. */
     if (r.cur[0] == '\0') {
-        if (n == 0)
-            return SQLITE_OK; /* nothing to resolve by */
+        if (n == 0) /* nothing to resolve by: only a resolution */
+            return p->resolves && p->conversation != NULL
+                       ? resolve_conversation(c, p->conversation,
+                                              it->received_ms)
+                       : SQLITE_OK;
         og__uuid7_at(r.cur, it->received_ms);
         r.cur_created = (int64_t)it->received_ms;
         st = use(c, S_CUST_INS);

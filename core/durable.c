@@ -582,7 +582,8 @@ static og__person_t *person_of(const struct sub *s)
     const char **thread;
 
     if (og__event_facts(s->ev->data, s->ev->len, &f) != 0 ||
-        (f.nids == 0 && f.customer == NULL))
+        (f.nids == 0 && f.customer == NULL &&
+         !(f.conversation != NULL && type_is(&f, "conversation.resolved"))))
         return NULL;
     strs = (f.customer ? f.customer_len + 1 : 0) +
            (f.conversation ? f.conversation_len + 1 : 0) +
@@ -600,12 +601,20 @@ static og__person_t *person_of(const struct sub *s)
         og_err_t rc = og__idkey_normalize(&f.ids[i], s->ev->instance, s->region,
                                           &keys[n], why, sizeof(why));
 
-        if (rc == OG_OK)
+        if (rc == OG_OK) {
             n++;
-        else
+        } else {
+            char raw[260], masked[280];
+
+            snprintf(raw, sizeof(raw), "%.*s", (int)f.ids[i].value_len,
+                     f.ids[i].value);
+            og__mask(raw, masked, sizeof(masked));
             og__log(rc == OG_ERR_UNSUPPORTED ? OG_LOG_ERROR : OG_LOG_NOTICE,
-                    s->ev->instance, "event %s: identity key %zu not used: %s",
-                    s->ev->id, i, why);
+                    s->ev->instance,
+                    "event %s: identity key %zu (%.*s %s) not used: %s",
+                    s->ev->id, i, (int)f.ids[i].kind_len, f.ids[i].kind, masked,
+                    why);
+        }
     }
     p->keys = keys;
     p->nkeys = n;

@@ -292,6 +292,8 @@ def test_resolution_table():
         send(d, "page.viewed", [key("phone", "12"), key("loyalty", "L-2")])
         check(cust_of(d, kind="loyalty", value="L-2") is not None,
               "an impossible number is left out, the event kept")
+        check("identity key 0 (phone 1***) not used: phone key: " in
+              d.logtext(), "the log says why, the value masked")
 
         # Profile facts.
         send(d, "order.placed", [key("pos", "P-7", True)],
@@ -703,6 +705,13 @@ def test_conversations():
         check(got[e5].get("conversation") == conv, "the same conversation")
         st, c = d.admin("GET", "/v1/conversations/" + conv)
         check(json.loads(c)["state"] == "open", "reopened by a new message")
+        # a conversation.resolved event (an agent's tool) resolves it too
+        st, body = post_envelope(d, {"type": "conversation.resolved",
+                                     "conversation": conv})
+        check(st == 202, "conversation.resolved accepted")
+        check(td.wait_for(lambda: json.loads(d.admin(
+            "GET", "/v1/conversations/" + conv)[1])["state"] == "resolved"),
+            "resolved by an event")
         # another customer: another conversation
         e6 = send_on("/hook", "message.received",
                      [key("user", "cv-2", True)], {"text": "hello"})
