@@ -111,6 +111,13 @@ struct made {
     size_t ntargets;
 };
 
+/* A line for the log, written on the loop thread after the round (the
+ * worker thread does not log: log hooks are not thread-safe). */
+struct note {
+    og_log_level_t level;
+    char *scope, *text;
+};
+
 struct round {
     uv_work_t work;
     og__durable_t *d;
@@ -129,6 +136,8 @@ struct round {
     struct made *made;    /* events the store made (customer.merged) */
     size_t nmade;
     og__trait_rules_t rules;
+    struct note *notes; /* to log after the round */
+    size_t nnotes;
     struct claim *claims;
     size_t nclaims;
     struct op *ops;
@@ -572,7 +581,7 @@ static int type_is(const og__event_facts_t *f, const char *t)
     return f->type_len == strlen(t) && memcmp(f->type, t, f->type_len) == 0;
 }
 
-static og__person_t *person_of(const struct sub *s)
+static og__person_t *person_of(struct round *r, const struct sub *s)
 {
     og__event_facts_t f;
     og__person_t *p;
@@ -609,11 +618,15 @@ static og__person_t *person_of(const struct sub *s)
             snprintf(raw, sizeof(raw), "%.*s", (int)f.ids[i].value_len,
                      f.ids[i].value);
             og__mask(raw, masked, sizeof(masked));
-            og__log(rc == OG_ERR_UNSUPPORTED ? OG_LOG_ERROR : OG_LOG_NOTICE,
-                    s->ev->instance,
-                    "event %s: identity key %zu (%.*s %s) not used: %s",
-                    s->ev->id, i, (int)f.ids[i].kind_len, f.ids[i].kind, masked,
-                    why);
+            r->notes =
+                og__xrealloc(r->notes, (r->nnotes + 1) * sizeof(*r->notes));
+            r->notes[r->nnotes].level =
+                rc == OG_ERR_UNSUPPORTED ? OG_LOG_ERROR : OG_LOG_NOTICE;
+            r->notes[r->nnotes].scope = og__xstrdup(s->ev->instance);
+            r->notes[r->nnotes].text = og__xasprintf(
+                "event %s: identity key %zu (%.*s %s) not used: %s", s->ev->id,
+                i, (int)f.ids[i].kind_len, f.ids[i].kind, masked, why);
+            r->nnotes++;
         }
     }
     p->keys = keys;
@@ -753,7 +766,7 @@ static void round_work(uv_work_t *w)
     size_t i;
 
     for (i = 0; i < r->b.n; i++) {
-        r->persons[i] = person_of(&r->b.subs[i]);
+        r->persons[i] = person_of(r, &r->b.subs[i]);
         r->items[i].person = r->persons[i];
     }
 
@@ -1260,6 +1273,12 @@ static void round_after(uv_work_t *w, int status)
         free(r->made[i].body);
         free(r->made[i].targets);
     }
+    for (i = 0; i < r->nnotes; i++) {
+        og__log(r->notes[i].level, r->notes[i].scope, "%s", r->notes[i].text);
+        free(r->notes[i].scope);
+        free(r->notes[i].text);
+    }
+    free(r->notes);
     free(r->made);
     free(r->persons);
     free(r->denied);
