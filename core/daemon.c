@@ -139,6 +139,33 @@ static og_err_t enqueue(void *data, og_plugin_ctx_t *from, og_event_t *ev,
     return og__durable_submit(d->dur, ev, targets, n, cb, cbdata);
 }
 
+static og_err_t enqueue_group(void *data, og_plugin_ctx_t *from,
+                              og_event_t *const *evs, size_t n,
+                              og__committed_cb cb, void *const *cbdata)
+{
+    og__daemon_t *d = data;
+    const char **targets = og__xcalloc(n * MAX_TARGETS + 1, sizeof(char *));
+    const char ***per = og__xcalloc(n + 1, sizeof(*per));
+    size_t *counts = og__xcalloc(n + 1, sizeof(*counts)), i;
+    og_err_t rc;
+
+    (void)from;
+    for (i = 0; i < n; i++) {
+        per[i] = targets + i * MAX_TARGETS;
+        counts[i] = og__router_targets(d->router, evs[i], per[i], MAX_TARGETS);
+        if (counts[i] > MAX_TARGETS)
+            counts[i] = MAX_TARGETS;
+        if (counts[i] == 0)
+            d->unrouted++;
+    }
+    rc = og__durable_submit_group(
+        d->dur, evs, n, (const char *const *const *)per, counts, cb, cbdata);
+    free(targets);
+    free(per);
+    free(counts);
+    return rc;
+}
+
 static void delivered(void *data, og_plugin_ctx_t *inst, og_event_t *ev,
                       int64_t row, uint32_t attempts, og_err_t rc,
                       const char *reason, uint64_t retry_after_ms)
@@ -696,6 +723,7 @@ int og__daemon_run(const char *conf_path, const char *plugin_dir,
     d.core.loop = &d.loop;
     d.core.http = og__http_create(&d.loop);
     d.core.emit = enqueue;
+    d.core.emit_group = enqueue_group;
     d.core.emit_data = &d;
     d.core.delivered = delivered;
     d.core.delivered_data = &d;

@@ -55,6 +55,7 @@ struct sub {
     og__committed_cb cb;
     void *data;
     size_t t0, nt;  /* its targets in the batch's arrays */
+    unsigned group; /* of og__durable_submit_group(), 0: none */
     char region[3]; /* the source's phone_region */
 };
 
@@ -174,6 +175,7 @@ struct og__durable_s {
     void *closed_data;
     int handles; /* open handles while closing */
     og__router_t *router;
+    unsigned groups;      /* the last group id given */
     uint32_t consent_gen; /* bumped by each round that changed a consent */
     char **trait_names;   /* [customers] trait.NAME rules */
     og__trait_rule_t *trait_rules;
@@ -351,25 +353,70 @@ void og__durable_kick(og__durable_t *d)
 
 /* ---- submit and results ------------------------------------------------ */
 
+/* Whether n more events with ntargets deliveries in all fit the open
+ * batch now: OG_OK or the answer for all of them. */
+static og_err_t room_for(og__durable_t *d, size_t n, size_t ntargets)
+{
+    struct batch *b = &d->open;
+
+    if (d->closing)
+        return OG_ERR_STOPPING;
+    if (d->pacing) { /* the last commit failed: answer at once */
+        d->st.busy += n;
+        return OG_ERR_IO;
+    }
+    if (b->n + n > d->batch_max ||
+        d->st.backlog + b->nt + ntargets > d->max_backlog) {
+        d->st.busy += n;
+        return OG_ERR_BUSY;
+    }
+    return OG_OK;
+}
+
+static void add_sub(og__durable_t *d, og_event_t *ev,
+                    const char *const *targets, size_t ntargets,
+                    og__committed_cb cb, void *data, unsigned group);
+
 og_err_t og__durable_submit(og__durable_t *d, og_event_t *ev,
                             const char *const *targets, size_t ntargets,
                             og__committed_cb cb, void *data)
+{
+    og_err_t rc = room_for(d, 1, ntargets);
+
+    if (rc == OG_OK)
+        add_sub(d, ev, targets, ntargets, cb, data, 0);
+    return rc;
+}
+
+og_err_t og__durable_submit_group(og__durable_t *d, og_event_t *const *evs,
+                                  size_t n, const char *const *const *targets,
+                                  const size_t *ntargets, og__committed_cb cb,
+                                  void *const *data)
+{
+    size_t i, nt = 0;
+    og_err_t rc;
+
+    for (i = 0; i < n; i++)
+        nt += ntargets[i];
+    if ((rc = room_for(d, n, nt)) != OG_OK)
+        return rc;
+    /* Consecutive in the open batch, so in one commit, marked as one
+     * group: the store stores all of them or none. */
+    if (++d->groups == 0)
+        d->groups = 1;
+    for (i = 0; i < n; i++)
+        add_sub(d, evs[i], targets[i], ntargets[i], cb, data[i], d->groups);
+    return OG_OK;
+}
+
+static void add_sub(og__durable_t *d, og_event_t *ev,
+                    const char *const *targets, size_t ntargets,
+                    og__committed_cb cb, void *data, unsigned group)
 {
     struct batch *b = &d->open;
     struct sub *s;
     size_t i;
 
-    if (d->closing)
-        return OG_ERR_STOPPING;
-    if (d->pacing) { /* the last commit failed: answer at once */
-        d->st.busy++;
-        return OG_ERR_IO;
-    }
-    if (b->n >= d->batch_max ||
-        d->st.backlog + b->nt + ntargets > d->max_backlog) {
-        d->st.busy++;
-        return OG_ERR_BUSY;
-    }
     if (b->n == b->alloc) {
         b->alloc = b->alloc ? b->alloc * 2 : 64;
         b->subs = og__xrealloc(b->subs, b->alloc * sizeof(*b->subs));
@@ -386,6 +433,7 @@ og_err_t og__durable_submit(og__durable_t *d, og_event_t *ev,
     s->data = data;
     s->t0 = b->nt;
     s->nt = ntargets;
+    s->group = group;
     {
         const struct chan *src = chan_get(d, ev->instance);
 
@@ -412,7 +460,6 @@ og_err_t og__durable_submit(og__durable_t *d, og_event_t *ev,
      * first going alone and the others waiting for it. */
     if (d->running == NULL && !uv_is_closing((uv_handle_t *)&d->check))
         uv_check_start(&d->check, on_check);
-    return OG_OK;
 }
 
 static void push_done(og__durable_t *d, struct chan *c, int64_t row,
@@ -966,6 +1013,7 @@ static void maybe_round(og__durable_t *d)
         it->held = r->b.held + s->t0;
         it->rows = r->rows + s->t0;
         it->denied = r->denied + s->t0;
+        it->group = s->group;
     }
     /* finished attempts */
     r->done = d->done;
@@ -1098,6 +1146,8 @@ static void batch_committed(og__durable_t *d, struct round *r)
         } else if (it->result == OG__ACCEPT_DUPLICATE) {
             d->st.duplicates++;
             id = it->first_id;
+        } else if (it->result == OG__ACCEPT_ABORTED) {
+            rc = OG_ERR_CANCELLED; /* another event of its group conflicted */
         } else {
             d->st.conflicts++;
             rc = OG_ERR_CONFLICT;

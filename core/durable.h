@@ -59,6 +59,16 @@ og_err_t og__durable_submit(og__durable_t *d, og_event_t *ev,
                             const char *const *targets, size_t ntargets,
                             og__committed_cb cb, void *data);
 
+/* Submits n events as one group: all go into the same commit, and the
+ * store stores all of them or none (when one conflicts, it gets
+ * OG_ERR_CONFLICT and the others OG_ERR_CANCELLED). Refused as a whole
+ * (the return value) when they do not all fit. cb gets data[i] for
+ * evs[i]. */
+og_err_t og__durable_submit_group(og__durable_t *d, og_event_t *const *evs,
+                                  size_t n, const char *const *const *targets,
+                                  const size_t *ntargets, og__committed_cb cb,
+                                  void *const *data);
+
 /* An instance finished a delivery handed to it by this module. rc is the
  * plugin's result, or OG_ERR_CANCELLED when the instance stopped first. */
 void og__durable_result(og__durable_t *d, og_plugin_ctx_t *inst, og_event_t *ev,

@@ -1078,6 +1078,12 @@ og_event_t *og__event_ref(og_event_t *ev)
     return ev;
 }
 
+void og__event_content_by_vendor(og_event_t *ev)
+{
+    if (ev->vendor_id != NULL)
+        ev->content_hash = XXH3_64bits(ev->vendor_id, ev->vendor_len);
+}
+
 void og__event_replace_data(og_event_t *ev, uint8_t *data, size_t len)
 {
     if (ev->parsed) {

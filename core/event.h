@@ -75,6 +75,9 @@ og_event_t *og__event_restore(const uint8_t *bytes, size_t len, char *why,
                               size_t whylen);
 
 og_event_t *og__event_ref(og_event_t *ev);
+/* The content that makes a repeat a duplicate or a conflict is the vendor
+ * id alone (OG_EMIT_VENDOR_RETRIES). */
+void og__event_content_by_vendor(og_event_t *ev);
 /* Replaces the envelope bytes by data (malloc'd, taken over), as the store
  * wrote them (with the customer id). Pointers into the old bytes stay
  * valid until the event is freed. */

@@ -658,6 +658,154 @@ static og_err_t emit_common(og_plugin_ctx_t *inst, const uint8_t *bytes,
     return rc;
 }
 
+/* An og_emit_batch_async() waiting for the outcome of its events. */
+struct batch_wait {
+    og_plugin_ctx_t *inst;
+    og_emit_batch_cb cb;
+    void *data;
+    size_t n, pending;
+    og_err_t *results;
+    char **ids;
+    struct batch_one {
+        struct batch_wait *b;
+        size_t i;
+    } * ones;
+};
+
+static void batch_free(struct batch_wait *b)
+{
+    size_t i;
+
+    for (i = 0; i < b->n; i++)
+        free(b->ids[i]);
+    free(b->ids);
+    free(b->results);
+    free(b->ones);
+    free(b);
+}
+
+static void batch_done(void *data, og_err_t rc, const char *event_id)
+{
+    struct batch_one *o = data;
+    struct batch_wait *b = o->b;
+    og_plugin_ctx_t *inst = b->inst;
+    og_err_t all = OG_OK;
+    size_t i;
+
+    b->results[o->i] = rc;
+    b->ids[o->i] = rc == OG_OK && event_id ? og__xstrdup(event_id) : NULL;
+    if (--b->pending > 0)
+        return;
+    /* One outcome for the batch: a conflict names the culprits, else the
+     * first failure. */
+    for (i = 0; i < b->n; i++)
+        if (b->results[i] == OG_ERR_CONFLICT)
+            all = OG_ERR_CONFLICT;
+    for (i = 0; i < b->n && all == OG_OK; i++)
+        all = b->results[i];
+    if (inst->st == OG__INST_RUNNING || inst->st == OG__INST_STOPPING)
+        b->cb(b->data, all, b->n, b->results, (const char *const *)b->ids);
+    batch_free(b);
+    inst->nemits--;
+    if (inst->st == OG__INST_STOPPING)
+        maybe_finish_stop(inst);
+    inst_unref(inst);
+}
+
+static og_err_t host_emit_batch_async(og_plugin_ctx_t *inst,
+                                      const og_emit_item_t *items, size_t n,
+                                      size_t *bad, char *why, size_t whylen,
+                                      og_emit_batch_cb cb, void *data)
+{
+    og_event_t **evs;
+    struct batch_wait *b;
+    char reason[256];
+    og__refusal_t code;
+    og_err_t rc = OG_OK;
+    size_t i, k;
+
+    if (inst == NULL || cb == NULL || items == NULL || n == 0)
+        return OG_ERR_INVALID;
+    if (inst->core->stopping || inst->st == OG__INST_STOPPING ||
+        inst->st == OG__INST_STOPPED || inst->st == OG__INST_FAILED)
+        return OG_ERR_STOPPING;
+    evs = og__xcalloc(n, sizeof(*evs));
+    for (i = 0; i < n; i++) {
+        evs[i] = og__event_accept(
+            items[i].msgpack, items[i].len, og__instance_name(inst),
+            inst->plugin->def->name, inst->core->max_event_bytes, &rc, &code,
+            reason, sizeof(reason));
+        if (evs[i] != NULL && (items[i].flags & OG_EMIT_VENDOR_RETRIES) &&
+            evs[i]->vendor_id != NULL)
+            og__event_content_by_vendor(evs[i]);
+        if (evs[i] == NULL) {
+            inst->events_refused++;
+            inst->refused_by[code]++;
+            og__log(OG_LOG_WARNING, og__instance_name(inst),
+                    "batch of %zu refused: event %zu (%s): %s", n, i,
+                    og__refusal_name(code), reason);
+            if (bad != NULL)
+                *bad = i;
+            if (why != NULL && whylen > 0)
+                snprintf(why, whylen, "%s", reason);
+            for (k = 0; k < i; k++)
+                og__event_unref(evs[k]);
+            free(evs);
+            return rc;
+        }
+    }
+    b = og__xcalloc(1, sizeof(*b));
+    b->inst = inst;
+    b->cb = cb;
+    b->data = data;
+    b->n = b->pending = n;
+    b->results = og__xcalloc(n, sizeof(*b->results));
+    b->ids = og__xcalloc(n, sizeof(*b->ids));
+    b->ones = og__xcalloc(n, sizeof(*b->ones));
+    {
+        void **cbdata = og__xcalloc(n, sizeof(*cbdata));
+
+        for (i = 0; i < n; i++) {
+            b->ones[i].b = b;
+            b->ones[i].i = i;
+            cbdata[i] = &b->ones[i];
+        }
+        if (inst->core->emit_group != NULL) {
+            rc = inst->core->emit_group(inst->core->emit_data, inst, evs, n,
+                                        batch_done, (void *const *)cbdata);
+        } else { /* one by one (the plugin test host): not atomic */
+            for (i = 0; i < n; i++) {
+                rc = inst->core->emit(inst->core->emit_data, inst, evs[i],
+                                      batch_done, cbdata[i]);
+                if (rc != OG_OK)
+                    break;
+            }
+            if (rc != OG_OK && i > 0) {
+                /* those taken cannot be undone: the rest is reported as
+                 * failed with the batch's outcome */
+                for (k = i; k < n; k++)
+                    b->results[k] = rc;
+                b->pending = i;
+                rc = OG_OK;
+            }
+        }
+        free(cbdata);
+    }
+    if (rc == OG_OK && b->pending > 0) {
+        inst->events_in += b->pending;
+        inst->nemits++;
+        inst->refs++;
+    } else {
+        if (rc == OG_ERR_BUSY)
+            inst->events_busy += n;
+        batch_free(b);
+    }
+    for (i = 0; i < n; i++)
+        og__event_unref(evs[i]);
+    free(evs);
+    return rc;
+}
+
 static og_err_t host_emit(og_plugin_ctx_t *inst, const uint8_t *bytes,
                           size_t len)
 {
@@ -959,6 +1107,7 @@ const og_host_api_t og__host_api = {
     .http_req_body = host_req_body,
     .http_respond = host_http_respond,
     .emit_async = host_emit_async,
+    .emit_batch_async = host_emit_batch_async,
     .builder_emit_async = host_builder_emit_async,
     .delivery_retry_after = host_delivery_retry_after,
 };

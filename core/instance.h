@@ -27,6 +27,11 @@ typedef struct og__core_s {
      * keeps the event. */
     og_err_t (*emit)(void *data, og_plugin_ctx_t *from, og_event_t *ev,
                      og__committed_cb cb, void *cbdata);
+    /* n events stored all or none (og__durable_submit_group()); NULL: the
+     * events are emitted one by one. */
+    og_err_t (*emit_group)(void *data, og_plugin_ctx_t *from,
+                           og_event_t *const *evs, size_t n,
+                           og__committed_cb cb, void *const *cbdata);
     void *emit_data;
     size_t max_event_bytes;
     int stopping; /* shutting down: emit refuses new events */

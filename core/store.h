@@ -33,7 +33,8 @@ typedef struct og__store_opts_s {
 typedef enum og__accept_e {
     OG__ACCEPT_NEW,       /* stored with its outbox rows */
     OG__ACCEPT_DUPLICATE, /* seen within the window with the same content */
-    OG__ACCEPT_CONFLICT   /* seen within the window with other content */
+    OG__ACCEPT_CONFLICT,  /* seen within the window with other content */
+    OG__ACCEPT_ABORTED /* not stored: another event of its group conflicted */
 } og__accept_t;
 
 struct og__idkey_s; /* identity.h */
@@ -104,6 +105,10 @@ typedef struct og__store_item_s {
      * consent forbids the message on that channel; the row is then
      * stored as a dead letter with the reason, not delivered. */
     unsigned char *denied;
+    /* Consecutive items with the same nonzero group are stored all or
+     * none: when one is a conflict, it is OG__ACCEPT_CONFLICT and the
+     * others of the group OG__ACCEPT_ABORTED. */
+    unsigned group;
 } og__store_item_t;
 
 /* A merge of two customers, as the customer.merged event tells it. */

@@ -319,6 +319,50 @@ static int insert_made(void *ctx, og__store_item_t *ev)
     return rc == SQLITE_OK ? insert_rows(q, ev, NULL) : rc;
 }
 
+/* Checks the group of items starting at items[0] (n items in all):
+ * returns how many items it spans and, when one of them conflicts (with an
+ * event stored before or with another of the group), marks the conflicting
+ * ones OG__ACCEPT_CONFLICT and the others OG__ACCEPT_ABORTED and sets
+ * *skip. Reads only. */
+static size_t check_group(struct sqlite_store *q, og__store_item_t *items,
+                          size_t n, int *skip)
+{
+    size_t g = 1, k, j;
+    int conflict = 0;
+
+    while (g < n && items[g].group == items[0].group)
+        g++;
+    for (k = 0; k < g; k++) {
+        og__store_item_t *it = &items[k];
+        uint64_t since =
+            it->received_ms > q->window_ms ? it->received_ms - q->window_ms : 0;
+        uint64_t hash = 0;
+
+        it->result = OG__ACCEPT_NEW;
+        if ((it->vendor_key != NULL &&
+             seen(q->by_vendor, it->vendor_key, since, &hash, it->first_id,
+                  sizeof(it->first_id)) &&
+             hash != it->content_hash) ||
+            (seen(q->by_id, it->event_id, since, &hash, it->first_id,
+                  sizeof(it->first_id)) &&
+             hash != it->content_hash))
+            it->result = OG__ACCEPT_CONFLICT;
+        for (j = 0; j < k && it->result != OG__ACCEPT_CONFLICT; j++)
+            if (strcmp(items[j].event_id, it->event_id) == 0 &&
+                items[j].content_hash != it->content_hash) {
+                it->result = OG__ACCEPT_CONFLICT;
+                snprintf(it->first_id, sizeof(it->first_id), "%s",
+                         items[j].event_id);
+            }
+        conflict |= it->result == OG__ACCEPT_CONFLICT;
+    }
+    for (k = 0; conflict && k < g; k++)
+        if (items[k].result != OG__ACCEPT_CONFLICT)
+            items[k].result = OG__ACCEPT_ABORTED;
+    *skip = conflict;
+    return g;
+}
+
 static og_err_t sq_commit(og__store_t *s, og__store_item_t *items, size_t n,
                           const og__store_done_t *done, size_t ndone,
                           const og__store_hooks_t *hooks, char *err,
@@ -362,7 +406,16 @@ static og_err_t sq_commit(og__store_t *s, og__store_item_t *items, size_t n,
         uint64_t since =
             it->received_ms > q->window_ms ? it->received_ms - q->window_ms : 0;
         uint64_t hash = 0;
-        int retried = 0;
+        int retried = 0, skip = 0;
+
+        if (it->group != 0 && (i == 0 || items[i - 1].group != it->group)) {
+            size_t g = check_group(q, it, n - i, &skip);
+
+            if (skip) { /* all of the group or none */
+                i += g - 1;
+                continue;
+            }
+        }
 
         it->first_id[0] = '\0';
         if (it->vendor_key != NULL &&

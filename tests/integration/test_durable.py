@@ -711,11 +711,8 @@ def test_disk_full():
         os.rmdir(mnt)
 
 
-def main():
-    tests = [test_dedup, test_fsync_before_ack, test_crash_points, test_sinks,
-             test_channel_down_removed_back, test_damaged_row,
-             test_crash_under_load,
-             test_disk_full]
+def run(tests):
+    """Runs tests (or those named on the command line); the exit status."""
     only = sys.argv[1:]
     for t in tests:
         if only and t.__name__ not in only:
@@ -726,6 +723,12 @@ def main():
             check(False, "%s: %s: %s" % (t.__name__, type(e).__name__, e))
     print("%d failure(s)" % len(failures))
     return 1 if failures else 0
+
+
+def main():
+    return run([test_dedup, test_fsync_before_ack, test_crash_points,
+                test_sinks, test_channel_down_removed_back, test_damaged_row,
+                test_crash_under_load, test_disk_full])
 
 
 if __name__ == "__main__":

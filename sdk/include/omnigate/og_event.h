@@ -51,6 +51,30 @@ static inline og_err_t og_emit_async(og_plugin_ctx_t *ctx,
 }
 
 /*
+ * og_emit_batch_async: hand n events to the gateway as one batch that is
+ * stored all or nothing (an HTTP batch answered with one status). Every
+ * envelope is validated first: when one is not valid, nothing is emitted,
+ * OG_ERR_INVALID is returned, *bad (may be NULL) gets its index and why
+ * (may be NULL) the reason, which names the field ("field 'type' must be
+ * 1-128 characters..."). Otherwise the events go into one commit and
+ * cb(data, ...) runs once with the outcome (og_emit_batch_cb), never from
+ * inside this call. OG_ERR_BUSY, OG_ERR_IO or OG_ERR_STOPPING returned
+ * here refuse the whole batch at once (cb is not called). n may be 1: the
+ * way to learn why a single event was refused.
+ */
+static inline og_err_t og_emit_batch_async(og_plugin_ctx_t *ctx,
+                                           const og_emit_item_t *items,
+                                           size_t n, size_t *bad, char *why,
+                                           size_t whylen, og_emit_batch_cb cb,
+                                           void *data)
+{
+    return OG_HOST_HAS(emit_batch_async)
+               ? og__host->emit_batch_async(ctx, items, n, bad, why, whylen, cb,
+                                            data)
+               : OG_ERR_UNSUPPORTED;
+}
+
+/*
  * og_event_builder_create: start an event of the given dotted type
  * ("order.placed"). type is copied. Returns a builder the caller owns and
  * must pass to og_event_builder_emit() or og_event_builder_destroy(), or

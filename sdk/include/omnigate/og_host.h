@@ -108,6 +108,10 @@ struct og_host_api_s {
     og_err_t (*builder_emit_async)(og_event_builder_t *b, og_emit_cb cb,
                                    void *data);
     void (*delivery_retry_after)(og_delivery_t *d, uint64_t delay_ms);
+    og_err_t (*emit_batch_async)(og_plugin_ctx_t *ctx,
+                                 const og_emit_item_t *items, size_t n,
+                                 size_t *bad, char *why, size_t whylen,
+                                 og_emit_batch_cb cb, void *data);
 };
 
 /*

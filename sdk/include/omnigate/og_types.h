@@ -166,6 +166,33 @@ typedef void (*og_timer_cb)(og_timer_t *timer, void *data);
  */
 typedef void (*og_emit_cb)(void *data, og_err_t result, const char *event_id);
 
+/* One envelope of og_emit_batch_async(). */
+typedef struct og_emit_item_s {
+    const uint8_t *msgpack;
+    size_t len;
+    uint32_t flags; /* OG_EMIT_* */
+} og_emit_item_t;
+
+/* The envelope's source.vendor_id names the sender's message, and a sender
+ * that retries may change other fields (Segment's sentAt): a repeat of the
+ * vendor id within the deduplication window is a duplicate, never a
+ * conflict. */
+#define OG_EMIT_VENDOR_RETRIES 0x1u
+
+/*
+ * Result of og_emit_batch_async(), once for the whole batch: result is
+ * OG_OK when every event is committed (or was a duplicate: ids[i] is then
+ * the id first accepted), else nothing of the batch was stored and result
+ * says why: OG_ERR_CONFLICT (results[i] is OG_ERR_CONFLICT for the events
+ * that conflict with earlier ones and OG_ERR_CANCELLED for the others),
+ * OG_ERR_BUSY, OG_ERR_IO or OG_ERR_STOPPING. results and ids have n
+ * entries, valid during the call only; ids[i] is NULL unless results[i]
+ * is OG_OK.
+ */
+typedef void (*og_emit_batch_cb)(void *data, og_err_t result, size_t n,
+                                 const og_err_t *results,
+                                 const char *const *ids);
+
 OG_END_DECLS
 
 #endif /* OMNIGATE_OG_TYPES_H */

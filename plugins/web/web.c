@@ -1,0 +1,610 @@
+/*
+ * web.c: the web channel (plugins/web/README.md).
+ *
+ * Ingress, on the core's public listener under path_prefix (/v1):
+ *   POST /v1/events                   omnigate's JSON events, one or a batch,
+ *                                     Authorization: Bearer WRITE-KEY
+ *   POST /v1/track, identify, page, screen, group, alias, batch
+ *                                     Segment's tracking API, the write key
+ *                                     as the HTTP Basic user name
+ * Every answer that accepts events follows their durable commit
+ * (og_emit_batch_async: a batch is stored whole or not at all).
+ *
+ * Egress: with webhook_url set, every delivery is a signed POST
+ * (hooks.c).
+ */
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "web.h"
+
+#define MAX_KEYS 64
+
+struct web {
+    og_plugin_ctx_t *ctx;
+    struct wkey {
+        char *name, *key;
+    } keys[MAX_KEYS];
+    size_t nkeys;
+    const char *identity_secret;
+    const char *prefix;
+    int64_t max_batch;
+    uint64_t max_body;
+    web_hooks_t *hooks;
+    char paths[8][96];
+};
+
+static const og_config_field_t config[] = {
+    {"write_keys",
+     OG_CFG_STRING,
+     "",
+     OG_CFG_SECRET,
+     "sources allowed to send events: NAME=KEY, separated by commas",
+     0,
+     0,
+     {NULL, NULL}},
+    {"identity_secret",
+     OG_CFG_STRING,
+     "",
+     OG_CFG_SECRET,
+     "HMAC-SHA256 key of the site's signed user ids (verified identities)",
+     0,
+     0,
+     {NULL, NULL}},
+    {"path_prefix",
+     OG_CFG_STRING,
+     "/v1",
+     0,
+     "where the APIs are mounted on the public listener",
+     0,
+     0,
+     {NULL, NULL}},
+    {"max_batch",
+     OG_CFG_INT,
+     "500",
+     0,
+     "events in one batch",
+     1,
+     10000,
+     {NULL, NULL}},
+    {"max_body",
+     OG_CFG_SIZE,
+     "512k",
+     0,
+     "largest request body",
+     1024,
+     64 << 20,
+     {NULL, NULL}},
+    {"webhook_url",
+     OG_CFG_STRING,
+     "",
+     0,
+     "deliveries to this channel are POSTed here (http or https)",
+     0,
+     0,
+     {NULL, NULL}},
+    {"webhook_secrets",
+     OG_CFG_STRING,
+     "",
+     OG_CFG_SECRET,
+     "Standard Webhooks secrets (whsec_...), several to rotate",
+     0,
+     0,
+     {NULL, NULL}},
+    {"webhook_timeout",
+     OG_CFG_DURATION,
+     "10s",
+     0,
+     "per webhook request",
+     100,
+     600000,
+     {NULL, NULL}},
+    {NULL, 0, NULL, 0, NULL, 0, 0, {NULL, NULL}},
+};
+
+/* ---- answers --------------------------------------------------------------- */
+
+static void answer(og_http_req_t *req, int status, json_t *body,
+                   const char *const *headers)
+{
+    char *text = json_dumps(body, JSON_COMPACT);
+
+    og_http_respond(req, status, "application/json", headers,
+                    text ? text : "{}", text ? strlen(text) : 2);
+    free(text);
+    json_decref(body);
+}
+
+static void answer_error(og_http_req_t *req, int status, const char *msg)
+{
+    static const char *const retry_busy[] = {"Retry-After: 1", NULL};
+    static const char *const retry_store[] = {"Retry-After: 5", NULL};
+    static const char *const www[] = {
+        "WWW-Authenticate: Bearer realm=\"omnigate\"", NULL};
+
+    answer(req, status, json_pack("{ss}", "error", msg),
+           status == 429   ? retry_busy
+           : status == 503 ? retry_store
+           : status == 401 ? www
+                           : NULL);
+}
+
+/* The answer for a store outcome that is not OG_OK. */
+static void answer_rc(og_http_req_t *req, og_err_t rc)
+{
+    if (rc == OG_ERR_BUSY)
+        answer_error(req, 429, "busy: retry later");
+    else if (rc == OG_ERR_STOPPING)
+        answer_error(req, 503, "shutting down: retry later");
+    else
+        answer_error(req, 503, "the store cannot take events now: retry later");
+}
+
+/* ---- write keys ---------------------------------------------------------- */
+
+static int parse_keys(struct web *w, const char *spec, char *why, size_t whylen)
+{
+    const char *p = spec;
+
+    while (*p != '\0') {
+        size_t n = strcspn(p, ", \t");
+        const char *eq;
+
+        if (n == 0) {
+            p++;
+            continue;
+        }
+        eq = memchr(p, '=', n);
+        if (eq == NULL || eq == p || eq + 1 == p + n || w->nkeys == MAX_KEYS) {
+            snprintf(why, whylen,
+                     "write_keys: expected NAME=KEY pairs separated by "
+                     "commas (at most %d)",
+                     MAX_KEYS);
+            return -1;
+        }
+        w->keys[w->nkeys].name = strndup(p, (size_t)(eq - p));
+        w->keys[w->nkeys].key = strndup(eq + 1, (size_t)(p + n - eq - 1));
+        w->nkeys++;
+        p += n;
+    }
+    return 0;
+}
+
+/* The source whose key is key (length n), or NULL; compares every key
+ * in constant time. */
+static const char *source_of(const struct web *w, const char *key, size_t n)
+{
+    const char *found = NULL;
+    size_t i;
+
+    for (i = 0; i < w->nkeys; i++) {
+        size_t kl = strlen(w->keys[i].key);
+        volatile unsigned char diff = kl != n;
+        size_t j;
+
+        for (j = 0; j < kl; j++)
+            diff |= (unsigned char)(w->keys[i].key[j] ^ (j < n ? key[j] : 0));
+        if (!diff)
+            found = w->keys[i].name;
+    }
+    return found;
+}
+
+/* The write key of a request: "Bearer KEY", or HTTP Basic with the key as
+ * the user name (Segment's libraries). */
+static const char *authorize(const struct web *w, og_http_req_t *req)
+{
+    const char *h = og_http_req_header(req, "Authorization");
+    unsigned char dec[512];
+    int n;
+    const char *colon;
+
+    if (h == NULL)
+        return NULL;
+    if (strncmp(h, "Bearer ", 7) == 0)
+        return source_of(w, h + 7, strlen(h + 7));
+    if (strncmp(h, "Basic ", 6) != 0 || strlen(h + 6) > 600 ||
+        strlen(h + 6) % 4 != 0)
+        return NULL;
+    n = EVP_DecodeBlock(dec, (const unsigned char *)h + 6, (int)strlen(h + 6));
+    if (n <= 0)
+        return NULL;
+    dec[n] = '\0';
+    colon = strchr((const char *)dec, ':');
+    return source_of(w, (const char *)dec,
+                     colon ? (size_t)(colon - (const char *)dec)
+                           : strlen((const char *)dec));
+}
+
+/* ---- emitting a batch ------------------------------------------------------ */
+
+struct pending {
+    og_http_req_t *req;
+    int segment; /* answer as Segment does: 200 {"success": true} */
+};
+
+static void committed(void *data, og_err_t rc, size_t n,
+                      const og_err_t *results, const char *const *ids)
+{
+    struct pending *p = data;
+    size_t i;
+
+    if (rc == OG_OK) {
+        if (p->segment) {
+            answer(p->req, 200, json_pack("{sb}", "success", 1), NULL);
+        } else {
+            json_t *a = json_array();
+
+            for (i = 0; i < n; i++)
+                json_array_append_new(a, json_string(ids[i]));
+            answer(p->req, 202,
+                   json_pack("{sIso}", "accepted", (json_int_t)n, "ids", a),
+                   NULL);
+        }
+    } else if (rc == OG_ERR_CONFLICT) {
+        char msg[200];
+
+        for (i = 0; i < n && results[i] != OG_ERR_CONFLICT; i++)
+            ;
+        snprintf(msg, sizeof(msg),
+                 "event %zu: its id (or vendor id) was accepted before with "
+                 "other content",
+                 i);
+        answer(p->req, 409,
+               json_pack("{sssIsIss}", "error", msg, "index", (json_int_t)i,
+                         "accepted", (json_int_t)0, "batch",
+                         "stored whole or not at all: nothing was stored"),
+               NULL);
+    } else {
+        answer_rc(p->req, rc);
+    }
+    free(p);
+}
+
+/* Emits n envelopes (JSON objects) as one batch; answers the request. */
+static void emit_all(struct web *w, og_http_req_t *req, json_t *const *envs,
+                     size_t n, int segment)
+{
+    og_emit_item_t *items = calloc(n, sizeof(*items));
+    msgpack_sbuffer *sb = calloc(n, sizeof(*sb));
+    struct pending *p = calloc(1, sizeof(*p));
+    char why[300];
+    size_t bad = 0, i;
+    og_err_t rc;
+
+    if (items == NULL || sb == NULL || p == NULL) {
+        free(items);
+        free(sb);
+        free(p);
+        answer_error(req, 503, "out of memory: retry later");
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        msgpack_packer pk;
+
+        msgpack_sbuffer_init(&sb[i]);
+        msgpack_packer_init(&pk, &sb[i], msgpack_sbuffer_write);
+        web_pack_json(&pk, envs[i]);
+        items[i].msgpack = (const uint8_t *)sb[i].data;
+        items[i].len = sb[i].size;
+        /* Segment's libraries retry with a new sentAt: the messageId
+         * decides */
+        items[i].flags = segment ? OG_EMIT_VENDOR_RETRIES : 0;
+    }
+    p->req = req;
+    p->segment = segment;
+    rc = og_emit_batch_async(w->ctx, items, n, &bad, why, sizeof(why),
+                             committed, p);
+    for (i = 0; i < n; i++)
+        msgpack_sbuffer_destroy(&sb[i]);
+    free(items);
+    free(sb);
+    if (rc == OG_OK)
+        return;
+    free(p);
+    if (rc == OG_ERR_INVALID) {
+        json_t *b = json_pack("{ss}", "error", why);
+
+        if (n > 1 || segment) {
+            char msg[360];
+
+            snprintf(msg, sizeof(msg), "event %zu: %s", bad, why);
+            json_object_set_new(b, "error", json_string(msg));
+            json_object_set_new(b, "index", json_integer((json_int_t)bad));
+            json_object_set_new(b, "accepted", json_integer(0));
+            json_object_set_new(
+                b, "batch",
+                json_string("stored whole or not at all: nothing was stored"));
+        }
+        answer(req, 400, b, NULL);
+        return;
+    }
+    answer_rc(req, rc);
+}
+
+/* ---- request parsing ---------------------------------------------------- */
+
+/* The request's JSON body, or NULL after answering 415 or 400. */
+static json_t *json_body(og_http_req_t *req)
+{
+    const char *ct = og_http_req_header(req, "Content-Type");
+    size_t len, ctl;
+    const uint8_t *body = og_http_req_body(req, &len);
+    json_error_t e;
+    json_t *j;
+    char msg[300];
+
+    ctl = ct ? strcspn(ct, ";") : 0;
+    while (ctl > 0 && ct[ctl - 1] == ' ')
+        ctl--;
+    if (ct == NULL || ctl != 16 || strncasecmp(ct, "application/json", 16)) {
+        answer_error(req, 415, "Content-Type must be application/json");
+        return NULL;
+    }
+    j = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, &e);
+    if (j == NULL) {
+        snprintf(msg, sizeof(msg), "invalid JSON at line %d column %d: %s",
+                 e.line, e.column, e.text);
+        answer_error(req, 400, msg);
+    }
+    return j;
+}
+
+static uint64_t now_ms(void)
+{
+    struct timeval tv;
+
+    gettimeofday(&tv, NULL);
+    return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
+}
+
+/* An event of omnigate's JSON form as an envelope: "v" defaults to 1 and
+ * "occurred" may be an RFC 3339 time. NULL with why set. */
+static json_t *event_envelope(const json_t *ev, char *why, size_t whylen)
+{
+    json_t *e, *occ;
+
+    if (!json_is_object(ev)) {
+        snprintf(why, whylen, "an event must be a JSON object");
+        return NULL;
+    }
+    e = json_copy((json_t *)ev);
+    if (json_object_get(e, "v") == NULL)
+        json_object_set_new(e, "v", json_integer(1));
+    occ = json_object_get(e, "occurred");
+    if (json_is_string(occ)) {
+        uint64_t t = web_parse_time(json_string_value(occ));
+
+        if (t == 0) {
+            snprintf(why, whylen,
+                     "field 'occurred' must be milliseconds since the epoch "
+                     "or an RFC 3339 time such as 2026-11-30T10:00:00Z");
+            json_decref(e);
+            return NULL;
+        }
+        json_object_set_new(e, "occurred", json_integer((json_int_t)t));
+    }
+    return e;
+}
+
+/* Answers 400 naming the event of a batch that cannot be mapped. */
+static void refuse_item(og_http_req_t *req, size_t i, size_t n, const char *why)
+{
+    json_t *b;
+    char msg[360];
+
+    if (n == 1) {
+        answer_error(req, 400, why);
+        return;
+    }
+    snprintf(msg, sizeof(msg), "event %zu: %s", i, why);
+    b = json_pack("{sssIsIss}", "error", msg, "index", (json_int_t)i,
+                  "accepted", (json_int_t)0, "batch",
+                  "stored whole or not at all: nothing was stored");
+    answer(req, 400, b, NULL);
+}
+
+/* The calls of a request: the body itself, or its array (events API
+ * batch) or its "batch" member (Segment). */
+static void handle(struct web *w, og_http_req_t *req, const char *kind)
+{
+    const char *source = authorize(w, req);
+    json_t *body, *list = NULL, **envs;
+    size_t n, i;
+    int segment = kind != NULL;
+    char why[300];
+
+    if (source == NULL) {
+        answer_error(req, 401, "missing or unknown write key");
+        return;
+    }
+    if ((body = json_body(req)) == NULL)
+        return;
+    if (segment && strcmp(kind, "batch") == 0) {
+        list = json_object_get(body, "batch");
+        if (!json_is_array(list)) {
+            json_decref(body);
+            answer_error(req, 400, "field 'batch' must be an array of calls");
+            return;
+        }
+    } else if (!segment && json_is_array(body)) {
+        list = body;
+    }
+    n = list ? json_array_size(list) : 1;
+    if (n == 0) {
+        json_decref(body);
+        answer_error(req, 400, "empty batch");
+        return;
+    }
+    if ((int64_t)n > w->max_batch) {
+        snprintf(why, sizeof(why),
+                 "batch of %zu events exceeds max_batch (%lld)", n,
+                 (long long)w->max_batch);
+        json_decref(body);
+        answer_error(req, 413, why);
+        return;
+    }
+    envs = calloc(n, sizeof(*envs));
+    if (envs == NULL) {
+        json_decref(body);
+        answer_error(req, 503, "out of memory: retry later");
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        const json_t *item = list ? json_array_get(list, i) : body;
+
+        envs[i] = segment ? web_segment_envelope(
+                                item, strcmp(kind, "batch") ? kind : NULL,
+                                now_ms(), w->identity_secret, why, sizeof(why))
+                          : event_envelope(item, why, sizeof(why));
+        if (envs[i] == NULL) {
+            refuse_item(req, i, list ? n : 1, why);
+            break;
+        }
+    }
+    if (i == n)
+        emit_all(w, req, envs, n, segment);
+    for (i = 0; i < n; i++)
+        json_decref(envs[i]);
+    free(envs);
+    json_decref(body);
+    (void)source;
+}
+
+static const char *const segment_calls[] = {
+    "track", "identify", "page", "screen", "group", "alias", "batch"};
+
+static void on_request(void *data, og_http_req_t *req)
+{
+    struct web *w = data;
+    const char *path = og_http_req_path(req) + strlen(w->prefix);
+    size_t i;
+
+    if (strcmp(path, "/events") == 0) {
+        handle(w, req, NULL);
+        return;
+    }
+    for (i = 0; i < sizeof(segment_calls) / sizeof(segment_calls[0]); i++)
+        if (path[0] == '/' && strcmp(path + 1, segment_calls[i]) == 0) {
+            handle(w, req, segment_calls[i]);
+            return;
+        }
+    answer_error(req, 404, "no such API");
+}
+
+/* ---- life ----------------------------------------------------------------- */
+
+static og_err_t web_init(og_plugin_ctx_t *ctx, void **state)
+{
+    struct web *w = calloc(1, sizeof(*w));
+    const char *keys = "", *url = "", *secrets = "";
+    uint64_t timeout = 10000;
+    char why[300];
+
+    if (w == NULL)
+        return OG_ERR_NOMEM;
+    w->ctx = ctx;
+    og_config_get_str(ctx, "write_keys", &keys);
+    og_config_get_str(ctx, "identity_secret", &w->identity_secret);
+    og_config_get_str(ctx, "path_prefix", &w->prefix);
+    og_config_get_int(ctx, "max_batch", &w->max_batch);
+    og_config_get_size(ctx, "max_body", &w->max_body);
+    og_config_get_str(ctx, "webhook_url", &url);
+    og_config_get_str(ctx, "webhook_secrets", &secrets);
+    og_config_get_duration_ms(ctx, "webhook_timeout", &timeout);
+    *state = w;
+    if (parse_keys(w, keys, why, sizeof(why)) != 0) {
+        og_log(ctx, OG_LOG_ERROR, "%s", why);
+        return OG_ERR_CONFIG;
+    }
+    if (url[0] != '\0') {
+        if (strncmp(url, "http://", 7) != 0 &&
+            strncmp(url, "https://", 8) != 0) {
+            og_log(ctx, OG_LOG_ERROR,
+                   "webhook_url: expected an http:// or https:// URL");
+            return OG_ERR_CONFIG;
+        }
+        w->hooks =
+            web_hooks_create(ctx, url, secrets, timeout, why, sizeof(why));
+        if (w->hooks == NULL) {
+            og_log(ctx, OG_LOG_ERROR, "%s", why);
+            return OG_ERR_CONFIG;
+        }
+    }
+    if (w->nkeys == 0 && w->hooks == NULL) {
+        og_log(ctx, OG_LOG_ERROR,
+               "nothing to do: set write_keys (events in) or webhook_url "
+               "(deliveries out)");
+        return OG_ERR_CONFIG;
+    }
+    return OG_OK;
+}
+
+static og_err_t web_start(void *state)
+{
+    struct web *w = state;
+    static const char *const names[] = {"events", "track", "identify", "page",
+                                        "screen", "group", "alias",    "batch"};
+    size_t i;
+
+    if (w->nkeys == 0)
+        return OG_OK; /* a destination only */
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        og_http_route_t r = OG_HTTP_ROUTE_INIT;
+        og_err_t rc;
+
+        snprintf(w->paths[i], sizeof(w->paths[i]), "%s/%s", w->prefix,
+                 names[i]);
+        r.method = "POST";
+        r.path = w->paths[i];
+        r.max_body = (size_t)w->max_body;
+        r.handler = on_request;
+        r.data = w;
+        if ((rc = og_http_mount(w->ctx, &r)) != OG_OK)
+            return rc;
+    }
+    return OG_OK;
+}
+
+static og_err_t web_send(void *state, const og_event_t *ev, og_delivery_t *d)
+{
+    struct web *w = state;
+
+    if (w->hooks == NULL)
+        return OG_ERR_REJECTED; /* routed here without a webhook_url */
+    return web_hooks_send(w->hooks, ev, d);
+}
+
+static void web_destroy(void *state)
+{
+    struct web *w = state;
+    size_t i;
+
+    if (w == NULL)
+        return;
+    for (i = 0; i < w->nkeys; i++) {
+        free(w->keys[i].name);
+        free(w->keys[i].key);
+    }
+    web_hooks_destroy(w->hooks);
+    free(w);
+}
+
+static const og_plugin_def_t def = {
+    OG_PLUGIN_DEF_INIT,
+    .name = "web",
+    .version = "0.1.0",
+    .description = "the web channel: events API, Segment-compatible "
+                   "tracking, signed outbound webhooks",
+    .caps = OG_CAP_INGRESS | OG_CAP_EGRESS,
+    .config = config,
+    .init = web_init,
+    .start = web_start,
+    .send = web_send,
+    .destroy = web_destroy,
+};
+
+OG_PLUGIN_DEFINE(&def)

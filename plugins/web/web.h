@@ -1,0 +1,77 @@
+/*
+ * web.h: the web channel plugin's parts (plugins/web/README.md).
+ *
+ *   web.c       the plugin: configuration, write keys, the events API,
+ *               answers
+ *   json.c      JSON <-> MessagePack (jansson, msgpack-c)
+ *   segment.c   the Segment-compatible tracking API's mapping
+ *   hooks.c     outbound webhooks (Standard Webhooks signatures)
+ */
+#ifndef OG_WEB_H
+#define OG_WEB_H
+
+#include <jansson.h>
+#include <msgpack.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <omnigate/sdk.h>
+
+/* ---- json.c ------------------------------------------------------------ */
+
+/* Packs a JSON value as MessagePack (integers stay integers, reals become
+ * float64, strings keep embedded NULs). */
+void web_pack_json(msgpack_packer *pk, const json_t *j);
+
+/* The JSON form of a MessagePack object (bin and ext as null); a new
+ * reference, or NULL when bytes are not one object. */
+json_t *web_mp_to_json(const uint8_t *bytes, size_t len);
+
+/* Milliseconds since the epoch of an RFC 3339 / ISO 8601 time
+ * ("2026-11-30T10:00:00.123Z", "+01:00" offsets); 0 when not one. */
+uint64_t web_parse_time(const char *s);
+
+/* ---- segment.c ----------------------------------------------------------- */
+
+/*
+ * web_segment_envelope: the omnigate envelope (a new JSON object) for one
+ * Segment call of the given kind ("track", "identify", "page", "screen",
+ * "group", "alias"; for a batch item, NULL: its "type" says), received at
+ * now_ms. secret (may be NULL) verifies context.omnigate.signature, the
+ * site's HMAC-SHA256 of the userId: only then is the user key verified.
+ * NULL with the reason in why when the call cannot be mapped.
+ */
+json_t *web_segment_envelope(const json_t *call, const char *kind,
+                             uint64_t now_ms, const char *secret, char *why,
+                             size_t whylen);
+
+/* The omnigate event type for a Segment track event name ("Order
+ * Completed" -> "order.placed"), written into out. */
+void web_segment_type(const char *event, char *out, size_t outlen);
+
+/* 1 when sig (hex) is HMAC-SHA256(secret, value). */
+int web_signature_ok(const char *secret, const char *value, const char *sig);
+
+/* ---- hooks.c --------------------------------------------------------------- */
+
+typedef struct web_hooks_s web_hooks_t;
+
+/* Outbound webhooks to url, signed with secrets ("whsec_..." separated by
+ * spaces or commas: several sign at once, for rotation). NULL with the
+ * reason in why when a secret is not valid. */
+web_hooks_t *web_hooks_create(og_plugin_ctx_t *ctx, const char *url,
+                              const char *secrets, uint64_t timeout_ms,
+                              char *why, size_t whylen);
+og_err_t web_hooks_send(web_hooks_t *h, const og_event_t *ev, og_delivery_t *d);
+void web_hooks_destroy(web_hooks_t *h);
+
+/*
+ * web_webhook_signature: the webhook-signature header value for one
+ * message ("v1,BASE64" per secret, space separated) into out. Exposed for
+ * the unit tests.
+ */
+og_err_t web_webhook_signature(const char *secrets, const char *msg_id,
+                               uint64_t timestamp, const uint8_t *body,
+                               size_t len, char *out, size_t outlen);
+
+#endif /* OG_WEB_H */

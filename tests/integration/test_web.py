@@ -1,0 +1,401 @@
+#!/usr/bin/env python3
+"""The web channel plugin against the real daemon.
+
+- the events API: every status code with its exact body (202, 400 for bad
+  JSON, a bad field and a batch with one bad event, 401, 409, 413 twice,
+  415, 429 with Retry-After), duplicates answered like the first time,
+  batches stored whole or not at all;
+- the Segment-compatible API: fixtures of identify, track (Order
+  Completed), page and alias mapped to envelopes, a signed user id
+  verified, a repeated messageId not routed twice, the batch endpoint;
+- outbound webhooks: signatures checked by an independent implementation
+  (the standardwebhooks package from npm, run with node) for both secrets
+  of a rotation, a tampered body refused by it; 429 with Retry-After
+  retried; 410 disables the endpoint.
+
+Needs OG_TOP_BUILDDIR (set by make check), node and npm (the npm registry)
+for the signature check.
+"""
+import base64
+import hashlib
+import hmac
+import http.client
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_durable as td  # noqa: E402
+import test_customers as tc  # noqa: E402
+
+check = td.check
+BUILD = td.BUILD
+SRC = os.environ.get("OG_TOP_SRCDIR",
+                     os.path.join(os.path.dirname(__file__), "..", ".."))
+td.PLUGINS["web"] = os.path.join(BUILD, "plugins/web/.libs/web.so")
+KEY = "wk_shop_0123456789"
+KEY2 = "wk_app_9876543210"
+SECRET = "s3cret"
+WH1 = "whsec_" + base64.b64encode(b"first webhook secret 123").decode()
+WH2 = "whsec_" + base64.b64encode(b"second webhook secret 45").decode()
+BATCH_NOTE = "stored whole or not at all: nothing was stored"
+
+
+def request(d, method, path, body=b"", headers=None):
+    c = http.client.HTTPConnection("127.0.0.1", d.pub, timeout=10)
+    c.request(method, path, body=body, headers=headers or {})
+    r = c.getresponse()
+    data = r.read().decode()
+    c.close()
+    return r.status, data, dict(r.getheaders())
+
+
+def events(d, body, key=KEY, ctype="application/json"):
+    h = {"Content-Type": ctype}
+    if key:
+        h["Authorization"] = "Bearer " + key
+    if not isinstance(body, (bytes, str)):
+        body = json.dumps(body)
+    return request(d, "POST", "/v1/events", body, h)
+
+
+def segment(d, call, body, key=KEY):
+    auth = base64.b64encode((key + ":").encode()).decode()
+    return request(d, "POST", "/v1/" + call, json.dumps(body),
+                   {"Content-Type": "application/json",
+                    "Authorization": "Basic " + auth})
+
+
+def fixture(name):
+    with open(os.path.join(SRC, "tests/fixtures/segment", name + ".json")) as f:
+        return json.load(f)
+
+
+def web_tree(name, main_extra="", web_extra=""):
+    d = td.Daemon(name)
+    out = os.path.join(d.root, "sink-out")
+    os.makedirs(out)
+    d.main_conf(main_extra)
+    d.channel("web", "web",
+              "write_keys = shop=%s, app=%s\nidentity_secret = %s\n"
+              "max_batch = 5\nmax_body = 4k\n%s" % (KEY, KEY2, SECRET,
+                                                   web_extra))
+    d.channel("sink", "dropdir", "outbox = %s\n" % out)
+    d.write("conf/routes.d/all.conf",
+            "[route all]\nmatch = *\nfrom = web\nto = sink\n")
+    return d, out
+
+
+def ev(etype="page.viewed", **kw):
+    e = {"type": etype, "ids": [{"kind": "anon", "value": "v-1"}]}
+    e.update(kw)
+    return e
+
+
+def test_events_api():
+    print("events API: status codes and bodies", flush=True)
+    d, out = web_tree("webapi", main_extra="queue_max = 4\n")
+    try:
+        d.start()
+        st, body, h = events(d, ev(id="e-1", occurred="2026-11-30T10:00:00Z"))
+        check(st == 202 and json.loads(body) == {"accepted": 1,
+                                                  "ids": ["e-1"]},
+              "202 with the id: %d %s" % (st, body))
+        got = tc.wait_delivered(out, ["e-1"])
+        check(got.get("e-1", {}).get("occurred") == 1796032800000,
+              "RFC 3339 occurred converted: %s" % got.get("e-1"))
+        check(got.get("e-1", {}).get("customer") is not None,
+              "the customer resolved")
+        st, body, h = events(d, ev(id="e-1", occurred="2026-11-30T10:00:00Z"))
+        check(st == 202 and json.loads(body)["ids"] == ["e-1"],
+              "a duplicate gets the same answer: %s" % body)
+        st, body, h = events(d, [ev(id="b-1"), ev(id="b-2"), ev(id="b-3")])
+        check(st == 202 and json.loads(body) == {
+            "accepted": 3, "ids": ["b-1", "b-2", "b-3"]}, "batch: %s" % body)
+
+        st, body, h = events(d, '{"type": "x",')
+        check(st == 400 and json.loads(body)["error"].startswith(
+            "invalid JSON at line 1 column"), "bad JSON: %d %s" % (st, body))
+        st, body, h = events(d, ev("Bad Type"))
+        check(st == 400 and json.loads(body) == {
+            "error": "field 'type' must be 1-128 characters of a-z, 0-9, "
+                     "'_', '-', '.'"}, "a bad field named: %s" % body)
+        st, body, h = events(d, ev(occurred="yesterday"))
+        check(st == 400 and "field 'occurred'" in body, "bad time: %s" % body)
+        st, body, h = events(d, [ev(id="p-1"), {"ids": []}, ev(id="p-3")])
+        check(st == 400 and json.loads(body) == {
+            "error": "event 1: missing field 'type'", "index": 1,
+            "accepted": 0, "batch": BATCH_NOTE},
+            "a batch with one bad event: %s" % body)
+        st, body, h = events(d, [ev(id="q-1"), ev(colour="red")])
+        check(st == 400 and json.loads(body)["index"] == 1 and
+              "unknown field 'colour'" in json.loads(body)["error"],
+              "unknown field named with its index: %s" % body)
+        time.sleep(0.3)
+        check(not ({"p-1", "p-3", "q-1"} & set(tc.ids_in(out))),
+              "nothing of a refused batch was stored")
+        st, body, h = events(d, [])
+        check(st == 400 and json.loads(body) == {"error": "empty batch"},
+              "empty batch: %s" % body)
+
+        st, body, h = events(d, ev(), key=None)
+        check(st == 401 and json.loads(body) == {
+            "error": "missing or unknown write key"} and
+            h.get("WWW-Authenticate") == 'Bearer realm="omnigate"',
+            "401 without a key: %s %s" % (body, h))
+        st, body, h = events(d, ev(), key="wk_guess")
+        check(st == 401, "401 with a wrong key")
+        st, body, h = events(d, ev(id="k-2"), key=KEY2)
+        check(st == 202, "the second source's key works")
+
+        st, body, h = events(d, ev(), ctype="text/plain")
+        check(st == 415 and json.loads(body) == {
+            "error": "Content-Type must be application/json"},
+            "415: %s" % body)
+        st, body, h = events(d, ev(), ctype="application/json; charset=utf-8")
+        check(st == 202, "a charset parameter is fine")
+        st, body, h = events(d, [ev() for _ in range(6)])
+        check(st == 413 and json.loads(body) == {
+            "error": "batch of 6 events exceeds max_batch (5)"},
+            "413 for too many events: %s" % body)
+        st, body, h = events(d, ev(props={"x": "y" * 5000}))
+        check(st == 413 and "error" in json.loads(body),
+              "413 for a large body: %d %s" % (st, body))
+
+        # conflicts: all or nothing
+        st, body, h = events(d, [ev(id="c-new"), ev(id="e-1", props={"o": 1})])
+        check(st == 409 and json.loads(body) == {
+            "error": "event 1: its id (or vendor id) was accepted before "
+                     "with other content", "index": 1, "accepted": 0,
+            "batch": BATCH_NOTE}, "409 names the event: %s" % body)
+        st, body, h = events(d, ev(id="c-new"))
+        check(st == 202, "the other event of that batch was not stored")
+        check("c-new" in tc.wait_delivered(out, ["c-new"]),
+              "and arrives once sent alone")
+
+        # overload: a batch larger than the commit queue (queue_max = 4)
+        st, body, h = events(d, [ev() for _ in range(5)])
+        check(st == 429 and json.loads(body) == {"error": "busy: retry later"}
+              and h.get("Retry-After") == "1", "429 with Retry-After: %d %s %s"
+              % (st, body, h))
+        check(d.stop() == 0, "clean stop")
+    finally:
+        d.cleanup()
+
+
+def test_segment():
+    print("Segment-compatible API", flush=True)
+    d, out = web_tree("segment")
+    try:
+        d.start()
+        for call, name in (("identify", "identify"),
+                           ("track", "track-order-completed"),
+                           ("page", "page"), ("alias", "alias")):
+            st, body, h = segment(d, call, fixture(name))
+            check(st == 200 and json.loads(body) == {"success": True},
+                  "%s: 200 %s" % (call, body))
+        deadline = time.time() + 10
+        while time.time() < deadline and len(tc.files_of(out)) < 4:
+            time.sleep(0.05)
+        got = {e["type"]: e for e in tc.delivered(out).values()}
+        check(set(got) == {"customer.identified", "order.placed",
+                           "page.viewed", "customer.aliased"},
+              "four events mapped: %s" % sorted(got))
+        o = got.get("order.placed", {})
+        check(o.get("props", {}).get("total") == {"amount": 2750,
+                                                   "currency": "EUR"} and
+              len(o.get("props", {}).get("lines", [])) == 2 and
+              o.get("source", {}).get("vendor_id") ==
+              "ajs-next-69b2bd0f3c5d4c0a8b8a5b9c1b2e5f10",
+              "order mapped with money, lines and messageId: %s" % o)
+        ident = got.get("customer.identified", {})
+        check(ident.get("customer") == o.get("customer") and
+              ident.get("customer") == got.get("page.viewed", {}).get(
+                  "customer"), "one customer for the visitor's calls")
+        st, p = tc.profile(d, kind="user", value="97980cfea0067")
+        users = [i for i in p.get("identities", []) if i["kind"] == "user"]
+        check(st == 200 and users and users[0]["verified"],
+              "the signed user id is verified: %s" % users)
+        check(p.get("traits", {}).get("name") == "Peter Gibbons",
+              "traits from identify")
+        # the same messageId again: answered, not routed twice
+        st, body, h = segment(d, "track", fixture("track-order-completed"))
+        check(st == 200, "repeat answered 200")
+        time.sleep(0.5)
+        check(len(tc.files_of(out)) == 4, "a repeated messageId is not "
+              "delivered again (%d files)" % len(tc.files_of(out)))
+        # batch endpoint, and a bad call in it
+        b = {"batch": [
+            {"type": "track", "event": "Product Added", "anonymousId": "z-1",
+             "messageId": "m-b1", "properties": {"sku": "S1", "price": 9.99,
+                                                 "currency": "usd"}},
+            {"type": "screen", "name": "Cart", "anonymousId": "z-1",
+             "messageId": "m-b2"}]}
+        st, body, h = segment(d, "batch", b)
+        check(st == 200, "batch: %d %s" % (st, body))
+        b["batch"].append({"type": "launch", "anonymousId": "z-1"})
+        st, body, h = segment(d, "batch", b)
+        check(st == 400 and json.loads(body)["index"] == 2 and
+              "is not a Segment call" in json.loads(body)["error"],
+              "a bad call in a batch is named: %s" % body)
+        st, body, h = segment(d, "track", fixture("page"), key="nope")
+        check(st == 401, "Segment with a wrong write key: 401")
+        check(d.stop() == 0, "clean stop")
+    finally:
+        d.cleanup()
+
+
+class Receiver(http.server.BaseHTTPRequestHandler):
+    """Records webhooks; answers per event id: 429 once, then 410, else 204."""
+    got = []
+    plan = {}
+    lock = threading.Lock()
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        msg = json.loads(body)
+        eid = msg["data"]["id"]
+        with Receiver.lock:
+            Receiver.got.append((dict(self.headers), body, time.time()))
+            step = Receiver.plan.get(eid, [204])
+            status = step.pop(0) if len(step) > 1 else step[0]
+        self.send_response(status)
+        if status == 429:
+            self.send_header("Retry-After", "2")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *a):
+        pass
+
+
+def npm_standardwebhooks(root):
+    """Installs the standardwebhooks package from npm into root."""
+    if shutil.which("npm") is None:
+        subprocess.run(["apt-get", "install", "-y", "-qq", "npm"], check=False,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    r = subprocess.run(["npm", "install", "--silent", "--no-audit",
+                        "--no-fund", "--prefix", root, "standardwebhooks@1"],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=300)
+    return r.returncode == 0
+
+
+VERIFY_JS = r"""
+const { Webhook } = require("standardwebhooks");
+const [secret, file] = process.argv.slice(2);
+const m = JSON.parse(require("fs").readFileSync(file, "utf8"));
+try {
+  new Webhook(secret).verify(m.body, m.headers);
+  console.log("ok");
+} catch (e) {
+  console.log("refused: " + e.message);
+}
+"""
+
+
+def verify(root, secret, headers, body):
+    f = os.path.join(root, "msg.json")
+    with open(f, "w") as fh:
+        json.dump({"headers": {k.lower(): v for k, v in headers.items()},
+                   "body": body.decode()}, fh)
+    js = os.path.join(root, "verify.js")
+    with open(js, "w") as fh:
+        fh.write(VERIFY_JS)
+    r = subprocess.run(["node", js, secret, f], cwd=root,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return r.stdout.decode().strip()
+
+
+def test_webhooks():
+    print("outbound webhooks", flush=True)
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    d, out = web_tree("hooks")
+    npmroot = tempfile.mkdtemp(prefix="ogweb-npm.")
+    d.channel("crm", "web",
+              "webhook_url = http://127.0.0.1:%d/hook\n"
+              "webhook_secrets = %s %s\n" % (srv.server_address[1], WH1, WH2),
+              "retry_base = 200ms\n")
+    d.write("conf/routes.d/all.conf",
+            "[route all]\nmatch = *\nfrom = web\nto = sink, crm\n")
+    try:
+        have_npm = npm_standardwebhooks(npmroot)
+        check(have_npm, "npm installed standardwebhooks")
+        d.start()
+        Receiver.plan = {"w-429": [429, 204], "w-410": [410]}
+        st, body, h = events(d, [ev("order.placed", id="w-1",
+                                    props={"total": {"amount": 100,
+                                                     "currency": "EUR"}})])
+        check(st == 202, "accepted")
+        check(td.wait_for(lambda: len(Receiver.got) >= 1, 10), "delivered")
+        headers, wbody, _ = Receiver.got[0]
+        msg = json.loads(wbody)
+        check(msg["type"] == "order.placed" and msg["data"]["id"] == "w-1" and
+              msg["data"]["props"]["total"]["amount"] == 100,
+              "the event as JSON: %s" % msg)
+        check(headers.get("webhook-id") and headers.get("webhook-timestamp"),
+              "Standard Webhooks headers: %s" % headers)
+        sigs = headers.get("webhook-signature", "").split(" ")
+        check(len(sigs) == 2 and all(s.startswith("v1,") for s in sigs),
+              "two signatures for two secrets: %s" % sigs)
+        # our own check of the scheme, then the independent one
+        key = base64.b64decode(WH1[6:])
+        signed = ("%s.%s.%s" % (headers["webhook-id"],
+                                headers["webhook-timestamp"],
+                                wbody.decode())).encode()
+        mine = "v1," + base64.b64encode(
+            hmac.new(key, signed, hashlib.sha256).digest()).decode()
+        check(mine == sigs[0], "HMAC-SHA256 over id.timestamp.body")
+        if have_npm:
+            for s in (WH1, WH2):
+                res = verify(npmroot, s, headers, wbody)
+                check(res == "ok", "standardwebhooks verifies with %s: %s" %
+                      (s[:10], res))
+            res = verify(npmroot, WH1, headers, wbody.replace(b"100", b"999"))
+            check(res.startswith("refused"),
+                  "a tampered body is refused: %s" % res)
+            res = verify(npmroot, "whsec_" + base64.b64encode(
+                b"not the secret at all!!!").decode(), headers, wbody)
+            check(res.startswith("refused"), "a wrong secret is refused")
+        # 429 with Retry-After: 2 s, then delivered
+        st, body, h = events(d, ev("order.placed", id="w-429"))
+        check(td.wait_for(lambda: len([g for g in Receiver.got
+                                       if b'"w-429"' in g[1]]) >= 2, 15),
+              "retried after 429")
+        t = [g[2] for g in Receiver.got if b'"w-429"' in g[1]]
+        check(len(t) >= 2 and t[1] - t[0] >= 1.9,
+              "Retry-After honoured: %.2f s" % (t[1] - t[0] if len(t) > 1
+                                                 else -1))
+        # 410: the endpoint is disabled; the next delivery is not sent
+        st, body, h = events(d, ev("order.placed", id="w-410"))
+        check(td.wait_for(lambda: any(x["event_id"] == "w-410" for x in
+                                      tc.dead_letters(d, "crm")), 10),
+              "410 is a dead letter")
+        n = len(Receiver.got)
+        st, body, h = events(d, ev("order.placed", id="w-after"))
+        check(td.wait_for(lambda: any(x["event_id"] == "w-after" for x in
+                                      tc.dead_letters(d, "crm")), 10),
+              "later deliveries are refused while disabled")
+        check(len(Receiver.got) == n, "and not sent")
+        dl = [x for x in tc.dead_letters(d, "crm") if x["event_id"] == "w-410"]
+        check(dl and "410" in dl[0]["error"], "reason: %s" % dl)
+        check(d.stop() == 0, "clean stop")
+    finally:
+        srv.shutdown()
+        d.cleanup()
+        shutil.rmtree(npmroot, ignore_errors=True)
+
+
+def main():
+    return td.run([test_events_api, test_segment, test_webhooks])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
