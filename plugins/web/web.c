@@ -34,8 +34,12 @@ struct web {
     int64_t max_batch;
     uint64_t max_body;
     web_hooks_t *hooks;
-    char paths[8][96];
+    char **origins; /* allowed_origins */
+    size_t norigins;
+    char paths[10][96];
 };
+
+extern const char web_snippet[]; /* omnigate.js, generated at build */
 
 static const og_config_field_t config[] = {
     {"write_keys",
@@ -78,6 +82,14 @@ static const og_config_field_t config[] = {
      1024,
      64 << 20,
      {NULL, NULL}},
+    {"allowed_origins",
+     OG_CFG_STRING,
+     "",
+     0,
+     "origins (https://shop.example) whose pages may call the APIs, or *",
+     0,
+     0,
+     {NULL, NULL}},
     {"webhook_url",
      OG_CFG_STRING,
      "",
@@ -107,25 +119,56 @@ static const og_config_field_t config[] = {
 
 /* ---- answers --------------------------------------------------------------- */
 
-static void answer(og_http_req_t *req, int status, json_t *body,
-                   const char *const *headers)
+/* The Access-Control-Allow-Origin header for the request's Origin when
+ * allowed_origins lets it in (into buf), else NULL. */
+static const char *cors(const struct web *w, og_http_req_t *req, char *buf,
+                        size_t len)
 {
-    char *text = json_dumps(body, JSON_COMPACT);
+    const char *origin = og_http_req_header(req, "Origin");
+    size_t i;
 
-    og_http_respond(req, status, "application/json", headers,
-                    text ? text : "{}", text ? strlen(text) : 2);
+    if (origin == NULL || strlen(origin) > 200)
+        return NULL;
+    for (i = 0; i < w->norigins; i++)
+        if (strcmp(w->origins[i], "*") == 0 ||
+            strcmp(w->origins[i], origin) == 0) {
+            snprintf(buf, len, "Access-Control-Allow-Origin: %s", origin);
+            return buf;
+        }
+    return NULL;
+}
+
+static void answer(const struct web *w, og_http_req_t *req, int status,
+                   json_t *body, const char *const *headers)
+{
+    char *text = json_dumps(body, JSON_COMPACT), acao[260];
+    const char *all[6];
+    size_t n = 0;
+
+    while (headers != NULL && headers[n] != NULL && n < 3) {
+        all[n] = headers[n];
+        n++;
+    }
+    if ((all[n] = cors(w, req, acao, sizeof(acao))) != NULL) {
+        all[++n] = "Vary: Origin";
+        n++;
+    }
+    all[n] = NULL;
+    og_http_respond(req, status, "application/json", all, text ? text : "{}",
+                    text ? strlen(text) : 2);
     free(text);
     json_decref(body);
 }
 
-static void answer_error(og_http_req_t *req, int status, const char *msg)
+static void answer_error(const struct web *w, og_http_req_t *req, int status,
+                         const char *msg)
 {
     static const char *const retry_busy[] = {"Retry-After: 1", NULL};
     static const char *const retry_store[] = {"Retry-After: 5", NULL};
     static const char *const www[] = {
         "WWW-Authenticate: Bearer realm=\"omnigate\"", NULL};
 
-    answer(req, status, json_pack("{ss}", "error", msg),
+    answer(w, req, status, json_pack("{ss}", "error", msg),
            status == 429   ? retry_busy
            : status == 503 ? retry_store
            : status == 401 ? www
@@ -133,14 +176,15 @@ static void answer_error(og_http_req_t *req, int status, const char *msg)
 }
 
 /* The answer for a store outcome that is not OG_OK. */
-static void answer_rc(og_http_req_t *req, og_err_t rc)
+static void answer_rc(const struct web *w, og_http_req_t *req, og_err_t rc)
 {
     if (rc == OG_ERR_BUSY)
-        answer_error(req, 429, "busy: retry later");
+        answer_error(w, req, 429, "busy: retry later");
     else if (rc == OG_ERR_STOPPING)
-        answer_error(req, 503, "shutting down: retry later");
+        answer_error(w, req, 503, "shutting down: retry later");
     else
-        answer_error(req, 503, "the store cannot take events now: retry later");
+        answer_error(w, req, 503,
+                     "the store cannot take events now: retry later");
 }
 
 /* ---- write keys ---------------------------------------------------------- */
@@ -222,6 +266,7 @@ static const char *authorize(const struct web *w, og_http_req_t *req)
 /* ---- emitting a batch ------------------------------------------------------ */
 
 struct pending {
+    const struct web *w;
     og_http_req_t *req;
     int segment; /* answer as Segment does: 200 {"success": true} */
 };
@@ -234,13 +279,13 @@ static void committed(void *data, og_err_t rc, size_t n,
 
     if (rc == OG_OK) {
         if (p->segment) {
-            answer(p->req, 200, json_pack("{sb}", "success", 1), NULL);
+            answer(p->w, p->req, 200, json_pack("{sb}", "success", 1), NULL);
         } else {
             json_t *a = json_array();
 
             for (i = 0; i < n; i++)
                 json_array_append_new(a, json_string(ids[i]));
-            answer(p->req, 202,
+            answer(p->w, p->req, 202,
                    json_pack("{sIso}", "accepted", (json_int_t)n, "ids", a),
                    NULL);
         }
@@ -253,13 +298,13 @@ static void committed(void *data, og_err_t rc, size_t n,
                  "event %zu: its id (or vendor id) was accepted before with "
                  "other content",
                  i);
-        answer(p->req, 409,
+        answer(p->w, p->req, 409,
                json_pack("{sssIsIss}", "error", msg, "index", (json_int_t)i,
                          "accepted", (json_int_t)0, "batch",
                          "stored whole or not at all: nothing was stored"),
                NULL);
     } else {
-        answer_rc(p->req, rc);
+        answer_rc(p->w, p->req, rc);
     }
     free(p);
 }
@@ -279,7 +324,7 @@ static void emit_all(struct web *w, og_http_req_t *req, json_t *const *envs,
         free(items);
         free(sb);
         free(p);
-        answer_error(req, 503, "out of memory: retry later");
+        answer_error(w, req, 503, "out of memory: retry later");
         return;
     }
     for (i = 0; i < n; i++) {
@@ -294,6 +339,7 @@ static void emit_all(struct web *w, og_http_req_t *req, json_t *const *envs,
          * decides */
         items[i].flags = segment ? OG_EMIT_VENDOR_RETRIES : 0;
     }
+    p->w = w;
     p->req = req;
     p->segment = segment;
     rc = og_emit_batch_async(w->ctx, items, n, &bad, why, sizeof(why),
@@ -319,16 +365,16 @@ static void emit_all(struct web *w, og_http_req_t *req, json_t *const *envs,
                 b, "batch",
                 json_string("stored whole or not at all: nothing was stored"));
         }
-        answer(req, 400, b, NULL);
+        answer(w, req, 400, b, NULL);
         return;
     }
-    answer_rc(req, rc);
+    answer_rc(w, req, rc);
 }
 
 /* ---- request parsing ---------------------------------------------------- */
 
 /* The request's JSON body, or NULL after answering 415 or 400. */
-static json_t *json_body(og_http_req_t *req)
+static json_t *json_body(const struct web *w, og_http_req_t *req)
 {
     const char *ct = og_http_req_header(req, "Content-Type");
     size_t len, ctl;
@@ -341,14 +387,14 @@ static json_t *json_body(og_http_req_t *req)
     while (ctl > 0 && ct[ctl - 1] == ' ')
         ctl--;
     if (ct == NULL || ctl != 16 || strncasecmp(ct, "application/json", 16)) {
-        answer_error(req, 415, "Content-Type must be application/json");
+        answer_error(w, req, 415, "Content-Type must be application/json");
         return NULL;
     }
     j = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, &e);
     if (j == NULL) {
         snprintf(msg, sizeof(msg), "invalid JSON at line %d column %d: %s",
                  e.line, e.column, e.text);
-        answer_error(req, 400, msg);
+        answer_error(w, req, 400, msg);
     }
     return j;
 }
@@ -391,20 +437,21 @@ static json_t *event_envelope(const json_t *ev, char *why, size_t whylen)
 }
 
 /* Answers 400 naming the event of a batch that cannot be mapped. */
-static void refuse_item(og_http_req_t *req, size_t i, size_t n, const char *why)
+static void refuse_item(const struct web *w, og_http_req_t *req, size_t i,
+                        size_t n, const char *why)
 {
     json_t *b;
     char msg[360];
 
     if (n == 1) {
-        answer_error(req, 400, why);
+        answer_error(w, req, 400, why);
         return;
     }
     snprintf(msg, sizeof(msg), "event %zu: %s", i, why);
     b = json_pack("{sssIsIss}", "error", msg, "index", (json_int_t)i,
                   "accepted", (json_int_t)0, "batch",
                   "stored whole or not at all: nothing was stored");
-    answer(req, 400, b, NULL);
+    answer(w, req, 400, b, NULL);
 }
 
 /* The calls of a request: the body itself, or its array (events API
@@ -418,16 +465,17 @@ static void handle(struct web *w, og_http_req_t *req, const char *kind)
     char why[300];
 
     if (source == NULL) {
-        answer_error(req, 401, "missing or unknown write key");
+        answer_error(w, req, 401, "missing or unknown write key");
         return;
     }
-    if ((body = json_body(req)) == NULL)
+    if ((body = json_body(w, req)) == NULL)
         return;
     if (segment && strcmp(kind, "batch") == 0) {
         list = json_object_get(body, "batch");
         if (!json_is_array(list)) {
             json_decref(body);
-            answer_error(req, 400, "field 'batch' must be an array of calls");
+            answer_error(w, req, 400,
+                         "field 'batch' must be an array of calls");
             return;
         }
     } else if (!segment && json_is_array(body)) {
@@ -436,7 +484,7 @@ static void handle(struct web *w, og_http_req_t *req, const char *kind)
     n = list ? json_array_size(list) : 1;
     if (n == 0) {
         json_decref(body);
-        answer_error(req, 400, "empty batch");
+        answer_error(w, req, 400, "empty batch");
         return;
     }
     if ((int64_t)n > w->max_batch) {
@@ -444,13 +492,13 @@ static void handle(struct web *w, og_http_req_t *req, const char *kind)
                  "batch of %zu events exceeds max_batch (%lld)", n,
                  (long long)w->max_batch);
         json_decref(body);
-        answer_error(req, 413, why);
+        answer_error(w, req, 413, why);
         return;
     }
     envs = calloc(n, sizeof(*envs));
     if (envs == NULL) {
         json_decref(body);
-        answer_error(req, 503, "out of memory: retry later");
+        answer_error(w, req, 503, "out of memory: retry later");
         return;
     }
     for (i = 0; i < n; i++) {
@@ -461,7 +509,7 @@ static void handle(struct web *w, og_http_req_t *req, const char *kind)
                                 now_ms(), w->identity_secret, why, sizeof(why))
                           : event_envelope(item, why, sizeof(why));
         if (envs[i] == NULL) {
-            refuse_item(req, i, list ? n : 1, why);
+            refuse_item(w, req, i, list ? n : 1, why);
             break;
         }
     }
@@ -477,12 +525,48 @@ static void handle(struct web *w, og_http_req_t *req, const char *kind)
 static const char *const segment_calls[] = {
     "track", "identify", "page", "screen", "group", "alias", "batch"};
 
+/* OPTIONS: the CORS preflight of a page on an allowed origin. */
+static void preflight(const struct web *w, og_http_req_t *req)
+{
+    static const char *const allow[] = {
+        "Access-Control-Allow-Methods: POST",
+        "Access-Control-Allow-Headers: Authorization, Content-Type",
+        "Access-Control-Max-Age: 600", NULL};
+    char acao[260];
+    const char *h[6];
+    size_t i;
+
+    if (cors(w, req, acao, sizeof(acao)) == NULL) {
+        answer_error(w, req, 403, "origin not allowed (allowed_origins)");
+        return;
+    }
+    h[0] = acao;
+    h[1] = "Vary: Origin";
+    for (i = 0; allow[i] != NULL; i++)
+        h[2 + i] = allow[i];
+    h[2 + i] = NULL;
+    og_http_respond(req, 204, NULL, h, "", 0);
+}
+
+static void on_snippet(void *data, og_http_req_t *req)
+{
+    static const char *const h[] = {"Cache-Control: public, max-age=300", NULL};
+
+    (void)data;
+    og_http_respond(req, 200, "application/javascript; charset=utf-8", h,
+                    web_snippet, strlen(web_snippet));
+}
+
 static void on_request(void *data, og_http_req_t *req)
 {
     struct web *w = data;
     const char *path = og_http_req_path(req) + strlen(w->prefix);
     size_t i;
 
+    if (strcmp(og_http_req_method(req), "OPTIONS") == 0) {
+        preflight(w, req);
+        return;
+    }
     if (strcmp(path, "/events") == 0) {
         handle(w, req, NULL);
         return;
@@ -492,15 +576,42 @@ static void on_request(void *data, og_http_req_t *req)
             handle(w, req, segment_calls[i]);
             return;
         }
-    answer_error(req, 404, "no such API");
+    answer_error(w, req, 404, "no such API");
 }
 
 /* ---- life ----------------------------------------------------------------- */
 
+/* allowed_origins: "*" or scheme://host[:port], separated by commas. */
+static int split_origins(struct web *w, const char *spec)
+{
+    const char *p = spec;
+
+    while (*p != '\0') {
+        size_t n = strcspn(p, ", \t");
+        char *o;
+
+        if (n == 0) {
+            p++;
+            continue;
+        }
+        o = strndup(p, n);
+        if (o == NULL)
+            return -1;
+        w->origins = realloc(w->origins, (w->norigins + 1) * sizeof(char *));
+        w->origins[w->norigins++] = o;
+        if (strcmp(o, "*") != 0 && ((strncmp(o, "http://", 7) != 0 &&
+                                     strncmp(o, "https://", 8) != 0) ||
+                                    strchr(o + 8, '/') != NULL))
+            return -1;
+        p += n;
+    }
+    return 0;
+}
+
 static og_err_t web_init(og_plugin_ctx_t *ctx, void **state)
 {
     struct web *w = calloc(1, sizeof(*w));
-    const char *keys = "", *url = "", *secrets = "";
+    const char *keys = "", *url = "", *secrets = "", *origins = "";
     uint64_t timeout = 10000;
     char why[300];
 
@@ -515,7 +626,14 @@ static og_err_t web_init(og_plugin_ctx_t *ctx, void **state)
     og_config_get_str(ctx, "webhook_url", &url);
     og_config_get_str(ctx, "webhook_secrets", &secrets);
     og_config_get_duration_ms(ctx, "webhook_timeout", &timeout);
+    og_config_get_str(ctx, "allowed_origins", &origins);
     *state = w;
+    if (split_origins(w, origins) != 0) {
+        og_log(ctx, OG_LOG_ERROR,
+               "allowed_origins: expected origins such as "
+               "https://shop.example (scheme://host[:port]) or *");
+        return OG_ERR_CONFIG;
+    }
     if (parse_keys(w, keys, why, sizeof(why)) != 0) {
         og_log(ctx, OG_LOG_ERROR, "%s", why);
         return OG_ERR_CONFIG;
@@ -565,8 +683,21 @@ static og_err_t web_start(void *state)
         r.data = w;
         if ((rc = og_http_mount(w->ctx, &r)) != OG_OK)
             return rc;
+        r.method = "OPTIONS"; /* CORS preflights */
+        r.max_body = 0;
+        if ((rc = og_http_mount(w->ctx, &r)) != OG_OK)
+            return rc;
     }
-    return OG_OK;
+    {
+        og_http_route_t r = OG_HTTP_ROUTE_INIT;
+
+        snprintf(w->paths[8], sizeof(w->paths[8]), "%s/omnigate.js", w->prefix);
+        r.method = "GET";
+        r.path = w->paths[8];
+        r.handler = on_snippet;
+        r.data = w;
+        return og_http_mount(w->ctx, &r);
+    }
 }
 
 static og_err_t web_send(void *state, const og_event_t *ev, og_delivery_t *d)
@@ -589,6 +720,9 @@ static void web_destroy(void *state)
         free(w->keys[i].name);
         free(w->keys[i].key);
     }
+    for (i = 0; i < w->norigins; i++)
+        free(w->origins[i]);
+    free(w->origins);
     web_hooks_destroy(w->hooks);
     free(w);
 }

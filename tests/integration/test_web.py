@@ -23,6 +23,7 @@ import http.client
 import http.server
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -393,8 +394,115 @@ def test_webhooks():
         shutil.rmtree(npmroot, ignore_errors=True)
 
 
+SHOP_PAGE = """<!doctype html>
+<html><head><title>Test shop</title>
+<script>window.omnigateConfig = {writeKey: "%(key)s",
+                                 endpoint: "http://127.0.0.1:%(pub)d/v1"};</script>
+<script src="http://127.0.0.1:%(pub)d/v1/omnigate.js"></script>
+</head><body><div id="status">waiting</div>
+<script>
+var sent = 0, statuses = [];
+omnigate.onSent(function (st, n) {
+  sent += n; statuses.push(st);
+  if (sent >= 3)
+    document.getElementById("status").textContent =
+      "sent:" + statuses.join(",") + ":" + omnigate.anonymousId();
+});
+omnigate.track("Product Added", {sku: "S-1", name: "Mug", price: 12.5,
+                                 currency: "EUR", quantity: 1});
+omnigate.identify("u-77", {email: "shopper@example.com"}, "%(sig)s");
+</script></body></html>
+"""
+
+
+def chromium():
+    for c in ("chromium", "chromium-browser"):
+        if shutil.which(c):
+            return shutil.which(c)
+    subprocess.run(["apt-get", "install", "-y", "-qq",
+                    "--no-install-recommends", "chromium"],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return shutil.which("chromium")
+
+
+def test_snippet_in_chromium():
+    print("the site snippet in headless Chromium", flush=True)
+    browser = chromium()
+    check(browser is not None, "chromium installed")
+    if browser is None:
+        return
+    shopdir = tempfile.mkdtemp(prefix="ogweb-shop.")
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, directory=shopdir, **kw)
+
+        def log_message(self, *a):
+            pass
+
+    shop = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=shop.serve_forever, daemon=True).start()
+    origin = "http://127.0.0.1:%d" % shop.server_address[1]
+    d, out = web_tree("snippet", web_extra="allowed_origins = %s\n" % origin)
+    try:
+        d.start()
+        st, js, h = request(d, "GET", "/v1/omnigate.js")
+        check(st == 200 and "window.omnigate" in js and
+              h.get("Content-Type", "").startswith("application/javascript"),
+              "the snippet is served")
+        # preflights: allowed origin, other origin
+        st, body, h = request(d, "OPTIONS", "/v1/batch", headers={
+            "Origin": origin, "Access-Control-Request-Method": "POST"})
+        check(st == 204 and h.get("Access-Control-Allow-Origin") == origin,
+              "preflight from the shop: %d %s" % (st, h))
+        st, body, h = request(d, "OPTIONS", "/v1/batch", headers={
+            "Origin": "http://evil.example"})
+        check(st == 403 and "Access-Control-Allow-Origin" not in h,
+              "preflight from another origin: 403 (%d)" % st)
+        sig = hmac.new(SECRET.encode(), b"u-77", hashlib.sha256).hexdigest()
+        with open(os.path.join(shopdir, "index.html"), "w") as f:
+            f.write(SHOP_PAGE % {"key": KEY, "pub": d.pub, "sig": sig})
+        profile = tempfile.mkdtemp(prefix="ogweb-chromium.")
+        r = subprocess.run(
+            [browser, "--headless=new", "--no-sandbox", "--disable-gpu",
+             "--no-first-run", "--user-data-dir=" + profile,
+             "--virtual-time-budget=20000", "--dump-dom",
+             origin + "/index.html"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+        shutil.rmtree(profile, ignore_errors=True)
+        dom = r.stdout.decode(errors="replace")
+        m = re.search(r'id="status">([^<]*)<', dom)
+        status = m.group(1) if m else dom[-300:]
+        check(status.startswith("sent:200:"),
+              "the page sent its calls: %s" % status)
+        anon = status.split(":")[-1] if m else None
+        deadline = time.time() + 10
+        while time.time() < deadline and len(tc.files_of(out)) < 3:
+            time.sleep(0.05)
+        got = list(tc.delivered(out).values())
+        types = sorted(e["type"] for e in got)
+        check(types == ["cart.item_added", "customer.identified",
+                        "page.viewed"], "page view, add-to-cart and login "
+              "arrived: %s" % types)
+        custs = {e.get("customer") for e in got}
+        check(len(custs) == 1 and None not in custs,
+              "as one customer: %s" % custs)
+        st, p = tc.profile(d, kind="anon", value=anon or "?")
+        users = [i for i in p.get("identities", []) if i["kind"] == "user"]
+        check(st == 200 and users and users[0]["value"] == "u-77" and
+              users[0]["verified"],
+              "the signed login is a verified identity of that customer: %s"
+              % users)
+        check(d.stop() == 0, "clean stop")
+    finally:
+        shop.shutdown()
+        d.cleanup()
+        shutil.rmtree(shopdir, ignore_errors=True)
+
+
 def main():
-    return td.run([test_events_api, test_segment, test_webhooks])
+    return td.run([test_events_api, test_segment, test_webhooks,
+                   test_snippet_in_chromium])
 
 
 if __name__ == "__main__":
