@@ -99,8 +99,120 @@ static int exponent(const char *cur)
     return strstr(zero, cur) ? 0 : strstr(three, cur) ? 3 : 2;
 }
 
-/* A Segment decimal price with its currency as omnigate money, or NULL. */
-static json_t *money(const json_t *v, const char *cur)
+/* ---- packing: the envelope is written as MessagePack straight from the
+ * parsed call, without building it as JSON first (every copy of a
+ * Segment payload's properties and context showed in the benchmark). */
+
+static void pstr(msgpack_packer *pk, const char *s)
+{
+    size_t n = strlen(s);
+
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+/* The text of an identity value (a string, or an integer id). */
+static const char *key_text(const json_t *v, char *buf, size_t len)
+{
+    if (json_is_string(v) && json_string_length(v) > 0)
+        return json_string_value(v);
+    if (json_is_integer(v)) {
+        snprintf(buf, len, "%lld", (long long)json_integer_value(v));
+        return buf;
+    }
+    return NULL;
+}
+
+struct key {
+    const char *kind, *value;
+    int verified;
+    char buf[32];
+};
+
+static void add_key(struct key *k, size_t *n, const char *kind, const json_t *v,
+                    int verified)
+{
+    if (*n < 8 &&
+        (k[*n].value = key_text(v, k[*n].buf, sizeof(k[*n].buf))) != NULL) {
+        k[*n].kind = kind;
+        k[*n].verified = verified;
+        (*n)++;
+    }
+}
+
+/* A currency as the envelope wants it: three capital letters. */
+static int currency_of(const json_t *v, char up[4])
+{
+    const char *s = json_string_value(v);
+    size_t i;
+
+    if (s == NULL || json_string_length(v) != 3)
+        return 0;
+    for (i = 0; i < 3; i++) {
+        if (!isalpha((unsigned char)s[i]))
+            return 0;
+        up[i] = (char)toupper((unsigned char)s[i]);
+    }
+    up[3] = '\0';
+    return 1;
+}
+
+/* Whether key of a map is written by pack_map() (and how many there
+ * are): "currency" only when it can be one, else as "currency_text";
+ * "amount" only when an integer, else as "amount_value". */
+static size_t pack_map_pairs(msgpack_packer *pk, const json_t *m,
+                             const char *const *skip, int write)
+{
+    const char *key;
+    json_t *v;
+    size_t n = 0, i;
+    char up[4];
+
+    json_object_foreach((json_t *)m, key, v)
+    {
+        for (i = 0; skip != NULL && skip[i] != NULL; i++)
+            if (strcmp(key, skip[i]) == 0)
+                break;
+        if (skip != NULL && skip[i] != NULL)
+            continue;
+        n++;
+        if (!write)
+            continue;
+        if (strcmp(key, "currency") == 0) {
+            if (currency_of(v, up)) {
+                pstr(pk, "currency");
+                pstr(pk, up);
+            } else {
+                pstr(pk, "currency_text");
+                web_pack_json(pk, v);
+            }
+        } else if (strcmp(key, "amount") == 0 && !json_is_integer(v)) {
+            pstr(pk, "amount_value");
+            web_pack_json(pk, v);
+        } else {
+            pstr(pk, key);
+            web_pack_json(pk, v);
+        }
+    }
+    return n;
+}
+
+/* A Segment map (properties, traits, context) with its money keys made
+ * safe, without the keys in skip, and extra more pairs the caller writes
+ * after it. */
+static void pack_map(msgpack_packer *pk, const json_t *m,
+                     const char *const *skip, size_t extra)
+{
+    size_t n = json_is_object(m) ? pack_map_pairs(pk, m, skip, 0) : 0;
+
+    msgpack_pack_map(pk, n + extra);
+    if (n > 0)
+        pack_map_pairs(pk, m, skip, 1);
+}
+
+/* Writes {"amount": minor units, "currency": cur}; 0 when v is no price. */
+static int pack_money(msgpack_packer *pk, const json_t *v, const char *cur,
+                      int write)
 {
     double x;
     int e = exponent(cur), i;
@@ -110,113 +222,79 @@ static json_t *money(const json_t *v, const char *cur)
     else if (json_is_real(v))
         x = json_real_value(v);
     else
-        return NULL;
+        return 0;
     for (i = 0; i < e; i++)
         x *= 10;
     if (!isfinite(x) || fabs(x) > 9e15)
-        return NULL;
-    return json_pack("{sIss}", "amount", (json_int_t)llround(x), "currency",
-                     cur);
+        return 0;
+    if (write) {
+        msgpack_pack_map(pk, 2);
+        pstr(pk, "amount");
+        msgpack_pack_int64(pk, (int64_t)llround(x));
+        pstr(pk, "currency");
+        pstr(pk, cur);
+    }
+    return 1;
 }
 
-static void add_key(json_t *ids, const char *kind, const json_t *v,
-                    int verified)
+/* props of a track call: its properties, "event", and for ecommerce
+ * "total" (money) and "lines". */
+static void pack_track_props(msgpack_packer *pk, const json_t *p,
+                             const json_t *event)
 {
-    char buf[64];
-    const char *s = NULL;
+    static const char *const skip[] = {"event", "total", "lines", NULL};
+    static const char *const totals[] = {"total", "revenue", "value", "price"};
+    char cur[4] = "USD";
+    const json_t *total = NULL, *products = json_object_get(p, "products");
+    size_t i, nlines = 0;
 
-    if (json_is_string(v))
-        s = json_string_value(v);
-    else if (json_is_integer(v)) {
-        snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(v));
-        s = buf;
-    }
-    if (s == NULL || s[0] == '\0' || json_array_size(ids) >= 32)
-        return;
-    json_array_append_new(ids, json_pack("{sssssb}", "kind", kind, "value", s,
-                                         "verified", verified));
-}
-
-/* A deep copy of v with the keys the envelope treats as money ("amount"
- * and "currency") renamed when they would not pass as money, so that a
- * Segment payload is never refused for them. */
-static json_t *props_of(const json_t *v)
-{
-    json_t *c = json_deep_copy(v);
-    json_t *cur = json_object_get(c, "currency");
-
-    if (json_is_string(cur)) {
-        char up[4] = "";
-        const char *s = json_string_value(cur);
-        size_t i;
-
-        for (i = 0; i < 3 && s[i]; i++)
-            up[i] = (char)toupper((unsigned char)s[i]);
-        up[i] = '\0';
-        if (strlen(s) == 3)
-            json_object_set_new(c, "currency", json_string(up));
-        else {
-            json_object_set(c, "currency_text", cur);
-            json_object_del(c, "currency");
-        }
-    } else if (cur != NULL) {
-        json_object_set(c, "currency_text", cur);
-        json_object_del(c, "currency");
-    }
-    if (json_object_get(c, "amount") != NULL &&
-        !json_is_integer(json_object_get(c, "amount"))) {
-        json_object_set(c, "amount_value", json_object_get(c, "amount"));
-        json_object_del(c, "amount");
-    }
-    return c;
-}
-
-/* Ecommerce properties: props.total (money) and props.lines. */
-static void ecommerce(json_t *props, const json_t *p)
-{
-    const json_t *cur = json_object_get(props, "currency");
-    const char *c = json_is_string(cur) ? json_string_value(cur) : "USD";
-    const char *totals[] = {"total", "revenue", "value", "price"};
-    json_t *m, *products = json_object_get(p, "products"), *lines;
-    size_t i;
-
-    for (i = 0; i < sizeof(totals) / sizeof(totals[0]); i++) {
-        m = money(json_object_get(p, totals[i]), c);
-        if (m != NULL) {
-            json_object_set_new(props, "total", m);
-            break;
-        }
+    currency_of(json_object_get(p, "currency"), cur);
+    for (i = 0; i < sizeof(totals) / sizeof(totals[0]) && total == NULL; i++)
+        if (pack_money(pk, json_object_get(p, totals[i]), cur, 0))
+            total = json_object_get(p, totals[i]);
+    if (json_is_array(products))
+        for (i = 0; i < json_array_size(products) && i < 1000; i++)
+            nlines += json_is_object(json_array_get(products, i));
+    pack_map(pk, p, skip, 1 + (total != NULL) + (json_is_array(products)));
+    pstr(pk, "event");
+    web_pack_json(pk, event);
+    if (total != NULL) {
+        pstr(pk, "total");
+        pack_money(pk, total, cur, 1);
     }
     if (!json_is_array(products))
         return;
-    lines = json_array();
+    pstr(pk, "lines");
+    msgpack_pack_array(pk, nlines);
     for (i = 0; i < json_array_size(products) && i < 1000; i++) {
-        const json_t *pr = json_array_get(products, i);
-        json_t *line = json_object();
-        const json_t *sku = json_object_get(pr, "sku");
+        const json_t *pr = json_array_get(products, i), *sku, *q, *price;
+        int has_price, has_name;
 
-        if (!json_is_object(pr)) {
-            json_decref(line);
+        if (!json_is_object(pr))
             continue;
-        }
-        if (sku == NULL)
+        sku = json_object_get(pr, "sku");
+        if (!json_is_string(sku))
             sku = json_object_get(pr, "product_id");
-        if (json_is_string(sku))
-            json_object_set(line, "sku", (json_t *)sku);
-        if (json_is_string(json_object_get(pr, "name")))
-            json_object_set(line, "name", json_object_get(pr, "name"));
-        json_object_set_new(
-            line, "quantity",
-            json_integer(
-                json_is_integer(json_object_get(pr, "quantity"))
-                    ? json_integer_value(json_object_get(pr, "quantity"))
-                    : 1));
-        m = money(json_object_get(pr, "price"), c);
-        if (m != NULL)
-            json_object_set_new(line, "price", m);
-        json_array_append_new(lines, line);
+        q = json_object_get(pr, "quantity");
+        price = json_object_get(pr, "price");
+        has_price = pack_money(pk, price, cur, 0);
+        has_name = json_is_string(json_object_get(pr, "name"));
+        msgpack_pack_map(pk, 1 + json_is_string(sku) + has_name + has_price);
+        if (json_is_string(sku)) {
+            pstr(pk, "sku");
+            web_pack_json(pk, sku);
+        }
+        if (has_name) {
+            pstr(pk, "name");
+            web_pack_json(pk, json_object_get(pr, "name"));
+        }
+        pstr(pk, "quantity");
+        msgpack_pack_int64(pk, json_is_integer(q) ? json_integer_value(q) : 1);
+        if (has_price) {
+            pstr(pk, "price");
+            pack_money(pk, price, cur, 1);
+        }
     }
-    json_object_set_new(props, "lines", lines);
 }
 
 /* The time the event happened: Segment's skew correction. */
@@ -240,24 +318,38 @@ static uint64_t occurred(const json_t *call, uint64_t now_ms)
     return now_ms;
 }
 
-json_t *web_segment_envelope(const json_t *call, const char *kind,
-                             uint64_t now_ms, const char *secret, char *why,
-                             size_t whylen)
+int web_segment_pack(msgpack_packer *pk, const json_t *call, const char *kind,
+                     uint64_t now_ms, const char *secret, char *why,
+                     size_t whylen)
 {
-    const json_t *ctx, *traits, *uid, *sig;
-    json_t *env, *ids, *props = NULL, *source;
+    static const char *const no_og[] = {"omnigate", NULL};
+    const json_t *ctx, *traits, *uid, *ev = NULL, *mid, *props = NULL;
+    struct key keys[8];
     char type[160];
-    int verified = 0;
+    size_t nkeys = 0, i;
+    int verified = 0, track, identify, page, group, alias;
 
     if (!json_is_object(call)) {
         snprintf(why, whylen, "a call must be a JSON object");
-        return NULL;
+        return -1;
     }
     if (kind == NULL)
         kind = json_string_value(json_object_get(call, "type"));
     if (kind == NULL) {
         snprintf(why, whylen, "field 'type' is missing");
-        return NULL;
+        return -1;
+    }
+    track = strcmp(kind, "track") == 0;
+    identify = strcmp(kind, "identify") == 0;
+    page = strcmp(kind, "page") == 0 || strcmp(kind, "screen") == 0;
+    group = strcmp(kind, "group") == 0;
+    alias = strcmp(kind, "alias") == 0;
+    if (!track && !identify && !page && !group && !alias) {
+        snprintf(why, whylen,
+                 "type '%.40s' is not a Segment call (track, identify, page, "
+                 "screen, group, alias)",
+                 kind);
+        return -1;
     }
     ctx = json_object_get(call, "context");
     traits = json_object_get(call, "traits");
@@ -266,90 +358,129 @@ json_t *web_segment_envelope(const json_t *call, const char *kind,
     uid = json_object_get(call, "userId");
     if (json_is_object(ctx)) {
         const json_t *og = json_object_get(ctx, "omnigate");
+        const json_t *sig =
+            json_is_object(og) ? json_object_get(og, "signature") : NULL;
 
-        sig = json_is_object(og) ? json_object_get(og, "signature") : NULL;
         verified = json_is_string(uid) && json_is_string(sig) &&
                    web_signature_ok(secret, json_string_value(uid),
                                     json_string_value(sig));
     }
-    if (strcmp(kind, "track") == 0) {
-        const json_t *ev = json_object_get(call, "event");
-
+    if (track) {
+        ev = json_object_get(call, "event");
         if (!json_is_string(ev) || json_string_length(ev) == 0) {
             snprintf(why, whylen, "field 'event' must be a non-empty string");
-            return NULL;
+            return -1;
         }
         web_segment_type(json_string_value(ev), type, sizeof(type));
-        props = json_is_object(json_object_get(call, "properties"))
-                    ? props_of(json_object_get(call, "properties"))
-                    : json_object();
-        json_object_set(props, "event", (json_t *)ev);
-        ecommerce(props, json_object_get(call, "properties"));
-    } else if (strcmp(kind, "identify") == 0) {
+    } else if (identify) {
         snprintf(type, sizeof(type), "customer.identified");
-        props = json_object();
-        if (json_is_object(traits))
-            json_object_set_new(props, "traits", props_of(traits));
-    } else if (strcmp(kind, "page") == 0 || strcmp(kind, "screen") == 0) {
+    } else if (page) {
         snprintf(type, sizeof(type), "%s.viewed", kind);
-        props = json_is_object(json_object_get(call, "properties"))
-                    ? props_of(json_object_get(call, "properties"))
-                    : json_object();
-        if (json_is_string(json_object_get(call, "name")))
-            json_object_set(props, "name", json_object_get(call, "name"));
-        if (json_is_string(json_object_get(call, "category")))
-            json_object_set(props, "category",
-                            json_object_get(call, "category"));
-    } else if (strcmp(kind, "group") == 0) {
+    } else if (group) {
         snprintf(type, sizeof(type), "customer.grouped");
-        props = json_object();
-        if (json_object_get(call, "groupId") != NULL)
-            json_object_set(props, "group_id",
-                            json_object_get(call, "groupId"));
-        if (json_is_object(traits))
-            json_object_set_new(props, "group_traits", props_of(traits));
-    } else if (strcmp(kind, "alias") == 0) {
-        snprintf(type, sizeof(type), "customer.aliased");
-        props = json_object();
-        if (json_object_get(call, "previousId") != NULL)
-            json_object_set(props, "previous_id",
-                            json_object_get(call, "previousId"));
     } else {
-        snprintf(why, whylen,
-                 "type '%.40s' is not a Segment call (track, identify, page, "
-                 "screen, group, alias)",
-                 kind);
-        return NULL;
+        snprintf(type, sizeof(type), "customer.aliased");
     }
-    ids = json_array();
-    add_key(ids, "user", uid, verified);
-    add_key(ids, "anon", json_object_get(call, "anonymousId"), 0);
-    if (strcmp(kind, "alias") == 0)
-        add_key(ids, "anon", json_object_get(call, "previousId"), 0);
+    add_key(keys, &nkeys, "user", uid, verified);
+    add_key(keys, &nkeys, "anon", json_object_get(call, "anonymousId"), 0);
+    if (alias)
+        add_key(keys, &nkeys, "anon", json_object_get(call, "previousId"), 0);
     if (json_is_object(traits)) {
-        add_key(ids, "email", json_object_get(traits, "email"), 0);
-        add_key(ids, "phone", json_object_get(traits, "phone"), 0);
+        add_key(keys, &nkeys, "email", json_object_get(traits, "email"), 0);
+        add_key(keys, &nkeys, "phone", json_object_get(traits, "phone"), 0);
     }
-    if (json_array_size(ids) == 0) {
-        json_decref(ids);
-        json_decref(props);
+    if (nkeys == 0) {
         snprintf(why, whylen, "a call needs a userId or an anonymousId");
-        return NULL;
+        return -1;
     }
-    source = json_pack("{ss}", "channel", "web");
-    if (json_is_string(json_object_get(call, "messageId")))
-        json_object_set(source, "vendor_id",
-                        json_object_get(call, "messageId"));
-    env = json_pack("{sissso}", "v", 1, "type", type, "source", source);
-    json_object_set_new(env, "occurred",
-                        json_integer((json_int_t)occurred(call, now_ms)));
-    json_object_set_new(env, "ids", ids);
+    mid = json_object_get(call, "messageId");
+    msgpack_pack_map(pk, 6 + json_is_object(ctx));
+    pstr(pk, "v");
+    msgpack_pack_uint8(pk, 1);
+    pstr(pk, "type");
+    pstr(pk, type);
+    pstr(pk, "source");
+    msgpack_pack_map(pk, 1 + json_is_string(mid));
+    pstr(pk, "channel");
+    pstr(pk, "web");
+    if (json_is_string(mid)) {
+        pstr(pk, "vendor_id");
+        web_pack_json(pk, mid);
+    }
+    pstr(pk, "occurred");
+    msgpack_pack_uint64(pk, occurred(call, now_ms));
+    pstr(pk, "ids");
+    msgpack_pack_array(pk, nkeys);
+    for (i = 0; i < nkeys; i++) {
+        msgpack_pack_map(pk, 3);
+        pstr(pk, "kind");
+        pstr(pk, keys[i].kind);
+        pstr(pk, "value");
+        pstr(pk, keys[i].value);
+        pstr(pk, "verified");
+        if (keys[i].verified)
+            msgpack_pack_true(pk);
+        else
+            msgpack_pack_false(pk);
+    }
     if (json_is_object(ctx)) {
-        json_t *c = props_of(ctx);
-
-        json_object_del(c, "omnigate"); /* the signature stays here */
-        json_object_set_new(env, "context", c);
+        pstr(pk, "context"); /* the signature stays here */
+        pack_map(pk, ctx, no_og, 0);
     }
-    json_object_set_new(env, "props", props);
-    return env;
+    pstr(pk, "props");
+    props = json_object_get(call, "properties");
+    if (track) {
+        pack_track_props(pk, json_is_object(props) ? props : NULL, ev);
+    } else if (identify) {
+        msgpack_pack_map(pk, json_is_object(traits));
+        if (json_is_object(traits)) {
+            pstr(pk, "traits");
+            pack_map(pk, traits, NULL, 0);
+        }
+    } else if (page) {
+        const json_t *name = json_object_get(call, "name"),
+                     *cat = json_object_get(call, "category");
+        static const char *const skip[] = {"name", "category", NULL};
+
+        pack_map(pk, json_is_object(props) ? props : NULL, skip,
+                 (size_t)json_is_string(name) + (size_t)json_is_string(cat));
+        if (json_is_string(name)) {
+            pstr(pk, "name");
+            web_pack_json(pk, name);
+        }
+        if (json_is_string(cat)) {
+            pstr(pk, "category");
+            web_pack_json(pk, cat);
+        }
+    } else {
+        const json_t *id =
+            json_object_get(call, group ? "groupId" : "previousId");
+
+        msgpack_pack_map(pk, (id != NULL) + (group && json_is_object(traits)));
+        if (id != NULL) {
+            pstr(pk, group ? "group_id" : "previous_id");
+            web_pack_json(pk, id);
+        }
+        if (group && json_is_object(traits)) {
+            pstr(pk, "group_traits");
+            pack_map(pk, traits, NULL, 0);
+        }
+    }
+    return 0;
+}
+
+json_t *web_segment_envelope(const json_t *call, const char *kind,
+                             uint64_t now_ms, const char *secret, char *why,
+                             size_t whylen)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    json_t *j = NULL;
+
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    if (web_segment_pack(&pk, call, kind, now_ms, secret, why, whylen) == 0)
+        j = web_mp_to_json((const uint8_t *)sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    return j;
 }

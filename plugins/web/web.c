@@ -310,29 +310,22 @@ static void committed(void *data, og_err_t rc, size_t n,
 }
 
 /* Emits n envelopes (JSON objects) as one batch; answers the request. */
-static void emit_all(struct web *w, og_http_req_t *req, json_t *const *envs,
-                     size_t n, int segment)
+static void emit_all(struct web *w, og_http_req_t *req,
+                     const msgpack_sbuffer *sb, size_t n, int segment)
 {
     og_emit_item_t *items = calloc(n, sizeof(*items));
-    msgpack_sbuffer *sb = calloc(n, sizeof(*sb));
     struct pending *p = calloc(1, sizeof(*p));
     char why[300];
     size_t bad = 0, i;
     og_err_t rc;
 
-    if (items == NULL || sb == NULL || p == NULL) {
+    if (items == NULL || p == NULL) {
         free(items);
-        free(sb);
         free(p);
         answer_error(w, req, 503, "out of memory: retry later");
         return;
     }
     for (i = 0; i < n; i++) {
-        msgpack_packer pk;
-
-        msgpack_sbuffer_init(&sb[i]);
-        msgpack_packer_init(&pk, &sb[i], msgpack_sbuffer_write);
-        web_pack_json(&pk, envs[i]);
         items[i].msgpack = (const uint8_t *)sb[i].data;
         items[i].len = sb[i].size;
         /* Segment's libraries retry with a new sentAt: the messageId
@@ -344,10 +337,7 @@ static void emit_all(struct web *w, og_http_req_t *req, json_t *const *envs,
     p->segment = segment;
     rc = og_emit_batch_async(w->ctx, items, n, &bad, why, sizeof(why),
                              committed, p);
-    for (i = 0; i < n; i++)
-        msgpack_sbuffer_destroy(&sb[i]);
     free(items);
-    free(sb);
     if (rc == OG_OK)
         return;
     free(p);
@@ -459,7 +449,8 @@ static void refuse_item(const struct web *w, og_http_req_t *req, size_t i,
 static void handle(struct web *w, og_http_req_t *req, const char *kind)
 {
     const char *source = authorize(w, req);
-    json_t *body, *list = NULL, **envs;
+    json_t *body, *list = NULL;
+    msgpack_sbuffer *sb;
     size_t n, i;
     int segment = kind != NULL;
     char why[300];
@@ -495,29 +486,42 @@ static void handle(struct web *w, og_http_req_t *req, const char *kind)
         answer_error(w, req, 413, why);
         return;
     }
-    envs = calloc(n, sizeof(*envs));
-    if (envs == NULL) {
+    sb = calloc(n, sizeof(*sb));
+    if (sb == NULL) {
         json_decref(body);
         answer_error(w, req, 503, "out of memory: retry later");
         return;
     }
     for (i = 0; i < n; i++) {
         const json_t *item = list ? json_array_get(list, i) : body;
+        msgpack_packer pk;
+        int bad = 0;
 
-        envs[i] = segment ? web_segment_envelope(
-                                item, strcmp(kind, "batch") ? kind : NULL,
-                                now_ms(), w->identity_secret, why, sizeof(why))
-                          : event_envelope(item, why, sizeof(why));
-        if (envs[i] == NULL) {
+        msgpack_sbuffer_init(&sb[i]);
+        msgpack_packer_init(&pk, &sb[i], msgpack_sbuffer_write);
+        if (segment) {
+            bad = web_segment_pack(
+                      &pk, item, strcmp(kind, "batch") ? kind : NULL, now_ms(),
+                      w->identity_secret, why, sizeof(why)) != 0;
+        } else {
+            json_t *e = event_envelope(item, why, sizeof(why));
+
+            if (e != NULL)
+                web_pack_json(&pk, e);
+            bad = e == NULL;
+            json_decref(e);
+        }
+        if (bad) {
             refuse_item(w, req, i, list ? n : 1, why);
+            n = i + 1; /* what to free */
             break;
         }
     }
     if (i == n)
-        emit_all(w, req, envs, n, segment);
+        emit_all(w, req, sb, n, segment);
     for (i = 0; i < n; i++)
-        json_decref(envs[i]);
-    free(envs);
+        msgpack_sbuffer_destroy(&sb[i]);
+    free(sb);
     json_decref(body);
     (void)source;
 }

@@ -34,13 +34,19 @@ uint64_t web_parse_time(const char *s);
 /* ---- segment.c ----------------------------------------------------------- */
 
 /*
- * web_segment_envelope: the omnigate envelope (a new JSON object) for one
+ * web_segment_pack: writes the omnigate envelope (MessagePack) for one
  * Segment call of the given kind ("track", "identify", "page", "screen",
  * "group", "alias"; for a batch item, NULL: its "type" says), received at
  * now_ms. secret (may be NULL) verifies context.omnigate.signature, the
  * site's HMAC-SHA256 of the userId: only then is the user key verified.
- * NULL with the reason in why when the call cannot be mapped.
+ * -1 with the reason in why when the call cannot be mapped (pk may then
+ * hold a partial object: discard it).
  */
+int web_segment_pack(msgpack_packer *pk, const json_t *call, const char *kind,
+                     uint64_t now_ms, const char *secret, char *why,
+                     size_t whylen);
+
+/* The same as a JSON object (a new reference), for the tests. */
 json_t *web_segment_envelope(const json_t *call, const char *kind,
                              uint64_t now_ms, const char *secret, char *why,
                              size_t whylen);
