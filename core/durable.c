@@ -1070,7 +1070,7 @@ static void batch_failed(og__durable_t *d, struct round *r)
         }
         d->st.busy++;
         if (s->cb != NULL)
-            s->cb(s->data, rc, NULL);
+            s->cb(s->data, rc, NULL, NULL);
     }
     /* Finished attempts go into the next round again; when closing they
      * are dropped: unmarked deliveries happen again after the restart
@@ -1157,7 +1157,8 @@ static void batch_committed(og__durable_t *d, struct round *r)
                     s->ev->id, it->first_id);
         }
         if (s->cb != NULL)
-            s->cb(s->data, rc, rc == OG_OK ? id : NULL);
+            s->cb(s->data, rc, rc == OG_OK ? id : NULL,
+                  rc == OG_OK && it->customer[0] ? it->customer : NULL);
     }
     for (i = 0; i < r->ndone; i++) {
         struct done *x = &r->done[i];

@@ -596,7 +596,8 @@ struct emit_wait {
     void *data;
 };
 
-static void emit_done(void *data, og_err_t rc, const char *event_id)
+static void emit_done(void *data, og_err_t rc, const char *event_id,
+                      const char *customer)
 {
     struct emit_wait *w = data;
     og_plugin_ctx_t *inst = w->inst;
@@ -604,6 +605,7 @@ static void emit_done(void *data, og_err_t rc, const char *event_id)
     /* Never into a plugin whose destroy() ran (shutdown timeout). */
     if (inst->st == OG__INST_RUNNING || inst->st == OG__INST_STOPPING)
         w->cb(w->data, rc, rc == OG_OK ? event_id : NULL);
+    (void)customer; /* og_emit_cb has no place for it */
     free(w);
     inst->nemits--;
     if (inst->st == OG__INST_STOPPING)
@@ -666,6 +668,7 @@ struct batch_wait {
     size_t n, pending;
     og_err_t *results;
     char **ids;
+    char **customers;
     struct batch_one {
         struct batch_wait *b;
         size_t i;
@@ -676,15 +679,19 @@ static void batch_free(struct batch_wait *b)
 {
     size_t i;
 
-    for (i = 0; i < b->n; i++)
+    for (i = 0; i < b->n; i++) {
         free(b->ids[i]);
+        free(b->customers[i]);
+    }
     free(b->ids);
+    free(b->customers);
     free(b->results);
     free(b->ones);
     free(b);
 }
 
-static void batch_done(void *data, og_err_t rc, const char *event_id)
+static void batch_done(void *data, og_err_t rc, const char *event_id,
+                       const char *customer)
 {
     struct batch_one *o = data;
     struct batch_wait *b = o->b;
@@ -694,6 +701,7 @@ static void batch_done(void *data, og_err_t rc, const char *event_id)
 
     b->results[o->i] = rc;
     b->ids[o->i] = rc == OG_OK && event_id ? og__xstrdup(event_id) : NULL;
+    b->customers[o->i] = customer ? og__xstrdup(customer) : NULL;
     if (--b->pending > 0)
         return;
     /* One outcome for the batch: a conflict names the culprits, else the
@@ -704,7 +712,8 @@ static void batch_done(void *data, og_err_t rc, const char *event_id)
     for (i = 0; i < b->n && all == OG_OK; i++)
         all = b->results[i];
     if (inst->st == OG__INST_RUNNING || inst->st == OG__INST_STOPPING)
-        b->cb(b->data, all, b->n, b->results, (const char *const *)b->ids);
+        b->cb(b->data, all, b->n, b->results, (const char *const *)b->ids,
+              (const char *const *)b->customers);
     batch_free(b);
     inst->nemits--;
     if (inst->st == OG__INST_STOPPING)
@@ -761,6 +770,7 @@ static og_err_t host_emit_batch_async(og_plugin_ctx_t *inst,
     b->n = b->pending = n;
     b->results = og__xcalloc(n, sizeof(*b->results));
     b->ids = og__xcalloc(n, sizeof(*b->ids));
+    b->customers = og__xcalloc(n, sizeof(*b->customers));
     b->ones = og__xcalloc(n, sizeof(*b->ones));
     {
         void **cbdata = og__xcalloc(n, sizeof(*cbdata));

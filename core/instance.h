@@ -16,7 +16,8 @@
 #include "plugin.h"
 
 /* The outcome of an emit: see og_emit_cb. */
-typedef void (*og__committed_cb)(void *data, og_err_t rc, const char *event_id);
+typedef void (*og__committed_cb)(void *data, og_err_t rc, const char *event_id,
+                                 const char *customer);
 
 /* What an instance shares with the rest of the process. */
 typedef struct og__core_s {

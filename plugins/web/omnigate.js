@@ -10,7 +10,9 @@
  *
  * It keeps an anonymous id in first-party storage, sends a page view on
  * load, and offers omnigate.track(name, properties),
- * omnigate.identify(userId, traits, signature) and omnigate.page(). Calls
+ * omnigate.identify(userId, traits, signature) and omnigate.page(); and
+ * omnigate.chat(), a minimal message panel for live messages (long-polls
+ * GET /v1/messages, replies with POST /v1/messages). Calls
  * go to the Segment-compatible batch endpoint, a few at a time, each with
  * its own messageId: the queue lives in localStorage until the server
  * answered 200, so a call survives a page change or a failed request and
@@ -179,8 +181,113 @@
     }
   }
 
+  function auth() {
+    return "Basic " + w.btoa((cfg.writeKey || "") + ":");
+  }
+
+  /* Live messages: a long-poll loop, and replies. */
+  var polling = false, pollDelay = 1000, onMessages = [], lastConversation;
+
+  function poll() {
+    w.fetch((cfg.endpoint || "/v1") + "/messages?anonymousId=" +
+            encodeURIComponent(anonymousId()), {
+      mode: "cors", headers: { "Authorization": auth() }
+    }).then(function (r) {
+      if (r.status !== 200) {
+        throw new Error("HTTP " + r.status);
+      }
+      return r.json();
+    }).then(function (body) {
+      var i, j;
+      pollDelay = 1000;
+      for (i = 0; i < body.messages.length; i++) {
+        if (body.messages[i].conversation) {
+          lastConversation = body.messages[i].conversation;
+        }
+        for (j = 0; j < onMessages.length; j++) {
+          try {
+            onMessages[j](body.messages[i]);
+          } catch (e) { /* the listener's own */ }
+        }
+      }
+      if (polling) {
+        w.setTimeout(poll, body.known === false ? 2000 : 0);
+      }
+    }, function () {
+      pollDelay = Math.min(pollDelay * 2, 60000);
+      if (polling) {
+        w.setTimeout(poll, pollDelay);
+      }
+    });
+  }
+
+  function listen(f) {
+    onMessages.push(f);
+    if (!polling) {
+      polling = true;
+      poll();
+    }
+  }
+
+  function reply(text, conversation) {
+    return w.fetch((cfg.endpoint || "/v1") + "/messages", {
+      method: "POST", mode: "cors",
+      headers: { "Content-Type": "application/json", "Authorization": auth() },
+      body: JSON.stringify({ anonymousId: anonymousId(), text: text,
+                             conversation: conversation || lastConversation })
+    }).then(function (r) { return r.status; });
+  }
+
+  function chat() {
+    var d = w.document, box = d.getElementById("omnigate-chat");
+    if (box) {
+      return box;
+    }
+    box = d.createElement("div");
+    box.id = "omnigate-chat";
+    box.style.cssText = "position:fixed;right:16px;bottom:16px;width:280px;" +
+      "max-height:360px;overflow:auto;background:#fff;border:1px solid " +
+      "#ccc;border-radius:8px;padding:8px;font:14px sans-serif;" +
+      "box-shadow:0 2px 8px rgba(0,0,0,.2)";
+    var list = d.createElement("div"), form = d.createElement("form"),
+      input = d.createElement("input");
+    list.className = "omnigate-messages";
+    input.placeholder = "Write a message";
+    input.style.cssText = "width:100%;box-sizing:border-box";
+    form.appendChild(input);
+    box.appendChild(list);
+    box.appendChild(form);
+    d.body.appendChild(box);
+    function show(text, mine) {
+      var p = d.createElement("p");
+      p.className = mine ? "omnigate-mine" : "omnigate-theirs";
+      p.textContent = text;
+      p.style.cssText = "margin:4px 0;text-align:" + (mine ? "right" : "left");
+      list.appendChild(p);
+      list.scrollTop = list.scrollHeight;
+    }
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      if (input.value) {
+        show(input.value, true);
+        reply(input.value);
+        input.value = "";
+      }
+    });
+    listen(function (m) {
+      if (m.text) {
+        show(m.text, false);
+      }
+    });
+    return box;
+  }
+
   w.omnigate = {
     ready: true,
+    messages: listen,
+    stopMessages: function () { polling = false; },
+    reply: reply,
+    chat: chat,
     anonymousId: anonymousId,
     page: function (name, properties) {
       enqueue({ type: "page", name: name || w.document.title,

@@ -34,6 +34,7 @@ struct web {
     int64_t max_batch;
     uint64_t max_body;
     web_hooks_t *hooks;
+    web_live_t *live;
     char **origins; /* allowed_origins */
     size_t norigins;
     char paths[10][96];
@@ -89,6 +90,31 @@ static const og_config_field_t config[] = {
      "origins (https://shop.example) whose pages may call the APIs, or *",
      0,
      0,
+     {NULL, NULL}},
+    {"live",
+     OG_CFG_BOOL,
+     "yes",
+     0,
+     "serve live messages to visitors' browsers (GET/POST /v1/messages)",
+     0,
+     0,
+     {NULL, NULL}},
+    {"live_wait",
+     OG_CFG_DURATION,
+     "25s",
+     0,
+     "how long a browser's poll waits for a message",
+     100,
+     120000,
+     {NULL, NULL}},
+    {"live_hold",
+     OG_CFG_DURATION,
+     "30s",
+     0,
+     "how long a message waits for its visitor's browser before it is "
+     "retried on the channel's schedule",
+     100,
+     3600000,
      {NULL, NULL}},
     {"webhook_url",
      OG_CFG_STRING,
@@ -175,10 +201,13 @@ static void answer_error(const struct web *w, og_http_req_t *req, int status,
                            : NULL);
 }
 
-/* The answer for a store outcome that is not OG_OK. */
-static void answer_rc(const struct web *w, og_http_req_t *req, og_err_t rc)
+/* The answer for a store outcome that is not OG_OK: committed says
+ * whether it came from the commit (a full store: 503) or from the call
+ * (the gateway's queue is full: 429). */
+static void answer_rc(const struct web *w, og_http_req_t *req, og_err_t rc,
+                      int committed)
 {
-    if (rc == OG_ERR_BUSY)
+    if (rc == OG_ERR_BUSY && !committed)
         answer_error(w, req, 429, "busy: retry later");
     else if (rc == OG_ERR_STOPPING)
         answer_error(w, req, 503, "shutting down: retry later");
@@ -268,15 +297,32 @@ static const char *authorize(const struct web *w, og_http_req_t *req)
 struct pending {
     const struct web *w;
     og_http_req_t *req;
-    int segment; /* answer as Segment does: 200 {"success": true} */
+    int segment;  /* answer as Segment does: 200 {"success": true} */
+    char **anons; /* per event: its anonymous id, or NULL */
+    size_t n;
 };
 
+static void pending_free(struct pending *p)
+{
+    size_t i;
+
+    for (i = 0; p->anons != NULL && i < p->n; i++)
+        free(p->anons[i]);
+    free(p->anons);
+    free(p);
+}
+
 static void committed(void *data, og_err_t rc, size_t n,
-                      const og_err_t *results, const char *const *ids)
+                      const og_err_t *results, const char *const *ids,
+                      const char *const *customers)
 {
     struct pending *p = data;
     size_t i;
 
+    /* which customer each browser is, for live messages */
+    for (i = 0; rc == OG_OK && p->w->live && i < n && i < p->n; i++)
+        if (p->anons[i] != NULL && customers[i] != NULL)
+            web_live_learn(p->w->live, p->anons[i], customers[i]);
     if (rc == OG_OK) {
         if (p->segment) {
             answer(p->w, p->req, 200, json_pack("{sb}", "success", 1), NULL);
@@ -304,14 +350,15 @@ static void committed(void *data, og_err_t rc, size_t n,
                          "stored whole or not at all: nothing was stored"),
                NULL);
     } else {
-        answer_rc(p->w, p->req, rc);
+        answer_rc(p->w, p->req, rc, 1);
     }
-    free(p);
+    pending_free(p);
 }
 
 /* Emits n envelopes (JSON objects) as one batch; answers the request. */
 static void emit_all(struct web *w, og_http_req_t *req,
-                     const msgpack_sbuffer *sb, size_t n, int segment)
+                     const msgpack_sbuffer *sb, size_t n, int segment,
+                     char **anons)
 {
     og_emit_item_t *items = calloc(n, sizeof(*items));
     struct pending *p = calloc(1, sizeof(*p));
@@ -322,6 +369,9 @@ static void emit_all(struct web *w, og_http_req_t *req,
     if (items == NULL || p == NULL) {
         free(items);
         free(p);
+        for (i = 0; anons != NULL && i < n; i++)
+            free(anons[i]);
+        free(anons);
         answer_error(w, req, 503, "out of memory: retry later");
         return;
     }
@@ -335,12 +385,14 @@ static void emit_all(struct web *w, og_http_req_t *req,
     p->w = w;
     p->req = req;
     p->segment = segment;
+    p->anons = anons; /* taken */
+    p->n = n;
     rc = og_emit_batch_async(w->ctx, items, n, &bad, why, sizeof(why),
                              committed, p);
     free(items);
     if (rc == OG_OK)
         return;
-    free(p);
+    pending_free(p);
     if (rc == OG_ERR_INVALID) {
         json_t *b = json_pack("{ss}", "error", why);
 
@@ -358,7 +410,7 @@ static void emit_all(struct web *w, og_http_req_t *req,
         answer(w, req, 400, b, NULL);
         return;
     }
-    answer_rc(w, req, rc);
+    answer_rc(w, req, rc, 0);
 }
 
 /* ---- request parsing ---------------------------------------------------- */
@@ -444,6 +496,29 @@ static void refuse_item(const struct web *w, og_http_req_t *req, size_t i,
     answer(w, req, 400, b, NULL);
 }
 
+/* The anonymous id of a call (Segment) or an event (its anon key). */
+static char *anon_of(const json_t *item, int segment)
+{
+    const json_t *ids;
+    size_t i;
+
+    if (segment)
+        return json_is_string(json_object_get(item, "anonymousId"))
+                   ? strdup(json_string_value(
+                         json_object_get(item, "anonymousId")))
+                   : NULL;
+    ids = json_object_get(item, "ids");
+    for (i = 0; i < json_array_size(ids); i++) {
+        const json_t *k = json_array_get(ids, i);
+        const char *kind = json_string_value(json_object_get(k, "kind"));
+
+        if (kind != NULL && strcmp(kind, "anon") == 0 &&
+            json_is_string(json_object_get(k, "value")))
+            return strdup(json_string_value(json_object_get(k, "value")));
+    }
+    return NULL;
+}
+
 /* The calls of a request: the body itself, or its array (events API
  * batch) or its "batch" member (Segment). */
 static void handle(struct web *w, og_http_req_t *req, const char *kind)
@@ -451,6 +526,7 @@ static void handle(struct web *w, og_http_req_t *req, const char *kind)
     const char *source = authorize(w, req);
     json_t *body, *list = NULL;
     msgpack_sbuffer *sb;
+    char **anons;
     size_t n, i;
     int segment = kind != NULL;
     char why[300];
@@ -487,7 +563,10 @@ static void handle(struct web *w, og_http_req_t *req, const char *kind)
         return;
     }
     sb = calloc(n, sizeof(*sb));
-    if (sb == NULL) {
+    anons = calloc(n, sizeof(*anons));
+    if (sb == NULL || anons == NULL) {
+        free(sb);
+        free(anons);
         json_decref(body);
         answer_error(w, req, 503, "out of memory: retry later");
         return;
@@ -499,6 +578,7 @@ static void handle(struct web *w, og_http_req_t *req, const char *kind)
 
         msgpack_sbuffer_init(&sb[i]);
         msgpack_packer_init(&pk, &sb[i], msgpack_sbuffer_write);
+        anons[i] = anon_of(item, segment);
         if (segment) {
             bad = web_segment_pack(
                       &pk, item, strcmp(kind, "batch") ? kind : NULL, now_ms(),
@@ -517,13 +597,126 @@ static void handle(struct web *w, og_http_req_t *req, const char *kind)
             break;
         }
     }
-    if (i == n)
-        emit_all(w, req, sb, n, segment);
-    for (i = 0; i < n; i++)
+    if (i == n) {
+        emit_all(w, req, sb, n, segment, anons);
+        anons = NULL;
+    }
+    for (i = 0; i < n; i++) {
         msgpack_sbuffer_destroy(&sb[i]);
+        if (anons != NULL)
+            free(anons[i]);
+    }
+    free(anons);
     free(sb);
     json_decref(body);
     (void)source;
+}
+
+/* ---- live messages -------------------------------------------------------- */
+
+static void live_answer(void *data, og_http_req_t *req, json_t *body)
+{
+    answer(data, req, 200, body, NULL);
+}
+
+/* The value of name in the request's query, percent-decoded into out;
+ * NULL when absent or malformed. */
+static const char *query_param(og_http_req_t *req, const char *name, char *out,
+                               size_t outlen)
+{
+    const char *q = og_http_req_query(req);
+    size_t nl = strlen(name);
+
+    while (q != NULL && *q != '\0') {
+        size_t len = strcspn(q, "&");
+
+        if (len > nl && strncmp(q, name, nl) == 0 && q[nl] == '=') {
+            const char *v = q + nl + 1, *end = q + len;
+            size_t o = 0;
+
+            while (v < end && o + 1 < outlen) {
+                if (*v == '%' && end - v >= 3) {
+                    char hex[3] = {v[1], v[2], '\0'}, *e;
+                    long c = strtol(hex, &e, 16);
+
+                    if (*e != '\0' || c == 0)
+                        return NULL;
+                    out[o++] = (char)c;
+                    v += 3;
+                } else {
+                    out[o++] = *v == '+' ? ' ' : *v;
+                    v++;
+                }
+            }
+            if (v < end)
+                return NULL; /* too long */
+            out[o] = '\0';
+            return out;
+        }
+        q += len + (q[len] == '&');
+    }
+    return NULL;
+}
+
+/* GET /v1/messages?anonymousId=ID: the visitor's messages (long-poll);
+ * POST /v1/messages {"anonymousId", "text", "conversation"}: a reply,
+ * emitted as message.received. */
+static void messages(struct web *w, og_http_req_t *req)
+{
+    char anon[80], why[300];
+    json_t *body, *env;
+
+    if (authorize(w, req) == NULL) {
+        answer_error(w, req, 401, "missing or unknown write key");
+        return;
+    }
+    if (w->live == NULL) {
+        answer_error(w, req, 404, "live messages are off (live = no)");
+        return;
+    }
+    if (strcmp(og_http_req_method(req), "GET") == 0) {
+        if (query_param(req, "anonymousId", anon, sizeof(anon)) == NULL ||
+            anon[0] == '\0') {
+            answer_error(w, req, 400, "query parameter anonymousId is missing");
+            return;
+        }
+        web_live_poll(w->live, req, anon);
+        return;
+    }
+    if ((body = json_body(w, req)) == NULL)
+        return;
+    if (!json_is_string(json_object_get(body, "anonymousId")) ||
+        !json_is_string(json_object_get(body, "text")) ||
+        json_string_length(json_object_get(body, "text")) == 0) {
+        json_decref(body);
+        answer_error(w, req, 400,
+                     "a reply needs anonymousId and a non-empty text");
+        return;
+    }
+    env = json_pack("{sisss[{sssOsb}]s{sO}}", "v", 1, "type",
+                    "message.received", "ids", "kind", "anon", "value",
+                    json_object_get(body, "anonymousId"), "verified", 0,
+                    "props", "text", json_object_get(body, "text"));
+    if (json_is_string(json_object_get(body, "conversation")))
+        json_object_set(env, "conversation",
+                        json_object_get(body, "conversation"));
+    {
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        char **anons = calloc(1, sizeof(*anons));
+
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        web_pack_json(&pk, env);
+        if (anons != NULL)
+            anons[0] =
+                strdup(json_string_value(json_object_get(body, "anonymousId")));
+        emit_all(w, req, &sb, 1, 0, anons);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    (void)why;
+    json_decref(env);
+    json_decref(body);
 }
 
 static const char *const segment_calls[] = {
@@ -533,7 +726,7 @@ static const char *const segment_calls[] = {
 static void preflight(const struct web *w, og_http_req_t *req)
 {
     static const char *const allow[] = {
-        "Access-Control-Allow-Methods: POST",
+        "Access-Control-Allow-Methods: GET, POST",
         "Access-Control-Allow-Headers: Authorization, Content-Type",
         "Access-Control-Max-Age: 600", NULL};
     char acao[260];
@@ -573,6 +766,10 @@ static void on_request(void *data, og_http_req_t *req)
     }
     if (strcmp(path, "/events") == 0) {
         handle(w, req, NULL);
+        return;
+    }
+    if (strcmp(path, "/messages") == 0) {
+        messages(w, req);
         return;
     }
     for (i = 0; i < sizeof(segment_calls) / sizeof(segment_calls[0]); i++)
@@ -656,6 +853,16 @@ static og_err_t web_init(og_plugin_ctx_t *ctx, void **state)
             return OG_ERR_CONFIG;
         }
     }
+    {
+        int live = 1;
+        uint64_t wait = 25000, hold = 30000;
+
+        og_config_get_bool(ctx, "live", &live);
+        og_config_get_duration_ms(ctx, "live_wait", &wait);
+        og_config_get_duration_ms(ctx, "live_hold", &hold);
+        if (live && w->nkeys > 0 && w->hooks == NULL)
+            w->live = web_live_create(ctx, wait, hold, live_answer, w);
+    }
     if (w->nkeys == 0 && w->hooks == NULL) {
         og_log(ctx, OG_LOG_ERROR,
                "nothing to do: set write_keys (events in) or webhook_url "
@@ -668,8 +875,9 @@ static og_err_t web_init(og_plugin_ctx_t *ctx, void **state)
 static og_err_t web_start(void *state)
 {
     struct web *w = state;
-    static const char *const names[] = {"events", "track", "identify", "page",
-                                        "screen", "group", "alias",    "batch"};
+    static const char *const names[] = {"events", "track",  "identify",
+                                        "page",   "screen", "group",
+                                        "alias",  "batch",  "messages"};
     size_t i;
 
     if (w->nkeys == 0)
@@ -691,13 +899,18 @@ static og_err_t web_start(void *state)
         r.max_body = 0;
         if ((rc = og_http_mount(w->ctx, &r)) != OG_OK)
             return rc;
+        if (strcmp(names[i], "messages") == 0) { /* the long-poll */
+            r.method = "GET";
+            if ((rc = og_http_mount(w->ctx, &r)) != OG_OK)
+                return rc;
+        }
     }
     {
         og_http_route_t r = OG_HTTP_ROUTE_INIT;
 
-        snprintf(w->paths[8], sizeof(w->paths[8]), "%s/omnigate.js", w->prefix);
+        snprintf(w->paths[9], sizeof(w->paths[9]), "%s/omnigate.js", w->prefix);
         r.method = "GET";
-        r.path = w->paths[8];
+        r.path = w->paths[9];
         r.handler = on_snippet;
         r.data = w;
         return og_http_mount(w->ctx, &r);
@@ -708,9 +921,20 @@ static og_err_t web_send(void *state, const og_event_t *ev, og_delivery_t *d)
 {
     struct web *w = state;
 
-    if (w->hooks == NULL)
-        return OG_ERR_REJECTED; /* routed here without a webhook_url */
-    return web_hooks_send(w->hooks, ev, d);
+    if (w->hooks != NULL)
+        return web_hooks_send(w->hooks, ev, d);
+    if (w->live != NULL && strncmp(og_event_type(ev), "message.", 8) == 0)
+        return web_live_send(w->live, ev, d);
+    return OG_ERR_REJECTED; /* nothing to deliver to: no webhook_url */
+}
+
+static og_err_t web_stop(void *state)
+{
+    struct web *w = state;
+
+    if (w->live != NULL)
+        web_live_stop(w->live);
+    return OG_OK;
 }
 
 static void web_destroy(void *state)
@@ -728,6 +952,7 @@ static void web_destroy(void *state)
         free(w->origins[i]);
     free(w->origins);
     web_hooks_destroy(w->hooks);
+    web_live_destroy(w->live);
     free(w);
 }
 
@@ -742,6 +967,7 @@ static const og_plugin_def_t def = {
     .init = web_init,
     .start = web_start,
     .send = web_send,
+    .stop = web_stop,
     .destroy = web_destroy,
 };
 

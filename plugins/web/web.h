@@ -6,6 +6,7 @@
  *   json.c      JSON <-> MessagePack (jansson, msgpack-c)
  *   segment.c   the Segment-compatible tracking API's mapping
  *   hooks.c     outbound webhooks (Standard Webhooks signatures)
+ *   live.c      live web messages (long-poll) to visitors' browsers
  */
 #ifndef OG_WEB_H
 #define OG_WEB_H
@@ -57,6 +58,28 @@ void web_segment_type(const char *event, char *out, size_t outlen);
 
 /* 1 when sig (hex) is HMAC-SHA256(secret, value). */
 int web_signature_ok(const char *secret, const char *value, const char *sig);
+
+/* ---- live.c ------------------------------------------------------------- */
+
+typedef struct web_live_s web_live_t;
+
+/* Answers a request with a JSON body (taken), as the plugin answers. */
+typedef void (*web_live_answer_fn)(void *data, og_http_req_t *req,
+                                   json_t *body);
+
+web_live_t *web_live_create(og_plugin_ctx_t *ctx, uint64_t wait_ms,
+                            uint64_t hold_ms, web_live_answer_fn answer,
+                            void *data);
+/* The browser with anonymous id anon is customer. */
+void web_live_learn(web_live_t *l, const char *anon, const char *customer);
+/* A long-poll of the browser anon: answered with its messages, at once or
+ * when one comes, or empty after wait_ms. */
+void web_live_poll(web_live_t *l, og_http_req_t *req, const char *anon);
+/* Delivers a message event to its customer's waiting browsers (OG_OK),
+ * or holds it for one (OG_PENDING). */
+og_err_t web_live_send(web_live_t *l, const og_event_t *ev, og_delivery_t *d);
+void web_live_stop(web_live_t *l);
+void web_live_destroy(web_live_t *l);
 
 /* ---- hooks.c --------------------------------------------------------------- */
 

@@ -67,7 +67,7 @@ static void ack_all(uv_idle_t *h)
     th->acks = NULL;
     th->nacks = 0;
     for (i = 0; i < n; i++)
-        acks[i].cb(acks[i].data, OG_OK, acks[i].id);
+        acks[i].cb(acks[i].data, OG_OK, acks[i].id, NULL);
     free(acks);
 }
 

@@ -394,6 +394,66 @@ def test_webhooks():
         shutil.rmtree(npmroot, ignore_errors=True)
 
 
+def test_store_full():
+    print("events API with a full store: 503, then everything", flush=True)
+    mnt = tempfile.mkdtemp(prefix="ogwebfull.")
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", mnt],
+                       capture_output=True, text=True)
+    if r.returncode != 0:  # only root may mount; CI runs as root
+        print("  SKIP: cannot mount a tmpfs here (%s)" % r.stderr.strip())
+        os.rmdir(mnt)
+        return
+    d = td.Daemon("webfull", state_dir=os.path.join(mnt, "state"))
+    out = os.path.join(d.root, "sink-out")
+    os.makedirs(out)
+    d.channel("web", "web", "write_keys = shop=%s\nmax_body = 64k\n" % KEY)
+    d.channel("sink", "dropdir", "outbox = %s\n" % out)
+    d.write("conf/routes.d/all.conf",
+            "[route all]\nmatch = *\nfrom = web\nto = sink\n")
+    try:
+        d.start()
+        filler = os.path.join(mnt, "filler")
+        with open(filler, "wb") as f:
+            try:
+                f.write(b"\0" * (5 << 20))
+            except OSError:
+                pass
+        acked, full = [], None
+        for i in range(300):
+            st, body, h = events(d, ev(id="full-%03d" % i,
+                                       props={"pad": "z" * 30000}))
+            if st == 202:
+                acked.append("full-%03d" % i)
+            elif st == 503:
+                full = (body, h)
+                break
+            else:
+                check(False, "full store: unexpected %d %s" % (st, body))
+                break
+        check(full is not None and json.loads(full[0]) == {
+            "error": "the store cannot take events now: retry later"} and
+            full[1].get("Retry-After") == "5",
+            "503 with Retry-After while the store is full: %s" % (full,))
+        os.unlink(filler)
+        deadline = time.time() + 20
+        st = 0
+        while time.time() < deadline:
+            st, body, h = events(d, ev(id="after-full"))
+            if st == 202:
+                break
+            time.sleep(0.3)
+        check(st == 202, "accepted again once there is room")
+        got = tc.wait_delivered(out, acked + ["after-full"], 30)
+        check(all(a in got for a in acked + ["after-full"]),
+              "every event answered 202 was delivered (%d of %d)" % (
+                  len([a for a in acked if a in got]), len(acked)))
+        check(d.stop() == 0, "clean stop")
+    finally:
+        d.cleanup()
+        subprocess.run(["umount", mnt])
+        os.rmdir(mnt)
+
+
 SHOP_PAGE = """<!doctype html>
 <html><head><title>Test shop</title>
 <script>window.omnigateConfig = {writeKey: "%(key)s",
@@ -415,6 +475,20 @@ omnigate.identify("u-77", {email: "shopper@example.com"}, "%(sig)s");
 """
 
 
+def serve_dir(root):
+    """A static HTTP server for root on loopback: (server, its origin)."""
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, directory=root, **kw)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv, "http://127.0.0.1:%d" % srv.server_address[1]
+
+
 def chromium():
     for c in ("chromium", "chromium-browser"):
         if shutil.which(c):
@@ -432,17 +506,7 @@ def test_snippet_in_chromium():
     if browser is None:
         return
     shopdir = tempfile.mkdtemp(prefix="ogweb-shop.")
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *a, **kw):
-            super().__init__(*a, directory=shopdir, **kw)
-
-        def log_message(self, *a):
-            pass
-
-    shop = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    threading.Thread(target=shop.serve_forever, daemon=True).start()
-    origin = "http://127.0.0.1:%d" % shop.server_address[1]
+    shop, origin = serve_dir(shopdir)
     d, out = web_tree("snippet", web_extra="allowed_origins = %s\n" % origin)
     try:
         d.start()
@@ -500,9 +564,142 @@ def test_snippet_in_chromium():
         shutil.rmtree(shopdir, ignore_errors=True)
 
 
+CHAT_PAGE = """<!doctype html>
+<html><head><title>Help</title>
+<script>window.omnigateConfig = {writeKey: "%(key)s",
+                                 endpoint: "http://127.0.0.1:%(pub)d/v1",
+                                 autoPage: %(autopage)s};</script>
+<script src="http://127.0.0.1:%(pub)d/v1/omnigate.js"></script>
+</head><body><div id="status">waiting</div>
+<script>
+var st = document.getElementById("status");
+if (%(chat)s) {
+  st.textContent = "waiting:" + omnigate.anonymousId();
+  omnigate.chat();
+  omnigate.messages(function (m) {
+    /* a visitor reads the message and answers in the panel */
+    var input = document.querySelector("#omnigate-chat input");
+    omnigate.stopMessages(); /* lets the page go idle for the dump */
+    input.value = "Thanks!";
+    input.form.requestSubmit();
+    st.textContent = "got:" + m.text + "|" +
+      document.querySelectorAll("#omnigate-chat p").length;
+  });
+} else {
+  omnigate.onSent(function (s) {
+    st.textContent = "anon:" + omnigate.anonymousId();
+  });
+}
+</script></body></html>
+"""
+
+
+def run_chromium(browser, profile, url):
+    """Loads url in headless Chromium; the text of #status."""
+    r = subprocess.run(
+        [browser, "--headless=new", "--no-sandbox", "--disable-gpu",
+         "--no-first-run", "--user-data-dir=" + profile,
+         "--virtual-time-budget=20000", "--dump-dom", url],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+    m = re.search(r'id="status">([^<]*)<', r.stdout.decode(errors="replace"))
+    return m.group(1) if m else r.stdout.decode(errors="replace")[-300:]
+
+
+def poll(d, anon, key=KEY):
+    return request(d, "GET", "/v1/messages?anonymousId=" + anon,
+                   headers={"Authorization": "Bearer " + key})
+
+
+def test_live_messages():
+    print("live web messages", flush=True)
+    browser = chromium()
+    shopdir = tempfile.mkdtemp(prefix="ogweb-chat.")
+    shop, origin = serve_dir(shopdir)
+    d, out = web_tree("live", web_extra="allowed_origins = %s\n"
+                      "live_wait = 2s\nlive_hold = 20s\n" % origin)
+    d.channel("hook", "webhook", "token = %s\n" % td.TOKEN)
+    d.write("conf/routes.d/all.conf",
+            "[route all]\nmatch = *\nfrom = web\nto = sink\n"
+            "[route agent]\nmatch = message.*\nfrom = hook\nto = web, sink\n")
+    profile = tempfile.mkdtemp(prefix="ogweb-chromium.")
+    try:
+        d.start()
+        # the protocol
+        st, body, h = poll(d, "nobody")
+        check(st == 200 and json.loads(body) == {"messages": [],
+                                                  "known": False},
+              "an unknown visitor: no messages at once: %s" % body)
+        st, body, h = poll(d, "nobody", key="wrong")
+        check(st == 401, "a poll needs the write key")
+        st, body, h = events(d, ev(ids=[{"kind": "anon", "value": "v-9"}]))
+        check(st == 202, "the visitor sends an event")
+        t0 = time.time()
+        st, body, h = poll(d, "v-9")
+        check(st == 200 and json.loads(body) == {"messages": []} and
+              time.time() - t0 >= 1.9, "an empty poll waits live_wait")
+        result = {}
+
+        def waiting():
+            result["poll"] = poll(d, "v-9")
+
+        t = threading.Thread(target=waiting)
+        t.start()
+        time.sleep(0.3)
+        tc.send(d, "message.send", [tc.key("anon", "v-9")],
+                {"text": "Your parcel left", "purpose": "transactional"})
+        t.join(10)
+        st, body, h = result.get("poll", (0, "{}", {}))
+        msgs = json.loads(body).get("messages", [])
+        check(st == 200 and len(msgs) == 1 and
+              msgs[0]["text"] == "Your parcel left" and
+              msgs[0].get("conversation"),
+              "a waiting poll gets the message: %s" % body)
+        check(td.wait_for(lambda: td.chan(d, "web")["waiting"] == 0),
+              "and the delivery is done")
+        # in a browser: the page learns its id, a message is held for it,
+        # the chat panel shows it and the visitor answers
+        if browser is None:
+            check(False, "chromium installed")
+            return
+        with open(os.path.join(shopdir, "a.html"), "w") as f:
+            f.write(CHAT_PAGE % {"key": KEY, "pub": d.pub,
+                                 "autopage": "true", "chat": "false"})
+        with open(os.path.join(shopdir, "b.html"), "w") as f:
+            f.write(CHAT_PAGE % {"key": KEY, "pub": d.pub,
+                                 "autopage": "false", "chat": "true"})
+        status = run_chromium(browser, profile, origin + "/a.html")
+        check(status.startswith("anon:"), "the page sent a view: %s" % status)
+        anon = status[5:]
+        mid = tc.send(d, "message.send", [tc.key("anon", anon)],
+                      {"text": "Can we help?", "purpose": "transactional"})
+        check(td.wait_for(lambda: td.chan(d, "web")["waiting"] == 1),
+              "the message is held for the visitor's browser")
+        status = run_chromium(browser, profile, origin + "/b.html")
+        check(status == "got:Can we help?|2",
+              "the panel shows it and the answer: %s" % status)
+        check(td.wait_for(lambda: td.chan(d, "web")["waiting"] == 0),
+              "the held delivery is done")
+        got = tc.wait_delivered(out, [mid])
+        replies = [e for e in tc.delivered(out).values()
+                   if e["type"] == "message.received"]
+        check(len(replies) == 1 and replies[0]["props"]["text"] == "Thanks!"
+              and replies[0].get("conversation") ==
+              got.get(mid, {}).get("conversation") and
+              replies[0].get("customer") == got.get(mid, {}).get("customer"),
+              "the answer arrives in the same conversation, from the same "
+              "customer: %s" % replies)
+        check(d.stop() == 0, "clean stop")
+    finally:
+        shop.shutdown()
+        d.cleanup()
+        shutil.rmtree(shopdir, ignore_errors=True)
+        shutil.rmtree(profile, ignore_errors=True)
+
+
 def main():
     return td.run([test_events_api, test_segment, test_webhooks,
-                   test_snippet_in_chromium])
+                   test_snippet_in_chromium, test_live_messages,
+                   test_store_full])
 
 
 if __name__ == "__main__":

@@ -185,13 +185,16 @@ typedef struct og_emit_item_s {
  * the id first accepted), else nothing of the batch was stored and result
  * says why: OG_ERR_CONFLICT (results[i] is OG_ERR_CONFLICT for the events
  * that conflict with earlier ones and OG_ERR_CANCELLED for the others),
- * OG_ERR_BUSY, OG_ERR_IO or OG_ERR_STOPPING. results and ids have n
- * entries, valid during the call only; ids[i] is NULL unless results[i]
- * is OG_OK.
+ * OG_ERR_BUSY, OG_ERR_IO or OG_ERR_STOPPING. results, ids and customers
+ * have n entries, valid during the call only; ids[i] is NULL unless
+ * results[i] is OG_OK; customers[i] is the customer the event was
+ * resolved to (docs/customers.md), NULL when it has none or was a
+ * duplicate.
  */
 typedef void (*og_emit_batch_cb)(void *data, og_err_t result, size_t n,
                                  const og_err_t *results,
-                                 const char *const *ids);
+                                 const char *const *ids,
+                                 const char *const *customers);
 
 OG_END_DECLS
 
