@@ -618,16 +618,24 @@ def test_damaged_row():
 
 # ---- disk full --------------------------------------------------------------
 
-def test_disk_full():
-    print("disk full: a 6 MiB tmpfs state directory", flush=True)
+def mount_tmpfs(size="6m"):
+    """A fresh tmpfs of size, or None (after saying SKIP) when this user
+    may not mount: only root may; CI runs as root (.ci/run), so the skip
+    is for developers running make check unprivileged."""
     mnt = tempfile.mkdtemp(prefix="ogfull.")
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", mnt],
-                       capture_output=True, text=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=" + size, "tmpfs",
+                        mnt], capture_output=True, text=True)
     if r.returncode != 0:
-        # Only root may mount; CI runs as root (.ci/run), so this skip is
-        # for developers running make check unprivileged.
         print("  SKIP: cannot mount a tmpfs here (%s)" % r.stderr.strip())
         os.rmdir(mnt)
+        return None
+    return mnt
+
+
+def test_disk_full():
+    print("disk full: a 6 MiB tmpfs state directory", flush=True)
+    mnt = mount_tmpfs()
+    if mnt is None:
         return
     d, out = sink_tree("full", state_dir=os.path.join(mnt, "state"))
     try:
