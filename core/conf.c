@@ -55,7 +55,7 @@ void og__errlist_free(og__errlist_t *e)
 }
 
 /* What kind of file is being parsed. */
-enum file_kind { FILE_MAIN, FILE_CHANNEL, FILE_ROUTES };
+enum file_kind { FILE_MAIN, FILE_CHANNEL, FILE_ROUTES, FILE_TEMPLATE };
 
 /* A section seen in the current file, with the line it started on. */
 struct section {
@@ -76,6 +76,7 @@ struct parse {
     size_t nsections;
     og__chconf_t *ch;       /* FILE_CHANNEL: the channel being read */
     og__routeconf_t *route; /* the [route] being read */
+    og__tmplconf_t *tmpl;   /* FILE_TEMPLATE: the template being read */
     /* keys seen in the current section, to refuse duplicates */
     char **seen;
     size_t nseen;
@@ -187,6 +188,9 @@ static void daemon_key(struct parse *p, const char *key, const char *value)
     } else if (strcmp(key, "state_dir") == 0) {
         free(c->state_dir);
         c->state_dir = conf_path(c, value);
+    } else if (strcmp(key, "templates_dir") == 0) {
+        free(c->templates_dir);
+        c->templates_dir = conf_path(c, value);
     } else if (strcmp(key, "channels_dir") == 0) {
         free(p->channels_dir);
         p->channels_dir = conf_path(c, value);
@@ -237,7 +241,8 @@ static void daemon_key(struct parse *p, const char *key, const char *value)
     } else {
         err(p,
             "unknown key '%s' in [daemon] (known: plugin_dir, state_dir, "
-            "channels_dir, routes_dir, shutdown_timeout, log_level, "
+            "channels_dir, routes_dir, templates_dir, shutdown_timeout, "
+            "log_level, "
             "queue_max, max_event_size, durability, dedup_window, "
             "max_backlog)",
             key);
@@ -558,6 +563,161 @@ static void channel_key(struct parse *p, const char *section, const char *key,
     ch->nopts++;
 }
 
+static void parse_file(struct parse *p, const char *file, enum file_kind kind);
+static void reset_sections(struct parse *p);
+
+static int variant_index(const og__tmplconf_t *t, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < t->nvariants; i++)
+        if (strcmp(t->variants[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+const og__variantconf_t *og__tmplconf_variant(const og__tmplconf_t *t,
+                                              const char *channel)
+{
+    char kind[72];
+    const char *dot = strchr(channel, '.');
+    int i = variant_index(t, channel);
+
+    if (i < 0 && dot != NULL) {
+        snprintf(kind, sizeof(kind), "%.*s", (int)(dot - channel), channel);
+        i = variant_index(t, kind);
+    }
+    if (i < 0)
+        i = variant_index(t, "default");
+    return i < 0 ? NULL : &t->variants[i];
+}
+
+/* The variant a section of a template file is, created on first use. */
+static og__variantconf_t *variant_of(struct parse *p, const char *section)
+{
+    og__tmplconf_t *t = p->tmpl;
+    og__variantconf_t *v;
+    size_t i;
+
+    for (i = 0; i < t->nvariants; i++)
+        if (strcmp(t->variants[i].name, section) == 0)
+            return &t->variants[i];
+    t->variants =
+        og__xrealloc(t->variants, (t->nvariants + 1) * sizeof(*t->variants));
+    v = &t->variants[t->nvariants++];
+    memset(v, 0, sizeof(*v));
+    v->name = og__xstrdup(section);
+    v->line = section_line(p, section);
+    return v;
+}
+
+static void template_key(struct parse *p, const char *section, const char *key,
+                         const char *value)
+{
+    og__tmplconf_t *t = p->tmpl;
+    og__variantconf_t *v;
+    char why[128];
+
+    if (strcmp(section, "template") == 0) {
+        if (strcmp(key, "vars") == 0) {
+            og__strv_free(t->vars);
+            t->vars = og__split_list(value, NULL);
+            t->vars_line = p->line;
+        } else if (strcmp(key, "description") != 0) {
+            err(p,
+                "unknown key '%s' in [template] (known: vars, "
+                "description)",
+                key);
+        }
+        return;
+    }
+    if (!og__is_ident(section, 1)) {
+        err(p,
+            "[%s]: a variant is named after a channel instance or kind "
+            "(a-z, 0-9, '-', '_', '.'), or default",
+            section);
+        return;
+    }
+    v = variant_of(p, section);
+    if (strcmp(key, "subject") == 0) {
+        free(v->subject);
+        v->subject = og__xstrdup(value);
+        v->subject_line = p->line;
+    } else if (strcmp(key, "text") == 0 || strcmp(key, "html") == 0) {
+        char **dst = key[0] == 't' ? &v->text : &v->html;
+
+        free(*dst);
+        *dst = og__xstrdup(value);
+        *(key[0] == 't' ? &v->text_line : &v->html_line) = p->line;
+    } else if (strcmp(key, "text_file") == 0 || strcmp(key, "html_file") == 0) {
+        char **dst = key[0] == 't' ? &v->text_file : &v->html_file;
+
+        free(*dst);
+        *dst = og__xstrdup(value);
+        *(key[0] == 't' ? &v->text_line : &v->html_line) = p->line;
+    } else if (strcmp(key, "max_length") == 0) {
+        if (og__parse_int(value, &v->max_length, why, sizeof(why)) != OG_OK)
+            err(p, "max_length: %s, got '%s'", why, value);
+        else if (v->max_length < 1)
+            err(p, "max_length: must be at least 1, got %s", value);
+    } else {
+        err(p,
+            "unknown key '%s' in [%s] (known: subject, text, text_file, "
+            "html, html_file, max_length)",
+            key, section);
+    }
+}
+
+static void load_template(struct parse *p, const char *file)
+{
+    og__conf_t *c = p->conf;
+    const char *base = strrchr(file, '/');
+    og__tmplconf_t *t;
+    size_t i;
+
+    base = base ? base + 1 : file;
+    c->templates =
+        og__xrealloc(c->templates, (c->ntemplates + 1) * sizeof(*c->templates));
+    t = &c->templates[c->ntemplates++];
+    memset(t, 0, sizeof(*t));
+    t->name = og__xstrndup(base, strlen(base) - 5);
+    t->file = og__xstrdup(file);
+    p->tmpl = t;
+    reset_sections(p);
+    parse_file(p, file, FILE_TEMPLATE);
+    t->line = section_line(p, "template");
+    if (!og__is_ident(t->name, 1))
+        og__errlist_add(p->errs, file, 0,
+                        "'%s' is not a valid template name; rename the file",
+                        t->name);
+    if (t->line == 0)
+        og__errlist_add(p->errs, file, 0, "missing [template] section");
+    else if (t->vars == NULL)
+        og__errlist_add(p->errs, file, t->line,
+                        "[template] has no 'vars' key (the data it may "
+                        "name, e.g. vars = customer, event)");
+    for (i = 0; i < t->nvariants; i++) {
+        og__variantconf_t *v = &t->variants[i];
+
+        if (v->text != NULL && v->text_file != NULL)
+            og__errlist_add(p->errs, file, v->text_line,
+                            "[%s]: text and text_file are both set", v->name);
+        if (v->html != NULL && v->html_file != NULL)
+            og__errlist_add(p->errs, file, v->html_line,
+                            "[%s]: html and html_file are both set", v->name);
+        if (v->text == NULL && v->text_file == NULL && v->html == NULL &&
+            v->html_file == NULL)
+            og__errlist_add(p->errs, file, v->line, "[%s] has no text or html",
+                            v->name);
+    }
+    if (t->line != 0 && variant_index(t, "default") < 0)
+        og__errlist_add(p->errs, file, t->line,
+                        "no [default] variant (used for channels without "
+                        "their own)");
+    p->tmpl = NULL;
+    reset_sections(p);
+}
+
 static int handler(void *user, const char *section, const char *key,
                    const char *value)
 {
@@ -579,7 +739,8 @@ static int handler(void *user, const char *section, const char *key,
         return 1;
     }
     if (strncmp(section, "route", 5) == 0 &&
-        (section[5] == ' ' || section[5] == '\0') && p->kind != FILE_CHANNEL) {
+        (section[5] == ' ' || section[5] == '\0') && p->kind != FILE_CHANNEL &&
+        p->kind != FILE_TEMPLATE) {
         if (route_section(p, section) != NULL)
             route_key(p, key, value);
         return 1;
@@ -610,6 +771,7 @@ static int handler(void *user, const char *section, const char *key,
         }
         return 1;
     case FILE_ROUTES: return 1;
+    case FILE_TEMPLATE: template_key(p, section, key, value); return 1;
     }
     return 1;
 }
@@ -656,7 +818,7 @@ static void parse_file(struct parse *p, const char *file, enum file_kind kind)
                    is_route)) ||
                  (kind == FILE_CHANNEL &&
                   (strcmp(s, "channel") == 0 || strcmp(s, "config") == 0)) ||
-                 (kind == FILE_ROUTES && is_route);
+                 (kind == FILE_ROUTES && is_route) || kind == FILE_TEMPLATE;
 
         if (!ok)
             og__errlist_add(p->errs, file, p->sections[i].line,
@@ -843,6 +1005,13 @@ og__conf_t *og__conf_load_partial(const char *path,
     og__strv_free(files);
     reset_sections(&p);
 
+    if (c->templates_dir == NULL)
+        c->templates_dir = og__xasprintf("%s/templates", c->dir);
+    files = conf_files(c->templates_dir, errs);
+    for (i = 0; files[i] != NULL; i++)
+        load_template(&p, files[i]);
+    og__strv_free(files);
+
     /* Routes must be complete and name known channels. */
     for (i = 0; i < c->nroutes; i++) {
         og__routeconf_t *r = &c->routes[i];
@@ -917,6 +1086,27 @@ void og__conf_free(og__conf_t *c)
         og__chconf_free(&c->channels[i]);
     og__strv_free(c->trait_names);
     free(c->trait_rules);
+    for (i = 0; i < c->ntemplates; i++) {
+        og__tmplconf_t *t = &c->templates[i];
+        size_t k;
+
+        for (k = 0; k < t->nvariants; k++) {
+            og__variantconf_t *v = &t->variants[k];
+
+            free(v->name);
+            free(v->subject);
+            free(v->text);
+            free(v->html);
+            free(v->text_file);
+            free(v->html_file);
+        }
+        free(t->variants);
+        og__strv_free(t->vars);
+        free(t->name);
+        free(t->file);
+    }
+    free(c->templates);
+    free(c->templates_dir);
     og__strv_free(c->transactional_bypass);
     free(c->channels);
     for (i = 0; i < c->nroutes; i++) {

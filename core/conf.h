@@ -71,6 +71,28 @@ typedef struct og__routeconf_s {
     int when_line;
 } og__routeconf_t;
 
+/* One variant of a template ([email], [social], [default]...). */
+typedef struct og__variantconf_s {
+    char *name; /* a channel instance, a channel kind, or "default" */
+    int line;
+    /* each part inline, or from a file (relative to templates_dir) */
+    char *subject, *text, *html;
+    char *text_file, *html_file;
+    int subject_line, text_line, html_line;
+    int64_t max_length; /* of the text, in characters; 0: none */
+} og__variantconf_t;
+
+/* One templates_dir/NAME.conf (docs/templates.md). */
+typedef struct og__tmplconf_s {
+    char *name;
+    char *file;
+    int line;    /* of [template] */
+    char **vars; /* the data a template may name at its top level */
+    int vars_line;
+    og__variantconf_t *variants;
+    size_t nvariants;
+} og__tmplconf_t;
+
 typedef struct og__conf_s {
     char *main_file;
     char *dir; /* directory of main_file */
@@ -103,6 +125,9 @@ typedef struct og__conf_s {
     size_t nchannels;
     og__routeconf_t *routes;
     size_t nroutes;
+    char *templates_dir;
+    og__tmplconf_t *templates;
+    size_t ntemplates;
 } og__conf_t;
 
 /*
@@ -125,6 +150,11 @@ void og__conf_free(og__conf_t *conf);
 const og__chconf_t *og__conf_channel(const og__conf_t *conf, const char *name);
 /* The [config] entry for key, or NULL. */
 const og__opt_t *og__chconf_opt(const og__chconf_t *ch, const char *key);
+
+/* The variant of template t for channel (an instance name: its own
+ * variant, else its kind's, the part before a '.', else [default]). */
+const og__variantconf_t *og__tmplconf_variant(const og__tmplconf_t *t,
+                                              const char *channel);
 
 /* Deep copy of one channel's configuration. */
 og__chconf_t *og__chconf_dup(const og__chconf_t *ch);

@@ -26,6 +26,7 @@
 #include "notify.h"
 #include "log.h"
 #include "router.h"
+#include "templates.h"
 #include "util.h"
 
 #define MAX_TARGETS 64
@@ -360,6 +361,7 @@ og__conf_t *og__check_config(const char *path, const char *plugin_dir,
     og__conf_t *conf = og__conf_load_partial(path, plugin_dir, errs);
 
     check_plugins(conf, 1, errs);
+    og__templates_free(og__templates_build(conf, errs));
     if (errs->n > n0) {
         og__conf_free(conf);
         return NULL;
@@ -380,6 +382,10 @@ static og__conf_t *load_config(og__daemon_t *d, og__errlist_t *errs)
         conf->state_dir = og__xstrdup(d->state_dir);
     }
     check_plugins(conf, 0, errs);
+    /* Templates are checked like the rest: a typo in one refuses the
+     * configuration instead of reaching a customer. (Journeys, issue 7,
+     * will keep what this builds.) */
+    og__templates_free(og__templates_build(conf, errs));
     if (errs->n > n0) {
         og__conf_free(conf);
         return NULL;

@@ -500,8 +500,9 @@ int og__tmpl_render(const og__tmpl_t *t, const msgpack_object *data, int escape,
     return render_nodes(&r, t->root.kids, t->root.nkids);
 }
 
-static void names(const struct node *n,
-                  void (*cb)(void *data, int kind, const char *name, int line),
+static void names(const struct node *n, int depth,
+                  void (*cb)(void *data, int kind, const char *name, int line,
+                             int depth),
                   void *data)
 {
     size_t i;
@@ -511,20 +512,20 @@ static void names(const struct node *n,
 
         switch (x->k) {
         case N_VAR:
-        case N_RAW: cb(data, 'v', x->s, x->line); break;
-        case N_SEC: cb(data, '#', x->s, x->line); break;
-        case N_INV: cb(data, '^', x->s, x->line); break;
-        case N_PARTIAL: cb(data, '>', x->s, x->line); break;
+        case N_RAW: cb(data, 'v', x->s, x->line, depth); break;
+        case N_SEC: cb(data, '#', x->s, x->line, depth); break;
+        case N_INV: cb(data, '^', x->s, x->line, depth); break;
+        case N_PARTIAL: cb(data, '>', x->s, x->line, depth); break;
         case N_TEXT: break;
         }
-        names(x, cb, data);
+        names(x, depth + (x->k == N_SEC || x->k == N_INV), cb, data);
     }
 }
 
 void og__tmpl_names(const og__tmpl_t *t,
-                    void (*cb)(void *data, int kind, const char *name,
-                               int line),
+                    void (*cb)(void *data, int kind, const char *name, int line,
+                               int depth),
                     void *data)
 {
-    names(&t->root, cb, data);
+    names(&t->root, 0, cb, data);
 }

@@ -43,10 +43,11 @@ int og__tmpl_render(const og__tmpl_t *t, const msgpack_object *data, int escape,
 
 /* The names a template uses, for checking it against what will be there:
  * kind is 'v' (a variable), '#' (a section), '^' (an inverted section) or
- * '>' (a partial); line is where it is. */
+ * '>' (a partial); line is where it is; depth how many sections enclose
+ * it (0: it is resolved against the data itself). */
 void og__tmpl_names(const og__tmpl_t *t,
-                    void (*cb)(void *data, int kind, const char *name,
-                               int line),
+                    void (*cb)(void *data, int kind, const char *name, int line,
+                               int depth),
                     void *data);
 
 #endif /* OG_CORE_MUSTACHE_H */

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "conf.h"
 #include "testutil.h"
 
 extern char **environ;
@@ -330,4 +331,43 @@ int tu_wait_files(const char *dir, const char *suffix, size_t n, int ms)
         waited += 20;
     }
     return 1;
+}
+
+void tu_put(const char *dir, const char *rel, const char *text)
+{
+    char path[1024];
+
+    snprintf(path, sizeof(path), "%s/%s", dir, rel);
+    CU_ASSERT_EQUAL_FATAL(tu_write(path, text), 0);
+}
+
+void tu_fresh(const char *dir, const char *const *subdirs)
+{
+    char path[1024];
+
+    tu_rmrf(dir);
+    mkdir(dir, 0755);
+    for (; subdirs != NULL && *subdirs != NULL; subdirs++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, *subdirs);
+        mkdir(path, 0755);
+    }
+}
+
+int tu_has_error(const og__errlist_t *errs, const char *dir, const char *rel,
+                 int line, const char *msg)
+{
+    char want[2048];
+    size_t i;
+
+    if (line > 0)
+        snprintf(want, sizeof(want), "%s/%s:%d: %s", dir, rel, line, msg);
+    else
+        snprintf(want, sizeof(want), "%s/%s: %s", dir, rel, msg);
+    for (i = 0; i < errs->n; i++)
+        if (strncmp(errs->v[i], want, strlen(want)) == 0)
+            return 1;
+    for (i = 0; i < errs->n; i++)
+        fprintf(stderr, "  have: %s\n", errs->v[i]);
+    fprintf(stderr, "  want: %s\n", want);
+    return 0;
 }

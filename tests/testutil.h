@@ -20,6 +20,15 @@ char *tu_mkdtemp(void);
 void tu_rmrf(const char *path);
 
 int tu_write(const char *path, const char *text);
+/* Writes text to dir/rel (CU-asserts that it worked). */
+void tu_put(const char *dir, const char *rel, const char *text);
+/* Makes dir empty again with the subdirectories given (NULL-ended). */
+void tu_fresh(const char *dir, const char *const *subdirs);
+/* True when errs holds "dir/rel:line: msg..." ("dir/rel: msg..." for line
+ * 0); prints what it has otherwise. */
+struct og__errlist_s;
+int tu_has_error(const struct og__errlist_s *errs, const char *dir,
+                 const char *rel, int line, const char *msg);
 int tu_write_bytes(const char *path, const void *buf, size_t len);
 /* Whole file as a NUL-terminated string (caller frees), or NULL. */
 char *tu_read(const char *path, size_t *len);

@@ -17,43 +17,17 @@ static char *dir;
 /* Writes dir/rel with text. */
 static void put(const char *rel, const char *text)
 {
-    char path[1024];
-
-    snprintf(path, sizeof(path), "%s/%s", dir, rel);
-    CU_ASSERT_EQUAL_FATAL(tu_write(path, text), 0);
+    tu_put(dir, rel, text);
 }
 
 static void fresh(void)
 {
-    char path[1024];
+    static const char *const subdirs[] = {"channels.d", "routes.d", NULL};
 
-    tu_rmrf(dir);
-    mkdir(dir, 0755);
-    snprintf(path, sizeof(path), "%s/channels.d", dir);
-    mkdir(path, 0755);
-    snprintf(path, sizeof(path), "%s/routes.d", dir);
-    mkdir(path, 0755);
+    tu_fresh(dir, subdirs);
 }
 
-/* True when errs holds exactly "dir/rel:line: msg-prefix...". */
-static int has_error(const og__errlist_t *errs, const char *rel, int line,
-                     const char *msg)
-{
-    char want[2048];
-    size_t i;
-
-    if (line > 0)
-        snprintf(want, sizeof(want), "%s/%s:%d: %s", dir, rel, line, msg);
-    else
-        snprintf(want, sizeof(want), "%s/%s: %s", dir, rel, msg);
-    for (i = 0; i < errs->n; i++)
-        if (strncmp(errs->v[i], want, strlen(want)) == 0)
-            return 1;
-    for (i = 0; i < errs->n; i++)
-        fprintf(stderr, "  have: %s\n", errs->v[i]);
-    fprintf(stderr, "  want: %s\n", want);
-    return 0;
-}
+#define has_error(errs, rel, line, msg) tu_has_error(errs, dir, rel, line, msg)
 
 static og__conf_t *load(og__errlist_t *errs)
 {

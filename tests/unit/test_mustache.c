@@ -163,12 +163,12 @@ static void test_text_and_names(void)
     json_decref(d);
 }
 
-static void collect(void *data, int kind, const char *name, int line)
+static void collect(void *data, int kind, const char *name, int line, int depth)
 {
     char *buf = data;
     size_t used = strlen(buf);
 
-    snprintf(buf + used, 512 - used, "%c%s@%d ", kind, name, line);
+    snprintf(buf + used, 512 - used, "%c%s@%d/%d ", kind, name, line, depth);
 }
 
 static void test_names(void)
@@ -180,7 +180,8 @@ static void test_names(void)
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(t);
     og__tmpl_names(t, collect, buf);
-    CU_ASSERT_STRING_EQUAL(buf, "vname@1 #items@2 vsku@2 ^none@3 >footer@3 ");
+    CU_ASSERT_STRING_EQUAL(
+        buf, "vname@1/0 #items@2/0 vsku@2/1 ^none@3/0 >footer@3/1 ");
     og__tmpl_free(t);
 }
 
