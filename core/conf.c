@@ -442,7 +442,6 @@ static void customers_key(struct parse *p, const char *key, const char *value)
 static void consent_key(struct parse *p, const char *key, const char *value)
 {
     og__conf_t *c = p->conf;
-    char why[128];
 
     if (strcmp(key, "marketing_default") == 0) {
         if (strcmp(value, "deny") == 0)
@@ -465,7 +464,6 @@ static void consent_key(struct parse *p, const char *key, const char *value)
         og__strv_free(c->transactional_bypass);
         c->transactional_bypass = v;
     } else {
-        (void)why;
         err(p,
             "unknown key '%s' in [consent] (known: marketing_default, "
             "transactional_bypass)",

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "customers_sqlite.h"
+#include "http_server.h" /* og__json_escape_n */
 #include "event.h"
 #include "util.h"
 
@@ -869,23 +870,15 @@ int og__custdb_resolve(og__custdb_t *c, og__store_item_t *it,
 
 /* ---- profiles ---------------------------------------------------------- */
 
+/* A JSON string (the HTTP server's escaping) appended to b. */
 static void json_str(og__sbuf_t *b, const char *s, size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
-    size_t i;
+    size_t need = og__json_escape_n(NULL, 0, s, n) + 1;
+    char *tmp = og__xmalloc(need);
 
-    og__sbuf_printf(b, "\"");
-    for (i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-
-        if (ch == '"' || ch == '\\')
-            og__sbuf_printf(b, "\\%c", ch);
-        else if (ch < 0x20)
-            og__sbuf_printf(b, "\\u00%c%c", hex[ch >> 4], hex[ch & 15]);
-        else
-            og__sbuf_printf(b, "%c", ch);
-    }
-    og__sbuf_printf(b, "\"");
+    og__json_escape_n(tmp, need, s, n);
+    og__sbuf_printf(b, "%s", tmp);
+    free(tmp);
 }
 
 static void json_cstr(og__sbuf_t *b, const unsigned char *s)

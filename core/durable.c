@@ -119,6 +119,53 @@ struct note {
     char *scope, *text;
 };
 
+/* The [customers] and [consent] settings, as of a configuration: a round
+ * holds a reference, so a reload never changes them under it. */
+struct rules {
+    unsigned refs; /* loop thread only */
+    og__trait_rules_t traits;
+    og__consent_rules_t consent;
+    char **names, **bypass; /* owned; traits.names, consent.bypass */
+    og__trait_rule_t *per;  /* owned; traits.rules */
+};
+
+static struct rules *rules_create(const og__conf_t *conf)
+{
+    struct rules *r = og__xcalloc(1, sizeof(*r));
+    size_t i, n = 0;
+
+    r->refs = 1;
+    r->names = og__xcalloc(conf->ntraits + 1, sizeof(char *));
+    r->per = og__xcalloc(conf->ntraits + 1, sizeof(*r->per));
+    for (i = 0; i < conf->ntraits; i++) {
+        r->names[i] = og__xstrdup(conf->trait_names[i]);
+        r->per[i] = conf->trait_rules[i];
+    }
+    r->traits.dflt = conf->trait_default;
+    r->traits.names = (const char *const *)r->names;
+    r->traits.rules = r->per;
+    r->traits.n = conf->ntraits;
+    while (conf->transactional_bypass && conf->transactional_bypass[n])
+        n++;
+    r->bypass = og__xcalloc(n + 1, sizeof(char *));
+    for (i = 0; i < n; i++)
+        r->bypass[i] = og__xstrdup(conf->transactional_bypass[i]);
+    r->consent.marketing_default = conf->marketing_default;
+    r->consent.bypass = (const char *const *)r->bypass;
+    r->consent.nbypass = n;
+    return r;
+}
+
+static void rules_unref(struct rules *r)
+{
+    if (r == NULL || --r->refs > 0)
+        return;
+    og__strv_free(r->names);
+    og__strv_free(r->bypass);
+    free(r->per);
+    free(r);
+}
+
 struct round {
     uv_work_t work;
     og__durable_t *d;
@@ -132,11 +179,10 @@ struct round {
     og__store_done_t *sdone;
     og__person_t **persons; /* per item, NULL when not customer-scoped */
     unsigned char *denied;  /* per target: consent forbids the message */
-    og__consent_rules_t consent;
-    og__router_t *router; /* a reference while the round runs */
-    struct made *made;    /* events the store made (customer.merged) */
+    struct rules *rules;    /* a reference while the round runs */
+    og__router_t *router;   /* a reference while the round runs */
+    struct made *made;      /* events the store made (customer.merged) */
     size_t nmade;
-    og__trait_rules_t rules;
     struct note *notes; /* to log after the round */
     size_t nnotes;
     struct claim *claims;
@@ -177,13 +223,8 @@ struct og__durable_s {
     og__router_t *router;
     unsigned groups;      /* the last group id given */
     uint32_t consent_gen; /* bumped by each round that changed a consent */
-    char **trait_names;   /* [customers] trait.NAME rules */
-    og__trait_rule_t *trait_rules;
-    size_t ntraits;
-    og__trait_rule_t trait_default;
-    int marketing_default; /* [consent] */
-    char **bypass;
-    size_t nbypass;
+    struct rules *rules;  /* [customers], [consent] */
+    int regions;          /* some channel has a phone_region */
     og__durable_stats_t st;
 };
 
@@ -434,11 +475,9 @@ static void add_sub(og__durable_t *d, og_event_t *ev,
     s->t0 = b->nt;
     s->nt = ntargets;
     s->group = group;
-    {
-        const struct chan *src = chan_get(d, ev->instance);
-
-        memcpy(s->region, src->region, sizeof(s->region));
-    }
+    s->region[0] = '\0';
+    if (d->regions) /* a lookup per event only where it may matter */
+        memcpy(s->region, chan_get(d, ev->instance)->region, sizeof(s->region));
     for (i = 0; i < ntargets; i++) {
         struct chan *c = chan_get(d, targets[i]);
 
@@ -561,8 +600,9 @@ static int consent_ok(struct claim *cl, const og__outbox_row_t *r,
     snprintf(purpose, sizeof(purpose), "%.*s", (int)f.purpose_len, f.purpose);
     snprintf(cust, sizeof(cust), "%.*s", f.customer ? (int)f.customer_len : 0,
              f.customer ? f.customer : "");
-    if (s->ops->consent_allows(s, cust, purpose, r->channel, &cl->r->consent,
-                               &allowed, why, sizeof(why)) != OG_OK)
+    if (s->ops->consent_allows(s, cust, purpose, r->channel,
+                               &cl->r->rules->consent, &allowed, why,
+                               sizeof(why)) != OG_OK)
         return 1; /* the commit after the claim reports the store */
     if (!allowed)
         claim_bad(cl, r->id, why, 1);
@@ -608,10 +648,6 @@ static void dead_row(void *data, const og__outbox_row_t *r)
 
 /* ---- customers (on the worker thread) --------------------------------- */
 
-/* What the store needs to resolve the customer of an event, read from its
- * bytes; NULL when the event names no identity key and no customer. A key
- * that cannot be used (an impossible phone number) is left out and
- * logged, masked: the event itself is kept. */
 /* Copies n bytes as a string at *w (advanced). */
 static const char *put_cstr(char **w, const char *s, size_t n)
 {
@@ -628,6 +664,10 @@ static int type_is(const og__event_facts_t *f, const char *t)
     return f->type_len == strlen(t) && memcmp(f->type, t, f->type_len) == 0;
 }
 
+/* What the store needs to resolve the customer of an event, read from its
+ * bytes; NULL when the event names no identity key and no customer. A key
+ * that cannot be used (an impossible phone number) is left out and
+ * noted, masked, for the log: the event itself is kept. */
 static og__person_t *person_of(struct round *r, const struct sub *s)
 {
     og__event_facts_t f;
@@ -809,7 +849,8 @@ static void round_work(uv_work_t *w)
 {
     struct round *r = w->data;
     og__store_t *s = r->d->store;
-    og__store_hooks_t hooks = {r, og__stamp_hook, merged_hook, &r->consent};
+    og__store_hooks_t hooks = {r, og__stamp_hook, merged_hook,
+                               &r->rules->consent};
     size_t i;
 
     for (i = 0; i < r->b.n; i++) {
@@ -843,6 +884,8 @@ static void round_work(uv_work_t *w)
                            sizeof(r->err));
     }
     for (struct op *op = r->ops; op != NULL; op = op->next) {
+        char err[256] = "";
+
         switch (op->op) {
         case OG__DEAD_LIST:
             og__sbuf_printf(&op->out, "{\"dead_letters\":[");
@@ -869,36 +912,26 @@ static void round_work(uv_work_t *w)
         case OG__CUSTOMER_GET:
             op->rc = s->ops->customer_get(s, op->has_key ? NULL : op->channel,
                                           op->has_key ? &op->key : NULL,
-                                          &r->rules, &op->out);
+                                          &r->rules->traits, &op->out);
             break;
-        case OG__CUSTOMER_ERASE: {
-            char err[256] = "";
-
+        case OG__CUSTOMER_ERASE:
             op->rc = s->ops->customer_erase(s, op->channel, r->now, &op->out,
                                             &op->erased, err, sizeof(err));
-            if (op->rc != OG_OK) {
-                og__sbuf_free(&op->out);
-                og__sbuf_printf(&op->out, "%s", err);
-            }
             break;
-        }
         case OG__CONVERSATION_GET:
         case OG__CONVERSATION_RESOLVE:
             op->rc = s->ops->conversation(s, op->channel,
                                           op->op == OG__CONVERSATION_RESOLVE,
                                           r->now, &op->out);
             break;
-        case OG__CUSTOMER_SPLIT: {
-            char err[256] = "";
-
+        case OG__CUSTOMER_SPLIT:
             op->rc = s->ops->customer_split(s, op->channel, r->now, &hooks,
                                             &op->out, err, sizeof(err));
-            if (op->rc != OG_OK) {
-                og__sbuf_free(&op->out);
-                og__sbuf_printf(&op->out, "%s", err);
-            }
             break;
         }
+        if (op->rc != OG_OK && err[0] != '\0') { /* the reason is the answer */
+            og__sbuf_free(&op->out);
+            og__sbuf_printf(&op->out, "%s", err);
         }
     }
     if (r->prune)
@@ -968,29 +1001,9 @@ static void maybe_round(og__durable_t *d)
     r->names = og__xcalloc(r->b.nt ? r->b.nt : 1, sizeof(*r->names));
     r->persons = og__xcalloc(r->b.n ? r->b.n : 1, sizeof(*r->persons));
     r->denied = og__xcalloc(r->b.nt ? r->b.nt : 1, 1);
-    r->consent.marketing_default = d->marketing_default;
-    if (d->nbypass > 0) {
-        char **b = og__xcalloc(d->nbypass + 1, sizeof(char *));
-
-        for (i = 0; i < d->nbypass; i++)
-            b[i] = og__xstrdup(d->bypass[i]);
-        r->consent.bypass = (const char *const *)b;
-        r->consent.nbypass = d->nbypass;
-    }
+    r->rules = d->rules;
+    r->rules->refs++;
     r->router = d->router != NULL ? og__router_ref(d->router) : NULL;
-    r->rules.dflt = d->trait_default;
-    if (d->ntraits > 0) {
-        char **names = og__xcalloc(d->ntraits + 1, sizeof(char *));
-        og__trait_rule_t *rules = og__xcalloc(d->ntraits, sizeof(*rules));
-
-        for (i = 0; i < d->ntraits; i++) {
-            names[i] = og__xstrdup(d->trait_names[i]);
-            rules[i] = d->trait_rules[i];
-        }
-        r->rules.names = (const char *const *)names;
-        r->rules.rules = rules;
-        r->rules.n = d->ntraits;
-    }
     for (i = 0; i < r->b.n; i++) {
         struct sub *s = &r->b.subs[i];
         og__store_item_t *it = &r->items[i];
@@ -1333,9 +1346,7 @@ static void round_after(uv_work_t *w, int status)
     free(r->made);
     free(r->persons);
     free(r->denied);
-    og__strv_free((char **)r->consent.bypass);
-    og__strv_free((char **)r->rules.names);
-    free((void *)r->rules.rules);
+    rules_unref(r->rules);
     if (r->router != NULL)
         og__router_free(r->router);
     free(r->items);
@@ -1438,33 +1449,16 @@ void og__durable_configure(og__durable_t *d, const og__conf_t *conf)
     d->max_backlog = (uint64_t)conf->max_backlog;
     d->window_ms = conf->dedup_window_ms;
     d->st.max_backlog = d->max_backlog;
-    /* Consent rules and trait rules (a round works on its own copy). */
-    d->marketing_default = conf->marketing_default;
-    og__strv_free(d->bypass);
-    d->bypass = NULL;
-    for (d->nbypass = 0;
-         conf->transactional_bypass && conf->transactional_bypass[d->nbypass];
-         d->nbypass++)
-        ;
-    d->bypass = og__xcalloc(d->nbypass + 1, sizeof(char *));
-    for (i = 0; i < d->nbypass; i++)
-        d->bypass[i] = og__xstrdup(conf->transactional_bypass[i]);
-    og__strv_free(d->trait_names);
-    free(d->trait_rules);
-    d->ntraits = conf->ntraits;
-    d->trait_default = conf->trait_default;
-    d->trait_names = og__xcalloc(conf->ntraits + 1, sizeof(char *));
-    d->trait_rules = og__xcalloc(conf->ntraits + 1, sizeof(og__trait_rule_t));
-    for (i = 0; i < conf->ntraits; i++) {
-        d->trait_names[i] = og__xstrdup(conf->trait_names[i]);
-        d->trait_rules[i] = conf->trait_rules[i];
-    }
+    rules_unref(d->rules); /* a running round keeps its own reference */
+    d->rules = rules_create(conf);
+    d->regions = 0;
     for (i = 0; i < conf->nchannels; i++) {
         const og__chconf_t *ch = &conf->channels[i];
         struct chan *c = chan_get(d, ch->name);
 
         c->cap = (size_t)ch->queue_max;
         memcpy(c->region, ch->phone_region, sizeof(c->region));
+        d->regions |= ch->phone_region[0] != '\0';
         c->backoff.base_ms = ch->retry_base_ms;
         c->backoff.max_ms = ch->retry_max_ms;
         c->backoff.lifetime_ms = ch->retry_lifetime_ms;
@@ -1576,9 +1570,7 @@ void og__durable_free(og__durable_t *d)
     }
     batch_free(&d->open);
     free(d->done);
-    og__strv_free(d->trait_names);
-    free(d->trait_rules);
-    og__strv_free(d->bypass);
+    rules_unref(d->rules);
     if (d->router != NULL)
         og__router_free(d->router);
     free(d);

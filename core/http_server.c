@@ -134,6 +134,12 @@ void og__http_limits_default(og__http_limits_t *l)
 
 size_t og__json_escape(char *out, size_t size, const char *s)
 {
+    return og__json_escape_n(out, size, s, strlen(s));
+}
+
+size_t og__json_escape_n(char *out, size_t size, const char *s, size_t len)
+{
+    const char *end = s + len;
     size_t n = 0;
 
 #define PUT(c)                                                                 \
@@ -143,7 +149,7 @@ size_t og__json_escape(char *out, size_t size, const char *s)
         n++;                                                                   \
     } while (0)
     PUT('"');
-    for (; *s != '\0'; s++) {
+    for (; s < end; s++) {
         unsigned char c = (unsigned char)*s;
 
         if (c == '"' || c == '\\') {

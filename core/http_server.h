@@ -91,5 +91,7 @@ void og__http_respond_error(og__http_req_t *r, int status, const char *fmt, ...)
 /* Writes s as a JSON string (quoted, escaped) into out; returns the length
  * it needed (like snprintf). */
 size_t og__json_escape(char *out, size_t size, const char *s);
+/* The same for len bytes of s (which may hold NUL bytes: \u0000). */
+size_t og__json_escape_n(char *out, size_t size, const char *s, size_t len);
 
 #endif /* OG_CORE_HTTP_SERVER_H */

@@ -596,21 +596,63 @@ struct emit_wait {
     void *data;
 };
 
+/* Whether a plugin's callback may still run: never into a plugin whose
+ * destroy() ran (shutdown timeout). */
+static int can_call_back(const og_plugin_ctx_t *inst)
+{
+    return inst->st == OG__INST_RUNNING || inst->st == OG__INST_STOPPING;
+}
+
+/* An asynchronous emit (one event or a batch) has called back. */
+static void emit_finished(og_plugin_ctx_t *inst)
+{
+    inst->nemits--;
+    if (inst->st == OG__INST_STOPPING)
+        maybe_finish_stop(inst);
+    inst_unref(inst);
+}
+
+/* OG_OK when inst may emit now, else why not. */
+static og_err_t may_emit(const og_plugin_ctx_t *inst)
+{
+    if (inst->core->stopping || inst->st == OG__INST_STOPPING ||
+        inst->st == OG__INST_STOPPED || inst->st == OG__INST_FAILED)
+        return OG_ERR_STOPPING;
+    return OG_OK;
+}
+
+/* Validates and stamps one envelope of inst; a refusal is counted and
+ * logged (prefix says which event of what), its reason left in why. */
+static og_event_t *accept_one(og_plugin_ctx_t *inst, const uint8_t *bytes,
+                              size_t len, og_err_t *rc, char *why,
+                              size_t whylen, const char *prefix)
+{
+    og__refusal_t reason;
+    og_event_t *ev = og__event_accept(
+        bytes, len, og__instance_name(inst), inst->plugin->def->name,
+        inst->core->max_event_bytes, rc, &reason, why, whylen);
+
+    if (ev == NULL) {
+        inst->events_refused++;
+        inst->refused_by[reason]++;
+        og__log(OG_LOG_WARNING, og__instance_name(inst),
+                "%sevent refused (%s): %s", prefix, og__refusal_name(reason),
+                why);
+    }
+    return ev;
+}
+
 static void emit_done(void *data, og_err_t rc, const char *event_id,
                       const char *customer)
 {
     struct emit_wait *w = data;
     og_plugin_ctx_t *inst = w->inst;
 
-    /* Never into a plugin whose destroy() ran (shutdown timeout). */
-    if (inst->st == OG__INST_RUNNING || inst->st == OG__INST_STOPPING)
+    if (can_call_back(inst))
         w->cb(w->data, rc, rc == OG_OK ? event_id : NULL);
     (void)customer; /* og_emit_cb has no place for it */
     free(w);
-    inst->nemits--;
-    if (inst->st == OG__INST_STOPPING)
-        maybe_finish_stop(inst);
-    inst_unref(inst);
+    emit_finished(inst);
 }
 
 static og_err_t emit_common(og_plugin_ctx_t *inst, const uint8_t *bytes,
@@ -619,24 +661,15 @@ static og_err_t emit_common(og_plugin_ctx_t *inst, const uint8_t *bytes,
     char why[256];
     og_err_t rc;
     og_event_t *ev;
-    og__refusal_t reason;
     struct emit_wait *w = NULL;
 
     if (inst == NULL)
         return OG_ERR_INVALID;
-    if (inst->core->stopping || inst->st == OG__INST_STOPPING ||
-        inst->st == OG__INST_STOPPED || inst->st == OG__INST_FAILED)
-        return OG_ERR_STOPPING;
-    ev = og__event_accept(bytes, len, og__instance_name(inst),
-                          inst->plugin->def->name, inst->core->max_event_bytes,
-                          &rc, &reason, why, sizeof(why));
-    if (ev == NULL) {
-        inst->events_refused++;
-        inst->refused_by[reason]++;
-        og__log(OG_LOG_WARNING, og__instance_name(inst),
-                "event refused (%s): %s", og__refusal_name(reason), why);
+    if ((rc = may_emit(inst)) != OG_OK)
         return rc;
-    }
+    ev = accept_one(inst, bytes, len, &rc, why, sizeof(why), "");
+    if (ev == NULL)
+        return rc;
     if (cb != NULL) {
         w = og__xmalloc(sizeof(*w));
         w->inst = inst;
@@ -711,14 +744,11 @@ static void batch_done(void *data, og_err_t rc, const char *event_id,
             all = OG_ERR_CONFLICT;
     for (i = 0; i < b->n && all == OG_OK; i++)
         all = b->results[i];
-    if (inst->st == OG__INST_RUNNING || inst->st == OG__INST_STOPPING)
+    if (can_call_back(inst))
         b->cb(b->data, all, b->n, b->results, (const char *const *)b->ids,
               (const char *const *)b->customers);
     batch_free(b);
-    inst->nemits--;
-    if (inst->st == OG__INST_STOPPING)
-        maybe_finish_stop(inst);
-    inst_unref(inst);
+    emit_finished(inst);
 }
 
 static og_err_t host_emit_batch_async(og_plugin_ctx_t *inst,
@@ -728,31 +758,22 @@ static og_err_t host_emit_batch_async(og_plugin_ctx_t *inst,
 {
     og_event_t **evs;
     struct batch_wait *b;
-    char reason[256];
-    og__refusal_t code;
+    char reason[256], prefix[64];
     og_err_t rc = OG_OK;
     size_t i, k;
 
     if (inst == NULL || cb == NULL || items == NULL || n == 0)
         return OG_ERR_INVALID;
-    if (inst->core->stopping || inst->st == OG__INST_STOPPING ||
-        inst->st == OG__INST_STOPPED || inst->st == OG__INST_FAILED)
-        return OG_ERR_STOPPING;
+    if ((rc = may_emit(inst)) != OG_OK)
+        return rc;
     evs = og__xcalloc(n, sizeof(*evs));
     for (i = 0; i < n; i++) {
-        evs[i] = og__event_accept(
-            items[i].msgpack, items[i].len, og__instance_name(inst),
-            inst->plugin->def->name, inst->core->max_event_bytes, &rc, &code,
-            reason, sizeof(reason));
-        if (evs[i] != NULL && (items[i].flags & OG_EMIT_VENDOR_RETRIES) &&
-            evs[i]->vendor_id != NULL)
+        snprintf(prefix, sizeof(prefix), "batch of %zu refused: %zu: ", n, i);
+        evs[i] = accept_one(inst, items[i].msgpack, items[i].len, &rc, reason,
+                            sizeof(reason), prefix);
+        if (evs[i] != NULL && (items[i].flags & OG_EMIT_VENDOR_RETRIES))
             og__event_content_by_vendor(evs[i]);
         if (evs[i] == NULL) {
-            inst->events_refused++;
-            inst->refused_by[code]++;
-            og__log(OG_LOG_WARNING, og__instance_name(inst),
-                    "batch of %zu refused: event %zu (%s): %s", n, i,
-                    og__refusal_name(code), reason);
             if (bad != NULL)
                 *bad = i;
             if (why != NULL && whylen > 0)

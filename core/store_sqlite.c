@@ -690,19 +690,20 @@ static og_err_t sq_customer_get(og__store_t *s, const char *id,
     return og__custdb_get(q->cust, id, key, rules, out);
 }
 
-static og_err_t sq_customer_split(og__store_t *s, const char *id,
-                                  uint64_t now_ms, const og__store_hooks_t *h,
-                                  og__sbuf_t *out, char *err, size_t errlen)
+/* An operator action's transaction: begun (OG_OK, or OG_ERR_IO with the
+ * reason), then ended by its outcome: committed when rc is OG_OK, else
+ * rolled back; returns the final outcome. */
+static og_err_t op_begin(struct sqlite_store *q, char *err, size_t errlen)
 {
-    struct sqlite_store *q = (struct sqlite_store *)s;
-    og_err_t rc;
+    if (tx(q->begin) == SQLITE_OK)
+        return OG_OK;
+    snprintf(err, errlen, "store: %s", sqlite3_errmsg(q->db));
+    return OG_ERR_IO;
+}
 
-    if (tx(q->begin) != SQLITE_OK) {
-        snprintf(err, errlen, "store: %s", sqlite3_errmsg(q->db));
-        return OG_ERR_IO;
-    }
-    rc = og__custdb_split(q->cust, id, now_ms, h, insert_made, q, out, err,
-                          errlen);
+static og_err_t op_end(struct sqlite_store *q, og_err_t rc, char *err,
+                       size_t errlen)
+{
     if (rc == OG_OK && tx(q->commit) != SQLITE_OK) {
         snprintf(err, errlen, "store: %s", sqlite3_errmsg(q->db));
         rc = OG_ERR_IO;
@@ -710,6 +711,21 @@ static og_err_t sq_customer_split(og__store_t *s, const char *id,
     if (rc != OG_OK)
         tx(q->rollback);
     return rc;
+}
+
+static og_err_t sq_customer_split(og__store_t *s, const char *id,
+                                  uint64_t now_ms, const og__store_hooks_t *h,
+                                  og__sbuf_t *out, char *err, size_t errlen)
+{
+    struct sqlite_store *q = (struct sqlite_store *)s;
+    og_err_t rc = op_begin(q, err, errlen);
+
+    if (rc != OG_OK)
+        return rc;
+    return op_end(q,
+                  og__custdb_split(q->cust, id, now_ms, h, insert_made, q, out,
+                                   err, errlen),
+                  err, errlen);
 }
 
 static og_err_t sq_customer_erase(og__store_t *s, const char *id,
@@ -722,18 +738,12 @@ static og_err_t sq_customer_erase(og__store_t *s, const char *id,
     /* Deleted content is overwritten while this runs, and the WAL,
      * which holds the old pages, is emptied after it. */
     sqlite3_exec(q->db, "PRAGMA secure_delete = ON", NULL, NULL, NULL);
-    if (tx(q->begin) != SQLITE_OK) {
-        snprintf(err, errlen, "store: %s", sqlite3_errmsg(q->db));
-        rc = OG_ERR_IO;
+    if ((rc = op_begin(q, err, errlen)) != OG_OK)
         goto out;
-    }
-    rc = og__custdb_erase(q->cust, id, now_ms, out, erased, err, errlen);
-    if (rc == OG_OK && tx(q->commit) != SQLITE_OK) {
-        snprintf(err, errlen, "store: %s", sqlite3_errmsg(q->db));
-        rc = OG_ERR_IO;
-    }
+    rc = op_end(q,
+                og__custdb_erase(q->cust, id, now_ms, out, erased, err, errlen),
+                err, errlen);
     if (rc != OG_OK) {
-        tx(q->rollback);
         if (erased != NULL && *erased != NULL) {
             og__strv_free(*erased);
             *erased = NULL;
@@ -768,18 +778,15 @@ static og_err_t sq_conversation(og__store_t *s, const char *id, int resolve,
                                 uint64_t now_ms, og__sbuf_t *out)
 {
     struct sqlite_store *q = (struct sqlite_store *)s;
+    char err[256];
     og_err_t rc;
 
-    if (resolve && tx(q->begin) != SQLITE_OK)
-        return OG_ERR_IO;
-    rc = og__custdb_conversation(q->cust, id, resolve, now_ms, out);
-    if (resolve) {
-        if (rc == OG_OK && tx(q->commit) != SQLITE_OK)
-            rc = OG_ERR_IO;
-        if (rc != OG_OK)
-            tx(q->rollback);
-    }
-    return rc;
+    if (!resolve) /* a read */
+        return og__custdb_conversation(q->cust, id, 0, now_ms, out);
+    if ((rc = op_begin(q, err, sizeof(err))) != OG_OK)
+        return rc;
+    return op_end(q, og__custdb_conversation(q->cust, id, 1, now_ms, out), err,
+                  sizeof(err));
 }
 
 static const struct og__store_ops sqlite_ops = {

@@ -58,24 +58,19 @@ og_err_t web_webhook_signature(const char *secrets, const char *msg_id,
                                uint64_t timestamp, const uint8_t *body,
                                size_t len, char *out, size_t outlen)
 {
-    const char *p = secrets;
-    size_t used = 0, nsec = 0;
+    const char *p = secrets, *item;
+    size_t used = 0, nsec = 0, n;
     char ts[32];
 
     snprintf(ts, sizeof(ts), "%llu", (unsigned long long)timestamp);
     out[0] = '\0';
-    while (p != NULL && *p != '\0') {
-        size_t n = strcspn(p, " ,\t");
+    while ((item = web_list_item(&p, &n)) != NULL) {
         unsigned char key[256], mac[EVP_MAX_MD_SIZE];
         unsigned int maclen = 0;
         char b64[4 * EVP_MAX_MD_SIZE / 3 + 8];
         int klen;
 
-        if (n == 0) {
-            p++;
-            continue;
-        }
-        if ((klen = secret_key(p, n, key, sizeof(key))) < 0 ||
+        if ((klen = secret_key(item, n, key, sizeof(key))) < 0 ||
             nsec == MAX_SECRETS)
             return OG_ERR_INVALID;
         {
@@ -104,7 +99,6 @@ og_err_t web_webhook_signature(const char *secrets, const char *msg_id,
         if (used >= outlen)
             return OG_ERR_TOO_LARGE;
         nsec++;
-        p += n;
     }
     return nsec > 0 ? OG_OK : OG_ERR_INVALID;
 }

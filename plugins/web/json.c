@@ -166,3 +166,20 @@ uint64_t web_parse_time(const char *s)
         return 0;
     return (uint64_t)t * 1000u + (uint64_t)ms;
 }
+
+/* The next item of a list separated by commas or blanks: its start and
+ * length in *n, *p moved past it; NULL at the end. */
+const char *web_list_item(const char **p, size_t *n)
+{
+    const char *item;
+
+    if (*p == NULL)
+        return NULL;
+    *p += strspn(*p, ", \t");
+    if (**p == '\0')
+        return NULL;
+    item = *p;
+    *n = strcspn(item, ", \t");
+    *p += *n;
+    return item;
+}

@@ -220,28 +220,23 @@ static void answer_rc(const struct web *w, og_http_req_t *req, og_err_t rc,
 
 static int parse_keys(struct web *w, const char *spec, char *why, size_t whylen)
 {
-    const char *p = spec;
+    const char *p = spec, *item;
+    size_t n;
 
-    while (*p != '\0') {
-        size_t n = strcspn(p, ", \t");
-        const char *eq;
+    while ((item = web_list_item(&p, &n)) != NULL) {
+        const char *eq = memchr(item, '=', n);
 
-        if (n == 0) {
-            p++;
-            continue;
-        }
-        eq = memchr(p, '=', n);
-        if (eq == NULL || eq == p || eq + 1 == p + n || w->nkeys == MAX_KEYS) {
+        if (eq == NULL || eq == item || eq + 1 == item + n ||
+            w->nkeys == MAX_KEYS) {
             snprintf(why, whylen,
                      "write_keys: expected NAME=KEY pairs separated by "
                      "commas (at most %d)",
                      MAX_KEYS);
             return -1;
         }
-        w->keys[w->nkeys].name = strndup(p, (size_t)(eq - p));
-        w->keys[w->nkeys].key = strndup(eq + 1, (size_t)(p + n - eq - 1));
+        w->keys[w->nkeys].name = strndup(item, (size_t)(eq - item));
+        w->keys[w->nkeys].key = strndup(eq + 1, (size_t)(item + n - eq - 1));
         w->nkeys++;
-        p += n;
     }
     return 0;
 }
@@ -523,7 +518,6 @@ static char *anon_of(const json_t *item, int segment)
  * batch) or its "batch" member (Segment). */
 static void handle(struct web *w, og_http_req_t *req, const char *kind)
 {
-    const char *source = authorize(w, req);
     json_t *body, *list = NULL;
     msgpack_sbuffer *sb;
     char **anons;
@@ -531,7 +525,7 @@ static void handle(struct web *w, og_http_req_t *req, const char *kind)
     int segment = kind != NULL;
     char why[300];
 
-    if (source == NULL) {
+    if (authorize(w, req) == NULL) {
         answer_error(w, req, 401, "missing or unknown write key");
         return;
     }
@@ -609,7 +603,6 @@ static void handle(struct web *w, og_http_req_t *req, const char *kind)
     free(anons);
     free(sb);
     json_decref(body);
-    (void)source;
 }
 
 /* ---- live messages -------------------------------------------------------- */
@@ -663,7 +656,7 @@ static const char *query_param(og_http_req_t *req, const char *name, char *out,
  * emitted as message.received. */
 static void messages(struct web *w, og_http_req_t *req)
 {
-    char anon[80], why[300];
+    char anon[80];
     json_t *body, *env;
 
     if (authorize(w, req) == NULL) {
@@ -714,7 +707,6 @@ static void messages(struct web *w, og_http_req_t *req)
         emit_all(w, req, &sb, 1, 0, anons);
         msgpack_sbuffer_destroy(&sb);
     }
-    (void)why;
     json_decref(env);
     json_decref(body);
 }
@@ -785,17 +777,12 @@ static void on_request(void *data, og_http_req_t *req)
 /* allowed_origins: "*" or scheme://host[:port], separated by commas. */
 static int split_origins(struct web *w, const char *spec)
 {
-    const char *p = spec;
+    const char *p = spec, *item;
+    size_t n;
 
-    while (*p != '\0') {
-        size_t n = strcspn(p, ", \t");
-        char *o;
+    while ((item = web_list_item(&p, &n)) != NULL) {
+        char *o = strndup(item, n);
 
-        if (n == 0) {
-            p++;
-            continue;
-        }
-        o = strndup(p, n);
         if (o == NULL)
             return -1;
         w->origins = realloc(w->origins, (w->norigins + 1) * sizeof(char *));
@@ -804,7 +791,6 @@ static int split_origins(struct web *w, const char *spec)
                                      strncmp(o, "https://", 8) != 0) ||
                                     strchr(o + 8, '/') != NULL))
             return -1;
-        p += n;
     }
     return 0;
 }

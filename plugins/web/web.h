@@ -28,6 +28,10 @@ void web_pack_json(msgpack_packer *pk, const json_t *j);
  * reference, or NULL when bytes are not one object. */
 json_t *web_mp_to_json(const uint8_t *bytes, size_t len);
 
+/* The next item of a list separated by commas or blanks ("a=1, b=2"): its
+ * start, its length in *n, *p moved past it; NULL at the end. */
+const char *web_list_item(const char **p, size_t *n);
+
 /* Milliseconds since the epoch of an RFC 3339 / ISO 8601 time
  * ("2026-11-30T10:00:00.123Z", "+01:00" offsets); 0 when not one. */
 uint64_t web_parse_time(const char *s);
