@@ -447,7 +447,7 @@ static void dead_answer(void *data, og_err_t rc, const char *json)
     og__http_respond(req, 200, "application/json", NULL, json, strlen(json));
 }
 
-static void dead_op(og__daemon_t *d, og__http_req_t *req, og__dead_op_t op)
+static void dead_op(og__daemon_t *d, og__http_req_t *req, og__admin_op_t op)
 {
     const char *q = og__http_req_query(req);
     char channel[128], id[32];
@@ -612,7 +612,7 @@ static void customer_path(og__daemon_t *d, og__http_req_t *req, int post)
     const char *p = og__http_req_path(req) + (conv ? 18 : 14);
     const char *end = strchr(p, '/');
     size_t n = end ? (size_t)(end - p) : strlen(p);
-    og__dead_op_t op;
+    og__admin_op_t op;
     char id[65];
 
     if (!post && end == NULL)

@@ -89,7 +89,7 @@ struct claim {
 };
 
 struct op {
-    og__dead_op_t op;
+    og__admin_op_t op;
     char *channel; /* or the customer id */
     int64_t row;
     og__idkey_t key; /* OG__CUSTOMER_GET by key */
@@ -1394,7 +1394,7 @@ static void recount(og__durable_t *d)
 /* ---- admin ------------------------------------------------------------- */
 
 /* Queues an operator action for the next round. */
-static void queue_op(og__durable_t *d, og__dead_op_t op, const char *name,
+static void queue_op(og__durable_t *d, og__admin_op_t op, const char *name,
                      int64_t row, const og__idkey_t *key, og__admin_cb cb,
                      void *data)
 {
@@ -1419,13 +1419,13 @@ static void queue_op(og__durable_t *d, og__dead_op_t op, const char *name,
     maybe_round(d);
 }
 
-void og__durable_dead(og__durable_t *d, og__dead_op_t op, const char *channel,
+void og__durable_dead(og__durable_t *d, og__admin_op_t op, const char *channel,
                       int64_t row, og__admin_cb cb, void *data)
 {
     queue_op(d, op, channel, row, NULL, cb, data);
 }
 
-void og__durable_customer(og__durable_t *d, og__dead_op_t op, const char *id,
+void og__durable_customer(og__durable_t *d, og__admin_op_t op, const char *id,
                           const og__idkey_t *key, og__admin_cb cb, void *data)
 {
     queue_op(d, op, id, 0, key, cb, data);

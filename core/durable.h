@@ -117,9 +117,10 @@ void og__durable_foreach_channel(og__durable_t *d,
                                             const og__chan_stats_t *st),
                                  void *data);
 
-/* Operator actions on dead letters, run in a round; cb gets the JSON
- * answer (an object) or NULL with an error. */
-typedef enum og__dead_op_e {
+/* Operator actions (dead letters, customers, conversations), run in a
+ * round; cb gets the JSON answer (an object), or an error with NULL (dead
+ * letters) or with the reason as its text (customers). */
+typedef enum og__admin_op_e {
     OG__DEAD_LIST,
     OG__DEAD_REQUEUE,
     OG__DEAD_PURGE,
@@ -128,18 +129,18 @@ typedef enum og__dead_op_e {
     OG__CUSTOMER_ERASE, /* right to erasure */
     OG__CONVERSATION_GET,
     OG__CONVERSATION_RESOLVE
-} og__dead_op_t;
+} og__admin_op_t;
 
 typedef void (*og__admin_cb)(void *data, og_err_t rc, const char *json);
 
-void og__durable_dead(og__durable_t *d, og__dead_op_t op, const char *channel,
+void og__durable_dead(og__durable_t *d, og__admin_op_t op, const char *channel,
                       int64_t row, og__admin_cb cb, void *data);
 
 /* A customer operation (OG__CUSTOMER_GET or OG__CUSTOMER_SPLIT) on the
  * customer id, or (GET only, id NULL) on the customer of key. cb gets
  * OG_ERR_NOT_FOUND, OG_ERR_CONFLICT (nothing to split) with the reason
  * as its text, or OG_OK with the JSON. */
-void og__durable_customer(og__durable_t *d, og__dead_op_t op, const char *id,
+void og__durable_customer(og__durable_t *d, og__admin_op_t op, const char *id,
                           const og__idkey_t *key, og__admin_cb cb, void *data);
 
 /* The routes for the events the store makes (customer.merged): the
