@@ -617,6 +617,8 @@ static void customer_path(og__daemon_t *d, og__http_req_t *req, int post)
 
     if (!post && end == NULL)
         op = conv ? OG__CONVERSATION_GET : OG__CUSTOMER_GET;
+    else if (!post && end != NULL && !conv && strcmp(end, "/timeline") == 0)
+        op = OG__CUSTOMER_TIMELINE;
     else if (post && end != NULL && !conv && strcmp(end, "/split") == 0)
         op = OG__CUSTOMER_SPLIT;
     else if (post && end != NULL && !conv && strcmp(end, "/erase") == 0)
@@ -626,7 +628,8 @@ static void customer_path(og__daemon_t *d, og__http_req_t *req, int post)
     else {
         og__http_respond_error(req, 404,
                                "no such resource (known: GET "
-                               "/v1/customers/ID, POST "
+                               "/v1/customers/ID, GET "
+                               "/v1/customers/ID/timeline, POST "
                                "/v1/customers/ID/split, POST "
                                "/v1/customers/ID/erase, GET "
                                "/v1/conversations/ID, POST "
@@ -654,8 +657,56 @@ static void post_customer(void *data, og__http_req_t *req)
     customer_path(data, req, 1);
 }
 
+/* POST /v1/test/clock {"offset_ms": N} (omnigated --test-clock only):
+ * the journeys' clock runs N ms ahead of the real one. GET shows it. */
+static void test_clock(void *data, og__http_req_t *req)
+{
+    og__durable_t *dur = og__daemon_durable(data);
+    char buf[96];
+    int n;
+
+    if (!og__daemon_test_clock(data)) {
+        og__http_respond_error(req, 404,
+                               "the test clock is off (omnigated "
+                               "--test-clock)");
+        return;
+    }
+    if (strcmp(og__http_req_method(req), "POST") == 0) {
+        size_t len;
+        const char *body = (const char *)og__http_req_body(req, &len), *k;
+        char tmp[96], *end;
+        long long off;
+
+        if (body == NULL || len == 0 || len >= sizeof(tmp)) {
+            og__http_respond_error(req, 400,
+                                   "body: expected {\"offset_ms\": N}");
+            return;
+        }
+        memcpy(tmp, body, len);
+        tmp[len] = '\0';
+        k = strstr(tmp, "\"offset_ms\"");
+        k = k ? strchr(k + 11, ':') : NULL;
+        off = k ? strtoll(k + 1, &end, 10) : 0;
+        if (k == NULL || end == k + 1 ||
+            strspn(end, " \t\r\n}") != strlen(end)) {
+            og__http_respond_error(req, 400,
+                                   "body: expected {\"offset_ms\": N}, N an "
+                                   "integer");
+            return;
+        }
+        og__durable_clock(dur, (int64_t)off);
+    }
+    n = snprintf(buf, sizeof(buf), "{\"offset_ms\":%lld,\"now\":%llu}",
+                 (long long)og__durable_clock_offset(dur),
+                 (unsigned long long)((int64_t)og__now_ms() +
+                                      og__durable_clock_offset(dur)));
+    og__http_respond(req, 200, "application/json", NULL, buf, (size_t)n);
+}
+
 void og__admin_mount(og__http_server_t *admin, og__daemon_t *d)
 {
+    og__http_server_mount(admin, "POST", "/v1/test/clock", 0, test_clock, d, d);
+    og__http_server_mount(admin, "GET", "/v1/test/clock", 0, test_clock, d, d);
     og__http_server_mount(admin, "GET", "/health", 0, get_health, d, d);
     og__http_server_mount(admin, "GET", "/metrics", 0, get_metrics, d, d);
     og__http_server_mount(admin, "GET", "/v1/channels", 0, get_channels, d, d);

@@ -55,7 +55,13 @@ void og__errlist_free(og__errlist_t *e)
 }
 
 /* What kind of file is being parsed. */
-enum file_kind { FILE_MAIN, FILE_CHANNEL, FILE_ROUTES, FILE_TEMPLATE };
+enum file_kind {
+    FILE_MAIN,
+    FILE_CHANNEL,
+    FILE_ROUTES,
+    FILE_TEMPLATE,
+    FILE_JOURNEY
+};
 
 /* A section seen in the current file, with the line it started on. */
 struct section {
@@ -77,6 +83,7 @@ struct parse {
     og__chconf_t *ch;       /* FILE_CHANNEL: the channel being read */
     og__routeconf_t *route; /* the [route] being read */
     og__tmplconf_t *tmpl;   /* FILE_TEMPLATE: the template being read */
+    og__journeyconf_t *jny; /* FILE_JOURNEY: the journey being read */
     /* keys seen in the current section, to refuse duplicates */
     char **seen;
     size_t nseen;
@@ -191,6 +198,9 @@ static void daemon_key(struct parse *p, const char *key, const char *value)
     } else if (strcmp(key, "templates_dir") == 0) {
         free(c->templates_dir);
         c->templates_dir = conf_path(c, value);
+    } else if (strcmp(key, "journeys_dir") == 0) {
+        free(c->journeys_dir);
+        c->journeys_dir = conf_path(c, value);
     } else if (strcmp(key, "channels_dir") == 0) {
         free(p->channels_dir);
         p->channels_dir = conf_path(c, value);
@@ -241,7 +251,8 @@ static void daemon_key(struct parse *p, const char *key, const char *value)
     } else {
         err(p,
             "unknown key '%s' in [daemon] (known: plugin_dir, state_dir, "
-            "channels_dir, routes_dir, templates_dir, shutdown_timeout, "
+            "channels_dir, routes_dir, templates_dir, journeys_dir, "
+            "shutdown_timeout, "
             "log_level, "
             "queue_max, max_event_size, durability, dedup_window, "
             "max_backlog)",
@@ -471,6 +482,27 @@ static void consent_key(struct parse *p, const char *key, const char *value)
     }
 }
 
+static void add_opt(og__opt_t **opts, size_t *n, const char *key,
+                    const char *value, int line)
+{
+    *opts = og__xrealloc(*opts, (*n + 1) * sizeof(**opts));
+    (*opts)[*n].key = og__xstrdup(key);
+    (*opts)[*n].value = og__xstrdup(value);
+    (*opts)[*n].line = line;
+    (*n)++;
+}
+
+static void opts_free(og__opt_t *opts, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        free(opts[i].key);
+        free(opts[i].value);
+    }
+    free(opts);
+}
+
 static void channel_key(struct parse *p, const char *section, const char *key,
                         const char *value)
 {
@@ -554,11 +586,7 @@ static void channel_key(struct parse *p, const char *section, const char *key,
         return;
     }
     /* [config]: kept as text; typed by the plugin's table later. */
-    ch->opts = og__xrealloc(ch->opts, (ch->nopts + 1) * sizeof(*ch->opts));
-    ch->opts[ch->nopts].key = og__xstrdup(key);
-    ch->opts[ch->nopts].value = og__xstrdup(value);
-    ch->opts[ch->nopts].line = p->line;
-    ch->nopts++;
+    add_opt(&ch->opts, &ch->nopts, key, value, p->line);
 }
 
 static void parse_file(struct parse *p, const char *file, enum file_kind kind);
@@ -716,6 +744,82 @@ static void load_template(struct parse *p, const char *file)
     reset_sections(p);
 }
 
+/* A journey file: [journey] and [step NAME] keys, kept as text. */
+static void journey_key(struct parse *p, const char *section, const char *key,
+                        const char *value)
+{
+    og__journeyconf_t *j = p->jny;
+    og__stepconf_t *st;
+    const char *name;
+    size_t i;
+
+    if (strcmp(section, "journey") == 0) {
+        add_opt(&j->opts, &j->nopts, key, value, p->line);
+        return;
+    }
+    if (strncmp(section, "step ", 5) != 0)
+        return; /* reported once per section by parse_file() */
+    name = section + 5;
+    for (i = 0; i < j->nsteps; i++)
+        if (strcmp(j->steps[i].name, name) == 0)
+            break;
+    if (i == j->nsteps) {
+        j->steps = og__xrealloc(j->steps, (j->nsteps + 1) * sizeof(*j->steps));
+        st = &j->steps[j->nsteps++];
+        memset(st, 0, sizeof(*st));
+        st->name = og__xstrdup(name);
+        st->line = section_line(p, section);
+    }
+    st = &j->steps[i];
+    add_opt(&st->opts, &st->nopts, key, value, p->line);
+}
+
+static void load_journey(struct parse *p, const char *file)
+{
+    og__conf_t *c = p->conf;
+    const char *base = strrchr(file, '/');
+    og__journeyconf_t *j;
+    size_t i;
+
+    base = base ? base + 1 : file;
+    c->journeys =
+        og__xrealloc(c->journeys, (c->njourneys + 1) * sizeof(*c->journeys));
+    j = &c->journeys[c->njourneys++];
+    memset(j, 0, sizeof(*j));
+    j->name = og__xstrndup(base, strlen(base) - 5);
+    j->file = og__xstrdup(file);
+    p->jny = j;
+    reset_sections(p);
+    parse_file(p, file, FILE_JOURNEY);
+    j->line = section_line(p, "journey");
+    if (!og__is_ident(j->name, 1))
+        og__errlist_add(p->errs, file, 0,
+                        "'%s' is not a valid journey name; rename the file",
+                        j->name);
+    if (j->line == 0)
+        og__errlist_add(p->errs, file, 0, "missing [journey] section");
+    for (i = 0; i < p->nsections; i++) {
+        const char *sn = p->sections[i].name;
+        size_t k, seen = 0;
+
+        if (strncmp(sn, "step ", 5) != 0)
+            continue;
+        if (!og__is_ident(sn + 5, 0))
+            og__errlist_add(p->errs, file, p->sections[i].line,
+                            "[%s]: a step name is 1-64 characters of a-z, "
+                            "0-9, '-', '_'",
+                            sn);
+        for (k = 0; k < p->nsections; k++)
+            seen += strcmp(p->sections[k].name, sn) == 0;
+        if (seen > 1 && section_line(p, sn) != p->sections[i].line)
+            og__errlist_add(p->errs, file, p->sections[i].line,
+                            "[%s] given twice (first at line %d)", sn,
+                            section_line(p, sn));
+    }
+    p->jny = NULL;
+    reset_sections(p);
+}
+
 static int handler(void *user, const char *section, const char *key,
                    const char *value)
 {
@@ -738,7 +842,7 @@ static int handler(void *user, const char *section, const char *key,
     }
     if (strncmp(section, "route", 5) == 0 &&
         (section[5] == ' ' || section[5] == '\0') && p->kind != FILE_CHANNEL &&
-        p->kind != FILE_TEMPLATE) {
+        p->kind != FILE_TEMPLATE && p->kind != FILE_JOURNEY) {
         if (route_section(p, section) != NULL)
             route_key(p, key, value);
         return 1;
@@ -761,6 +865,11 @@ static int handler(void *user, const char *section, const char *key,
             consent_key(p, key, value);
             return 1;
         }
+        if (strcmp(section, "journeys") == 0) {
+            add_opt(&p->conf->journey_opts, &p->conf->njourney_opts, key, value,
+                    p->line);
+            return 1;
+        }
         return 1; /* reported once per section by parse_file() */
     case FILE_CHANNEL:
         if (strcmp(section, "channel") == 0 || strcmp(section, "config") == 0) {
@@ -770,6 +879,7 @@ static int handler(void *user, const char *section, const char *key,
         return 1;
     case FILE_ROUTES: return 1;
     case FILE_TEMPLATE: template_key(p, section, key, value); return 1;
+    case FILE_JOURNEY: journey_key(p, section, key, value); return 1;
     }
     return 1;
 }
@@ -807,13 +917,16 @@ static void parse_file(struct parse *p, const char *file, enum file_kind kind)
             strncmp(s, "route", 5) == 0 && (s[5] == ' ' || s[5] == '\0');
         const char *known = kind == FILE_MAIN
                                 ? "[daemon], [http], [customers], [consent], "
-                                  "[route NAME]"
+                                  "[journeys], [route NAME]"
                             : kind == FILE_CHANNEL ? "[channel], [config]"
+                            : kind == FILE_JOURNEY ? "[journey], [step NAME]"
                                                    : "[route NAME]";
         int ok = (kind == FILE_MAIN &&
                   (strcmp(s, "daemon") == 0 || strcmp(s, "http") == 0 ||
                    strcmp(s, "customers") == 0 || strcmp(s, "consent") == 0 ||
-                   is_route)) ||
+                   strcmp(s, "journeys") == 0 || is_route)) ||
+                 (kind == FILE_JOURNEY &&
+                  (strcmp(s, "journey") == 0 || strncmp(s, "step ", 5) == 0)) ||
                  (kind == FILE_CHANNEL &&
                   (strcmp(s, "channel") == 0 || strcmp(s, "config") == 0)) ||
                  (kind == FILE_ROUTES && is_route) || kind == FILE_TEMPLATE;
@@ -954,6 +1067,7 @@ og__conf_t *og__conf_load_partial(const char *path,
     size_t i, j, k;
     char *slash;
 
+    c->refs = 1;
     memset(&p, 0, sizeof(p));
     p.conf = c;
     p.errs = errs;
@@ -1010,6 +1124,13 @@ og__conf_t *og__conf_load_partial(const char *path,
         load_template(&p, files[i]);
     og__strv_free(files);
 
+    if (c->journeys_dir == NULL)
+        c->journeys_dir = og__xasprintf("%s/journeys.d", c->dir);
+    files = conf_files(c->journeys_dir, errs);
+    for (i = 0; files[i] != NULL; i++)
+        load_journey(&p, files[i]);
+    og__strv_free(files);
+
     /* Routes must be complete and name known channels. */
     for (i = 0; i < c->nroutes; i++) {
         og__routeconf_t *r = &c->routes[i];
@@ -1042,15 +1163,9 @@ og__conf_t *og__conf_load_partial(const char *path,
 
 void og__chconf_free(og__chconf_t *ch)
 {
-    size_t i;
-
     if (ch == NULL)
         return;
-    for (i = 0; i < ch->nopts; i++) {
-        free(ch->opts[i].key);
-        free(ch->opts[i].value);
-    }
-    free(ch->opts);
+    opts_free(ch->opts, ch->nopts);
     free(ch->name);
     free(ch->file);
     free(ch->plugin);
@@ -1074,11 +1189,17 @@ og__chconf_t *og__chconf_dup(const og__chconf_t *ch)
     return d;
 }
 
+og__conf_t *og__conf_ref(og__conf_t *c)
+{
+    c->refs++;
+    return c;
+}
+
 void og__conf_free(og__conf_t *c)
 {
     size_t i;
 
-    if (c == NULL)
+    if (c == NULL || --c->refs > 0)
         return;
     for (i = 0; i < c->nchannels; i++)
         og__chconf_free(&c->channels[i]);
@@ -1105,6 +1226,22 @@ void og__conf_free(og__conf_t *c)
     }
     free(c->templates);
     free(c->templates_dir);
+    for (i = 0; i < c->njourneys; i++) {
+        og__journeyconf_t *j = &c->journeys[i];
+        size_t k;
+
+        for (k = 0; k < j->nsteps; k++) {
+            free(j->steps[k].name);
+            opts_free(j->steps[k].opts, j->steps[k].nopts);
+        }
+        free(j->steps);
+        opts_free(j->opts, j->nopts);
+        free(j->name);
+        free(j->file);
+    }
+    free(c->journeys);
+    free(c->journeys_dir);
+    opts_free(c->journey_opts, c->njourney_opts);
     og__strv_free(c->transactional_bypass);
     free(c->channels);
     for (i = 0; i < c->nroutes; i++) {
@@ -1135,12 +1272,17 @@ const og__chconf_t *og__conf_channel(const og__conf_t *conf, const char *name)
     return NULL;
 }
 
-const og__opt_t *og__chconf_opt(const og__chconf_t *ch, const char *key)
+const og__opt_t *og__opts_find(const og__opt_t *opts, size_t n, const char *key)
 {
     size_t i;
 
-    for (i = 0; i < ch->nopts; i++)
-        if (strcmp(ch->opts[i].key, key) == 0)
-            return &ch->opts[i];
+    for (i = 0; i < n; i++)
+        if (strcmp(opts[i].key, key) == 0)
+            return &opts[i];
     return NULL;
+}
+
+const og__opt_t *og__chconf_opt(const og__chconf_t *ch, const char *key)
+{
+    return og__opts_find(ch->opts, ch->nopts, key);
 }

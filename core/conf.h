@@ -5,6 +5,8 @@
  *   omnigate.conf          [daemon] settings and optional [route NAME]s
  *   channels.d/NAME.conf   one channel instance: [channel] and [config]
  *   routes.d/NAME.conf     [route NAME] sections
+ *   templates/NAME.conf    one message template (docs/templates.md)
+ *   journeys.d/NAME.conf   one journey (docs/journeys.md)
  *
  * Loading is strict: every problem is collected as "file:line: message" and
  * the whole configuration is refused if there is any.
@@ -93,7 +95,29 @@ typedef struct og__tmplconf_s {
     size_t nvariants;
 } og__tmplconf_t;
 
+/* One [step NAME] of a journey, its keys as written (journeys.c reads
+ * them). */
+typedef struct og__stepconf_s {
+    char *name;
+    int line;
+    og__opt_t *opts;
+    size_t nopts;
+} og__stepconf_t;
+
+/* One journeys_dir/NAME.conf (docs/journeys.md): [journey] keys and the
+ * steps in file order. */
+typedef struct og__journeyconf_s {
+    char *name;
+    char *file;
+    int line; /* of [journey] */
+    og__opt_t *opts;
+    size_t nopts;
+    og__stepconf_t *steps;
+    size_t nsteps;
+} og__journeyconf_t;
+
 typedef struct og__conf_s {
+    unsigned refs; /* og__conf_ref(); loop thread */
     char *main_file;
     char *dir; /* directory of main_file */
     char *plugin_dir;
@@ -128,6 +152,12 @@ typedef struct og__conf_s {
     char *templates_dir;
     og__tmplconf_t *templates;
     size_t ntemplates;
+    /* [journeys] of the main file (defaults for every journey) */
+    og__opt_t *journey_opts;
+    size_t njourney_opts;
+    char *journeys_dir;
+    og__journeyconf_t *journeys;
+    size_t njourneys;
 } og__conf_t;
 
 /*
@@ -144,10 +174,15 @@ og__conf_t *og__conf_load(const char *path, const char *plugin_dir_override,
 og__conf_t *og__conf_load_partial(const char *path,
                                   const char *plugin_dir_override,
                                   og__errlist_t *errs);
+/* Drops a reference; the last frees the configuration. */
 void og__conf_free(og__conf_t *conf);
+og__conf_t *og__conf_ref(og__conf_t *conf);
 
 /* The channel called name, or NULL. */
 const og__chconf_t *og__conf_channel(const og__conf_t *conf, const char *name);
+/* The entry for key among opts, or NULL. */
+const og__opt_t *og__opts_find(const og__opt_t *opts, size_t n,
+                               const char *key);
 /* The [config] entry for key, or NULL. */
 const og__opt_t *og__chconf_opt(const og__chconf_t *ch, const char *key);
 

@@ -51,6 +51,9 @@ enum {
     S_THREAD_INS,
     S_CONV_MOVE_REC,
     S_CONV_MOVE,
+    S_TRAITS,
+    S_ADDRESSES,
+    S_ORDERS,
     S_COUNT
 };
 
@@ -140,6 +143,13 @@ static const char *const sql[S_COUNT] = {
                         "customer = ?2",
     [S_CONV_MOVE] = "UPDATE conversations SET customer = ?1 WHERE customer = "
                     "?2",
+    [S_TRAITS] = "SELECT name, value, customer = ?1 FROM traits WHERE "
+                 "customer IN " FAMILY " ORDER BY name, set_ms",
+    /* Per kind, the newest key first. */
+    [S_ADDRESSES] = "SELECT kind, value FROM identities WHERE customer = "
+                    "?1 ORDER BY 1, first_ms DESC",
+    [S_ORDERS] = "SELECT total(orders), (SELECT first_channel FROM customers "
+                 "WHERE id = ?1) FROM customers WHERE id IN " FAMILY,
 };
 
 struct og__custdb_s {
@@ -873,12 +883,7 @@ int og__custdb_resolve(og__custdb_t *c, og__store_item_t *it,
 /* A JSON string (the HTTP server's escaping) appended to b. */
 static void json_str(og__sbuf_t *b, const char *s, size_t n)
 {
-    size_t need = og__json_escape_n(NULL, 0, s, n) + 1;
-    char *tmp = og__xmalloc(need);
-
-    og__json_escape_n(tmp, need, s, n);
-    og__sbuf_printf(b, "%s", tmp);
-    free(tmp);
+    og__sbuf_json(b, s, n);
 }
 
 static void json_cstr(og__sbuf_t *b, const unsigned char *s)
@@ -1011,24 +1016,20 @@ static int is_special_trait(const char *name)
 
 /* Traits over the family, one value per name by its merge rule: rows come
  * oldest first; NEWEST takes the last, OLDEST the first, NON_EMPTY the
- * survivor's own unless empty, else the newest non-empty one. */
-static int write_traits(og__custdb_t *c, const char *id,
-                        const og__trait_rules_t *rules, og__sbuf_t *out,
-                        og__sbuf_t *special)
+ * survivor's own unless empty, else the newest non-empty one. Calls fn
+ * for each name with its MessagePack value. */
+typedef void (*trait_fn)(void *ctx, const char *name, const void *p, int n);
+
+static int each_trait(og__custdb_t *c, const char *id,
+                      const og__trait_rules_t *rules, trait_fn fn, void *ctx)
 {
-    sqlite3_stmt *st =
-        prep(c,
-             "SELECT name, value, customer = ?1 FROM traits "
-             "WHERE customer IN " FAMILY " ORDER BY name, set_ms",
-             id);
+    sqlite3_stmt *st = use(c, S_TRAITS);
     struct tv first = {NULL, -1}, last = {NULL, -1}, own = {NULL, -1},
               nonempty = {NULL, -1};
     char name[129] = "";
-    int nout = 0, rc;
+    int rc;
 
-    if (st == NULL)
-        return -1;
-    og__sbuf_printf(out, "\"traits\":{");
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
     for (;;) {
         const char *nm;
 
@@ -1043,14 +1044,7 @@ static int write_traits(og__custdb_t *c, const char *id,
                                     : nonempty.n >= 0 ? &nonempty
                                                       : &last;
 
-            og__sbuf_printf(out, nout++ ? "," : "");
-            json_str(out, name, strlen(name));
-            og__sbuf_printf(out, ":");
-            json_blob(out, pick->p, pick->n);
-            if (is_special_trait(name)) {
-                og__sbuf_printf(special, ",\"%s\":", name);
-                json_blob(special, pick->p, pick->n);
-            }
+            fn(ctx, name, pick->p, pick->n);
             tv_clear(&first);
             tv_clear(&last);
             tv_clear(&own);
@@ -1073,9 +1067,40 @@ static int write_traits(og__custdb_t *c, const char *id,
                 tv_set(&nonempty, v, vn);
         }
     }
-    sqlite3_finalize(st);
-    og__sbuf_printf(out, "}");
+    sqlite3_reset(st);
     return rc == SQLITE_DONE ? 0 : -1;
+}
+
+struct json_traits {
+    og__sbuf_t *out, *special;
+    int n;
+};
+
+static void json_trait(void *ctx, const char *name, const void *p, int n)
+{
+    struct json_traits *j = ctx;
+
+    og__sbuf_printf(j->out, j->n++ ? "," : "");
+    json_str(j->out, name, strlen(name));
+    og__sbuf_printf(j->out, ":");
+    json_blob(j->out, p, n);
+    if (is_special_trait(name)) {
+        og__sbuf_printf(j->special, ",\"%s\":", name);
+        json_blob(j->special, p, n);
+    }
+}
+
+static int write_traits(og__custdb_t *c, const char *id,
+                        const og__trait_rules_t *rules, og__sbuf_t *out,
+                        og__sbuf_t *special)
+{
+    struct json_traits j = {out, special, 0};
+    int rc;
+
+    og__sbuf_printf(out, "\"traits\":{");
+    rc = each_trait(c, id, rules, json_trait, &j);
+    og__sbuf_printf(out, "}");
+    return rc;
 }
 
 /* "kind":..,["scope":..,]"value":.. from three columns from col on. */
@@ -1421,6 +1446,8 @@ og_err_t og__custdb_erase(og__custdb_t *c, const char *id, uint64_t now_ms,
         {NULL, "DELETE FROM customer_channels WHERE customer IN " FAMILY},
         {NULL, "DELETE FROM revenue WHERE customer IN " FAMILY},
         {NULL, "DELETE FROM consents WHERE customer IN " FAMILY},
+        {NULL, "DELETE FROM timeline WHERE customer IN " FAMILY},
+        {NULL, "DELETE FROM journey_runs WHERE customer IN " FAMILY},
         {NULL, "DELETE FROM thread_keys WHERE conversation IN (SELECT id FROM "
                "conversations WHERE customer IN " FAMILY ")"},
         {"conversations",
@@ -1554,4 +1581,129 @@ og_err_t og__custdb_conversation(og__custdb_t *c, const char *id, int resolve,
     sqlite3_finalize(st);
     og__sbuf_printf(out, "}");
     return OG_OK;
+}
+
+/* ---- the profile as journeys see it ------------------------------------ */
+
+struct mp_traits {
+    msgpack_sbuffer sb; /* the traits map's entries */
+    msgpack_packer pk;
+    size_t n;
+    /* the special traits, also at the top level */
+    uint8_t *special[3];
+    int nspecial[3];
+};
+
+static void mp_trait(void *ctx, const char *name, const void *p, int n)
+{
+    static const char *const sp[3] = {"preferred_channel", "locale",
+                                      "timezone"};
+    struct mp_traits *t = ctx;
+    size_t i, nl = strlen(name);
+
+    if (n <= 0)
+        return;
+    msgpack_pack_str(&t->pk, nl);
+    msgpack_pack_str_body(&t->pk, name, nl);
+    msgpack_sbuffer_write(&t->sb, p, (size_t)n);
+    t->n++;
+    for (i = 0; i < 3; i++)
+        if (strcmp(name, sp[i]) == 0 && t->special[i] == NULL) {
+            t->special[i] = og__xmalloc((size_t)n);
+            memcpy(t->special[i], p, (size_t)n);
+            t->nspecial[i] = n;
+        }
+}
+
+static void mp_str(msgpack_packer *pk, const char *s)
+{
+    size_t n = strlen(s);
+
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+int og__custdb_pack(og__custdb_t *c, const char *id,
+                    const og__trait_rules_t *rules, msgpack_packer *pk,
+                    char canon[40])
+{
+    static const char *const sp[3] = {"preferred_channel", "locale",
+                                      "timezone"};
+    struct mp_traits t;
+    int64_t created = 0, orders = 0;
+    char first[72] = "", last_kind[72] = "";
+    sqlite3_stmt *st;
+    msgpack_sbuffer ab;
+    msgpack_packer apk;
+    size_t na = 0, i, top;
+    int rc;
+
+    rc = canonical(c, id, canon, &created);
+    if (rc <= 0)
+        return -1;
+    st = use(c, S_ORDERS);
+    sqlite3_bind_text(st, 1, canon, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        orders = sqlite3_column_int64(st, 0);
+        if (sqlite3_column_text(st, 1) != NULL)
+            snprintf(first, sizeof(first), "%s", sqlite3_column_text(st, 1));
+    }
+    sqlite3_reset(st);
+    memset(&t, 0, sizeof(t));
+    msgpack_sbuffer_init(&t.sb);
+    msgpack_packer_init(&t.pk, &t.sb, msgpack_sbuffer_write);
+    if (each_trait(c, canon, rules, mp_trait, &t) != 0) {
+        msgpack_sbuffer_destroy(&t.sb);
+        for (i = 0; i < 3; i++)
+            free(t.special[i]);
+        return -2;
+    }
+    /* addresses: the newest key of each kind */
+    msgpack_sbuffer_init(&ab);
+    msgpack_packer_init(&apk, &ab, msgpack_sbuffer_write);
+    st = use(c, S_ADDRESSES);
+    sqlite3_bind_text(st, 1, canon, -1, SQLITE_STATIC);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *k = (const char *)sqlite3_column_text(st, 0);
+
+        if (k == NULL || strcmp(k, last_kind) == 0)
+            continue;
+        snprintf(last_kind, sizeof(last_kind), "%s", k);
+        mp_str(&apk, k);
+        mp_str(&apk, (const char *)sqlite3_column_text(st, 1));
+        na++;
+    }
+    sqlite3_reset(st);
+    top = 5;
+    for (i = 0; i < 3; i++)
+        top += t.special[i] != NULL;
+    msgpack_pack_map(pk, top);
+    mp_str(pk, "id");
+    mp_str(pk, canon);
+    mp_str(pk, "orders");
+    msgpack_pack_int64(pk, orders);
+    mp_str(pk, "first_channel");
+    mp_str(pk, first);
+    mp_str(pk, "traits");
+    msgpack_pack_map(pk, t.n);
+    pk->callback(pk->data, t.sb.data, t.sb.size);
+    mp_str(pk, "addresses");
+    msgpack_pack_map(pk, na);
+    pk->callback(pk->data, ab.data, ab.size);
+    for (i = 0; i < 3; i++)
+        if (t.special[i] != NULL) {
+            mp_str(pk, sp[i]);
+            pk->callback(pk->data, (const char *)t.special[i],
+                         (size_t)t.nspecial[i]);
+            free(t.special[i]);
+        }
+    msgpack_sbuffer_destroy(&t.sb);
+    msgpack_sbuffer_destroy(&ab);
+    return 0;
+}
+
+int og__custdb_set_traits(og__custdb_t *c, const char *cust,
+                          const uint8_t *traits, size_t len, uint64_t now_ms)
+{
+    return set_traits(c, cust, traits, len, now_ms);
 }

@@ -6,6 +6,7 @@
 #ifndef OG_CORE_CUSTOMERS_SQLITE_H
 #define OG_CORE_CUSTOMERS_SQLITE_H
 
+#include <msgpack.h>
 #include <sqlite3.h>
 
 #include "identity.h"
@@ -52,6 +53,18 @@ int og__custdb_consent(og__custdb_t *c, const char *customer,
 og_err_t og__custdb_erase(og__custdb_t *c, const char *id, uint64_t now_ms,
                           og__sbuf_t *out, char ***erased, char *err,
                           size_t errlen);
+
+/* The profile of customer id as journeys see it (docs/journeys.md,
+ * Data), one MessagePack map into pk; its canonical id into canon. 0, -1
+ * when there is no such customer, -2 on a store error. */
+int og__custdb_pack(og__custdb_t *c, const char *id,
+                    const og__trait_rules_t *rules, msgpack_packer *pk,
+                    char canon[40]);
+
+/* Sets the traits of the map traits (nil removes one) on customer cust
+ * (canonical), as an event's props.traits; an SQLite result code. */
+int og__custdb_set_traits(og__custdb_t *c, const char *cust,
+                          const uint8_t *traits, size_t len, uint64_t now_ms);
 
 /* og__store_ops.conversation. */
 og_err_t og__custdb_conversation(og__custdb_t *c, const char *id, int resolve,

@@ -25,6 +25,7 @@
 #include "http_server.h"
 #include "notify.h"
 #include "log.h"
+#include "journeys.h"
 #include "router.h"
 #include "templates.h"
 #include "util.h"
@@ -52,6 +53,8 @@ struct og__daemon_s {
     char *plugin_dir;
     char *state_dir; /* --state-dir, or NULL */
     og__router_t *router;
+    og__journeys_t *journeys; /* of conf */
+    int test_clock;
     struct slot *slots;
 
     og__durable_t *dur;
@@ -361,7 +364,7 @@ og__conf_t *og__check_config(const char *path, const char *plugin_dir,
     og__conf_t *conf = og__conf_load_partial(path, plugin_dir, errs);
 
     check_plugins(conf, 1, errs);
-    og__templates_free(og__templates_build(conf, errs));
+    og__journeys_unref(og__journeys_build(conf, errs)); /* and templates */
     if (errs->n > n0) {
         og__conf_free(conf);
         return NULL;
@@ -369,8 +372,10 @@ og__conf_t *og__check_config(const char *path, const char *plugin_dir,
     return conf;
 }
 
-/* Loads the configuration for start-up or reload. */
-static og__conf_t *load_config(og__daemon_t *d, og__errlist_t *errs)
+/* Loads the configuration for start-up or reload, with its journeys in
+ * *jout. */
+static og__conf_t *load_config(og__daemon_t *d, og__journeys_t **jout,
+                               og__errlist_t *errs)
 {
     size_t n0 = errs->n;
     og__conf_t *conf = og__conf_load(d->conf_path, d->plugin_dir, errs);
@@ -382,15 +387,31 @@ static og__conf_t *load_config(og__daemon_t *d, og__errlist_t *errs)
         conf->state_dir = og__xstrdup(d->state_dir);
     }
     check_plugins(conf, 0, errs);
-    /* Templates are checked like the rest: a typo in one refuses the
-     * configuration instead of reaching a customer. (Journeys, issue 7,
-     * will keep what this builds.) */
-    og__templates_free(og__templates_build(conf, errs));
+    /* Journeys and templates are checked like the rest: a typo in one
+     * refuses the configuration instead of reaching a customer. */
+    *jout = og__journeys_build(conf, errs);
     if (errs->n > n0) {
+        og__journeys_unref(*jout);
+        *jout = NULL;
         og__conf_free(conf);
         return NULL;
     }
     return conf;
+}
+
+/* Which journeys run (enabled = auto ones wait for their channels). */
+static void log_journeys(og__daemon_t *d)
+{
+    const char **names;
+    size_t n = og__journeys_enabled(d->journeys, &names), i;
+    og__sbuf_t b = {0};
+
+    for (i = 0; i < n; i++)
+        og__sbuf_printf(&b, "%s%s", i ? ", " : "", names[i]);
+    if (d->conf->njourneys > 0)
+        og__log(OG_LOG_INFO, "journeys", "%zu of %zu enabled%s%s", n,
+                d->conf->njourneys, n ? ": " : "", n ? b.p : "");
+    og__sbuf_free(&b);
 }
 
 static void log_errors(const og__errlist_t *errs)
@@ -470,8 +491,10 @@ static int apply(og__daemon_t *d, int initial)
     }
     og__router_free(d->router);
     d->router = og__router_create(d->conf);
-    if (d->dur != NULL)
+    if (d->dur != NULL) {
         og__durable_set_router(d->dur, d->router);
+        og__durable_set_journeys(d->dur, d->journeys);
+    }
     d->gen++;
     return fatal ? -1 : 0;
 }
@@ -480,11 +503,12 @@ static void reload(og__daemon_t *d)
 {
     og__errlist_t errs = {NULL, 0};
     og__conf_t *conf;
+    og__journeys_t *j = NULL;
 
     notify("RELOADING=1");
     og__log(OG_LOG_NOTICE, NULL, "SIGHUP: reloading configuration from %s",
             d->conf_path);
-    conf = load_config(d, &errs);
+    conf = load_config(d, &j, &errs);
     if (conf == NULL) {
         log_errors(&errs);
         og__log(OG_LOG_ERROR, NULL,
@@ -505,6 +529,9 @@ static void reload(og__daemon_t *d)
                 "the next restart");
     og__conf_free(d->conf);
     d->conf = conf;
+    og__journeys_unref(d->journeys);
+    d->journeys = j;
+    log_journeys(d);
     og__log_set_level(conf->log_level);
     d->core.max_event_bytes = (size_t)conf->max_event_bytes;
     og__durable_configure(d->dur, conf);
@@ -677,14 +704,20 @@ static og__store_t *open_store(const og__conf_t *conf)
 /* Frees the configuration and the command-line paths. */
 static void free_settings(og__daemon_t *d)
 {
+    og__journeys_unref(d->journeys);
     og__conf_free(d->conf);
     free(d->conf_path);
     free(d->plugin_dir);
     free(d->state_dir);
 }
 
+int og__daemon_test_clock(og__daemon_t *d)
+{
+    return d->test_clock;
+}
+
 int og__daemon_run(const char *conf_path, const char *plugin_dir,
-                   const char *state_dir)
+                   const char *state_dir, int test_clock)
 {
     og__daemon_t d;
     og__errlist_t errs = {NULL, 0};
@@ -696,7 +729,8 @@ int og__daemon_run(const char *conf_path, const char *plugin_dir,
     d.conf_path = og__xstrdup(conf_path);
     d.plugin_dir = plugin_dir ? og__xstrdup(plugin_dir) : NULL;
     d.state_dir = state_dir ? og__xstrdup(state_dir) : NULL;
-    d.conf = load_config(&d, &errs);
+    d.test_clock = test_clock;
+    d.conf = load_config(&d, &d.journeys, &errs);
     if (d.conf == NULL) {
         log_errors(&errs);
         og__log(OG_LOG_ERROR, NULL,
@@ -708,6 +742,7 @@ int og__daemon_run(const char *conf_path, const char *plugin_dir,
         return OG__EXIT_CONFIG;
     }
     og__log_set_level(d.conf->log_level);
+    log_journeys(&d);
     signal(SIGPIPE, SIG_IGN);
     store = open_store(d.conf);
     if (store == NULL) {

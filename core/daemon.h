@@ -46,8 +46,12 @@ void og__daemon_stats(og__daemon_t *d, og__daemon_stats_t *st);
 /* The durable pipeline (store, outbox, dead letters). */
 struct og__durable_s *og__daemon_durable(og__daemon_t *d);
 
-/* Runs the daemon until SIGTERM/SIGINT; returns the process exit code. */
+/* 1 when the daemon runs with --test-clock. */
+int og__daemon_test_clock(og__daemon_t *d);
+
+/* Runs the daemon until SIGTERM/SIGINT; returns the process exit code.
+ * test_clock: the admin API may move the journeys' clock. */
 int og__daemon_run(const char *conf_path, const char *plugin_dir,
-                   const char *state_dir);
+                   const char *state_dir, int test_clock);
 
 #endif /* OG_CORE_DAEMON_H */

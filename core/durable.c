@@ -16,6 +16,7 @@
 #include "backoff.h"
 #include "durable.h"
 #include "http_server.h"
+#include "journeys.h"
 #include "log.h"
 #include "util.h"
 
@@ -23,6 +24,7 @@
 #define PRUNE_EVERY_MS 60000 /* deduplication records past the window */
 #define PRUNE_BATCH 10000
 #define MAX_DEAD_LISTED 1000
+#define FIRE_LIMIT 2048 /* journey steps per round */
 
 /* A delivery held in memory: its event, outbox row and attempts so far. */
 struct qitem {
@@ -190,6 +192,13 @@ struct round {
     struct op *ops;
     int prune;
     uint64_t pruned;
+    og__journeys_t *journeys; /* a reference while the round runs */
+    og__jmatch_t **jm;        /* per item: what it does to journey runs */
+    int fire;                 /* fire the due journey steps */
+    size_t fired;
+    uint64_t jnow;  /* the journeys' clock */
+    uint64_t jnext; /* the earliest step still waiting, 0: none */
+    og_err_t fire_rc;
     uint64_t now;
     og_err_t rc;
     char err[256];
@@ -225,11 +234,23 @@ struct og__durable_s {
     uint32_t consent_gen; /* bumped by each round that changed a consent */
     struct rules *rules;  /* [customers], [consent] */
     int regions;          /* some channel has a phone_region */
+    og__journeys_t *journeys;
+    uv_timer_t journey_timer; /* the earliest due step */
+    int fire_due;             /* steps may be due: fire in the next round */
+    int64_t clock_offset_ms;  /* the journeys' clock minus the real one */
     og__durable_stats_t st;
 };
 
 static void maybe_round(og__durable_t *d);
 static void retry_fired(uv_timer_t *h);
+
+/* The journeys' clock: the real one, moved by og__durable_clock(). */
+static uint64_t journey_now(const og__durable_t *d)
+{
+    int64_t t = (int64_t)og__now_ms() + d->clock_offset_ms;
+
+    return t > 0 ? (uint64_t)t : 0;
+}
 static void finish_close(og__durable_t *d);
 static void recount(og__durable_t *d);
 static void push_done(og__durable_t *d, struct chan *c, int64_t row,
@@ -519,6 +540,138 @@ static void push_done(og__durable_t *d, struct chan *c, int64_t row,
     x->d.error = error ? og__xstrdup(error) : NULL;
 }
 
+static void pk_str(msgpack_packer *pk, const char *s, size_t n)
+{
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+static void pk_cstr(msgpack_packer *pk, const char *s)
+{
+    pk_str(pk, s, strlen(s));
+}
+
+/* Copies the string field path of ev as key into pk; 1 when it did. */
+static int pk_copy(msgpack_packer *pk, og_event_t *ev, const char *path,
+                   const char *key)
+{
+    const char *v;
+    size_t n;
+
+    if (og__event_get_str(ev, path, &v, &n) != OG_OK)
+        return 0;
+    if (pk != NULL) {
+        pk_cstr(pk, key);
+        pk_str(pk, v, n);
+    }
+    return 1;
+}
+
+/*
+ * A message.send that a channel took (message.sent) or that failed for
+ * good (message.failed, with the reason): an event from the instance
+ * "core" with the message's customer, conversation and correlation, its
+ * journey, run and step, and the channels tried so far, so that the
+ * journey falls back to the next one (docs/journeys.md).
+ */
+static void message_result(og__durable_t *d, const char *channel,
+                           og_event_t *ev, int sent, const char *why)
+{
+    static const char *const top[] = {"customer", "conversation",
+                                      "correlation"};
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    og_event_t *e;
+    char id[72], whye[128], tried[256];
+    const char *targets[64], *t = NULL;
+    size_t n, i, tn = 0, ntop = 0, nprops = 2;
+    int64_t run, step;
+    int journey = og__event_get_int(ev, "props.run", &run) == OG_OK &&
+                  og__event_get_int(ev, "props.step", &step) == OG_OK;
+    uint64_t now = og__now_ms();
+
+    if (strlen(ev->id) + 2 <= 64)
+        snprintf(id, sizeof(id), "%s.%c", ev->id, sent ? 's' : 'f');
+    else
+        og__uuid7_at(id, now);
+    tried[0] = '\0';
+    if (!sent) {
+        if (og__event_get_str(ev, "props.tried", &t, &tn) == OG_OK &&
+            tn + strlen(channel) + 2 < sizeof(tried))
+            snprintf(tried, sizeof(tried), "%.*s,%s", (int)tn, t, channel);
+        else
+            snprintf(tried, sizeof(tried), "%s", channel);
+    }
+    for (i = 0; i < OG__ARRAY_SIZE(top); i++)
+        ntop += pk_copy(NULL, ev, top[i], top[i]);
+    nprops += journey ? 3 : 0;
+    nprops += !sent ? 2 : 0;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 8 + ntop);
+    pk_cstr(&pk, "v");
+    msgpack_pack_uint8(&pk, 1);
+    pk_cstr(&pk, "type");
+    pk_cstr(&pk, sent ? "message.sent" : "message.failed");
+    pk_cstr(&pk, "id");
+    pk_cstr(&pk, id);
+    pk_cstr(&pk, "occurred");
+    msgpack_pack_uint64(&pk, now);
+    pk_cstr(&pk, "received");
+    msgpack_pack_uint64(&pk, now);
+    pk_cstr(&pk, "source");
+    msgpack_pack_map(&pk, 3);
+    pk_cstr(&pk, "channel");
+    pk_cstr(&pk, "core");
+    pk_cstr(&pk, "instance");
+    pk_cstr(&pk, "core");
+    pk_cstr(&pk, "plugin");
+    pk_cstr(&pk, "core");
+    for (i = 0; i < OG__ARRAY_SIZE(top); i++)
+        pk_copy(&pk, ev, top[i], top[i]);
+    pk_cstr(&pk, "causation");
+    pk_cstr(&pk, ev->id);
+    pk_cstr(&pk, "props");
+    msgpack_pack_map(&pk, nprops);
+    pk_cstr(&pk, "message");
+    pk_cstr(&pk, ev->id);
+    pk_cstr(&pk, "channel");
+    pk_cstr(&pk, channel);
+    if (journey) {
+        pk_copy(&pk, ev, "props.journey", "journey");
+        if (og__event_get_str(ev, "props.journey", &t, &tn) != OG_OK) {
+            pk_cstr(&pk, "journey");
+            pk_cstr(&pk, "");
+        }
+        pk_cstr(&pk, "run");
+        msgpack_pack_int64(&pk, run);
+        pk_cstr(&pk, "step");
+        msgpack_pack_int64(&pk, step);
+    }
+    if (!sent) {
+        pk_cstr(&pk, "reason");
+        pk_cstr(&pk, why ? why : "failed");
+        pk_cstr(&pk, "tried");
+        pk_cstr(&pk, tried);
+    }
+    e = og__event_restore((const uint8_t *)sb.data, sb.size, whye,
+                          sizeof(whye));
+    msgpack_sbuffer_destroy(&sb);
+    if (e == NULL)
+        return;
+    n = d->router != NULL ? og__router_targets(d->router, e, targets, 64) : 0;
+    if (og__durable_submit(d, e, targets, n < 64 ? n : 64, NULL, NULL) != OG_OK)
+        og__log(OG_LOG_WARNING, "core",
+                "%s of message %s not recorded: the store is busy",
+                sent ? "message.sent" : "message.failed", ev->id);
+    og__event_unref(e);
+}
+
+static int is_message_send(const og_event_t *ev)
+{
+    return strcmp(ev->type, "message.send") == 0;
+}
+
 void og__durable_result(og__durable_t *d, og_plugin_ctx_t *inst, og_event_t *ev,
                         int64_t row, uint32_t attempts, og_err_t rc,
                         const char *reason, uint64_t retry_after_ms)
@@ -529,7 +682,11 @@ void og__durable_result(og__durable_t *d, og_plugin_ctx_t *inst, og_event_t *ev,
     char why[512];
 
     switch ((int)rc) {
-    case OG_OK: push_done(d, c, row, OG__OUTCOME_DELIVERED, now, NULL); break;
+    case OG_OK:
+        push_done(d, c, row, OG__OUTCOME_DELIVERED, now, NULL);
+        if (is_message_send(ev))
+            message_result(d, c->name, ev, 1, NULL);
+        break;
     case OG_ERR_CANCELLED:
         push_done(d, c, row, OG__OUTCOME_RELEASE, now, NULL);
         break;
@@ -562,6 +719,8 @@ void og__durable_result(og__durable_t *d, og_plugin_ctx_t *inst, og_event_t *ev,
     dead:
         push_done(d, c, row, OG__OUTCOME_DEAD, now, why);
         c->dead_new++;
+        if (is_message_send(ev))
+            message_result(d, c->name, ev, 0, why);
         break;
     }
     soon(d);
@@ -684,7 +843,8 @@ static og__person_t *person_of(struct round *r, const struct sub *s)
     strs = (f.customer ? f.customer_len + 1 : 0) +
            (f.conversation ? f.conversation_len + 1 : 0) +
            (f.purpose ? f.purpose_len + 1 : 0) +
-           (f.message_key ? f.message_key_len + 1 : 0);
+           (f.message_key ? f.message_key_len + 1 : 0) +
+           (f.correlation ? f.correlation_len + 1 : 0);
     for (i = 0; i < f.nthread; i++)
         strs += f.thread_len[i] + 1;
     p = og__xcalloc(1, sizeof(*p) + f.nids * sizeof(og__idkey_t) +
@@ -733,9 +893,13 @@ static og__person_t *person_of(struct round *r, const struct sub *s)
     p->consent = f.consent;
     p->consent_len = f.consent_len;
     p->occurred = f.occurred;
+    if (f.correlation != NULL)
+        p->correlation = put_cstr(&w, f.correlation, f.correlation_len);
     p->inbound = type_is(&f, "message.received");
-    p->is_message = p->inbound || type_is(&f, "message.send") ||
-                    type_is(&f, "message.sent");
+    /* The core's message.sent is a delivery result, not a message. */
+    p->is_message = (p->inbound || type_is(&f, "message.send") ||
+                     type_is(&f, "message.sent")) &&
+                    strcmp(s->ev->instance, "core") != 0;
     p->resolves = type_is(&f, "conversation.resolved");
     p->instance = s->ev->instance;
     p->traits = f.traits;
@@ -845,6 +1009,61 @@ static int merged_hook(void *data, const og__merge_t *m, og__store_item_t *ev)
     return 0;
 }
 
+static void add_note(struct round *r, og_log_level_t level, const char *scope,
+                     const char *text)
+{
+    r->notes = og__xrealloc(r->notes, (r->nnotes + 1) * sizeof(*r->notes));
+    r->notes[r->nnotes].level = level;
+    r->notes[r->nnotes].scope = og__xstrdup(scope);
+    r->notes[r->nnotes].text = og__xstrdup(text);
+    r->nnotes++;
+}
+
+/* og__fire_fn: one journey step (store thread). Its event's targets are
+ * the step's own or the routes'; the loop counts them after the round,
+ * like the store's other events (struct made). */
+static og_err_t fire_step(void *data, const og__fire_env_t *env,
+                          const og__run_t *run, og__step_result_t *res,
+                          og__store_item_t *ev)
+{
+    struct round *r = data;
+    struct made *x;
+    og_err_t rc =
+        og__journeys_fire(r->journeys, r->router, env, run, r->jnow, res);
+    size_t i, nt;
+    const char *targets[64];
+
+    if (rc != OG_OK || res->body == NULL)
+        return rc;
+    r->made = og__xrealloc(r->made, (r->nmade + 1) * sizeof(*r->made));
+    x = &r->made[r->nmade++];
+    memset(x, 0, sizeof(*x));
+    if (res->ntargets > 0) {
+        nt = res->ntargets;
+        for (i = 0; i < nt; i++)
+            targets[i] = res->targets[i];
+    } else {
+        char why[128];
+        og_event_t *e =
+            og__event_restore(res->body, res->len, why, sizeof(why));
+
+        nt = e != NULL && r->router != NULL
+                 ? og__router_targets(r->router, e, targets, 64)
+                 : 0;
+        if (nt > 64)
+            nt = 64;
+        og__event_unref(e);
+    }
+    x->targets = og__xcalloc(nt ? nt : 1, sizeof(*x->targets));
+    for (i = 0; i < nt; i++)
+        x->targets[i] = targets[i];
+    x->ntargets = nt;
+    ev->targets = x->targets;
+    ev->ntargets = nt;
+    ev->received_ms = r->now; /* due now by the outbox's (real) clock */
+    return OG_OK;
+}
+
 static void round_work(uv_work_t *w)
 {
     struct round *r = w->data;
@@ -924,6 +1143,9 @@ static void round_work(uv_work_t *w)
                                           op->op == OG__CONVERSATION_RESOLVE,
                                           r->now, &op->out);
             break;
+        case OG__CUSTOMER_TIMELINE:
+            op->rc = s->ops->timeline(s, op->channel, 1000, &op->out);
+            break;
         case OG__CUSTOMER_SPLIT:
             op->rc = s->ops->customer_split(s, op->channel, r->now, &hooks,
                                             &op->out, err, sizeof(err));
@@ -932,6 +1154,19 @@ static void round_work(uv_work_t *w)
         if (op->rc != OG_OK && err[0] != '\0') { /* the reason is the answer */
             og__sbuf_free(&op->out);
             og__sbuf_printf(&op->out, "%s", err);
+        }
+    }
+    if (r->fire) {
+        char err[256];
+        size_t before = r->nmade;
+
+        r->fire_rc = s->ops->journeys_fire(
+            s, r->jnow, FIRE_LIMIT, fire_step, r, &r->rules->traits,
+            &r->rules->consent, &r->fired, &r->jnext, err, sizeof(err));
+        if (r->fire_rc != OG_OK) { /* rolled back: its events are not */
+            add_note(r, OG_LOG_ERROR, "journeys", err);
+            while (r->nmade > before)
+                free(r->made[--r->nmade].targets);
         }
     }
     if (r->prune)
@@ -969,7 +1204,8 @@ static int have_work(og__durable_t *d)
     struct chan *c;
 
     if (d->open.n > 0 || d->ndone > 0 || d->ops != NULL ||
-        (d->prune_due && !d->closing))
+        (d->prune_due && !d->closing) ||
+        (d->fire_due && !d->closing && d->journeys != NULL))
         return 1;
     if (d->closing)
         return 0;
@@ -1004,10 +1240,24 @@ static void maybe_round(og__durable_t *d)
     r->rules = d->rules;
     r->rules->refs++;
     r->router = d->router != NULL ? og__router_ref(d->router) : NULL;
+    r->journeys = d->journeys != NULL ? og__journeys_ref(d->journeys) : NULL;
+    r->jnow = journey_now(d);
+    r->jm = og__xcalloc(r->b.n ? r->b.n : 1, sizeof(*r->jm));
     for (i = 0; i < r->b.n; i++) {
         struct sub *s = &r->b.subs[i];
         og__store_item_t *it = &r->items[i];
         const char **names = r->names + s->t0;
+
+        if (r->journeys != NULL) {
+            it->njm =
+                og__journeys_match(r->journeys, s->ev, r->jnow, &r->jm[i]);
+            it->jm = r->jm[i];
+            for (t = 0; t < it->njm; t++)
+                if (it->jm[t].op != OG__JM_CANCEL)
+                    d->fire_due = 1; /* in this round's commit, then fired */
+        }
+        it->type = s->ev->type;
+        it->source = s->ev->instance;
 
         for (t = 0; t < s->nt; t++)
             names[t] = r->b.tch[s->t0 + t]->name;
@@ -1061,6 +1311,8 @@ static void maybe_round(og__durable_t *d)
     d->ops_tail = &d->ops;
     r->prune = d->prune_due && !d->closing;
     d->prune_due = 0;
+    r->fire = d->fire_due && !d->closing && r->journeys != NULL;
+    d->fire_due = 0;
     d->running = r;
     r->work.data = r;
     uv_queue_work(d->loop, &r->work, round_work, round_after);
@@ -1234,6 +1486,32 @@ static void drop_erased(og__durable_t *d, char *const *ids)
     }
 }
 
+static void journey_fired(uv_timer_t *h)
+{
+    og__durable_t *d = h->data;
+
+    d->fire_due = 1;
+    maybe_round(d);
+}
+
+/* After a round that fired steps: more now, or a timer for the next. */
+static void fired_after(og__durable_t *d, struct round *r)
+{
+    uint64_t now = journey_now(d);
+
+    if (d->closing)
+        return;
+    if (r->fire_rc != OG_OK || r->fired >= FIRE_LIMIT) {
+        d->fire_due = 1; /* again at once (after a failure: paced) */
+        return;
+    }
+    if (r->jnext == 0)
+        uv_timer_stop(&d->journey_timer);
+    else
+        uv_timer_start(&d->journey_timer, journey_fired,
+                       r->jnext > now ? r->jnext - now : 0, 0);
+}
+
 static void round_after(uv_work_t *w, int status)
 {
     struct round *r = w->data;
@@ -1344,6 +1622,12 @@ static void round_after(uv_work_t *w, int status)
     }
     free(r->notes);
     free(r->made);
+    for (i = 0; i < r->b.n; i++)
+        free(r->jm[i]);
+    free(r->jm);
+    if (r->fire)
+        fired_after(d, r);
+    og__journeys_unref(r->journeys);
     free(r->persons);
     free(r->denied);
     rules_unref(r->rules);
@@ -1431,6 +1715,26 @@ void og__durable_customer(og__durable_t *d, og__admin_op_t op, const char *id,
     queue_op(d, op, id, 0, key, cb, data);
 }
 
+void og__durable_set_journeys(og__durable_t *d, og__journeys_t *j)
+{
+    og__journeys_unref(d->journeys);
+    d->journeys = j != NULL ? og__journeys_ref(j) : NULL;
+    d->fire_due = 1;
+    soon(d);
+}
+
+void og__durable_clock(og__durable_t *d, int64_t offset_ms)
+{
+    d->clock_offset_ms = offset_ms;
+    d->fire_due = 1;
+    soon(d);
+}
+
+int64_t og__durable_clock_offset(const og__durable_t *d)
+{
+    return d->clock_offset_ms;
+}
+
 void og__durable_set_router(og__durable_t *d, og__router_t *router)
 {
     if (d->router != NULL)
@@ -1504,6 +1808,9 @@ og__durable_t *og__durable_create(uv_loop_t *loop, og__store_t *store,
     uv_timer_init(loop, &d->pace_timer);
     uv_idle_init(loop, &d->idle);
     uv_check_init(loop, &d->check);
+    uv_timer_init(loop, &d->journey_timer);
+    d->journey_timer.data = d;
+    d->fire_due = 1; /* steps that came due while the daemon was down */
     d->retry_timer.data = d->pace_timer.data = d->idle.data = d;
     d->check.data = d;
     d->next_prune = og__now_ms() + PRUNE_EVERY_MS;
@@ -1536,7 +1843,8 @@ static void finish_close(og__durable_t *d)
         }
     og__store_close(d->store);
     d->store = NULL;
-    d->handles = 4;
+    d->handles = 5;
+    uv_close((uv_handle_t *)&d->journey_timer, handle_closed);
     uv_close((uv_handle_t *)&d->check, handle_closed);
     uv_close((uv_handle_t *)&d->retry_timer, handle_closed);
     uv_close((uv_handle_t *)&d->pace_timer, handle_closed);
@@ -1551,6 +1859,7 @@ void og__durable_close(og__durable_t *d, void (*cb)(void *data), void *data)
     d->pacing = 0;
     uv_timer_stop(&d->retry_timer);
     uv_timer_stop(&d->pace_timer);
+    uv_timer_stop(&d->journey_timer);
     maybe_round(d);
     if (d->running == NULL)
         finish_close(d);
@@ -1573,6 +1882,7 @@ void og__durable_free(og__durable_t *d)
     rules_unref(d->rules);
     if (d->router != NULL)
         og__router_free(d->router);
+    og__journeys_unref(d->journeys);
     free(d);
 }
 

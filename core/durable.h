@@ -128,7 +128,8 @@ typedef enum og__admin_op_e {
     OG__CUSTOMER_SPLIT, /* undo the merge that made a customer an alias */
     OG__CUSTOMER_ERASE, /* right to erasure */
     OG__CONVERSATION_GET,
-    OG__CONVERSATION_RESOLVE
+    OG__CONVERSATION_RESOLVE,
+    OG__CUSTOMER_TIMELINE /* entries and journey runs of a customer */
 } og__admin_op_t;
 
 typedef void (*og__admin_cb)(void *data, og_err_t rc, const char *json);
@@ -146,5 +147,16 @@ void og__durable_customer(og__durable_t *d, og__admin_op_t op, const char *id,
 /* The routes for the events the store makes (customer.merged): the
  * durable module keeps a reference while a round may use them. */
 void og__durable_set_router(og__durable_t *d, og__router_t *router);
+
+struct og__journeys_s;
+/* The journeys whose runs the store keeps (a reference is taken); NULL:
+ * none. Rounds match every accepted event against them and fire the
+ * steps that are due (docs/journeys.md). */
+void og__durable_set_journeys(og__durable_t *d, struct og__journeys_s *j);
+
+/* Moves the journeys' clock to the real time plus offset_ms (tests:
+ * omnigated --test-clock, POST /v1/test/clock); due steps fire at once. */
+void og__durable_clock(og__durable_t *d, int64_t offset_ms);
+int64_t og__durable_clock_offset(const og__durable_t *d);
 
 #endif /* OG_CORE_DURABLE_H */

@@ -1106,28 +1106,14 @@ void og__event_unref(og_event_t *ev)
     free(ev); /* data, type and instance live in the same block */
 }
 
-og_err_t og__event_lookup(const og_event_t *cev, const char *path,
-                          const msgpack_object **out)
+og_err_t og__obj_lookup(const msgpack_object *root, const char *path,
+                        const msgpack_object **out)
 {
-    og_event_t *ev = (og_event_t *)cev; /* lazy parse cache */
-    const msgpack_object *cur;
+    const msgpack_object *cur = root;
     const char *seg = path;
 
     if (path == NULL || *path == '\0')
         return OG_ERR_INVALID;
-    if (!ev->parsed) {
-        size_t off = 0;
-
-        if (!msgpack_zone_init(&ev->zone, 2048))
-            return OG_ERR_NOMEM;
-        if (msgpack_unpack((const char *)ev->data, ev->len, &off, &ev->zone,
-                           &ev->root) != MSGPACK_UNPACK_SUCCESS) {
-            msgpack_zone_destroy(&ev->zone);
-            return OG_ERR_INTERNAL;
-        }
-        ev->parsed = 1;
-    }
-    cur = &ev->root;
     while (seg != NULL) {
         const char *dot = strchr(seg, '.');
         size_t n = dot ? (size_t)(dot - seg) : strlen(seg), i;
@@ -1150,6 +1136,36 @@ og_err_t og__event_lookup(const og_event_t *cev, const char *path,
     }
     *out = cur;
     return OG_OK;
+}
+
+og_err_t og__event_parse(og_event_t *ev)
+{
+    size_t off = 0;
+
+    if (ev->parsed)
+        return OG_OK;
+    if (!msgpack_zone_init(&ev->zone, 2048))
+        return OG_ERR_NOMEM;
+    if (msgpack_unpack((const char *)ev->data, ev->len, &off, &ev->zone,
+                       &ev->root) != MSGPACK_UNPACK_SUCCESS) {
+        msgpack_zone_destroy(&ev->zone);
+        return OG_ERR_INTERNAL;
+    }
+    ev->parsed = 1;
+    return OG_OK;
+}
+
+og_err_t og__event_lookup(const og_event_t *cev, const char *path,
+                          const msgpack_object **out)
+{
+    og_event_t *ev = (og_event_t *)cev; /* lazy parse cache */
+    og_err_t rc;
+
+    if (path == NULL || *path == '\0')
+        return OG_ERR_INVALID;
+    if ((rc = og__event_parse(ev)) != OG_OK)
+        return rc;
+    return og__obj_lookup(&ev->root, path, out);
 }
 
 const char *og__event_type(const og_event_t *ev)
@@ -1643,6 +1659,9 @@ int og__event_facts(const uint8_t *b, size_t len, og__event_facts_t *f)
         } else if (IS(&k, "conversation") && v.t == T_STR) {
             f->conversation = v.s;
             f->conversation_len = v.n;
+        } else if (IS(&k, "correlation") && v.t == T_STR) {
+            f->correlation = v.s;
+            f->correlation_len = v.n;
         } else if (IS(&k, "consent") && v.t == T_MAP) {
             f->consent = b + v.start;
             skip_rest(&cu, &v);

@@ -87,6 +87,12 @@ void og__event_unref(og_event_t *ev);
 /* Looks up a dotted path; *out points into the event's parsed tree. */
 og_err_t og__event_lookup(const og_event_t *ev, const char *path,
                           const msgpack_object **out);
+/* The same in any MessagePack tree. */
+og_err_t og__obj_lookup(const msgpack_object *root, const char *path,
+                        const msgpack_object **out);
+/* Parses the event's bytes into ev->root once (the lookups do it lazily:
+ * call this before handing an event to another thread). */
+og_err_t og__event_parse(og_event_t *ev);
 
 /*
  * og__mp_skip: the length in bytes of the one MessagePack object at p
@@ -168,7 +174,9 @@ typedef struct og__event_facts_s {
     size_t nthread;
     const char *message_key;
     uint32_t message_key_len;
-    uint64_t occurred; /* "occurred", 0 when absent */
+    uint64_t occurred;       /* "occurred", 0 when absent */
+    const char *correlation; /* "correlation" when the event names one */
+    uint32_t correlation_len;
 } og__event_facts_t;
 
 /* Reads the facts of a stamped envelope, which must be well-formed

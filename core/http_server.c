@@ -1018,3 +1018,13 @@ const uint8_t *og__http_req_body(const og__http_req_t *r, size_t *len)
         *len = r->body_len;
     return r->body;
 }
+
+void og__sbuf_json(og__sbuf_t *b, const char *s, size_t len)
+{
+    size_t need = og__json_escape_n(NULL, 0, s, len) + 1;
+    char *tmp = og__xmalloc(need);
+
+    og__json_escape_n(tmp, need, s, len);
+    og__sbuf_printf(b, "%s", tmp);
+    free(tmp);
+}

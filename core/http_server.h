@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "util.h"
+
 typedef struct og__http_server_s og__http_server_t;
 typedef struct og__http_req_s og__http_req_t;
 
@@ -93,5 +95,7 @@ void og__http_respond_error(og__http_req_t *r, int status, const char *fmt, ...)
 size_t og__json_escape(char *out, size_t size, const char *s);
 /* The same for len bytes of s (which may hold NUL bytes: \u0000). */
 size_t og__json_escape_n(char *out, size_t size, const char *s, size_t len);
+/* Appends len bytes of s to b as a JSON string (quoted, escaped). */
+void og__sbuf_json(og__sbuf_t *b, const char *s, size_t len);
 
 #endif /* OG_CORE_HTTP_SERVER_H */

@@ -19,7 +19,8 @@ static void usage(FILE *out)
     fprintf(
         out,
         "Usage: omnigated [-c PATH] [--check-config] [--plugin-dir DIR]\n"
-        "                 [--state-dir DIR] [--log-level LEVEL]\n"
+        "                 [--state-dir DIR] [--log-level LEVEL] "
+        "[--test-clock]\n"
         "       omnigated --version\n"
         "\n"
         "  -c, --config PATH     configuration directory or main file\n"
@@ -30,6 +31,8 @@ static void usage(FILE *out)
         "      --plugin-dir DIR  load plugins from DIR instead of plugin_dir\n"
         "      --state-dir DIR   keep the store in DIR instead of state_dir\n"
         "      --log-level LEVEL error, warning, notice, info or debug\n"
+        "      --test-clock      let POST /v1/test/clock on the admin API\n"
+        "                        move the journeys' clock (tests only)\n"
         "  -V, --version         print version and plugin ABI\n"
         "  -h, --help            this text\n",
         OGCONFDIR);
@@ -43,12 +46,13 @@ int main(int argc, char **argv)
         {"plugin-dir", required_argument, NULL, 'P'},
         {"state-dir", required_argument, NULL, 'S'},
         {"log-level", required_argument, NULL, 'L'},
+        {"test-clock", no_argument, NULL, 'T'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *conf = OGCONFDIR, *plugin_dir = NULL, *state_dir = NULL;
-    int check = 0, c, rc;
+    int check = 0, c, rc, test_clock = 0;
     og_log_level_t level;
 
     while ((c = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
@@ -57,6 +61,7 @@ int main(int argc, char **argv)
         case 'C': check = 1; break;
         case 'P': plugin_dir = optarg; break;
         case 'S': state_dir = optarg; break;
+        case 'T': test_clock = 1; break;
         case 'L':
             if (og__log_level_parse(optarg, &level) != 0) {
                 fprintf(stderr, "omnigated: unknown log level '%s'\n", optarg);
@@ -98,8 +103,9 @@ int main(int argc, char **argv)
         for (i = 0; i < cf->nchannels; i++)
             enabled += cf->channels[i].enabled ? 1 : 0;
         printf("configuration OK: %s, %zu channel(s), %zu enabled, %zu "
-               "route(s)\n",
-               cf->main_file, cf->nchannels, enabled, cf->nroutes);
+               "route(s), %zu template(s), %zu journey(s)\n",
+               cf->main_file, cf->nchannels, enabled, cf->nroutes,
+               cf->ntemplates, cf->njourneys);
         og__conf_free(cf);
         return 0;
     }
@@ -107,7 +113,7 @@ int main(int argc, char **argv)
     /* libcurl (and the TLS library behind it) is initialised on first
      * use by the HTTP client, so a daemon whose channels never call out
      * does not carry it in memory. */
-    rc = og__daemon_run(conf, plugin_dir, state_dir);
+    rc = og__daemon_run(conf, plugin_dir, state_dir, test_clock);
     og__http_global_cleanup();
     return rc;
 }

@@ -3,12 +3,12 @@
  */
 #include "config.h"
 
-#include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "phone.h"
+#include "util.h"
 
 typedef int (*e164_fn)(const char *, const char *, char *, size_t, char *,
                        size_t);
@@ -21,27 +21,15 @@ static char load_error[512];
 
 static void load(void)
 {
-    const char *path = getenv("OMNIGATE_PHONE_MODULE");
-    void *h;
+    static const char *const names[] = {"og_phone_e164",
+                                        "og_phone_region_known"};
+    void *fns[2];
 
-    if (path == NULL || path[0] == '\0')
-        path = PHONEMODULE;
-    h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (h == NULL) {
-        snprintf(load_error, sizeof(load_error),
-                 "phone numbers cannot be normalized: %s", dlerror());
-        return;
+    if (og__module_load("OMNIGATE_PHONE_MODULE", PHONEMODULE, "phone numbers",
+                        names, fns, 2, load_error, sizeof(load_error)) == 0) {
+        e164 = (e164_fn)fns[0];
+        known = (known_fn)fns[1];
     }
-    e164 = (e164_fn)dlsym(h, "og_phone_e164");
-    known = (known_fn)dlsym(h, "og_phone_region_known");
-    if (e164 == NULL || known == NULL) {
-        snprintf(load_error, sizeof(load_error),
-                 "phone numbers cannot be normalized: %s lacks og_phone_e164",
-                 path);
-        e164 = NULL;
-        known = NULL;
-    }
-    /* The handle stays open for the life of the process. */
 }
 
 og_err_t og__phone_e164(const char *raw, const char *region, char *out,

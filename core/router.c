@@ -180,11 +180,11 @@ og__cond_t *og__conds_parse(const char *expr, size_t *count, char *why,
     return c;
 }
 
-static int match_one(const og__cond_t *c, const og_event_t *ev)
+static int match_one(const og__cond_t *c, const msgpack_object *root)
 {
     const msgpack_object *o;
     double v;
-    int found = og__event_lookup(ev, c->path, &o) == OG_OK;
+    int found = og__obj_lookup(root, c->path, &o) == OG_OK;
 
     if (c->op == OP_EXISTS)
         return found;
@@ -227,14 +227,24 @@ static int match_one(const og__cond_t *c, const og_event_t *ev)
     return 0;
 }
 
-int og__conds_match(const og__cond_t *c, size_t count, const og_event_t *ev)
+int og__conds_match_obj(const og__cond_t *c, size_t count,
+                        const msgpack_object *root)
 {
     size_t i;
 
     for (i = 0; i < count; i++)
-        if (!match_one(&c[i], ev))
+        if (!match_one(&c[i], root))
             return 0;
     return 1;
+}
+
+int og__conds_match(const og__cond_t *c, size_t count, const og_event_t *ev)
+{
+    if (count == 0)
+        return 1;
+    if (og__event_parse((og_event_t *)ev) != OG_OK)
+        return 0;
+    return og__conds_match_obj(c, count, &ev->root);
 }
 
 /* ---- routes ---------------------------------------------------------- */

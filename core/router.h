@@ -27,6 +27,9 @@ og__cond_t *og__conds_parse(const char *expr, size_t *count, char *why,
 void og__conds_free(og__cond_t *c, size_t count);
 /* True when ev satisfies every condition. */
 int og__conds_match(const og__cond_t *c, size_t count, const og_event_t *ev);
+/* The same over any MessagePack tree (paths from its root). */
+int og__conds_match_obj(const og__cond_t *c, size_t count,
+                        const msgpack_object *root);
 
 /* Compiles the routes of conf; the router keeps its own copies. conf's
  * routes must have been validated (og__conf_load()). Targets that are

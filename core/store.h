@@ -64,6 +64,7 @@ typedef struct og__person_s {
     const char *const *thread;
     size_t nthread;
     const char *message_key;
+    const char *correlation; /* the event's "correlation", or NULL */
 } og__person_t;
 
 /* When a message may be sent (docs/customers.md, Consent). */
@@ -109,6 +110,12 @@ typedef struct og__store_item_s {
      * none: when one is a conflict, it is OG__ACCEPT_CONFLICT and the
      * others of the group OG__ACCEPT_ABORTED. */
     unsigned group;
+    /* What the event does to journey runs (journeys.h), applied with its
+     * customer when it is new; NULL when nothing. */
+    const struct og__jmatch_s *jm;
+    size_t njm;
+    const char *source; /* the source instance (timeline), or NULL */
+    const char *type;   /* the event type (timeline), or NULL */
 } og__store_item_t;
 
 /* A merge of two customers, as the customer.merged event tells it. */
@@ -186,6 +193,19 @@ typedef struct og__store_done_s {
 typedef void (*og__count_cb)(void *data, const char *channel, int state,
                              uint64_t count);
 
+struct og__run_s;
+struct og__step_result_s;
+struct og__fire_env_s;
+
+/* Fires one due journey run (og__journeys_fire() with what the caller
+ * adds): fills res; the store writes res's event and the run's next state.
+ * ev gets the event's targets (when res has an event). Returns OG_OK, or
+ * OG_ERR_NOT_FOUND to leave the run as it is (its journey is gone). */
+typedef og_err_t (*og__fire_fn)(void *data, const struct og__fire_env_s *env,
+                                const struct og__run_s *run,
+                                struct og__step_result_s *res,
+                                og__store_item_t *ev);
+
 typedef struct og__store_s og__store_t;
 
 struct og__store_ops {
@@ -255,6 +275,20 @@ struct og__store_ops {
      * resolve, it is marked resolved first. */
     og_err_t (*conversation)(og__store_t *s, const char *id, int resolve,
                              uint64_t now_ms, og__sbuf_t *out);
+    /* In one transaction: the journey runs due at now_ms (at most limit,
+     * earliest first) fired through fn, their events and next states
+     * written. *fired gets how many ran, *next_due the earliest due time
+     * of the runs still waiting (0: none). */
+    og_err_t (*journeys_fire)(og__store_t *s, uint64_t now_ms, size_t limit,
+                              og__fire_fn fn, void *data,
+                              const og__trait_rules_t *rules,
+                              const og__consent_rules_t *consent, size_t *fired,
+                              uint64_t *next_due, char *err, size_t errlen);
+    /* The cross-channel story of a customer (id or an alias) as JSON:
+     * its last limit timeline entries and its journey runs.
+     * OG_ERR_NOT_FOUND when there is no such customer. */
+    og_err_t (*timeline)(og__store_t *s, const char *id, size_t limit,
+                         og__sbuf_t *out);
 };
 
 struct og__store_s {
@@ -262,7 +296,7 @@ struct og__store_s {
 };
 
 /* The schema version this build writes. */
-#define OG__STORE_SCHEMA_VERSION 5
+#define OG__STORE_SCHEMA_VERSION 6
 
 /*
  * og__store_open_sqlite: open (or create) state.db in opts->dir, in WAL

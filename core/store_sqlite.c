@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "customers_sqlite.h"
+#include "journeys_sqlite.h"
 #include "sqlite_ckpt.h"
 #include "store.h"
 #include "util.h"
@@ -137,6 +138,30 @@ static const char *const migrations[] = {
     "  events INTEGER NOT NULL, deliveries INTEGER NOT NULL,"
     "  conversations INTEGER NOT NULL"
     ") STRICT;",
+    /* 6: journey runs and the customer timeline (docs/journeys.md) */
+    "CREATE TABLE journey_runs ("
+    "  id INTEGER PRIMARY KEY,"
+    "  journey TEXT NOT NULL, customer TEXT NOT NULL,"
+    "  entity TEXT NOT NULL,"   /* '' when the journey has none */
+    "  state INTEGER NOT NULL," /* og__run_state_t */
+    "  step INTEGER NOT NULL, waited INTEGER NOT NULL,"
+    "  due_ms INTEGER NOT NULL,"
+    "  correlation TEXT NOT NULL, trigger_id TEXT NOT NULL,"
+    "  trigger BLOB NOT NULL," /* the trigger event's envelope */
+    "  tried TEXT NOT NULL,"   /* channels a message failed on */
+    "  started_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,"
+    "  note TEXT"
+    ") STRICT;"
+    "CREATE INDEX journey_runs_due ON journey_runs (due_ms) WHERE state = 0;"
+    "CREATE INDEX journey_runs_customer ON journey_runs (customer, journey);"
+    "CREATE TABLE timeline ("
+    "  seq INTEGER PRIMARY KEY,"
+    "  customer TEXT NOT NULL, at_ms INTEGER NOT NULL,"
+    "  kind TEXT NOT NULL," /* event, journey */
+    "  type TEXT, channel TEXT, ref TEXT, correlation TEXT, journey TEXT,"
+    "  detail TEXT"
+    ") STRICT;"
+    "CREATE INDEX timeline_customer ON timeline (customer, at_ms);",
 };
 
 struct sqlite_store {
@@ -150,6 +175,7 @@ struct sqlite_store {
     sqlite3_stmt *claim_sel, *claim_hold, *claim_next;
     sqlite3_stmt *done[4]; /* per og__outcome_t */
     og__custdb_t *cust;
+    og__jdb_t *jdb;
     og__ckpt_t *ckpt; /* checkpoints off the commit path */
 };
 
@@ -170,6 +196,7 @@ static void sq_close(og__store_t *s)
     sqlite3_finalize(q->claim_sel);
     sqlite3_finalize(q->claim_hold);
     sqlite3_finalize(q->claim_next);
+    og__jdb_free(q->jdb);
     og__custdb_free(q->cust);
     for (size_t i = 0; i < OG__ARRAY_SIZE(q->done); i++)
         sqlite3_finalize(q->done[i]);
@@ -469,6 +496,9 @@ static og_err_t sq_commit(og__store_t *s, og__store_item_t *items, size_t n,
             goto fail;
         og__crashpoint("event-inserted");
         if ((rc = insert_rows(q, it, hooks)) != SQLITE_OK)
+            goto fail;
+        if ((it->customer[0] != '\0' || it->njm > 0) &&
+            (rc = og__jdb_accepted(q->jdb, it)) != SQLITE_OK)
             goto fail;
     }
     if (n > 0)
@@ -789,6 +819,33 @@ static og_err_t sq_conversation(og__store_t *s, const char *id, int resolve,
                   sizeof(err));
 }
 
+static og_err_t sq_journeys_fire(og__store_t *s, uint64_t now_ms, size_t limit,
+                                 og__fire_fn fn, void *data,
+                                 const og__trait_rules_t *rules,
+                                 const og__consent_rules_t *consent,
+                                 size_t *fired, uint64_t *next_due, char *err,
+                                 size_t errlen)
+{
+    struct sqlite_store *q = (struct sqlite_store *)s;
+    og_err_t rc = op_begin(q, err, errlen);
+
+    if (rc != OG_OK)
+        return rc;
+    rc = og__jdb_fire(q->jdb, now_ms, limit, fn, data, rules, consent,
+                      insert_made, q, fired, next_due, err, errlen);
+    if (rc == OG_OK && *fired > 0)
+        og__crashpoint("steps-fired");
+    return op_end(q, rc, err, errlen);
+}
+
+static og_err_t sq_timeline(og__store_t *s, const char *id, size_t limit,
+                            og__sbuf_t *out)
+{
+    struct sqlite_store *q = (struct sqlite_store *)s;
+
+    return og__jdb_timeline(q->jdb, id, limit, out);
+}
+
 static const struct og__store_ops sqlite_ops = {
     .name = "sqlite",
     .close = sq_close,
@@ -806,6 +863,8 @@ static const struct og__store_ops sqlite_ops = {
     .customer_erase = sq_customer_erase,
     .consent_allows = sq_consent_allows,
     .conversation = sq_conversation,
+    .journeys_fire = sq_journeys_fire,
+    .timeline = sq_timeline,
 };
 
 /* Runs the migrations the database lacks, each in its own transaction. */
@@ -981,7 +1040,8 @@ og__store_t *og__store_open_sqlite(const og__store_opts_t *opts, char *err,
                            NULL) != SQLITE_OK ||
         sqlite3_exec(q->db, "UPDATE outbox SET leased = 0 WHERE leased = 1",
                      NULL, NULL, NULL) != SQLITE_OK ||
-        (q->cust = og__custdb_prepare(q->db)) == NULL) {
+        (q->cust = og__custdb_prepare(q->db)) == NULL ||
+        (q->jdb = og__jdb_prepare(q->db, q->cust)) == NULL) {
         snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(q->db));
         goto fail;
     }

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -327,4 +328,35 @@ void og__crashpoint(const char *name)
         fflush(stderr);
         raise(SIGKILL);
     }
+}
+
+int og__module_load(const char *env, const char *dflt, const char *what,
+                    const char *const *names, void **fns, size_t n, char *err,
+                    size_t errlen)
+{
+    const char *path = getenv(env);
+    void *h;
+    size_t i;
+
+    if (path == NULL || path[0] == '\0')
+        path = dflt;
+    for (i = 0; i < n; i++)
+        fns[i] = NULL;
+    h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (h == NULL) {
+        snprintf(err, errlen, "%s cannot be handled: %s", what, dlerror());
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        fns[i] = dlsym(h, names[i]);
+        if (fns[i] == NULL) {
+            snprintf(err, errlen, "%s cannot be handled: %s lacks %s", what,
+                     path, names[i]);
+            for (i = 0; i < n; i++)
+                fns[i] = NULL;
+            return -1;
+        }
+    }
+    /* The handle stays open for the life of the process. */
+    return 0;
 }

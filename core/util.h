@@ -56,6 +56,17 @@ void og__sbuf_printf(og__sbuf_t *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void og__sbuf_free(og__sbuf_t *b);
 
+/*
+ * og__module_load: dlopen the core's own module (og_phone.so, og_tz.so)
+ * at the path in environment variable env, else at dflt, and resolve the
+ * n symbols names into fns. The handle stays open for the life of the
+ * process. Returns 0, or -1 with fns all NULL and "WHAT cannot be ...:
+ * reason" in err.
+ */
+int og__module_load(const char *env, const char *dflt, const char *what,
+                    const char *const *names, void **fns, size_t n, char *err,
+                    size_t errlen);
+
 /* Milliseconds since the Unix epoch, from the real-time clock. */
 uint64_t og__now_ms(void);
 

@@ -19,6 +19,10 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "event.h"
+#include "identity.h"
+#include "journeys.h"
+#include "store.h"
 #include "testutil.h"
 
 extern char **environ;
@@ -370,4 +374,106 @@ int tu_has_error(const og__errlist_t *errs, const char *dir, const char *rel,
         fprintf(stderr, "  have: %s\n", errs->v[i]);
     fprintf(stderr, "  want: %s\n", want);
     return 0;
+}
+
+og_event_t *tu_shop_event(const char *type, const char *email, const char *cart,
+                          const char *cart_id)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    og_event_t *ev;
+    og_err_t rc;
+    char why[256];
+
+    tu_pack_head(&sb, &pk, type, 2 + (cart != NULL));
+    msgpack_pack_str_with_body(&pk, "ids", 3);
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_map(&pk, 3);
+    msgpack_pack_str_with_body(&pk, "kind", 4);
+    msgpack_pack_str_with_body(&pk, "email", 5);
+    msgpack_pack_str_with_body(&pk, "value", 5);
+    msgpack_pack_str_with_body(&pk, email, strlen(email));
+    msgpack_pack_str_with_body(&pk, "verified", 8);
+    msgpack_pack_true(&pk);
+    if (cart != NULL) {
+        msgpack_pack_str_with_body(&pk, "entity", 6);
+        msgpack_pack_map(&pk, 2);
+        msgpack_pack_str_with_body(&pk, "kind", 4);
+        msgpack_pack_str_with_body(&pk, "cart", 4);
+        msgpack_pack_str_with_body(&pk, "id", 2);
+        msgpack_pack_str_with_body(&pk, cart, strlen(cart));
+    }
+    msgpack_pack_str_with_body(&pk, "props", 5);
+    msgpack_pack_map(&pk, 2);
+    msgpack_pack_str_with_body(&pk, "cart_id", 7);
+    msgpack_pack_str_with_body(&pk, cart_id ? cart_id : "-",
+                               cart_id ? strlen(cart_id) : 1);
+    msgpack_pack_str_with_body(&pk, "lines", 5);
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_map(&pk, 2);
+    msgpack_pack_str_with_body(&pk, "name", 4);
+    msgpack_pack_str_with_body(&pk, "Boots", 5);
+    msgpack_pack_str_with_body(&pk, "qty", 3);
+    msgpack_pack_uint8(&pk, 2);
+    ev = og__event_accept((const uint8_t *)sb.data, sb.size, "web", "web",
+                          1 << 20, &rc, NULL, why, sizeof(why));
+    msgpack_sbuffer_destroy(&sb);
+    if (ev == NULL)
+        fprintf(stderr, "tu_shop_event: %s\n", why);
+    return ev;
+}
+
+int tu_commit_events(og__store_t *st, const og__journeys_t *js,
+                     og_event_t **evs, size_t n, uint64_t now_ms,
+                     char (*customers)[40])
+{
+    static const og__store_hooks_t hooks = {NULL, og__stamp_hook, NULL, NULL};
+    og__store_item_t *it = calloc(n, sizeof(*it));
+    og__person_t *p = calloc(n, sizeof(*p));
+    og__idkey_t *keys = calloc(n, sizeof(*keys));
+    og__jmatch_t **jm = calloc(n, sizeof(*jm));
+    char err[256], why[200];
+    size_t i;
+    int bad = 0;
+
+    for (i = 0; i < n; i++) {
+        og__event_facts_t f;
+
+        if (og__event_facts(evs[i]->data, evs[i]->len, &f) != 0 || f.nids < 1 ||
+            og__idkey_normalize(&f.ids[0], "web", NULL, &keys[i], why,
+                                sizeof(why)) != OG_OK)
+            bad = 1;
+        p[i].keys = &keys[i];
+        p[i].nkeys = 1;
+        p[i].instance = "web";
+        it[i].event_id = evs[i]->id;
+        it[i].body = evs[i]->data;
+        it[i].len = evs[i]->len;
+        it[i].received_ms = now_ms;
+        it[i].person = &p[i];
+        it[i].type = evs[i]->type;
+        it[i].source = evs[i]->instance;
+        if (js != NULL) {
+            it[i].njm = og__journeys_match(js, evs[i], now_ms, &jm[i]);
+            it[i].jm = jm[i];
+        }
+    }
+    if (!bad && st->ops->commit(st, it, n, NULL, 0, &hooks, err, sizeof(err)) !=
+                    OG_OK) {
+        fprintf(stderr, "tu_commit_events: %s\n", err);
+        bad = 1;
+    }
+    for (i = 0; i < n; i++) {
+        bad |= it[i].result != OG__ACCEPT_NEW;
+        if (customers != NULL)
+            snprintf(customers[i], 40, "%s", it[i].customer);
+        free(it[i].stamped);
+        free(jm[i]);
+        og__event_unref(evs[i]);
+    }
+    free(it);
+    free(p);
+    free(keys);
+    free(jm);
+    return bad ? -1 : 0;
 }

@@ -71,4 +71,24 @@ int tu_wait_log(const char *path, const char *needle, size_t count, int ms);
 int tu_wait_files(const char *dir, const char *suffix, size_t n, int ms);
 void tu_sleep_ms(int ms);
 
+/* ---- shop events through the store, as the daemon commits them ------ */
+
+struct og_event_s;
+struct og__store_s;
+struct og__journeys_s;
+
+/* An accepted event of type from the instance "web": a verified email
+ * key, the entity {kind: cart, id: cart} when cart is not NULL, and props
+ * {cart_id: cart_id or "-", lines: [{name: Boots, qty: 2}]}. */
+struct og_event_s *tu_shop_event(const char *type, const char *email,
+                                 const char *cart, const char *cart_id);
+
+/* Commits evs (n of them, released here) in one transaction as the
+ * daemon does: customers resolved from their keys, journeys (may be
+ * NULL) matched at now_ms. customers (may be NULL) gets each event's
+ * customer. 0 when every event was stored as new. */
+int tu_commit_events(struct og__store_s *st, const struct og__journeys_s *js,
+                     struct og_event_s **evs, size_t n, uint64_t now_ms,
+                     char (*customers)[40]);
+
 #endif /* OG_TESTUTIL_H */

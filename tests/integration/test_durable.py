@@ -90,7 +90,7 @@ class Daemon:
         self.write("conf/routes.d/all.conf",
                    "[route all]\nmatch = *\nfrom = hook\nto = %s\n" % to)
 
-    def start(self, env=None, wrap=None):
+    def start(self, env=None, wrap=None, args=()):
         e = dict(os.environ)
         e.update(env or {})
         self.logpos = os.path.getsize(self.log) if os.path.exists(
@@ -98,7 +98,8 @@ class Daemon:
         with open(self.log, "a") as lf:
             self.proc = subprocess.Popen(
                 (wrap or []) +
-                [DAEMON, "-c", self.conf, "--state-dir", self.state],
+                [DAEMON, "-c", self.conf, "--state-dir", self.state] +
+                list(args),
                 stdout=lf, stderr=subprocess.STDOUT, env=e)
         deadline = time.time() + 20
         while time.time() < deadline:

@@ -1,0 +1,395 @@
+#!/usr/bin/env python3
+"""Journeys end to end, against the real daemon, on a controlled clock.
+
+The daemon runs with --test-clock: POST /v1/test/clock moves the journeys'
+clock ahead of the real one, so a 30-minute wait is tested without
+sleeping. Events go in through the webhook test plugin (MessagePack
+envelopes); messages come out at dropdir sinks named after channels
+(email) or an HTTP channel (social) whose server refuses for good.
+
+- abandoned cart: reminder after 30 min with the cart's lines rendered,
+  not before; restarted by a new cart update; cancelled by an order for
+  the cart; the timeline shows the story under one correlation id.
+- a pending step survives kill -9 and fires after the restart.
+- quiet hours in the customer's time zone (America/New_York).
+- fallback: social refuses for good -> message.failed -> email.
+- frequency cap per customer and channel.
+- configuration errors named with file and line.
+"""
+import http.client
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from zoneinfo import ZoneInfo
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_customers as tc  # noqa: E402
+import test_durable as td  # noqa: E402
+
+check = td.check
+key = tc.key
+MIN = 60 * 1000
+
+
+def admin(d, method, path, body=None):
+    c = http.client.HTTPConnection("127.0.0.1", d.adm, timeout=10)
+    c.request(method, path, body=body)
+    r = c.getresponse()
+    text = r.read().decode()
+    c.close()
+    return r.status, text
+
+
+def clock(d, offset_ms):
+    st, body = admin(d, "POST", "/v1/test/clock",
+                     json.dumps({"offset_ms": offset_ms}))
+    check(st == 200, "clock moved: %d %s" % (st, body))
+    return json.loads(body)["now"]
+
+
+def timeline(d, cust):
+    st, body = admin(d, "GET", "/v1/customers/%s/timeline" % cust)
+    check(st == 200, "timeline: %d %s" % (st, body[:200]))
+    return json.loads(body) if st == 200 else {"entries": [], "runs": []}
+
+
+def messages(out):
+    return {i: e for i, e in tc.delivered(out).items()
+            if e.get("type") == "message.send"}
+
+
+def wait_for(pred, timeout=15):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    return pred()
+
+
+CART_JOURNEY = """[journey]
+description = Remind a visitor of the cart they left
+trigger = cart.updated
+entity = entity.id
+concurrency = restart
+cancel_on = order.placed
+cancel_entity = props.cart_id
+channels = email
+purpose = transactional
+[step remind]
+wait = 30m
+if = customer.orders == 0
+send = cart_reminder
+"""
+
+CART_TEMPLATE = """[template]
+vars = customer, event, journey
+[default]
+subject = Your cart is waiting
+text = Hi {{customer.traits.name}}: {{#event.props.lines}}{{name}} x{{qty}}; \
+{{/event.props.lines}}
+[social]
+text = {{customer.traits.name}}, {{#event.props.lines}}{{name}} {{/event.props.lines}}
+max_length = 40
+"""
+
+
+def tree(name, journeys, extra_main="", social_url=None):
+    d, hook_out = tc.tree(name, main_extra=extra_main)
+    email_out = os.path.join(d.root, "email-out")
+    os.makedirs(email_out)
+    d.channel("email", "dropdir", "outbox = %s\n" % email_out)
+    if social_url:
+        d.channel("social", "httpout", "url = %s\n" % social_url,
+                  "retry_lifetime = 1s\n")
+    os.makedirs(os.path.join(d.conf, "templates"))
+    os.makedirs(os.path.join(d.conf, "journeys.d"))
+    d.write("conf/templates/cart_reminder.conf", CART_TEMPLATE.replace(
+        "\\\n", ""))
+    for n, text in journeys.items():
+        d.write("conf/journeys.d/%s.conf" % n, text)
+    return d, email_out
+
+
+def start(d):
+    d.start(args=["--test-clock"])
+
+
+def cart(d, user, cart_id, lines, name="Ann"):
+    ev = {"type": "cart.updated",
+          "ids": [key("email", user, True)],
+          "entity": {"kind": "cart", "id": cart_id},
+          "props": {"lines": lines, "traits": {"name": name}}}
+    st, body = tc.post_envelope(d, ev)
+    check(st == 202, "cart accepted: %d %s" % (st, body))
+    return ev["id"]
+
+
+def test_abandoned_cart():
+    print("abandoned cart", flush=True)
+    d, out = tree("cart", {"abandoned_cart": CART_JOURNEY})
+    try:
+        start(d)
+        check(admin(d, "GET", "/v1/test/clock")[0] == 200, "test clock on")
+        cart(d, "ann@example.com", "c-1", [{"name": "Boots", "qty": 1}])
+        cart(d, "ann@example.com", "c-1",
+             [{"name": "Boots", "qty": 1}, {"name": "Socks", "qty": 3}])
+        cart(d, "bob@example.com", "c-2", [{"name": "Hat", "qty": 1}])
+        ann = tc.cust_of(d, kind="email", value="ann@example.com")
+        bob = tc.cust_of(d, kind="email", value="bob@example.com")
+        # Bob buys his cart in the store before the reminder.
+        st, body = tc.post_envelope(d, {
+            "type": "order.placed", "ids": [key("email", "bob@example.com",
+                                                True)],
+            "props": {"cart_id": "c-2"}})
+        check(st == 202, "order accepted")
+        clock(d, 29 * MIN)
+        time.sleep(0.5)
+        check(messages(out) == {}, "nothing before 30 minutes")
+        clock(d, 31 * MIN)
+        got = wait_for(lambda: messages(out))
+        check(len(got) == 1, "one reminder: %s" % list(got))
+        m = next(iter(got.values())) if got else {}
+        p = m.get("props", {})
+        check(m.get("customer") == ann, "to Ann")
+        check(p.get("text") == "Hi Ann: Boots x1; Socks x3; ",
+              "the cart's latest lines rendered: %r" % p.get("text"))
+        check(p.get("subject") == "Your cart is waiting", "subject")
+        check(p.get("to") == "ann@example.com", "address")
+        check(p.get("channel") == "email" and p.get("journey") ==
+              "abandoned_cart", "channel and journey")
+        time.sleep(0.5)
+        check(len(messages(out)) == 1, "still one reminder")
+
+        t = wait_for(lambda: (lambda x: x if any(
+            e["type"] == "message.sent" for e in x["entries"]) else None)(
+            timeline(d, ann)))
+        types = [e["type"] for e in t["entries"]]
+        check(types.count("cart.updated") == 2 and "journey.started" in types
+              and "journey.replaced" in types and "message.send" in types
+              and "message.sent" in types and "journey.completed" in types,
+              "Ann's timeline: %s" % types)
+        runs = t["runs"]
+        check([r["state"] for r in runs] == ["replaced", "completed"],
+              "runs: %s" % runs)
+        corr = runs[-1]["correlation"]
+        tied = {e["type"] for e in t["entries"] if e["correlation"] == corr}
+        check({"message.send", "message.sent", "journey.completed"} <= tied,
+              "one correlation id ties the story: %s" % tied)
+        check(m.get("correlation") == corr, "the message carries it")
+
+        tb = timeline(d, bob)
+        check([r["state"] for r in tb["runs"]] == ["cancelled"],
+              "Bob's run cancelled: %s" % tb["runs"])
+        check(any(e["type"] == "journey.cancelled" and "order.placed" in
+                  (e["detail"] or "") for e in tb["entries"]),
+              "cancelled by the order")
+
+        st, _ = admin(d, "GET", "/v1/customers/nobody/timeline")
+        check(st == 404, "timeline of an unknown customer: 404")
+    finally:
+        d.cleanup()
+
+
+def test_restart_with_pending_step():
+    print("restart with a pending step", flush=True)
+    d, out = tree("restart", {"abandoned_cart": CART_JOURNEY})
+    try:
+        start(d)
+        cart(d, "cy@example.com", "c-9", [{"name": "Scarf", "qty": 2}],
+             name="Cy")
+        time.sleep(0.3)
+        d.kill()
+        start(d)
+        check(messages(out) == {}, "not yet")
+        clock(d, 40 * MIN)
+        got = wait_for(lambda: messages(out))
+        check(len(got) == 1 and next(iter(got.values()))["props"]["text"] ==
+              "Hi Cy: Scarf x2; ", "fires after kill -9 and restart: %s" %
+              [g["props"].get("text") for g in got.values()])
+    finally:
+        d.cleanup()
+
+
+QUIET_JOURNEY = """[journey]
+trigger = order.placed
+quiet_hours = 21:00-08:00
+channels = email
+purpose = transactional
+[step receipt]
+send = cart_reminder
+"""
+
+
+def test_quiet_hours_other_zone():
+    print("quiet hours in the customer's time zone", flush=True)
+    d, out = tree("quiet", {"receipt": QUIET_JOURNEY})
+    try:
+        start(d)
+        ny = ZoneInfo("America/New_York")
+        now = datetime.now(ny)
+        # 23:30 in New York, the next local night
+        target = now.replace(hour=23, minute=30, second=0, microsecond=0)
+        if target <= now:
+            target = target.replace(day=now.day)  # today, later
+        while target <= now:
+            target = datetime.fromtimestamp(target.timestamp() + 86400, ny)
+        offset = int((target.timestamp() - time.time()) * 1000)
+        clock(d, offset)
+        st, _ = tc.post_envelope(d, {
+            "type": "order.placed",
+            "ids": [key("email", "ny@example.com", True)],
+            "props": {"traits": {"timezone": "America/New_York",
+                                 "name": "Nia"}}})
+        check(st == 202, "order accepted")
+        cust = tc.cust_of(d, kind="email", value="ny@example.com")
+        t = wait_for(lambda: (lambda x: x if x["runs"] and x["runs"][0].get(
+            "due", 0) > 0 and "quiet" in (x["runs"][0]["note"] or "")
+            else None)(timeline(d, cust)))
+        time.sleep(0.3)
+        check(messages(out) == {}, "not sent in the night")
+        run = t["runs"][0] if t["runs"] else {}
+        due = datetime.fromtimestamp(run.get("due", 0) / 1000, ny)
+        check(due.hour == 8 and due.minute == 0 and due > target,
+              "waits until 08:00 New York time: %s" % due)
+        clock(d, offset + 9 * 3600 * 1000)
+        got = wait_for(lambda: messages(out))
+        check(len(got) == 1, "sent in the morning")
+    finally:
+        d.cleanup()
+
+
+class Refuse(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    hits = []
+
+    def log_message(self, *a):
+        pass
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        Refuse.hits.append(self.path)
+        self.send_response(410)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+FALLBACK_JOURNEY = """[journey]
+trigger = order.placed
+channels = preferred, email
+purpose = transactional
+[step receipt]
+send = cart_reminder
+"""
+
+
+def test_fallback_on_permanent_failure():
+    print("fallback when a channel refuses for good", flush=True)
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    url = "http://127.0.0.1:%d/social" % srv.server_port
+    d, out = tree("fallback", {"receipt": FALLBACK_JOURNEY}, social_url=url)
+    try:
+        start(d)
+        st, _ = tc.post_envelope(d, {
+            "type": "order.placed",
+            "ids": [key("email", "fay@example.com", True),
+                    key("social", "@fay", True)],
+            "props": {"traits": {"preferred_channel": "social",
+                                 "name": "Fay"},
+                      "lines": [{"name": "Lamp", "qty": 1}]}})
+        check(st == 202, "order accepted")
+        got = wait_for(lambda: messages(out), 20)
+        check(len(got) == 1, "the email came after social failed: %s" %
+              list(got))
+        m = next(iter(got.values())) if got else {"props": {}}
+        check(m["props"].get("tried") == "social", "tried social first: %s" %
+              m["props"])
+        check(len(Refuse.hits) >= 1, "social was tried")
+        cust = tc.cust_of(d, kind="email", value="fay@example.com")
+        t = timeline(d, cust)
+        types = [e["type"] for e in t["entries"]]
+        check("message.failed" in types and "journey.fallback" in types,
+              "failure and fallback on the timeline: %s" % types)
+    finally:
+        srv.shutdown()
+        d.cleanup()
+
+
+CAP_JOURNEY = """[journey]
+trigger = page.viewed
+concurrency = many
+channels = email
+purpose = transactional
+frequency_cap = 1/1d
+[step nudge]
+send = cart_reminder
+"""
+
+
+def test_frequency_cap():
+    print("frequency cap", flush=True)
+    d, out = tree("cap", {"nudge": CAP_JOURNEY})
+    try:
+        start(d)
+        for _ in range(3):
+            tc.send(d, "page.viewed", [key("email", "gus@example.com", True)])
+            time.sleep(0.3)
+        time.sleep(0.5)
+        got = messages(out)
+        check(len(got) == 1, "one message a day: %d" % len(got))
+        cust = tc.cust_of(d, kind="email", value="gus@example.com")
+        t = timeline(d, cust)
+        capped = [e for e in t["entries"] if "frequency cap" in (
+            e["detail"] or "")]
+        check(len(capped) == 2, "two capped: %s" % [
+            e["detail"] for e in t["entries"]])
+        clock(d, 25 * 3600 * 1000)
+        tc.send(d, "page.viewed", [key("email", "gus@example.com", True)])
+        check(wait_for(lambda: len(messages(out)) == 2), "a day later: again")
+    finally:
+        d.cleanup()
+
+
+def test_config_errors():
+    print("configuration errors", flush=True)
+    d, out = tree("errors", {"bad": """[journey]
+trigger = cart.updated
+concurrency = sometimes
+quiet_hours = 25:00-08:00
+timezone = Mars/Olympus
+frequency_cap = often
+[step a]
+wait = 5 parsecs
+send = no_such_template
+[step b]
+emit = order.nudged
+set = vip=true
+"""})
+    try:
+        r = subprocess.run([td.DAEMON, "-c", d.conf, "--check-config"],
+                           capture_output=True, text=True)
+        err = r.stderr
+        check(r.returncode == 78, "refused: %d" % r.returncode)
+        f = os.path.join(d.conf, "journeys.d", "bad.conf")
+        for line, text in ((3, "concurrency"), (4, "quiet_hours"),
+                           (5, "unknown time zone 'Mars/Olympus'"),
+                           (6, "frequency_cap"), (8, "wait"),
+                           (9, "no template 'no_such_template'"),
+                           (10, "one action per step")):
+            check("%s:%d: " % (f, line) in err and text in err,
+                  "%s named at line %d" % (text, line))
+    finally:
+        d.cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(td.run([test_config_errors, test_abandoned_cart,
+            test_restart_with_pending_step, test_quiet_hours_other_zone,
+            test_fallback_on_permanent_failure, test_frequency_cap]))
