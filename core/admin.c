@@ -550,6 +550,14 @@ static void customer_answer(void *data, og_err_t rc, const char *text)
     }
 }
 
+static void stock_answer(void *data, og_err_t rc, const char *text)
+{
+    if (rc == OG_ERR_NOT_FOUND)
+        og__http_respond_error(data, 404, "no stock known for this sku");
+    else
+        customer_answer(data, rc, text);
+}
+
 /* A customer id as the path carries it: 1-64 printable ASCII, no '/'. */
 static int valid_customer_id(const char *s, size_t n)
 {
@@ -657,6 +665,28 @@ static void post_customer(void *data, og__http_req_t *req)
     customer_path(data, req, 1);
 }
 
+/* GET /v1/stock/SKU: on hand and reserved per location, availability
+ * per stock channel (docs/stock.md). */
+static void get_stock(void *data, og__http_req_t *req)
+{
+    const char *p = og__http_req_path(req) + 10;
+    char sku[200];
+
+    if (strlen(p) == 0 || strlen(p) >= sizeof(sku)) {
+        og__http_respond_error(req, 400, "sku: 1-128 characters");
+        return;
+    }
+    snprintf(sku, sizeof(sku), "%s", p);
+    if (pct_decode(sku) != 0 || strlen(sku) > 128 || strchr(sku, '/')) {
+        og__http_respond_error(req, 400,
+                               "sku: 1-128 characters, no '/', percent "
+                               "escapes valid");
+        return;
+    }
+    og__durable_customer(og__daemon_durable(data), OG__STOCK_GET, sku, NULL,
+                         stock_answer, req);
+}
+
 /* POST /v1/test/clock {"offset_ms": N} (omnigated --test-clock only):
  * the journeys' clock runs N ms ahead of the real one. GET shows it. */
 static void test_clock(void *data, og__http_req_t *req)
@@ -707,6 +737,7 @@ void og__admin_mount(og__http_server_t *admin, og__daemon_t *d)
 {
     og__http_server_mount(admin, "POST", "/v1/test/clock", 0, test_clock, d, d);
     og__http_server_mount(admin, "GET", "/v1/test/clock", 0, test_clock, d, d);
+    og__http_server_mount(admin, "GET", "/v1/stock/*", 0, get_stock, d, d);
     og__http_server_mount(admin, "GET", "/health", 0, get_health, d, d);
     og__http_server_mount(admin, "GET", "/metrics", 0, get_metrics, d, d);
     og__http_server_mount(admin, "GET", "/v1/channels", 0, get_channels, d, d);

@@ -561,6 +561,25 @@ static void channel_key(struct parse *p, const char *section, const char *key,
             } else {
                 memcpy(ch->phone_region, value, 3);
             }
+        } else if (strcmp(key, "stock") == 0) {
+            size_t i;
+
+            og__strv_free(ch->stock);
+            ch->stock = og__split_list(value, NULL);
+            if (ch->stock[0] == NULL)
+                err(p, "stock: expected locations (store-12, warehouse) or "
+                       "'*' for every location");
+            for (i = 0; ch->stock[i] != NULL; i++)
+                if (strcmp(ch->stock[i], "*") != 0 &&
+                    !og__is_ident(ch->stock[i], 1))
+                    err(p, "stock: '%s' is not a location id", ch->stock[i]);
+        } else if (strcmp(key, "safety_buffer") == 0) {
+            if (og__parse_int(value, &ch->safety_buffer, why, sizeof(why)) !=
+                OG_OK)
+                err(p, "safety_buffer: %s, got '%s'", why, value);
+            else if (ch->safety_buffer < 0 || ch->safety_buffer > 1000000)
+                err(p, "safety_buffer: must be between 0 and 1000000, got %s",
+                    value);
         } else if (strcmp(key, "required") == 0) {
             if (og__parse_bool(value, &ch->required, why, sizeof(why)) != OG_OK)
                 err(p, "required: %s, got '%s'", why, value);
@@ -579,7 +598,8 @@ static void channel_key(struct parse *p, const char *section, const char *key,
             err(p,
                 "unknown key '%s' in [channel] (known: name, plugin, "
                 "enabled, required, queue_max, max_inflight, retry_base, "
-                "retry_max, retry_lifetime, phone_region; plugin "
+                "retry_max, retry_lifetime, phone_region, stock, "
+                "safety_buffer; plugin "
                 "settings go in [config])",
                 key);
         }
@@ -1166,6 +1186,7 @@ void og__chconf_free(og__chconf_t *ch)
     if (ch == NULL)
         return;
     opts_free(ch->opts, ch->nopts);
+    og__strv_free(ch->stock);
     free(ch->name);
     free(ch->file);
     free(ch->plugin);
@@ -1180,6 +1201,16 @@ og__chconf_t *og__chconf_dup(const og__chconf_t *ch)
     d->name = og__xstrdup(ch->name);
     d->file = og__xstrdup(ch->file);
     d->plugin = ch->plugin ? og__xstrdup(ch->plugin) : NULL;
+    d->stock = NULL;
+    if (ch->stock != NULL) {
+        size_t n = 0;
+
+        while (ch->stock[n] != NULL)
+            n++;
+        d->stock = og__xcalloc(n + 1, sizeof(char *));
+        for (i = 0; i < n; i++)
+            d->stock[i] = og__xstrdup(ch->stock[i]);
+    }
     d->opts = og__xcalloc(ch->nopts, sizeof(*d->opts));
     for (i = 0; i < ch->nopts; i++) {
         d->opts[i].key = og__xstrdup(ch->opts[i].key);

@@ -55,6 +55,11 @@ typedef struct og__chconf_s {
     uint64_t retry_max_ms;      /* longest wait between attempts */
     uint64_t retry_lifetime_ms; /* then the delivery is a dead letter */
     char phone_region[3]; /* ISO 3166 code assumed for phone keys, or "" */
+    /* Shared stock (docs/stock.md): the locations the channel sells from
+     * (NULL: it takes no part; {"*"}: every location) and the units kept
+     * back from its availability. */
+    char **stock;
+    int64_t safety_buffer;
     og__opt_t *opts;
     size_t nopts;
 } og__chconf_t;

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "customers_sqlite.h"
+#include "sqlite_util.h"
 #include "http_server.h" /* og__json_escape_n */
 #include "event.h"
 #include "util.h"
@@ -160,25 +161,20 @@ struct og__custdb_s {
 og__custdb_t *og__custdb_prepare(sqlite3 *db)
 {
     og__custdb_t *c = og__xcalloc(1, sizeof(*c));
-    size_t i;
 
     c->db = db;
-    for (i = 0; i < S_COUNT; i++)
-        if (sqlite3_prepare_v2(db, sql[i], -1, &c->st[i], NULL) != SQLITE_OK) {
-            og__custdb_free(c);
-            return NULL;
-        }
+    if (og__sql_prepare_all(db, sql, S_COUNT, c->st) != 0) {
+        free(c);
+        return NULL;
+    }
     return c;
 }
 
 void og__custdb_free(og__custdb_t *c)
 {
-    size_t i;
-
     if (c == NULL)
         return;
-    for (i = 0; i < S_COUNT; i++)
-        sqlite3_finalize(c->st[i]);
+    og__sql_finalize_all(c->st, S_COUNT);
     free(c);
 }
 
@@ -186,11 +182,7 @@ void og__custdb_free(og__custdb_t *c)
 
 static sqlite3_stmt *use(og__custdb_t *c, int which)
 {
-    sqlite3_stmt *st = c->st[which];
-
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    return st;
+    return og__sql_use(c->st[which]);
 }
 
 static void bind_key(sqlite3_stmt *st, const og__idkey_t *k)
@@ -203,10 +195,7 @@ static void bind_key(sqlite3_stmt *st, const og__idkey_t *k)
 /* Steps a statement that returns no row; SQLITE_OK or the error. */
 static int run(sqlite3_stmt *st)
 {
-    int rc = sqlite3_step(st);
-
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+    return og__sql_done(st);
 }
 
 static void copy_id(char dst[40], const unsigned char *src)

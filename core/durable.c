@@ -105,13 +105,17 @@ struct op {
     struct op *next;
 };
 
-/* An event made during a round (customer.merged), with its targets. */
+/* An event made during a round (customer.merged, stock.out, a journey's
+ * step), with its targets. */
 struct made {
     uint8_t *body;
     size_t len;
-    char id[40];
+    char id[72];
     const char **targets; /* names owned by the round's router */
     size_t ntargets;
+    og_event_t *ev;   /* restored from body, or NULL */
+    og__jmatch_t *jm; /* what it does to journey runs */
+    size_t njm;
 };
 
 /* A line for the log, written on the loop thread after the round (the
@@ -127,8 +131,11 @@ struct rules {
     unsigned refs; /* loop thread only */
     og__trait_rules_t traits;
     og__consent_rules_t consent;
-    char **names, **bypass; /* owned; traits.names, consent.bypass */
-    og__trait_rule_t *per;  /* owned; traits.rules */
+    og__stock_rules_t stock;
+    char **names, **bypass;  /* owned; traits.names, consent.bypass */
+    og__trait_rule_t *per;   /* owned; traits.rules */
+    og__stock_chan_t *chans; /* owned; stock.chans */
+    char ***locs;            /* owned; per channel its locations */
 };
 
 static struct rules *rules_create(const og__conf_t *conf)
@@ -155,6 +162,30 @@ static struct rules *rules_create(const og__conf_t *conf)
     r->consent.marketing_default = conf->marketing_default;
     r->consent.bypass = (const char *const *)r->bypass;
     r->consent.nbypass = n;
+    /* the channels taking part in shared stock, enabled or not: a
+     * storefront being restarted still has availability */
+    r->chans = og__xcalloc(conf->nchannels + 1, sizeof(*r->chans));
+    r->locs = og__xcalloc(conf->nchannels + 1, sizeof(*r->locs));
+    for (i = 0; i < conf->nchannels; i++) {
+        const og__chconf_t *ch = &conf->channels[i];
+        og__stock_chan_t *c = &r->chans[r->stock.n];
+        size_t k, nl = 0;
+
+        if (ch->stock == NULL)
+            continue;
+        while (ch->stock[nl] != NULL)
+            nl++;
+        r->locs[r->stock.n] = og__xcalloc(nl + 2, sizeof(char *));
+        r->locs[r->stock.n][0] = og__xstrdup(ch->name);
+        for (k = 0; k < nl; k++)
+            r->locs[r->stock.n][k + 1] = og__xstrdup(ch->stock[k]);
+        c->channel = r->locs[r->stock.n][0];
+        c->locations = (const char *const *)(r->locs[r->stock.n] + 1);
+        c->buffer = ch->safety_buffer;
+        c->first = strcmp(ch->stock[0], "*") != 0 ? c->locations[0] : NULL;
+        r->stock.n++;
+    }
+    r->stock.chans = r->chans;
     return r;
 }
 
@@ -165,6 +196,10 @@ static void rules_unref(struct rules *r)
     og__strv_free(r->names);
     og__strv_free(r->bypass);
     free(r->per);
+    for (size_t i = 0; i < r->stock.n; i++)
+        og__strv_free(r->locs[i]);
+    free(r->locs);
+    free(r->chans);
     free(r);
 }
 
@@ -911,24 +946,65 @@ static og__person_t *person_of(struct round *r, const struct sub *s)
     return p;
 }
 
-/* customer.merged / customer.split: the survivor as its customer, the
- * key that joined them in ids, both ids in props; routed like any event
- * from the instance "core". */
-static int merged_hook(void *data, const og__merge_t *m, og__store_item_t *ev)
+/* og__store_hooks_t.made: an event the store made (body taken over), its
+ * targets from the round's routes and, when journeys run, what it does to
+ * them (a stock.back resumes the runs waiting for it). The round keeps
+ * what it allocates until it ends; the loop counts the deliveries. */
+static int made_hook(void *data, uint8_t *body, size_t len,
+                     og__store_item_t *ev)
 {
     struct round *r = data;
     struct made *x;
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
     og_event_t *e;
     char why[128];
     const char *targets[64];
     size_t nt, i;
 
+    e = og__event_restore(body, len, why, sizeof(why));
+    if (e == NULL) {
+        free(body);
+        return -1;
+    }
     r->made = og__xrealloc(r->made, (r->nmade + 1) * sizeof(*r->made));
-    x = &r->made[r->nmade];
+    x = &r->made[r->nmade++];
     memset(x, 0, sizeof(*x));
-    og__uuid7_at(x->id, m->at_ms);
+    x->body = body;
+    x->len = len;
+    snprintf(x->id, sizeof(x->id), "%s", e->id);
+    nt = r->router != NULL ? og__router_targets(r->router, e, targets, 64) : 0;
+    if (nt > 64)
+        nt = 64;
+    x->targets = og__xcalloc(nt ? nt : 1, sizeof(*x->targets));
+    for (i = 0; i < nt; i++)
+        x->targets[i] = targets[i];
+    x->ntargets = nt;
+    if (r->journeys != NULL)
+        x->njm = og__journeys_match(r->journeys, e, r->jnow, &x->jm);
+    ev->event_id = x->id;
+    ev->content_hash = 0;
+    ev->body = x->body;
+    ev->len = x->len;
+    ev->received_ms = e->received_ms;
+    ev->targets = x->targets;
+    ev->ntargets = nt;
+    ev->type = e->type; /* lives in the round: */
+    x->ev = e;          /* released after it */
+    ev->source = "core";
+    ev->jm = x->jm;
+    ev->njm = x->njm;
+    return 0;
+}
+
+/* customer.merged / customer.split: the survivor as its customer, the
+ * key that joined them in ids, both ids in props; routed like any event
+ * from the instance "core". */
+static int merged_hook(void *data, const og__merge_t *m, og__store_item_t *ev)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    char id[40];
+
+    og__uuid7_at(id, m->at_ms);
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 #define PSTR(str)                                                              \
@@ -943,7 +1019,7 @@ static int merged_hook(void *data, const og__merge_t *m, og__store_item_t *ev)
     PSTR("type");
     PSTR(m->split ? "customer.split" : "customer.merged");
     PSTR("id");
-    PSTR(x->id);
+    PSTR(id);
     PSTR("occurred");
     msgpack_pack_uint64(&pk, m->at_ms);
     PSTR("received");
@@ -982,28 +1058,9 @@ static int merged_hook(void *data, const og__merge_t *m, og__store_item_t *ev)
         PSTR(m->reason->scope);
     }
 #undef PSTR
-    x->body = (uint8_t *)sb.data;
-    x->len = sb.size;
-    /* The routes see it as an accepted event. */
-    e = og__event_restore(x->body, x->len, why, sizeof(why));
-    nt = e != NULL && r->router != NULL
-             ? og__router_targets(r->router, e, targets, 64)
-             : 0;
-    if (nt > 64)
-        nt = 64;
-    x->targets = og__xcalloc(nt ? nt : 1, sizeof(*x->targets));
-    for (i = 0; i < nt; i++)
-        x->targets[i] = targets[i];
-    x->ntargets = nt;
-    og__event_unref(e);
-    r->nmade++;
-    ev->event_id = x->id;
-    ev->content_hash = 0;
-    ev->body = x->body;
-    ev->len = x->len;
+    if (made_hook(data, (uint8_t *)sb.data, sb.size, ev) != 0)
+        return -1;
     ev->received_ms = m->at_ms;
-    ev->targets = x->targets;
-    ev->ntargets = nt;
     snprintf(ev->customer, sizeof(ev->customer), "%s",
              m->split ? m->merged : m->survivor);
     return 0;
@@ -1068,8 +1125,12 @@ static void round_work(uv_work_t *w)
 {
     struct round *r = w->data;
     og__store_t *s = r->d->store;
-    og__store_hooks_t hooks = {r, og__stamp_hook, merged_hook,
-                               &r->rules->consent};
+    og__store_hooks_t hooks = {r,
+                               og__stamp_hook,
+                               merged_hook,
+                               &r->rules->consent,
+                               &r->rules->stock,
+                               made_hook};
     size_t i;
 
     for (i = 0; i < r->b.n; i++) {
@@ -1146,6 +1207,9 @@ static void round_work(uv_work_t *w)
         case OG__CUSTOMER_TIMELINE:
             op->rc = s->ops->timeline(s, op->channel, 1000, &op->out);
             break;
+        case OG__STOCK_GET:
+            op->rc = s->ops->stock(s, op->channel, &r->rules->stock, &op->out);
+            break;
         case OG__CUSTOMER_SPLIT:
             op->rc = s->ops->customer_split(s, op->channel, r->now, &hooks,
                                             &op->out, err, sizeof(err));
@@ -1165,8 +1229,14 @@ static void round_work(uv_work_t *w)
             &r->rules->consent, &r->fired, &r->jnext, err, sizeof(err));
         if (r->fire_rc != OG_OK) { /* rolled back: its events are not */
             add_note(r, OG_LOG_ERROR, "journeys", err);
-            while (r->nmade > before)
-                free(r->made[--r->nmade].targets);
+            while (r->nmade > before) {
+                struct made *x = &r->made[--r->nmade];
+
+                free(x->body);
+                free(x->targets);
+                free(x->jm);
+                og__event_unref(x->ev);
+            }
         }
     }
     if (r->prune)
@@ -1612,8 +1682,12 @@ static void round_after(uv_work_t *w, int status)
         free(r->persons[i]);
     }
     for (i = 0; i < r->nmade; i++) {
+        if (r->made[i].njm > 0 && r->rc == OG_OK)
+            d->fire_due = 1; /* a stock.back resumed runs */
         free(r->made[i].body);
         free(r->made[i].targets);
+        free(r->made[i].jm);
+        og__event_unref(r->made[i].ev);
     }
     for (i = 0; i < r->nnotes; i++) {
         og__log(r->notes[i].level, r->notes[i].scope, "%s", r->notes[i].text);

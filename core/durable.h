@@ -129,7 +129,8 @@ typedef enum og__admin_op_e {
     OG__CUSTOMER_ERASE, /* right to erasure */
     OG__CONVERSATION_GET,
     OG__CONVERSATION_RESOLVE,
-    OG__CUSTOMER_TIMELINE /* entries and journey runs of a customer */
+    OG__CUSTOMER_TIMELINE, /* entries and journey runs of a customer */
+    OG__STOCK_GET          /* the stock of a sku */
 } og__admin_op_t;
 
 typedef void (*og__admin_cb)(void *data, og_err_t rc, const char *json);

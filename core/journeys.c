@@ -29,6 +29,10 @@ struct step {
     uint8_t *traits; /* set: {trait: value} as MessagePack */
     size_t traits_len;
     const char *type; /* call: the event type ("journey.call") */
+    char **until;     /* event types the step waits for, or NULL */
+    og__cond_t *until_when;
+    size_t nuntil_when;
+    const char *until_entity; /* path in that event: the run's entity */
 };
 
 struct journey {
@@ -225,9 +229,9 @@ static void check_channels(struct ctx *x, char **v, int line, const char *key)
                             key, v[i]);
 }
 
-static const char *const step_keys[] = {"wait",    "at",       "if",   "send",
-                                        "channel", "channels", "emit", "set",
-                                        "call",    "type",     NULL};
+static const char *const step_keys[] = {
+    "wait", "at",   "if",   "send",  "channel",    "channels",     "emit",
+    "set",  "call", "type", "until", "until_when", "until_entity", NULL};
 static const char *const journey_keys[] = {
     "description",   "enabled",     "requires",      "trigger",
     "when",          "entity",      "cancel_on",     "cancel_when",
@@ -257,7 +261,8 @@ static void build_step(struct ctx *x, struct journey *jn, struct step *st)
         if (!known_key(step_keys, sc->opts[i].key))
             og__errlist_add(x->errs, x->file, sc->opts[i].line,
                             "unknown key '%s' in [step %s] (known: wait, at, "
-                            "if, send, channels, emit, set, call, type)",
+                            "until, until_when, until_entity, if, send, "
+                            "channels, emit, set, call, type)",
                             sc->opts[i].key, sc->name);
     if ((v = opt(sc->opts, sc->nopts, "wait", &line)) != NULL &&
         og__parse_duration_ms(v, &st->wait_ms, why, sizeof(why)) != OG_OK)
@@ -358,6 +363,25 @@ static void build_step(struct ctx *x, struct journey *jn, struct step *st)
             og__errlist_add(x->errs, x->file, line,
                             "call: no channel instance '%s'", v);
     }
+    v = opt(sc->opts, sc->nopts, "until", &line);
+    st->until = types(x, v, line, "until");
+    if (st->until != NULL && jn->entity == NULL)
+        og__errlist_add(x->errs, x->file, line,
+                        "until: the journey needs an entity (the event "
+                        "waited for is matched by it)");
+    if (st->until != NULL && st->at >= 0)
+        og__errlist_add(x->errs, x->file, line,
+                        "until: a step waits for an event or for a time of "
+                        "day (at), not both");
+    v = opt(sc->opts, sc->nopts, "until_when", &line);
+    st->until_when = conds(x, v, line, "until_when", &st->nuntil_when);
+    st->until_entity = opt(sc->opts, sc->nopts, "until_entity", &line);
+    if ((st->until_when != NULL || st->until_entity != NULL) &&
+        st->until == NULL)
+        og__errlist_add(x->errs, x->file, line, "%s needs until",
+                        st->until_entity ? "until_entity" : "until_when");
+    if (st->until_entity == NULL)
+        st->until_entity = "entity.id";
     st->type = opt(sc->opts, sc->nopts, "type", &line);
     if (st->type != NULL &&
         (st->action != A_CALL || !og__is_ident(st->type, 1)))
@@ -577,6 +601,8 @@ void og__journeys_unref(og__journeys_t *js)
         og__conds_free(jn->cancel_when, jn->ncancel_when);
         for (k = 0; k < jn->nsteps; k++) {
             og__conds_free(jn->steps[k].conds, jn->steps[k].nconds);
+            og__conds_free(jn->steps[k].until_when, jn->steps[k].nuntil_when);
+            og__strv_free(jn->steps[k].until);
             og__strv_free(jn->steps[k].channels);
             free(jn->steps[k].trait);
             free(jn->steps[k].traits);
@@ -642,6 +668,15 @@ static int entity_of(og_event_t *ev, const char *path, char *out, size_t len)
     return 0;
 }
 
+/* The end of a step's plain wait from now_ms; with until, the wait is
+ * the longest (none: ten years). */
+static uint64_t until_due(const struct step *st, uint64_t now_ms)
+{
+    if (st->until != NULL && st->wait_ms == 0)
+        return now_ms + 10ull * 365 * 24 * 3600 * 1000;
+    return now_ms + st->wait_ms;
+}
+
 static og__jmatch_t *add_match(og__jmatch_t **out, size_t *n)
 {
     og__jmatch_t *m;
@@ -677,7 +712,7 @@ static void failed_match(og_event_t *ev, og__jmatch_t **out, size_t *n)
 size_t og__journeys_match(const og__journeys_t *js, og_event_t *ev,
                           uint64_t now_ms, og__jmatch_t **out)
 {
-    size_t i, n = 0;
+    size_t i, k, n = 0;
     int from_core = ev->instance != NULL && strcmp(ev->instance, "core") == 0;
 
     *out = NULL;
@@ -696,6 +731,19 @@ size_t og__journeys_match(const og__journeys_t *js, og_event_t *ev,
             m->journey = jn->jc->name;
             entity_of(ev, jn->cancel_entity, m->entity, sizeof(m->entity));
         }
+        for (k = 0; k < jn->nsteps; k++) {
+            const struct step *st = &jn->steps[k];
+
+            if (st->until == NULL || !type_in(st->until, ev->type) ||
+                !og__conds_match(st->until_when, st->nuntil_when, ev))
+                continue;
+            m = add_match(out, &n);
+            m->op = OG__JM_RESUME;
+            m->journey = jn->jc->name;
+            m->step = (int)k;
+            if (!entity_of(ev, st->until_entity, m->entity, sizeof(m->entity)))
+                n--; /* not about an entity: resumes nothing */
+        }
         /* Events of journeys themselves start none (no loops). */
         if (from_core && strncmp(ev->id, "j", 1) == 0)
             continue;
@@ -712,7 +760,7 @@ size_t og__journeys_match(const og__journeys_t *js, og_event_t *ev,
         /* A plain wait is known now; a time of day needs the customer's
          * time zone, which the first firing reads. */
         if (jn->nsteps > 0 && jn->steps[0].at < 0) {
-            m->due_ms = now_ms + jn->steps[0].wait_ms;
+            m->due_ms = until_due(&jn->steps[0], now_ms);
             m->waited = 1;
         } else {
             m->due_ms = now_ms;
@@ -1195,14 +1243,23 @@ og_err_t og__journeys_fire(const og__journeys_t *js, const og__router_t *router,
     }
 
     if (!run->waited) { /* the wait starts now */
-        if (wait_end(jn, st, &data, now, &res->due_ms, why, sizeof(why)) !=
-            OG_OK) {
+        if (st->until != NULL)
+            res->due_ms = until_due(st, now);
+        else if (wait_end(jn, st, &data, now, &res->due_ms, why, sizeof(why)) !=
+                 OG_OK) {
             res->due_ms = now + st->wait_ms;
             snprintf(res->note, sizeof(res->note), "at: %s", why);
         }
         res->waited = 1;
         if (res->due_ms > now)
             goto out;
+    }
+    if (st->until != NULL && run->waited != 2) { /* the longest wait ran out */
+        res->state = OG__RUN_EXITED;
+        snprintf(res->note, sizeof(res->note),
+                 "step %s: %s did not come in time", st->sc->name,
+                 st->until[0]);
+        goto out;
     }
     if (st->action == A_SEND && jn->quiet_start >= 0) {
         char zb[128];
@@ -1241,7 +1298,7 @@ og_err_t og__journeys_fire(const og__journeys_t *js, const og__router_t *router,
     } else if (jn->steps[res->step].at < 0 ||
                wait_end(jn, &jn->steps[res->step], &data, now, &res->due_ms,
                         why, sizeof(why)) != OG_OK) {
-        res->due_ms = now + jn->steps[res->step].wait_ms;
+        res->due_ms = until_due(&jn->steps[res->step], now);
         res->waited = 1;
     } else {
         res->waited = 1;

@@ -59,7 +59,9 @@ const char *og__run_state_name(int state);
 typedef enum og__jm_op_e {
     OG__JM_START,  /* a trigger: a new run (see concurrency) */
     OG__JM_CANCEL, /* a cancel-on event: active runs of the journey end */
-    OG__JM_FAILED  /* a journey's message failed for good: fall back */
+    OG__JM_FAILED, /* a journey's message failed for good: fall back */
+    OG__JM_RESUME  /* the event a step waits for (until): runs of the
+                    * journey at that step with that entity go on */
 } og__jm_op_t;
 
 /* Concurrency of a journey's runs per customer and entity. */
@@ -77,7 +79,7 @@ typedef struct og__jmatch_s {
     uint64_t due_ms;     /* START: when step 1 is looked at */
     int waited;          /* START: due_ms already includes step 1's wait */
     /* FAILED: the run and step of the message, and the channels tried so
-     * far (comma-separated, the failed one last) */
+     * far (comma-separated, the failed one last); RESUME: the step */
     int64_t run;
     int step;
     char tried[256];
@@ -99,7 +101,8 @@ typedef struct og__run_s {
     const uint8_t *trigger; /* the trigger event's envelope */
     size_t trigger_len;
     int step;          /* 0-based */
-    int waited;        /* 1: the step's wait is over: it acts */
+    int waited;        /* 0: its wait starts; 1: due_ms ends it; 2: the
+                        * event of its until came */
     const char *tried; /* channels tried for this step's message, "" */
     uint64_t due_ms, started_ms;
 } og__run_t;

@@ -12,6 +12,7 @@
 #include "http_server.h" /* og__json_escape_n */
 #include "journeys.h"
 #include "journeys_sqlite.h"
+#include "sqlite_util.h"
 #include "util.h"
 
 /* The customer's family: ?1 and its aliases. */
@@ -32,6 +33,7 @@ enum {
     J_UPDATE,
     J_SENT,
     J_SENT_ANY,
+    J_RESUME,
     J_COUNT
 };
 
@@ -75,6 +77,10 @@ static const char *const sql[J_COUNT] = {
     [J_SENT_ANY] = "SELECT count(*) FROM timeline WHERE customer IN " FAMILY
                    " AND at_ms >= ?2 AND type = 'message.send' AND channel = "
                    "?3",
+    [J_RESUME] = "UPDATE journey_runs SET waited = 2, due_ms = ?4, "
+                 "updated_ms = ?4 WHERE state = 0 AND journey = ?1 AND entity "
+                 "= ?2 AND step = ?3 AND waited = 1 RETURNING id, customer, "
+                 "correlation",
 };
 
 struct og__jdb_s {
@@ -86,37 +92,27 @@ struct og__jdb_s {
 og__jdb_t *og__jdb_prepare(sqlite3 *db, og__custdb_t *cust)
 {
     og__jdb_t *j = og__xcalloc(1, sizeof(*j));
-    size_t i;
 
     j->db = db;
     j->cust = cust;
-    for (i = 0; i < J_COUNT; i++)
-        if (sqlite3_prepare_v3(db, sql[i], -1, SQLITE_PREPARE_PERSISTENT,
-                               &j->st[i], NULL) != SQLITE_OK) {
-            og__jdb_free(j);
-            return NULL;
-        }
+    if (og__sql_prepare_all(db, sql, J_COUNT, j->st) != 0) {
+        free(j);
+        return NULL;
+    }
     return j;
 }
 
 void og__jdb_free(og__jdb_t *j)
 {
-    size_t i;
-
     if (j == NULL)
         return;
-    for (i = 0; i < J_COUNT; i++)
-        sqlite3_finalize(j->st[i]);
+    og__sql_finalize_all(j->st, J_COUNT);
     free(j);
 }
 
 static sqlite3_stmt *use(og__jdb_t *j, int which)
 {
-    sqlite3_stmt *st = j->st[which];
-
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    return st;
+    return og__sql_use(j->st[which]);
 }
 
 static void bind_opt(sqlite3_stmt *st, int i, const char *s)
@@ -129,10 +125,7 @@ static void bind_opt(sqlite3_stmt *st, int i, const char *s)
 
 static int done(sqlite3_stmt *st)
 {
-    int rc = sqlite3_step(st);
-
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+    return og__sql_done(st);
 }
 
 /* One timeline row. */
@@ -283,6 +276,49 @@ static int failed_run(og__jdb_t *j, const og__store_item_t *it,
     return rc;
 }
 
+/* The event a step waits for came: its runs go on now. */
+static int resume_runs(og__jdb_t *j, const og__store_item_t *it,
+                       const og__jmatch_t *m)
+{
+    sqlite3_stmt *st = use(j, J_RESUME);
+    struct resumed {
+        int64_t id;
+        char cust[40], corr[72];
+    } *v = NULL;
+    size_t n = 0, i;
+    char *note;
+    int rc;
+
+    sqlite3_bind_text(st, 1, m->journey, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, m->entity, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, m->step);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)it->received_ms);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        v = og__xrealloc(v, (n + 1) * sizeof(*v));
+        v[n].id = sqlite3_column_int64(st, 0);
+        snprintf(v[n].cust, sizeof(v[n].cust), "%s",
+                 sqlite3_column_text(st, 1));
+        snprintf(v[n].corr, sizeof(v[n].corr), "%s",
+                 sqlite3_column_text(st, 2));
+        n++;
+    }
+    sqlite3_reset(st);
+    rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+    note = og__xasprintf("resumed by %s %s", it->type ? it->type : "event",
+                         it->event_id);
+    for (i = 0; i < n && rc == SQLITE_OK; i++) {
+        char ref[24];
+
+        snprintf(ref, sizeof(ref), "%lld", (long long)v[i].id);
+        rc = timeline(j, v[i].cust, it->received_ms, "journey",
+                      "journey.resumed", it->source, ref, v[i].corr, m->journey,
+                      note);
+    }
+    free(note);
+    free(v);
+    return rc;
+}
+
 int og__jdb_accepted(og__jdb_t *j, const og__store_item_t *it)
 {
     size_t i;
@@ -297,6 +333,8 @@ int og__jdb_accepted(og__jdb_t *j, const og__store_item_t *it)
 
         if (m->op == OG__JM_FAILED)
             rc = failed_run(j, it, m);
+        else if (m->op == OG__JM_RESUME)
+            rc = resume_runs(j, it, m);
         else if (it->customer[0] == '\0')
             continue; /* journeys are per customer */
         else if (m->op == OG__JM_CANCEL)

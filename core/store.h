@@ -127,6 +127,19 @@ typedef struct og__merge_s {
     int split; /* 1: this is a split (customer.split) */
 } og__merge_t;
 
+/* A channel taking part in shared stock (docs/stock.md). */
+typedef struct og__stock_chan_s {
+    const char *channel;
+    const char *const *locations; /* NULL-terminated; "*": every one */
+    int64_t buffer;               /* safety buffer, units */
+    const char *first;            /* where its orders reserve, or NULL */
+} og__stock_chan_t;
+
+typedef struct og__stock_rules_s {
+    const og__stock_chan_t *chans;
+    size_t n;
+} og__stock_rules_t;
+
 /* What the core lends the store for resolution inside a commit; called on
  * the thread running the commit. */
 typedef struct og__store_hooks_s {
@@ -141,6 +154,13 @@ typedef struct og__store_hooks_s {
      * ends). Returns 0, or -1 to record the merge without an event. */
     int (*merged)(void *data, const og__merge_t *m, og__store_item_t *ev);
     const og__consent_rules_t *consent; /* NULL: no consent checks */
+    /* Shared stock: the channels' locations and buffers (NULL: stock
+     * events change counts but make no stock.out/stock.back). */
+    const og__stock_rules_t *stock;
+    /* Builds an event the store made (body malloc'd, taken over, a
+     * complete envelope with its id) into ev: targets from the routes,
+     * memory owned by the hook until the round ends. -1: not made. */
+    int (*made)(void *data, uint8_t *body, size_t len, og__store_item_t *ev);
 } og__store_hooks_t;
 
 /* How a trait of two merged profiles is chosen (docs/customers.md). */
@@ -289,6 +309,11 @@ struct og__store_ops {
      * OG_ERR_NOT_FOUND when there is no such customer. */
     og_err_t (*timeline)(og__store_t *s, const char *id, size_t limit,
                          og__sbuf_t *out);
+    /* The stock of sku as JSON: per location on hand and reserved, per
+     * stock channel the availability (docs/stock.md). OG_ERR_NOT_FOUND
+     * when the sku was never seen. */
+    og_err_t (*stock)(og__store_t *s, const char *sku,
+                      const og__stock_rules_t *rules, og__sbuf_t *out);
 };
 
 struct og__store_s {
@@ -296,7 +321,7 @@ struct og__store_s {
 };
 
 /* The schema version this build writes. */
-#define OG__STORE_SCHEMA_VERSION 6
+#define OG__STORE_SCHEMA_VERSION 7
 
 /*
  * og__store_open_sqlite: open (or create) state.db in opts->dir, in WAL

@@ -14,7 +14,9 @@
 
 #include "customers_sqlite.h"
 #include "journeys_sqlite.h"
+#include "stock_sqlite.h"
 #include "sqlite_ckpt.h"
+#include "sqlite_util.h"
 #include "store.h"
 #include "util.h"
 
@@ -162,6 +164,36 @@ static const char *const migrations[] = {
     "  detail TEXT"
     ") STRICT;"
     "CREATE INDEX timeline_customer ON timeline (customer, at_ms);",
+    /* 7: shared stock and orders (docs/stock.md); runs that wait for an
+     * event about their entity */
+    "CREATE TABLE stock ("
+    "  sku TEXT NOT NULL, location TEXT NOT NULL,"
+    "  on_hand INTEGER NOT NULL, reserved INTEGER NOT NULL,"
+    "  abs_version INTEGER NOT NULL," /* of the last absolute count */
+    "  updated_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY (sku, location)"
+    ") STRICT, WITHOUT ROWID;"
+    "CREATE TABLE stock_deltas (" /* deltas newer than the last count */
+    "  sku TEXT NOT NULL, location TEXT NOT NULL, version INTEGER NOT NULL,"
+    "  delta INTEGER NOT NULL,"
+    "  PRIMARY KEY (sku, location, version)"
+    ") STRICT, WITHOUT ROWID;"
+    "CREATE TABLE stock_channels (" /* availability last seen */
+    "  sku TEXT NOT NULL, channel TEXT NOT NULL, available INTEGER NOT NULL,"
+    "  PRIMARY KEY (sku, channel)"
+    ") STRICT, WITHOUT ROWID;"
+    "CREATE TABLE orders ("
+    "  id TEXT PRIMARY KEY, customer TEXT, location TEXT,"
+    "  state INTEGER NOT NULL," /* 0 placed, 1 ready, 2 completed, 3 cancelled */
+    "  placed_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE TABLE reservations ("
+    "  order_id TEXT NOT NULL, sku TEXT NOT NULL, location TEXT NOT NULL,"
+    "  qty INTEGER NOT NULL,"
+    "  PRIMARY KEY (order_id, sku, location)"
+    ") STRICT, WITHOUT ROWID;"
+    "CREATE INDEX journey_runs_entity ON journey_runs (journey, entity)"
+    "  WHERE state = 0;",
 };
 
 struct sqlite_store {
@@ -176,6 +208,7 @@ struct sqlite_store {
     sqlite3_stmt *done[4]; /* per og__outcome_t */
     og__custdb_t *cust;
     og__jdb_t *jdb;
+    og__stockdb_t *stock;
     og__ckpt_t *ckpt; /* checkpoints off the commit path */
 };
 
@@ -197,6 +230,7 @@ static void sq_close(og__store_t *s)
     sqlite3_finalize(q->claim_hold);
     sqlite3_finalize(q->claim_next);
     og__jdb_free(q->jdb);
+    og__stockdb_free(q->stock);
     og__custdb_free(q->cust);
     for (size_t i = 0; i < OG__ARRAY_SIZE(q->done); i++)
         sqlite3_finalize(q->done[i]);
@@ -248,10 +282,7 @@ static int seen(sqlite3_stmt *st, const char *key, uint64_t since,
 /* Runs one of the prepared transaction statements. */
 static int tx(sqlite3_stmt *st)
 {
-    int rc = sqlite3_step(st);
-
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+    return og__sql_done(st);
 }
 
 /* Inserts the outbox rows of it, a new event just inserted. A message
@@ -337,13 +368,19 @@ static int insert_event(struct sqlite_store *q, const og__store_item_t *it)
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-/* An event the store makes itself (customer.merged): new by construction. */
+/* An event the store makes itself (customer.merged, stock.back, a
+ * journey's message): new by construction; its timeline row and what it
+ * does to journey runs follow. */
 static int insert_made(void *ctx, og__store_item_t *ev)
 {
     struct sqlite_store *q = ctx;
     int rc = insert_event(q, ev);
 
-    return rc == SQLITE_OK ? insert_rows(q, ev, NULL) : rc;
+    if (rc == SQLITE_OK)
+        rc = insert_rows(q, ev, NULL);
+    if (rc == SQLITE_OK && ev->njm > 0)
+        rc = og__jdb_accepted(q->jdb, ev);
+    return rc;
 }
 
 /* Checks the group of items starting at items[0] (n items in all):
@@ -456,6 +493,9 @@ static og_err_t sq_commit(og__store_t *s, og__store_item_t *items, size_t n,
          * that a duplicate changes no profile. Others: the insert itself
          * finds a repeated id (the primary key), so a new event costs no
          * lookup of its own. */
+        if (it->person == NULL && hooks != NULL &&
+            (rc = og__stockdb_order_customer(q->stock, it, hooks)) != SQLITE_OK)
+            goto fail;
         if (it->person != NULL && hooks != NULL) {
             if (seen(q->by_id, it->event_id, since, &hash, it->first_id,
                      sizeof(it->first_id))) {
@@ -496,6 +536,10 @@ static og_err_t sq_commit(og__store_t *s, og__store_item_t *items, size_t n,
             goto fail;
         og__crashpoint("event-inserted");
         if ((rc = insert_rows(q, it, hooks)) != SQLITE_OK)
+            goto fail;
+        if (og__stock_type(it->type) &&
+            (rc = og__stockdb_apply(q->stock, it, hooks, insert_made, q)) !=
+                SQLITE_OK)
             goto fail;
         if ((it->customer[0] != '\0' || it->njm > 0) &&
             (rc = og__jdb_accepted(q->jdb, it)) != SQLITE_OK)
@@ -846,6 +890,14 @@ static og_err_t sq_timeline(og__store_t *s, const char *id, size_t limit,
     return og__jdb_timeline(q->jdb, id, limit, out);
 }
 
+static og_err_t sq_stock(og__store_t *s, const char *sku,
+                         const og__stock_rules_t *rules, og__sbuf_t *out)
+{
+    struct sqlite_store *q = (struct sqlite_store *)s;
+
+    return og__stockdb_get(q->stock, sku, rules, out);
+}
+
 static const struct og__store_ops sqlite_ops = {
     .name = "sqlite",
     .close = sq_close,
@@ -865,6 +917,7 @@ static const struct og__store_ops sqlite_ops = {
     .conversation = sq_conversation,
     .journeys_fire = sq_journeys_fire,
     .timeline = sq_timeline,
+    .stock = sq_stock,
 };
 
 /* Runs the migrations the database lacks, each in its own transaction. */
@@ -1041,7 +1094,8 @@ og__store_t *og__store_open_sqlite(const og__store_opts_t *opts, char *err,
         sqlite3_exec(q->db, "UPDATE outbox SET leased = 0 WHERE leased = 1",
                      NULL, NULL, NULL) != SQLITE_OK ||
         (q->cust = og__custdb_prepare(q->db)) == NULL ||
-        (q->jdb = og__jdb_prepare(q->db, q->cust)) == NULL) {
+        (q->jdb = og__jdb_prepare(q->db, q->cust)) == NULL ||
+        (q->stock = og__stockdb_prepare(q->db)) == NULL) {
         snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(q->db));
         goto fail;
     }

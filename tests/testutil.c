@@ -427,7 +427,7 @@ int tu_commit_events(og__store_t *st, const og__journeys_t *js,
                      og_event_t **evs, size_t n, uint64_t now_ms,
                      char (*customers)[40])
 {
-    static const og__store_hooks_t hooks = {NULL, og__stamp_hook, NULL, NULL};
+    static const og__store_hooks_t hooks = {.stamp = og__stamp_hook};
     og__store_item_t *it = calloc(n, sizeof(*it));
     og__person_t *p = calloc(n, sizeof(*p));
     og__idkey_t *keys = calloc(n, sizeof(*keys));

@@ -74,7 +74,7 @@ static uint64_t commit_events(og__store_t *s, uint64_t from, size_t n,
                               uint64_t ncust, int random, uint64_t *seq)
 {
     static const uint8_t body[] = "\x82\xa1v\x01\xa4type\xa9page.view";
-    og__store_hooks_t hooks = {NULL, og__stamp_hook, NULL, NULL};
+    og__store_hooks_t hooks = {.stamp = og__stamp_hook};
     og__store_item_t *it = calloc(BATCH, sizeof(*it));
     og__person_t *p = calloc(BATCH, sizeof(*p));
     og__idkey_t(*k)[2] = calloc(BATCH, sizeof(*k));

@@ -19,6 +19,7 @@ envelopes); messages come out at dropdir sinks named after channels
 import http.client
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -357,6 +358,144 @@ def test_frequency_cap():
         d.cleanup()
 
 
+def default_tree(name):
+    """etc/'s journeys and templates with a web storefront, a store's POS
+    (both webhooks, both selling from the shared stock), email (dropdir)
+    and a sink that gets the core's stock events."""
+    d = td.Daemon(name)
+    top = os.environ.get("OG_TOP_SRCDIR", os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+    for sub in ("journeys.d", "templates"):
+        shutil.copytree(os.path.join(top, "etc", sub),
+                        os.path.join(d.conf, sub))
+    out = {}
+    for n in ("email", "sink"):
+        out[n] = os.path.join(d.root, n + "-out")
+        os.makedirs(out[n])
+        d.channel(n, "dropdir", "outbox = %s\n" % out[n])
+    d.channel("web", "webhook", "token = %s\npath = /web\n" % td.TOKEN,
+              "stock = *\nsafety_buffer = 1\n")
+    d.channel("pos.store-12", "webhook",
+              "token = %s\npath = /pos\n" % td.TOKEN, "stock = store-12\n")
+    d.write("conf/routes.d/all.conf",
+            "[route stock]\nmatch = stock.*\nfrom = core\nto = sink\n")
+    return d, out
+
+
+def post(d, path, ev):
+    ev.setdefault("source", {"channel": path.strip("/")})
+    st, body = tc.post_envelope(d, ev, path)
+    check(st == 202, "%s accepted: %d %s" % (ev["type"], st, body))
+
+
+def sent(out, template=None):
+    return [m for m in messages(out).values()
+            if template is None or m["props"]["template"] == template]
+
+
+def test_default_journeys():
+    print("the default journeys of etc/ with shared stock", flush=True)
+    d, out = default_tree("defaults")
+    email = out["email"]
+    try:
+        start(d)
+        text = d.logtext()
+        check("6 of 6 enabled" in text, "every default journey runs: %s" %
+              [x for x in text.splitlines() if "journeys" in x])
+        yes = {"marketing": {"email": True}}
+
+        # Buy online, pick up in store: the order reserves at the store,
+        # the store's POS says it is ready (naming only the order), the
+        # customer hears it by email.
+        post(d, "/pos", {"type": "inventory.changed", "props": {
+            "sku": "S-1", "location": "store-12", "on_hand": 5,
+            "version": 1}})
+        post(d, "/web", {"type": "order.placed",
+                         "ids": [key("email", "dee@example.com", True)],
+                         "entity": {"kind": "order", "id": "o-1"},
+                         "props": {"pickup_location": "store-12",
+                                   "lines": [{"sku": "S-1", "qty": 2,
+                                              "name": "Lamp"}]}})
+        st, body = admin(d, "GET", "/v1/stock/S-1")
+        s1 = json.loads(body) if st == 200 else {}
+        check(s1.get("locations", {}).get("store-12", {}).get("reserved") ==
+              2, "reserved at the store: %s" % body)
+        check(s1.get("channels", {}).get("web", {}).get("available") == 2,
+              "web sells 5 - 2 reserved - 1 buffer: %s" % body)
+        post(d, "/pos", {"type": "order.ready_for_pickup",
+                         "location": "store-12",
+                         "entity": {"kind": "order", "id": "o-1"}})
+        got = wait_for(lambda: sent(email, "pickup_ready"))
+        check(len(got) == 1 and "o-1 is ready for pickup at store-12" in
+              got[0]["props"].get("text", "") and got[0]["props"]["to"] ==
+              "dee@example.com", "pickup message: %s" % [
+                  g["props"] for g in got])
+        check(sent(email, "receipt") == [], "no receipt for a web order")
+
+        # Back in stock: out on the web, a customer asks, a delivery
+        # comes in at the store.
+        post(d, "/pos", {"type": "inventory.changed", "props": {
+            "sku": "S-2", "location": "store-12", "on_hand": 0,
+            "version": 1}})
+        post(d, "/web", {"type": "stock.subscribed",
+                         "ids": [key("email", "eve@example.com", True)],
+                         "consent": yes,
+                         "entity": {"kind": "product", "id": "S-2"},
+                         "props": {"name": "Scarf"}})
+        time.sleep(0.3)
+        check(sent(email, "back_in_stock") == [], "not yet back")
+        post(d, "/pos", {"type": "inventory.changed", "props": {
+            "sku": "S-2", "location": "store-12", "delta": 3,
+            "version": 2}})
+        got = wait_for(lambda: sent(email, "back_in_stock"))
+        check(len(got) == 1 and got[0]["props"].get("subject") ==
+              "It's back: Scarf", "back in stock: %s" % [
+                  g["props"] for g in got])
+        stock_evs = [e for e in tc.delivered(out["sink"]).values()
+                     if e["type"].startswith("stock.")]
+        kinds = sorted((e["type"], e["props"]["channel"]) for e in stock_evs
+                       if e["props"]["sku"] == "S-2")
+        check(("stock.out", "web") in kinds and ("stock.back", "web") in
+              kinds, "stock.out and stock.back of the web: %s" % kinds)
+
+        # In-store purchase: a receipt at once, a follow-up in 3 days.
+        post(d, "/pos", {"type": "order.placed", "location": "store-12",
+                         "ids": [key("email", "fay@example.com", True)],
+                         "consent": yes,
+                         "entity": {"kind": "order", "id": "o-2"},
+                         "props": {"lines": [{"sku": "S-1", "qty": 1,
+                                              "name": "Lamp"}]}})
+        got = wait_for(lambda: sent(email, "receipt"))
+        check(len(got) == 1 and "1 x Lamp" in got[0]["props"].get(
+            "text", "") and "<li>1 &times; Lamp</li>" in got[0]["props"].get(
+            "html", ""), "receipt: %s" % [g["props"] for g in got])
+        check(sent(email, "follow_up") == [], "no follow-up yet")
+
+        # Abandoned cart, 31 minutes later by the test clock.
+        post(d, "/web", {"type": "cart.updated",
+                         "ids": [key("email", "gil@example.com", True)],
+                         "consent": yes,
+                         "entity": {"kind": "cart", "id": "c-7"},
+                         "props": {"lines": [{"name": "Boots", "qty": 1}],
+                                   "traits": {"first_name": "Gil"}}})
+        clock(d, 31 * MIN)
+        got = wait_for(lambda: sent(email, "cart_reminder"))
+        check(len(got) == 1 and got[0]["props"].get("subject") ==
+              "Gil, your cart is waiting" and "1 x Boots" in
+              got[0]["props"].get("text", ""), "cart reminder: %s" % [
+                  g["props"] for g in got])
+        # four days later at noon (UTC, the journeys' default zone): out
+        # of the quiet hours (21:00-09:00)
+        day = (int(time.time() * 1000) // (24 * 60 * MIN) + 4) * 24 * 60 * MIN
+        clock(d, day + 12 * 60 * MIN - int(time.time() * 1000))
+        got = wait_for(lambda: sent(email, "follow_up"))
+        fay = tc.cust_of(d, kind="email", value="fay@example.com")
+        check(len(got) == 1 and got[0]["props"]["to"] == "fay@example.com",
+              "follow-up after three days: %s" % timeline(d, fay)["runs"])
+    finally:
+        d.cleanup()
+
+
 def test_config_errors():
     print("configuration errors", flush=True)
     d, out = tree("errors", {"bad": """[journey]
@@ -392,4 +531,5 @@ set = vip=true
 if __name__ == "__main__":
     sys.exit(td.run([test_config_errors, test_abandoned_cart,
             test_restart_with_pending_step, test_quiet_hours_other_zone,
-            test_fallback_on_permanent_failure, test_frequency_cap]))
+            test_fallback_on_permanent_failure, test_frequency_cap,
+            test_default_journeys]))

@@ -279,7 +279,8 @@ static int merged(void *data, const og__merge_t *m, og__store_item_t *ev)
     return 0;
 }
 
-static const og__store_hooks_t hooks = {NULL, og__stamp_hook, merged, NULL};
+static const og__store_hooks_t hooks = {.stamp = og__stamp_hook,
+                                        .merged = merged};
 
 /* Keys "kind=value" or "kind=value!" (verified). */
 static og__person_t person(og__idkey_t *keys, const char *const *specs)
