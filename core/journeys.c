@@ -38,6 +38,7 @@ struct step {
 struct journey {
     const og__journeyconf_t *jc;
     int enabled;
+    int builtin;    /* message.send commands: template and channels in it */
     char **trigger; /* type patterns */
     og__cond_t *when;
     size_t nwhen;
@@ -67,6 +68,9 @@ struct og__journeys_s {
     size_t nenabled;
     int64_t cap_n; /* [journeys] frequency_cap: all journeys */
     uint64_t cap_ms;
+    /* the built-in journey of message.send commands (the last of v) */
+    og__journeyconf_t cmd_jc;
+    og__stepconf_t cmd_sc;
 };
 
 /* ---- building ---------------------------------------------------------- */
@@ -527,6 +531,37 @@ static void build_journey(og__journeys_t *js, struct ctx *x, struct journey *jn,
     }
 }
 
+/* A message.send with props.template from any channel but the core is a
+ * command: a run of this journey sends it like a journey's step
+ * (docs/journeys.md, Messages on command). Its name cannot be a file's. */
+static void command_journey(og__journeys_t *js, struct journey *jn,
+                            const char *gtz)
+{
+    size_t n;
+
+    js->cmd_jc.name = (char *)"message.send";
+    js->cmd_jc.file = (char *)"(built in)";
+    js->cmd_jc.steps = &js->cmd_sc;
+    js->cmd_jc.nsteps = 1;
+    js->cmd_sc.name = (char *)"send";
+    jn->jc = &js->cmd_jc;
+    jn->enabled = 1;
+    jn->builtin = 1;
+    jn->trigger = og__split_list("message.send", NULL);
+    jn->when = og__conds_parse("props.template exists", &n, NULL, 0);
+    jn->nwhen = n;
+    jn->concurrency = OG__JC_MANY;
+    jn->channels = og__split_list("preferred", NULL);
+    jn->purpose = "marketing";
+    jn->quiet_start = jn->quiet_end = -1;
+    jn->tz = gtz;
+    jn->nsteps = 1;
+    jn->steps = og__xcalloc(2, sizeof(*jn->steps));
+    jn->steps[0].sc = &js->cmd_sc;
+    jn->steps[0].at = -1;
+    jn->steps[0].action = A_SEND;
+}
+
 og__journeys_t *og__journeys_build(og__conf_t *conf, og__errlist_t *errs)
 {
     og__journeys_t *js = og__xcalloc(1, sizeof(*js));
@@ -571,11 +606,12 @@ og__journeys_t *og__journeys_build(og__conf_t *conf, og__errlist_t *errs)
                         "none, got '%s'",
                         v);
     js->n = conf->njourneys;
-    js->v = og__xcalloc(js->n + 1, sizeof(*js->v));
+    js->v = og__xcalloc(js->n + 2, sizeof(*js->v));
     for (i = 0; i < js->n; i++) {
         js->v[i].jc = &conf->journeys[i];
         build_journey(js, &x, &js->v[i], gtz, gq0, gq1);
     }
+    command_journey(js, &js->v[js->n++], gtz);
     return js;
 }
 
@@ -722,7 +758,7 @@ size_t og__journeys_match(const og__journeys_t *js, og_event_t *ev,
         const struct journey *jn = &js->v[i];
         og__jmatch_t *m;
 
-        if (!jn->enabled)
+        if (!jn->enabled || (jn->builtin && from_core))
             continue;
         if (type_in(jn->cancel_on, ev->type) &&
             og__conds_match(jn->cancel_when, jn->ncancel_when, ev)) {
@@ -914,13 +950,21 @@ static void note_add(char *note, size_t len, const char *fmt, ...)
  * instance, has an address for the customer, consent for the purpose,
  * room under the frequency caps, and was not tried. Reasons for the
  * others go to res->note. NULL when none. */
+/* What a send step sends: its template, purpose and channels in order;
+ * the built-in message.send journey reads them from the command. */
+struct send {
+    const char *tmpl, *purpose;
+    const char *cands[18];
+    char buf[17][72];
+};
+
 static const og__chconf_t *
 choose(const og__journeys_t *js, const struct journey *jn,
-       const struct step *st, const og__fire_env_t *env, const og__run_t *run,
+       const struct send *sp, const og__fire_env_t *env, const og__run_t *run,
        const char *cust, const msgpack_object *data, uint64_t now, char *addr,
        size_t addrlen, og__step_result_t *res)
 {
-    char **cands = st->channels ? st->channels : jn->channels;
+    const char *const *cands = sp->cands;
     char pb[72];
     size_t i;
 
@@ -949,9 +993,9 @@ choose(const og__journeys_t *js, const struct journey *jn,
                      ch->name);
             continue;
         }
-        if (!env->consent(env->st, cust, jn->purpose, ch->name)) {
+        if (!env->consent(env->st, cust, sp->purpose, ch->name)) {
             note_add(res->note, sizeof(res->note), "%s: no consent (%s); ",
-                     ch->name, jn->purpose);
+                     ch->name, sp->purpose);
             continue;
         }
         if (jn->cap_n > 0 &&
@@ -962,7 +1006,7 @@ choose(const og__journeys_t *js, const struct journey *jn,
                      "%s: frequency cap of the journey; ", ch->name);
             continue;
         }
-        if (js->cap_n > 0 && strcmp(jn->purpose, "marketing") == 0 &&
+        if (js->cap_n > 0 && strcmp(sp->purpose, "marketing") == 0 &&
             env->sent(env->st, cust, ch->name, NULL,
                       now > js->cap_ms ? now - js->cap_ms : 0) >=
                 (uint64_t)js->cap_n) {
@@ -1037,6 +1081,58 @@ static void take(og__step_result_t *res, msgpack_sbuffer *sb, const char *type)
     snprintf(res->type, sizeof(res->type), "%s", type);
 }
 
+/* Fills sp for step st: its own, or (the built-in journey) from the
+ * command: props.template, props.purpose (default marketing),
+ * props.channel then props.fallback (channels in order; default
+ * preferred). -1 with the reason in res->note when the command lacks a
+ * template. */
+static int send_spec(const struct journey *jn, const struct step *st,
+                     const msgpack_object *data, struct send *sp,
+                     og__step_result_t *res)
+{
+    const msgpack_object *o;
+    char *const *v = st->channels ? st->channels : jn->channels;
+    size_t n = 0, i;
+
+    memset(sp, 0, sizeof(*sp));
+    if (!jn->builtin) {
+        sp->tmpl = st->arg;
+        sp->purpose = jn->purpose;
+        for (i = 0; v[i] != NULL && n < 17; i++)
+            sp->cands[n++] = v[i];
+        return 0;
+    }
+    if ((sp->tmpl = str_at(data, "event.props.template", sp->buf[16],
+                           sizeof(sp->buf[16]))) == NULL) {
+        note_add(res->note, sizeof(res->note),
+                 "message.send without props.template");
+        return -1;
+    }
+    sp->purpose = "marketing";
+    if (og__obj_lookup(data, "event.props.purpose", &o) == OG_OK &&
+        o->type == MSGPACK_OBJECT_STR && o->via.str.size == 13 &&
+        memcmp(o->via.str.ptr, "transactional", 13) == 0)
+        sp->purpose = "transactional";
+    if (str_at(data, "event.props.channel", sp->buf[0], sizeof(sp->buf[0])))
+        sp->cands[n++] = sp->buf[0];
+    if (og__obj_lookup(data, "event.props.fallback", &o) == OG_OK &&
+        o->type == MSGPACK_OBJECT_ARRAY)
+        for (i = 0; i < o->via.array.size && n < 16; i++) {
+            const msgpack_object *e = &o->via.array.ptr[i];
+
+            if (e->type != MSGPACK_OBJECT_STR || e->via.str.size == 0 ||
+                e->via.str.size >= sizeof(sp->buf[0]))
+                continue;
+            memcpy(sp->buf[n], e->via.str.ptr, e->via.str.size);
+            sp->buf[n][e->via.str.size] = '\0';
+            sp->cands[n] = sp->buf[n];
+            n++;
+        }
+    if (n == 0)
+        sp->cands[n++] = "preferred";
+    return 0;
+}
+
 /* Sends the step's message: renders the template for the channel chosen
  * and makes a message.send for it. */
 static void act_send(const og__journeys_t *js, const struct journey *jn,
@@ -1045,21 +1141,25 @@ static void act_send(const og__journeys_t *js, const struct journey *jn,
                      uint64_t now, og__step_result_t *res)
 {
     char why[512], addr[300] = "";
-    const og__chconf_t *ch = choose(js, jn, st, env, run, res->customer, data,
-                                    now, addr, sizeof(addr), res);
+    struct send sp;
+    const og__chconf_t *ch;
     og__message_t m;
     msgpack_sbuffer sb;
     msgpack_packer pk;
     size_t nprops = 7, ntried = strlen(run->tried);
 
+    if (send_spec(jn, st, data, &sp, res) != 0)
+        return;
+    ch = choose(js, jn, &sp, env, run, res->customer, data, now, addr,
+                sizeof(addr), res);
     if (ch == NULL) {
         note_add(res->note, sizeof(res->note), "no channel to send '%s' on",
-                 st->arg);
+                 sp.tmpl);
         return;
     }
-    if (og__templates_render(js->ts, st->arg, ch->name, data, &m, why,
+    if (og__templates_render(js->ts, sp.tmpl, ch->name, data, &m, why,
                              sizeof(why)) != OG_OK) {
-        note_add(res->note, sizeof(res->note), "template '%s': %s", st->arg,
+        note_add(res->note, sizeof(res->note), "template '%s': %s", sp.tmpl,
                  why);
         return;
     }
@@ -1075,9 +1175,9 @@ static void act_send(const og__journeys_t *js, const struct journey *jn,
     pack_head(&pk, 1, "message.send", res->id, now, res->customer, run);
     PSTR(&pk, "props");
     msgpack_pack_map(&pk, nprops);
-    pack_kv(&pk, "template", st->arg);
+    pack_kv(&pk, "template", sp.tmpl);
     pack_kv(&pk, "channel", ch->name);
-    pack_kv(&pk, "purpose", jn->purpose);
+    pack_kv(&pk, "purpose", sp.purpose);
     pack_origin(&pk, run);
     PSTR(&pk, "truncated");
     if (m.truncated)
@@ -1099,7 +1199,7 @@ static void act_send(const og__journeys_t *js, const struct journey *jn,
     res->targets[0] = ch->name;
     res->ntargets = 1;
     snprintf(res->channel, sizeof(res->channel), "%s", ch->name);
-    note_add(res->note, sizeof(res->note), "sent '%s' on %s", st->arg,
+    note_add(res->note, sizeof(res->note), "sent '%s' on %s", sp.tmpl,
              ch->name);
 }
 

@@ -471,6 +471,23 @@ def test_default_journeys():
             "html", ""), "receipt: %s" % [g["props"] for g in got])
         check(sent(email, "follow_up") == [], "no follow-up yet")
 
+        # A message on command: a template and channels in order (sms
+        # is not enabled here: email).
+        post(d, "/web", {"type": "message.send",
+                         "ids": [key("email", "hal@example.com", True)],
+                         "entity": {"kind": "order", "id": "o-5"},
+                         "props": {"template": "pickup_ready",
+                                   "purpose": "transactional",
+                                   "channel": "sms", "fallback": ["email"]}})
+        got = [m for m in wait_for(lambda: sent(email, "pickup_ready") if len(
+            sent(email, "pickup_ready")) > 1 else None) or []
+            if m["props"]["to"] == "hal@example.com"]
+        check(len(got) == 1 and "o-5 is ready" in got[0]["props"]["text"],
+              "a message on command: %s" % [g["props"] for g in got])
+        hal = tc.cust_of(d, kind="email", value="hal@example.com")
+        check(any("sms: not enabled" in (e["detail"] or "") for e in
+                  timeline(d, hal)["entries"]), "why not sms, on the timeline")
+
         # Abandoned cart, 31 minutes later by the test clock.
         post(d, "/web", {"type": "cart.updated",
                          "ids": [key("email", "gil@example.com", True)],
