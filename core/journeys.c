@@ -728,12 +728,28 @@ static og__jmatch_t *add_match(og__jmatch_t **out, size_t *n)
 static void failed_match(og_event_t *ev, og__jmatch_t **out, size_t *n)
 {
     const msgpack_object *o;
-    int64_t run, step;
+    int64_t run = 0, step = -1;
     og__jmatch_t *m;
+    char msg[72] = "", chan[72] = "";
+    long long r;
+    int st, used = 0;
 
-    if (og__event_get_int(ev, "props.run", &run) != OG_OK ||
-        og__event_get_int(ev, "props.step", &step) != OG_OK || run <= 0 ||
-        step < 0 || step > 1000)
+    /* the message's id names them: j<run>.<step>.<channel> */
+    if (og__event_lookup(ev, "props.message", &o) == OG_OK &&
+        o->type == MSGPACK_OBJECT_STR && o->via.str.size < sizeof(msg)) {
+        memcpy(msg, o->via.str.ptr, o->via.str.size);
+        msg[o->via.str.size] = '\0';
+        if (sscanf(msg, "j%lld.%d.%n", &r, &st, &used) == 2 && used > 0) {
+            run = r;
+            step = st;
+            snprintf(chan, sizeof(chan), "%s", msg + used);
+        }
+    }
+    if (og__event_get_int(ev, "props.run", &run) != OG_OK && run == 0)
+        return;
+    if (og__event_get_int(ev, "props.step", &step) != OG_OK && step < 0)
+        return;
+    if (run <= 0 || step < 0 || step > 1000)
         return;
     m = add_match(out, n);
     m->op = OG__JM_FAILED;
@@ -743,6 +759,8 @@ static void failed_match(og_event_t *ev, og__jmatch_t **out, size_t *n)
         o->type == MSGPACK_OBJECT_STR && o->via.str.size < sizeof(m->tried))
         snprintf(m->tried, sizeof(m->tried), "%.*s", (int)o->via.str.size,
                  o->via.str.ptr);
+    else /* a channel's own report (a bounce): the channel it came on */
+        snprintf(m->tried, sizeof(m->tried), "%s", chan);
 }
 
 size_t og__journeys_match(const og__journeys_t *js, og_event_t *ev,
@@ -752,7 +770,11 @@ size_t og__journeys_match(const og__journeys_t *js, og_event_t *ev,
     int from_core = ev->instance != NULL && strcmp(ev->instance, "core") == 0;
 
     *out = NULL;
-    if (from_core && strcmp(ev->type, "message.failed") == 0)
+    /* the core's message.failed, or a channel's later report that a
+     * journey's message failed (an email bounce) */
+    if ((from_core && strcmp(ev->type, "message.failed") == 0) ||
+        (!from_core && (strcmp(ev->type, "message.bounced") == 0 ||
+                        strcmp(ev->type, "message.failed") == 0)))
         failed_match(ev, out, &n);
     for (i = 0; i < js->n; i++) {
         const struct journey *jn = &js->v[i];
@@ -1019,12 +1041,17 @@ choose(const og__journeys_t *js, const struct journey *jn,
     return NULL;
 }
 
-/* The envelope of an event a step makes. */
+/* The envelope of an event a step makes; conv: the trigger's
+ * conversation, or NULL. */
 static void pack_head(msgpack_packer *pk, size_t extra, const char *type,
                       const char *id, uint64_t now, const char *cust,
-                      const og__run_t *run)
+                      const og__run_t *run, const char *conv)
 {
-    msgpack_pack_map(pk, 9 + extra);
+    msgpack_pack_map(pk, 9 + extra + (conv != NULL));
+    if (conv != NULL) {
+        PSTR(pk, "conversation");
+        PSTR(pk, conv);
+    }
     PSTR(pk, "v");
     msgpack_pack_uint8(pk, 1);
     PSTR(pk, "type");
@@ -1140,7 +1167,7 @@ static void act_send(const og__journeys_t *js, const struct journey *jn,
                      const og__run_t *run, const msgpack_object *data,
                      uint64_t now, og__step_result_t *res)
 {
-    char why[512], addr[300] = "";
+    char why[512], addr[300] = "", conv[72];
     struct send sp;
     const og__chconf_t *ch;
     og__message_t m;
@@ -1172,7 +1199,8 @@ static void act_send(const og__journeys_t *js, const struct journey *jn,
                  run->step, ntried);
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    pack_head(&pk, 1, "message.send", res->id, now, res->customer, run);
+    pack_head(&pk, 1, "message.send", res->id, now, res->customer, run,
+              str_at(data, "event.conversation", conv, sizeof(conv)));
     PSTR(&pk, "props");
     msgpack_pack_map(&pk, nprops);
     pack_kv(&pk, "template", sp.tmpl);
@@ -1234,8 +1262,8 @@ static void act_event(const struct step *st, const og__run_t *run,
     og__obj_lookup(data, "event.entity", &entity);
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    pack_head(&pk, 1 + (entity != NULL), type, res->id, now, res->customer,
-              run);
+    pack_head(&pk, 1 + (entity != NULL), type, res->id, now, res->customer, run,
+              NULL);
     if (entity != NULL) {
         PSTR(&pk, "entity");
         msgpack_pack_object(&pk, *entity);

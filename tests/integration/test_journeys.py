@@ -218,6 +218,67 @@ def test_restart_with_pending_step():
         d.cleanup()
 
 
+def test_cancel_race():
+    print("orders racing with due reminders", flush=True)
+    d, out = tree("race", {"abandoned_cart": CART_JOURNEY})
+    try:
+        start(d)
+        n = 40
+        emails = ["race%d@example.com" % i for i in range(n)]
+        for i, e in enumerate(emails):
+            cart(d, e, "c-%d" % i, [{"name": "Item", "qty": i + 1}])
+        custs = [tc.cust_of(d, kind="email", value=e) for e in emails]
+
+        half = threading.Event()
+
+        def orders():
+            conn = http.client.HTTPConnection("127.0.0.1", d.pub, timeout=10)
+            for i, e in enumerate(emails):
+                if i % 2 == 0:
+                    tc.post_envelope(d, {
+                        "type": "order.placed",
+                        "ids": [key("email", e, True)],
+                        "props": {"cart_id": "c-%d" % i}}, conn=conn)
+                if i == n // 2:
+                    half.set()
+            conn.close()
+
+        t = threading.Thread(target=orders)
+        t.start()
+        half.wait(10)
+        clock(d, 31 * MIN)  # the reminders fall due while orders come in
+        t.join()
+
+        def settled():
+            states = []
+            for c in custs:
+                runs = timeline(d, c)["runs"]
+                states.append(runs[0]["state"] if runs else None)
+            return states if all(x in ("completed", "cancelled")
+                                 for x in states) else None
+        states = wait_for(settled, 20) or []
+        time.sleep(0.5)  # deliveries of the last reminders
+        to = {}
+        for m in messages(out).values():
+            to[m["customer"]] = to.get(m["customer"], 0) + 1
+        bad = [(i, states[i] if i < len(states) else None, to.get(c, 0))
+               for i, c in enumerate(custs)
+               if (states[i] if i < len(states) else None) !=
+               ("completed" if to.get(c, 0) == 1 else "cancelled")
+               or to.get(c, 0) > 1]
+        check(len(states) == n and not bad,
+              "a reminder exactly when the run completed, none when the "
+              "order cancelled it first: %s" % bad)
+        check(all(states[i] == "completed" for i in range(1, n, 2)),
+              "customers without an order got their reminder")
+        print("    %d cancelled, %d reminded of the %d who ordered" % (
+            states.count("cancelled"),
+            sum(1 for i in range(0, n, 2) if states[i] == "completed"),
+            (n + 1) // 2), flush=True)
+    finally:
+        d.cleanup()
+
+
 QUIET_JOURNEY = """[journey]
 trigger = order.placed
 quiet_hours = 21:00-08:00
@@ -547,6 +608,7 @@ set = vip=true
 
 if __name__ == "__main__":
     sys.exit(td.run([test_config_errors, test_abandoned_cart,
-            test_restart_with_pending_step, test_quiet_hours_other_zone,
+            test_restart_with_pending_step, test_cancel_race,
+            test_quiet_hours_other_zone,
             test_fallback_on_permanent_failure, test_frequency_cap,
             test_default_journeys]))
