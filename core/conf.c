@@ -229,6 +229,16 @@ static void daemon_key(struct parse *p, const char *key, const char *value)
             c->durability_power = 0;
         else
             err(p, "durability: expected power or process, got '%s'", value);
+    } else if (strcmp(key, "timeline_retention") == 0) {
+        if (og__parse_duration_ms(value, &c->timeline_retention_ms, why,
+                                  sizeof(why)) != OG_OK)
+            err(p, "timeline_retention: %s, got '%s'", why, value);
+        else if (c->timeline_retention_ms < 3600 * 1000 &&
+                 c->timeline_retention_ms != 0)
+            err(p,
+                "timeline_retention: at least 1h (or 0: for ever), got "
+                "%s",
+                value);
     } else if (strcmp(key, "dedup_window") == 0) {
         if (og__parse_duration_ms(value, &c->dedup_window_ms, why,
                                   sizeof(why)) != OG_OK)
@@ -255,6 +265,7 @@ static void daemon_key(struct parse *p, const char *key, const char *value)
             "shutdown_timeout, "
             "log_level, "
             "queue_max, max_event_size, durability, dedup_window, "
+            "timeline_retention, "
             "max_backlog)",
             key);
     }
@@ -1106,6 +1117,7 @@ og__conf_t *og__conf_load_partial(const char *path,
     c->max_event_bytes = 256 * 1024;
     c->durability_power = 1;
     c->dedup_window_ms = 24ull * 3600 * 1000;
+    c->timeline_retention_ms = 400ull * 24 * 3600 * 1000;
     c->max_backlog = 1000000;
     c->public_listen = og__xstrdup("127.0.0.1:8088");
     c->admin_listen = og__xstrdup("127.0.0.1:8089");

@@ -129,11 +129,12 @@ typedef struct og__conf_s {
     char *state_dir;
     uint64_t shutdown_timeout_ms;
     og_log_level_t log_level;
-    int64_t queue_max;        /* bound of the dispatch queue, in events */
-    int64_t max_event_bytes;  /* largest accepted envelope */
-    int durability_power;     /* durability = power (1) or process (0) */
-    uint64_t dedup_window_ms; /* ids are idempotency keys this long */
-    int64_t max_backlog;      /* undelivered deliveries before 503 */
+    int64_t queue_max;              /* bound of the dispatch queue, in events */
+    int64_t max_event_bytes;        /* largest accepted envelope */
+    int durability_power;           /* durability = power (1) or process (0) */
+    uint64_t dedup_window_ms;       /* ids are idempotency keys this long */
+    uint64_t timeline_retention_ms; /* timeline and finished runs kept */
+    int64_t max_backlog;            /* undelivered deliveries before 503 */
     /* [http] */
     char *public_listen; /* "127.0.0.1:8088" or "unix:/path" */
     char *admin_listen;  /* "127.0.0.1:8089" or "unix:/path" */

@@ -690,6 +690,7 @@ static og__store_t *open_store(const og__conf_t *conf)
     o.durability =
         conf->durability_power ? OG__DURABLE_POWER : OG__DURABLE_PROCESS;
     o.dedup_window_ms = conf->dedup_window_ms;
+    o.timeline_retention_ms = conf->timeline_retention_ms;
     st = og__store_open_sqlite(&o, err, sizeof(err));
     if (st == NULL)
         og__log(OG_LOG_ERROR, "store", "%s", err);

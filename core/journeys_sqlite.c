@@ -118,7 +118,7 @@ static sqlite3_stmt *use(og__jdb_t *j, int which)
 static void bind_opt(sqlite3_stmt *st, int i, const char *s)
 {
     if (s != NULL && s[0] != '\0')
-        sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
     else
         sqlite3_bind_null(st, i);
 }

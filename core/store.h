@@ -27,6 +27,9 @@ typedef struct og__store_opts_s {
     const char *dir; /* state directory; created if missing */
     og__durability_t durability;
     uint64_t dedup_window_ms; /* how long ids stay idempotency keys */
+    /* how long timeline entries and finished journey runs are kept
+     * (0: for ever) */
+    uint64_t timeline_retention_ms;
 } og__store_opts_t;
 
 /* The outcome of accepting one event. */

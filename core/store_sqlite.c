@@ -200,6 +200,7 @@ struct sqlite_store {
     og__store_t base;
     sqlite3 *db;
     uint64_t window_ms;
+    uint64_t retention_ms; /* of the timeline and finished runs */
     sqlite3_stmt *by_id, *by_vendor, *ins_event, *ins_outbox, *del_old;
     sqlite3_stmt *del_rows, *ins_dead;
     sqlite3_stmt *begin, *commit, *rollback; /* prepared once: a commit
@@ -600,6 +601,34 @@ static og_err_t sq_prune(og__store_t *s, uint64_t before_ms, size_t limit,
     if (rc != SQLITE_DONE)
         return OG_ERR_IO;
     *count = (uint64_t)sqlite3_changes(q->db);
+    if (q->retention_ms == 0)
+        return OG_OK;
+    /* The timeline and finished journey runs past their retention, the
+     * same way: at most limit of the oldest rows looked at. */
+    {
+        static const char *const old[] = {
+            "DELETE FROM timeline WHERE seq IN (SELECT seq FROM timeline "
+            "ORDER BY seq LIMIT ?2) AND at_ms < ?1",
+            "DELETE FROM journey_runs WHERE id IN (SELECT id FROM "
+            "journey_runs WHERE state != 0 ORDER BY id LIMIT ?2) AND "
+            "updated_ms < ?1"};
+        uint64_t now = before_ms + q->window_ms;
+        size_t i;
+
+        for (i = 0; i < 2; i++) {
+            if (sqlite3_prepare_v2(q->db, old[i], -1, &st, NULL) != SQLITE_OK)
+                return OG_ERR_IO;
+            sqlite3_bind_int64(st, 1,
+                               (sqlite3_int64)(now > q->retention_ms
+                                                   ? now - q->retention_ms
+                                                   : 0));
+            sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+            rc = sqlite3_step(st);
+            sqlite3_finalize(st);
+            if (rc != SQLITE_DONE)
+                return OG_ERR_IO;
+        }
+    }
     return OG_OK;
 }
 
@@ -996,6 +1025,7 @@ og__store_t *og__store_open_sqlite(const og__store_opts_t *opts, char *err,
     q = og__xcalloc(1, sizeof(*q));
     q->base.ops = &sqlite_ops;
     q->window_ms = opts->dedup_window_ms;
+    q->retention_ms = opts->timeline_retention_ms;
     path = og__xasprintf("%s/state.db", opts->dir);
     /* One connection, used by one thread at a time (store.h): no
      * per-call mutex. Allocation statistics off: otherwise every SQLite

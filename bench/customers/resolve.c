@@ -192,7 +192,7 @@ int main(int argc, char **argv)
     const char *dir = argc > 1 ? argv[1] : NULL;
     uint64_t n = argc > 2 ? strtoull(argv[2], NULL, 10) : 1000000;
     uint64_t lookups = argc > 3 ? strtoull(argv[3], NULL, 10) : 200000;
-    og__store_opts_t o = {dir, OG__DURABLE_PROCESS, 3600000};
+    og__store_opts_t o = {dir, OG__DURABLE_PROCESS, 3600000, 0};
     char err[512], path[1024];
     og__store_t *s;
     sqlite3 *db;

@@ -113,7 +113,7 @@ static void fill(og__store_t *st, uint64_t n)
 int main(int argc, char **argv)
 {
     og__errlist_t errs = {NULL, 0};
-    og__store_opts_t o = {NULL, OG__DURABLE_POWER, 24ull * 3600 * 1000};
+    og__store_opts_t o = {NULL, OG__DURABLE_POWER, 24ull * 3600 * 1000, 0};
     static const og__consent_rules_t consent = {0, NULL, 0};
     uint64_t n = argc > 2 ? strtoull(argv[2], NULL, 10) : 1000000, total = 0;
     uint64_t t0, next = 0, rounds = 0;

@@ -379,7 +379,7 @@ static long long count(const char *q)
 
 static void test_resolve(void)
 {
-    og__store_opts_t o = {dir, OG__DURABLE_PROCESS, 60000};
+    og__store_opts_t o = {dir, OG__DURABLE_PROCESS, 60000, 0};
     char err[256], a[40], b[40], c[40], x[40], y[40];
 
     st = og__store_open_sqlite(&o, err, sizeof(err));
@@ -537,7 +537,7 @@ static int allows(const char *user, const char *purpose, const char *channel,
 
 static void test_consent_rules(void)
 {
-    og__store_opts_t o = {dir, OG__DURABLE_PROCESS, 60000};
+    og__store_opts_t o = {dir, OG__DURABLE_PROCESS, 60000, 0};
     static const char *const sms[] = {"sms"};
     og__consent_rules_t deny = {0, NULL, 0}, allow = {1, NULL, 0},
                         bypass = {0, sms, 1};
@@ -581,7 +581,7 @@ static void test_consent_rules(void)
 /* A commit that fails after resolution leaves no customer behind. */
 static void test_rollback(void)
 {
-    og__store_opts_t o = {dir, OG__DURABLE_PROCESS, 60000};
+    og__store_opts_t o = {dir, OG__DURABLE_PROCESS, 60000, 0};
     char err[256], x[40];
     og__idkey_t keys[2];
     og__person_t p;

@@ -169,7 +169,7 @@ static void setup(void)
     static const char *const subdirs[] = {"templates", "journeys.d",
                                           "channels.d", "state", NULL};
     og__errlist_t errs = {NULL, 0};
-    og__store_opts_t o = {NULL, OG__DURABLE_PROCESS, 3600 * 1000};
+    og__store_opts_t o = {NULL, OG__DURABLE_PROCESS, 3600 * 1000, 0};
     char err[256], *state;
 
     tu_fresh(dir, subdirs);
@@ -302,6 +302,43 @@ static void test_cancel_and_restart(void)
     teardown();
 }
 
+/* Timeline entries and finished runs go after timeline_retention; an
+ * active run stays. */
+static void test_retention(void)
+{
+    og__store_opts_t o = {NULL, OG__DURABLE_PROCESS, 3600 * 1000,
+                          24 * 3600 * 1000};
+    struct made m;
+    uint64_t next, count = 0;
+    char ann[40], bob[40], *t, err[256], *state;
+
+    setup();
+    og__store_close(st);
+    state = og__xasprintf("%s/state", dir);
+    o.dir = state;
+    st = og__store_open_sqlite(&o, err, sizeof(err));
+    free(state);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+    clock_now = T0;
+    accept_ev(event("cart.updated", "ann@example.com", "c-1", NULL), ann);
+    accept_ev(event("order.placed", "ann@example.com", NULL, "c-1"), ann);
+    clock_now = T0 + 2 * 24 * 60 * MIN;
+    accept_ev(event("cart.updated", "bob@example.com", "c-2", NULL), bob);
+    CU_ASSERT_EQUAL(fire(&m, &next), 0);
+    /* pruning a day and a half after Ann's events, 3 days after T0 */
+    CU_ASSERT_EQUAL(
+        st->ops->prune(st, T0 + 3 * 24 * 60 * MIN - 3600 * 1000, 1000, &count),
+        OG_OK);
+    t = timeline(ann);
+    CU_ASSERT_PTR_NOT_NULL(strstr(t, "\"entries\":[],\"runs\":[]"));
+    free(t);
+    t = timeline(bob);
+    CU_ASSERT_PTR_NOT_NULL(strstr(t, "journey.started"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(t, "\"state\":\"active\""));
+    free(t);
+    teardown();
+}
+
 static void test_config_problems(void)
 {
     og__errlist_t errs = {NULL, 0};
@@ -380,6 +417,7 @@ int main(void)
     CU_add_test(s, "a run waits, sends on a reachable channel, follows up",
                 test_run_waits_sends_and_follows);
     CU_add_test(s, "cancel by entity, races, restart", test_cancel_and_restart);
+    CU_add_test(s, "timeline retention", test_retention);
     CU_add_test(s, "configuration problems", test_config_problems);
     rc = tu_run();
     tu_rmrf(dir);

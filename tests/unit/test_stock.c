@@ -211,7 +211,7 @@ static void check_stock(const char *sku, const char *needle)
 static void open_store(void)
 {
     static const char *const subdirs[] = {NULL};
-    og__store_opts_t o = {NULL, OG__DURABLE_PROCESS, 3600 * 1000};
+    og__store_opts_t o = {NULL, OG__DURABLE_PROCESS, 3600 * 1000, 0};
     char err[256];
 
     tu_fresh(dir, subdirs);

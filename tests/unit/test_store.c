@@ -18,7 +18,7 @@ static char *dir;
 
 static og__store_t *open_store(char *err)
 {
-    og__store_opts_t o = {dir, OG__DURABLE_POWER, 60000};
+    og__store_opts_t o = {dir, OG__DURABLE_POWER, 60000, 0};
 
     return og__store_open_sqlite(&o, err, 512);
 }
@@ -461,7 +461,7 @@ static void test_unwritable(void)
 {
     char err[512] = "";
     og__store_opts_t o = {"/proc/omnigate-cannot-exist", OG__DURABLE_POWER,
-                          1000};
+                          1000, 0};
 
     CU_ASSERT_PTR_NULL(og__store_open_sqlite(&o, err, sizeof(err)));
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "cannot create state directory "
