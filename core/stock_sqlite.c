@@ -490,8 +490,14 @@ static int placed(og__stockdb_t *s, const og__store_item_t *it,
     uint32_t i;
     int rc;
 
-    if (order_id(root, oid, sizeof(oid)) == NULL)
+    /* An order nothing can name later (no entity of kind order, no
+     * props.order_id) is not recorded: its lines, if any, reserve under
+     * the event's id, which cancels and completions cannot name. */
+    if (order_id(root, oid, sizeof(oid)) == NULL) {
+        if (og__obj_lookup(root, "props.lines", &lines) != OG_OK)
+            return SQLITE_OK;
         snprintf(oid, sizeof(oid), "%s", it->event_id);
+    }
     st = use(s, K_ORDER_INS);
     sqlite3_bind_text(st, 1, oid, -1, SQLITE_STATIC);
     if (it->customer[0] != '\0')
