@@ -1571,8 +1571,12 @@ static void fired_after(og__durable_t *d, struct round *r)
 
     if (d->closing)
         return;
-    if (r->fire_rc != OG_OK || r->fired >= FIRE_LIMIT) {
-        d->fire_due = 1; /* again at once (after a failure: paced) */
+    if (r->fire_rc != OG_OK) { /* again in a second */
+        uv_timer_start(&d->journey_timer, journey_fired, 1000, 0);
+        return;
+    }
+    if (r->fired >= FIRE_LIMIT) {
+        d->fire_due = 1; /* more are due: at once */
         return;
     }
     if (r->jnext == 0)

@@ -464,9 +464,26 @@ og_err_t og__jdb_fire(og__jdb_t *j, uint64_t now_ms, size_t limit,
         og__store_item_t ev;
         og_err_t frc;
         char ref[24];
+        int parked = 0; /* its journey is gone: no timeline row */
 
         memset(&ev, 0, sizeof(ev));
         frc = fn(data, &env, &v[i].run, &res, &ev);
+        if (frc == OG_ERR_NOT_FOUND && e.rc == SQLITE_OK) {
+            /* Its journey was removed or disabled: the run waits an hour
+             * (it goes on if the journey comes back), out of the way of
+             * the runs that are due. */
+            memset(&res, 0, sizeof(res));
+            res.state = OG__RUN_ACTIVE;
+            res.step = v[i].run.step;
+            res.waited = v[i].run.waited;
+            res.due_ms = now_ms + 3600 * 1000;
+            snprintf(res.tried, sizeof(res.tried), "%s", v[i].run.tried);
+            snprintf(res.note, sizeof(res.note),
+                     "journey '%s' is not configured or not enabled",
+                     v[i].run.journey);
+            frc = OG_OK;
+            parked = 1;
+        }
         if (frc != OG_OK || e.rc != SQLITE_OK) {
             free(res.body);
             continue;
@@ -505,8 +522,8 @@ og_err_t og__jdb_fire(og__jdb_t *j, uint64_t now_ms, size_t limit,
             break;
         /* a row for what the step did (waits only rescheduled aside) */
         snprintf(ref, sizeof(ref), "%lld", (long long)v[i].run.id);
-        if (res.step != v[i].run.step || res.state != OG__RUN_ACTIVE ||
-            res.note[0] != '\0')
+        if (!parked && (res.step != v[i].run.step ||
+                        res.state != OG__RUN_ACTIVE || res.note[0] != '\0'))
             rc = timeline(j, res.customer[0] ? res.customer : v[i].run.customer,
                           now_ms, "journey",
                           res.state == OG__RUN_COMPLETED   ? "journey.completed"

@@ -302,6 +302,45 @@ static void test_cancel_and_restart(void)
     teardown();
 }
 
+/* A run whose journey was disabled waits (an hour at a time) without
+ * blocking the others, and goes on when the journey is back. */
+static void test_journey_removed(void)
+{
+    og__journeys_t *on;
+    og__conf_t *c2;
+    og__errlist_t errs = {NULL, 0};
+    struct made m;
+    uint64_t next;
+    char ann[40], *t;
+
+    setup();
+    clock_now = T0;
+    accept_ev(event("cart.updated", "ann@example.com", "c-1", NULL), ann);
+    put("journeys.d/cart.conf", "[journey]\nenabled = no\n"
+                                "trigger = cart.updated\n"
+                                "[step a]\nemit = x.y\n");
+    c2 = og__conf_load(dir, NULL, &errs);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c2);
+    on = js;
+    js = og__journeys_build(c2, &errs);
+    CU_ASSERT_EQUAL(errs.n, 0);
+    clock_now = T0 + 30 * MIN;
+    CU_ASSERT_EQUAL(fire(&m, &next), 1); /* looked at, parked */
+    CU_ASSERT_EQUAL(m.n, 0);
+    CU_ASSERT_EQUAL(next, clock_now + 60 * MIN);
+    t = timeline(ann);
+    CU_ASSERT_PTR_NOT_NULL(strstr(t, "is not configured or not enabled"));
+    free(t);
+    og__journeys_unref(js);
+    og__conf_free(c2);
+    js = on; /* back */
+    clock_now = T0 + 90 * MIN;
+    CU_ASSERT_EQUAL(fire(&m, &next), 1);
+    CU_ASSERT_STRING_EQUAL(m.types[0], "message.send");
+    og__errlist_free(&errs);
+    teardown();
+}
+
 /* Timeline entries and finished runs go after timeline_retention; an
  * active run stays. */
 static void test_retention(void)
@@ -417,6 +456,8 @@ int main(void)
     CU_add_test(s, "a run waits, sends on a reachable channel, follows up",
                 test_run_waits_sends_and_follows);
     CU_add_test(s, "cancel by entity, races, restart", test_cancel_and_restart);
+    CU_add_test(s, "a journey disabled with runs waiting",
+                test_journey_removed);
     CU_add_test(s, "timeline retention", test_retention);
     CU_add_test(s, "configuration problems", test_config_problems);
     rc = tu_run();
