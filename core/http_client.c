@@ -29,6 +29,7 @@ struct req {
     CURL *easy;
     void *owner;
     og_http_cb cb;
+    og_curl_cb ecb; /* a plugin's own transfer (og__http_run_easy) */
     void *data;
     struct curl_slist *hdrs;
     uint8_t *body;
@@ -79,7 +80,7 @@ static void on_handle_closed(uv_handle_t *handle)
 }
 
 static void finish(struct req *r, og_err_t result, int status,
-                   const char *error)
+                   const char *error, int curl_code)
 {
     og__http_t *h = r->h;
     og_http_response_t resp;
@@ -91,6 +92,11 @@ static void finish(struct req *r, og_err_t result, int status,
     if (r->next)
         r->next->prev = r->prev;
     curl_multi_remove_handle(h->multi, r->easy);
+    if (r->ecb != NULL) { /* the handle goes back to its plugin */
+        r->ecb(r->data, r->easy, result, curl_code);
+        free(r);
+        return;
+    }
 
     memset(&resp, 0, sizeof(resp));
     resp.struct_size = sizeof(resp);
@@ -126,10 +132,12 @@ static void check_done(og__http_t *h)
         curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
         curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &status);
         if (m->data.result == CURLE_OK) {
-            finish(r, OG_OK, (int)status, NULL);
+            finish(r, OG_OK, (int)status, NULL, 0);
+        } else if (r->ecb != NULL) {
+            finish(r, OG_ERR_IO, (int)status, NULL, (int)m->data.result);
         } else if (r->too_large) {
             finish(r, OG_ERR_TOO_LARGE, (int)status,
-                   "response body exceeds max_response_bytes");
+                   "response body exceeds max_response_bytes", 0);
         } else {
             CURLcode cc = m->data.result;
             og_err_t rc =
@@ -139,7 +147,7 @@ static void check_done(og__http_t *h)
 
             /* r is freed inside finish(); keep the text on the stack. */
             snprintf(copy, sizeof(copy), "%s", e);
-            finish(r, rc, (int)status, copy);
+            finish(r, rc, (int)status, copy, (int)cc);
         }
     }
 }
@@ -381,6 +389,35 @@ nomem:
     return OG_ERR_NOMEM;
 }
 
+og_err_t og__http_run_easy(og__http_t *h, void *owner, void *easy,
+                           og_curl_cb cb, void *data)
+{
+    struct req *r;
+
+    if (h == NULL || h->closing)
+        return OG_ERR_STOPPING;
+    if (easy == NULL || cb == NULL)
+        return OG_ERR_INVALID;
+    if (ensure_multi(h) != 0 || (r = calloc(1, sizeof(*r))) == NULL)
+        return OG_ERR_NOMEM;
+    r->h = h;
+    r->easy = easy;
+    r->owner = owner;
+    r->ecb = cb;
+    r->data = data;
+    curl_easy_setopt(r->easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r);
+    if (curl_multi_add_handle(h->multi, r->easy) != CURLM_OK) {
+        free(r);
+        return OG_ERR_INVALID;
+    }
+    r->next = h->reqs;
+    if (h->reqs)
+        h->reqs->prev = r;
+    h->reqs = r;
+    return OG_OK;
+}
+
 void og__http_cancel_owner(og__http_t *h, void *owner)
 {
     struct req *r = h->reqs, *next;
@@ -388,7 +425,7 @@ void og__http_cancel_owner(og__http_t *h, void *owner)
     while (r != NULL) {
         next = r->next;
         if (owner == NULL || r->owner == owner) {
-            finish(r, OG_ERR_CANCELLED, 0, "cancelled");
+            finish(r, OG_ERR_CANCELLED, 0, "cancelled", 0);
             next = h->reqs; /* the callback may have changed the list */
         }
         r = next;

@@ -23,6 +23,11 @@ og__http_t *og__http_create(uv_loop_t *loop);
 og_err_t og__http_request(og__http_t *h, void *owner,
                           const og_http_request_t *req, og_http_cb cb,
                           void *data);
+/* og__http_run_easy: run easy, a transfer set up by a plugin (og_curl_run
+ * in the SDK), on the multi handle; cb runs exactly once iff OG_OK is
+ * returned, with the handle still the caller's. */
+og_err_t og__http_run_easy(og__http_t *h, void *owner, void *easy,
+                           og_curl_cb cb, void *data);
 /* Completes every request of owner with OG_ERR_CANCELLED, synchronously. */
 void og__http_cancel_owner(og__http_t *h, void *owner);
 /* Number of requests in flight (for owner, or all when owner is NULL). */

@@ -887,9 +887,8 @@ static void host_delivery_retry_after(og_delivery_t *d, uint64_t delay_ms)
         d->retry_after_ms = delay_ms;
 }
 
-static og_err_t host_http_request(og_plugin_ctx_t *inst,
-                                  const og_http_request_t *req, og_http_cb cb,
-                                  void *data)
+/* OG_OK when inst may start outbound transfers now. */
+static og_err_t may_call_out(const og_plugin_ctx_t *inst)
 {
     if (inst == NULL)
         return OG_ERR_INVALID;
@@ -897,7 +896,28 @@ static og_err_t host_http_request(og_plugin_ctx_t *inst,
         inst->st != OG__INST_INIT &&
         !(inst->st == OG__INST_STOPPING && !inst->stop_acked))
         return OG_ERR_STOPPING;
-    return og__http_request(inst->core->http, inst, req, cb, data);
+    return OG_OK;
+}
+
+static og_err_t host_http_request(og_plugin_ctx_t *inst,
+                                  const og_http_request_t *req, og_http_cb cb,
+                                  void *data)
+{
+    og_err_t rc = may_call_out(inst);
+
+    return rc != OG_OK
+               ? rc
+               : og__http_request(inst->core->http, inst, req, cb, data);
+}
+
+static og_err_t host_curl_run(og_plugin_ctx_t *inst, void *easy, og_curl_cb cb,
+                              void *data)
+{
+    og_err_t rc = may_call_out(inst);
+
+    return rc != OG_OK
+               ? rc
+               : og__http_run_easy(inst->core->http, inst, easy, cb, data);
 }
 
 static og__metric_t *metric(og_plugin_ctx_t *inst, const char *name, int gauge)
@@ -1139,6 +1159,7 @@ const og_host_api_t og__host_api = {
     .http_respond = host_http_respond,
     .emit_async = host_emit_async,
     .emit_batch_async = host_emit_batch_async,
+    .curl_run = host_curl_run,
     .builder_emit_async = host_builder_emit_async,
     .delivery_retry_after = host_delivery_retry_after,
 };

@@ -112,6 +112,8 @@ struct og_host_api_s {
                                  const og_emit_item_t *items, size_t n,
                                  size_t *bad, char *why, size_t whylen,
                                  og_emit_batch_cb cb, void *data);
+    og_err_t (*curl_run)(og_plugin_ctx_t *ctx, void *easy, og_curl_cb cb,
+                         void *data);
 };
 
 /*

@@ -52,6 +52,24 @@ static inline og_err_t og_http_request(og_plugin_ctx_t *ctx,
 }
 
 /*
+ * og_curl_run: run a libcurl transfer the plugin set up itself (a CURL *
+ * from curl_easy_init() with every option it needs: SMTP, IMAP, any
+ * protocol libcurl speaks) on the daemon's shared multi handle, driven by
+ * the loop: no blocking, connections kept for reuse. The host sets only
+ * CURLOPT_PRIVATE and CURLOPT_NOSIGNAL; the handle stays the plugin's
+ * (it cleans it up after cb). cb is called exactly once on the loop
+ * thread if, and only if, this returns OG_OK; if the instance stops
+ * first, cb gets OG_ERR_CANCELLED before destroy(). The plugin links
+ * libcurl itself (libcurl4, the same library as the host).
+ */
+static inline og_err_t og_curl_run(og_plugin_ctx_t *ctx, void *easy,
+                                   og_curl_cb cb, void *data)
+{
+    return OG_HOST_HAS(curl_run) ? og__host->curl_run(ctx, easy, cb, data)
+                                 : OG_ERR_UNSUPPORTED;
+}
+
+/*
  * og_http_header: find header name (case-insensitive) in a response's raw
  * header block. Returns a pointer into the block and sets *len, or NULL.
  * Pure function; any thread.

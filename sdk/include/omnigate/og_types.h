@@ -120,6 +120,16 @@ typedef struct og_http_response_s {
 /* Completion of og_http_request(); called once, on the loop thread. */
 typedef void (*og_http_cb)(void *data, const og_http_response_t *response);
 
+/*
+ * The end of a libcurl transfer a plugin set up itself and ran with
+ * og_curl_run(): easy is the plugin's CURL handle, back in its hands;
+ * curl_code is libcurl's CURLcode (0: CURLE_OK). result is OG_OK when
+ * curl_code is 0, OG_ERR_CANCELLED when the instance stopped first, else
+ * OG_ERR_IO.
+ */
+typedef void (*og_curl_cb)(void *data, void *easy, og_err_t result,
+                           int curl_code);
+
 /* An HTTP request received on the public listener for a route the plugin
  * mounted. Owned by the host until og_http_respond(). */
 typedef struct og_http_req_s og_http_req_t;

@@ -1,0 +1,615 @@
+/*
+ * email.c: the email channel (plugins/email/README.md). Delivers the
+ * message.send events routed to it over SMTP: a MIME message built with
+ * libcurl's MIME API (multipart/alternative text and HTML, UTF-8 headers
+ * encoded per RFC 2047), submitted to the configured relay through the
+ * daemon's shared libcurl multi handle (og_curl_run(): no blocking, the
+ * connection kept for the next message). Public SDK only.
+ *
+ * SMTP replies decide the outcome: 2xx delivered; 4xx (and a relay that
+ * cannot be reached) retried on the channel's backoff schedule; 5xx
+ * refused for good with the reply's text (the core then makes
+ * message.failed and a journey falls back). Credentials come from a file
+ * or a systemd credential, never from the main configuration, and are
+ * never logged.
+ */
+#include <curl/curl.h>
+#include <errno.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <omnigate/sdk.h>
+
+#include "email.h"
+
+static const og_config_field_t config[] = {
+    {"smtp_url",
+     OG_CFG_STRING,
+     NULL,
+     OG_CFG_REQUIRED,
+     "relay to submit to: smtp://host:port or smtps://host:port",
+     0,
+     0,
+     {NULL, NULL}},
+    {"starttls",
+     OG_CFG_STRING,
+     "required",
+     0,
+     "smtp://: required, opportunistic or off",
+     0,
+     0,
+     {NULL, NULL}},
+    {"credentials",
+     OG_CFG_STRING,
+     NULL,
+     0,
+     "AUTH: a file (user on the first line, password on the second) or "
+     "systemd:NAME for $CREDENTIALS_DIRECTORY/NAME",
+     0,
+     0,
+     {NULL, NULL}},
+    {"from",
+     OG_CFG_STRING,
+     NULL,
+     OG_CFG_REQUIRED,
+     "sender: address, or Name <address>",
+     0,
+     0,
+     {NULL, NULL}},
+    {"reply_to",
+     OG_CFG_STRING,
+     NULL,
+     0,
+     "the mailbox replies go to (polled by imap_url); with secret_file "
+     "each message's Reply-To carries its conversation as a signed "
+     "subaddress",
+     0,
+     0,
+     {NULL, NULL}},
+    {"secret_file",
+     OG_CFG_STRING,
+     NULL,
+     0,
+     "a file whose contents sign conversation tokens",
+     0,
+     0,
+     {NULL, NULL}},
+    {"timeout",
+     OG_CFG_DURATION,
+     "30s",
+     0,
+     "per SMTP transaction",
+     1000,
+     600000,
+     {NULL, NULL}},
+    {"tls_verify",
+     OG_CFG_BOOL,
+     "yes",
+     0,
+     "verify the relay's certificate and name",
+     0,
+     0,
+     {NULL, NULL}},
+    {"ca_file",
+     OG_CFG_STRING,
+     NULL,
+     0,
+     "CA bundle for the relay",
+     0,
+     0,
+     {NULL, NULL}},
+    {NULL, 0, NULL, 0, NULL, 0, 0, {NULL, NULL}},
+};
+
+struct email {
+    og_plugin_ctx_t *ctx;
+    const char *url;
+    long use_ssl; /* CURLUSESSL_* */
+    char *user, *password;
+    char cred_path[300]; /* read again when it changes */
+    struct timespec cred_mtime;
+    off_t cred_size;
+    char from_addr[256];
+    char *from_header; /* "From: ..." encoded */
+    char domain[200];  /* of Message-IDs */
+    char reply_user[128], reply_domain[200];
+    unsigned char secret[64];
+    size_t secret_len;
+    uint64_t timeout_ms;
+    int verify;
+    const char *ca_file;
+    size_t inflight;
+};
+
+/* One message on its way. */
+struct msg {
+    struct email *e;
+    og_delivery_t *d;
+    CURL *easy;
+    curl_mime *mime;
+    struct curl_slist *hdrs, *rcpt;
+    char reply[256]; /* the relay's last reply line */
+    char id[300];
+};
+
+/* ---- configuration ------------------------------------------------------ */
+
+static char *read_secret_file(const char *path, size_t *len, char *why,
+                              size_t whylen)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    size_t n;
+
+    if (f == NULL) {
+        snprintf(why, whylen, "cannot read %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    buf = malloc(4097);
+    if (buf == NULL) {
+        fclose(f);
+        snprintf(why, whylen, "out of memory");
+        return NULL;
+    }
+    n = fread(buf, 1, 4096, f);
+    fclose(f);
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+static void forget_credentials(struct email *e)
+{
+    if (e->password != NULL) {
+        OPENSSL_cleanse(e->password, strlen(e->password));
+        free(e->password);
+    }
+    free(e->user);
+    e->user = e->password = NULL;
+}
+
+/* user and password from credentials (a path or systemd:NAME). */
+static og_err_t load_credentials(struct email *e, const char *spec, char *why,
+                                 size_t whylen)
+{
+    char path[300], *buf, *nl, *pw;
+    size_t len;
+
+    if (strncmp(spec, "systemd:", 8) == 0) {
+        const char *dir = getenv("CREDENTIALS_DIRECTORY");
+
+        if (dir == NULL || dir[0] == '\0') {
+            snprintf(why, whylen,
+                     "credentials = %s: CREDENTIALS_DIRECTORY is not set "
+                     "(LoadCredential= in the unit)",
+                     spec);
+            return OG_ERR_INVALID;
+        }
+        if (snprintf(path, sizeof(path), "%s/%s", dir, spec + 8) >=
+            (int)sizeof(path)) {
+            snprintf(why, whylen, "credentials: path too long");
+            return OG_ERR_INVALID;
+        }
+    } else {
+        if (snprintf(path, sizeof(path), "%s", spec) >= (int)sizeof(path)) {
+            snprintf(why, whylen, "credentials: path too long");
+            return OG_ERR_INVALID;
+        }
+    }
+    {
+        struct stat st;
+
+        if (stat(path, &st) == 0) {
+            e->cred_mtime = st.st_mtim;
+            e->cred_size = st.st_size;
+        }
+    }
+    snprintf(e->cred_path, sizeof(e->cred_path), "%s", path);
+    if ((buf = read_secret_file(path, &len, why, whylen)) == NULL)
+        return OG_ERR_INVALID;
+    nl = strchr(buf, '\n');
+    if (nl == NULL || nl == buf) {
+        free(buf);
+        snprintf(why, whylen,
+                 "credentials %s: expected the user on the first line and "
+                 "the password on the second",
+                 path);
+        return OG_ERR_INVALID;
+    }
+    *nl = '\0';
+    pw = nl + 1;
+    pw[strcspn(pw, "\r\n")] = '\0';
+    forget_credentials(e);
+    e->user = strdup(buf);
+    e->password = strdup(pw);
+    OPENSSL_cleanse(buf, len);
+    free(buf);
+    return e->user && e->password ? OG_OK : OG_ERR_NOMEM;
+}
+
+static og_err_t email_init(og_plugin_ctx_t *ctx, void **state)
+{
+    struct email *e = calloc(1, sizeof(*e));
+    const char *v = NULL, *at;
+    char why[600], name[256];
+    uint64_t ms = 0;
+    og_err_t rc = OG_ERR_INVALID;
+
+    if (e == NULL)
+        return OG_ERR_NOMEM;
+    e->ctx = ctx;
+    og_config_get_str(ctx, "smtp_url", &e->url);
+    if (strncmp(e->url, "smtp://", 7) != 0 &&
+        strncmp(e->url, "smtps://", 8) != 0) {
+        og_log(ctx, OG_LOG_ERROR,
+               "smtp_url: expected smtp://HOST[:PORT] or smtps://HOST[:PORT]");
+        goto fail;
+    }
+    og_config_get_str(ctx, "starttls", &v);
+    if (strcmp(v, "required") == 0)
+        e->use_ssl = CURLUSESSL_ALL;
+    else if (strcmp(v, "opportunistic") == 0)
+        e->use_ssl = CURLUSESSL_TRY;
+    else if (strcmp(v, "off") == 0)
+        e->use_ssl = CURLUSESSL_NONE;
+    else {
+        og_log(ctx, OG_LOG_ERROR,
+               "starttls: expected required, opportunistic or off, got '%s'",
+               v);
+        goto fail;
+    }
+    if (strncmp(e->url, "smtps://", 8) == 0)
+        e->use_ssl = CURLUSESSL_ALL; /* implicit TLS */
+    v = NULL;
+    if (og_config_get_str(ctx, "credentials", &v) == OG_OK && v != NULL &&
+        load_credentials(e, v, why, sizeof(why)) != OG_OK) {
+        og_log(ctx, OG_LOG_ERROR, "%s", why);
+        goto fail;
+    }
+    og_config_get_str(ctx, "from", &v);
+    if (og_email_parse_address(v, name, sizeof(name), e->from_addr,
+                               sizeof(e->from_addr)) != 0) {
+        og_log(ctx, OG_LOG_ERROR,
+               "from: expected an address or Name <address>, got '%s'", v);
+        goto fail;
+    }
+    e->from_header = og_email_address_header("From", name, e->from_addr);
+    at = strrchr(e->from_addr, '@');
+    snprintf(e->domain, sizeof(e->domain), "%s", at + 1);
+    v = NULL;
+    if (og_config_get_str(ctx, "reply_to", &v) == OG_OK && v != NULL) {
+        char addr[256];
+
+        if (og_email_parse_address(v, name, sizeof(name), addr, sizeof(addr)) !=
+            0) {
+            og_log(ctx, OG_LOG_ERROR, "reply_to: not an address: '%s'", v);
+            goto fail;
+        }
+        at = strrchr(addr, '@');
+        snprintf(e->reply_user, sizeof(e->reply_user), "%.*s", (int)(at - addr),
+                 addr);
+        snprintf(e->reply_domain, sizeof(e->reply_domain), "%s", at + 1);
+    }
+    v = NULL;
+    if (og_config_get_str(ctx, "secret_file", &v) == OG_OK && v != NULL) {
+        size_t len;
+        char *s = read_secret_file(v, &len, why, sizeof(why));
+
+        if (s == NULL || len < 16) {
+            og_log(ctx, OG_LOG_ERROR, "secret_file: %s",
+                   s == NULL ? why : "at least 16 bytes of secret");
+            free(s);
+            goto fail;
+        }
+        e->secret_len = len < sizeof(e->secret) ? len : sizeof(e->secret);
+        memcpy(e->secret, s, e->secret_len);
+        OPENSSL_cleanse(s, len);
+        free(s);
+    }
+    og_config_get_duration_ms(ctx, "timeout", &ms);
+    e->timeout_ms = ms;
+    og_config_get_bool(ctx, "tls_verify", &e->verify);
+    og_config_get_str(ctx, "ca_file", &e->ca_file);
+    *state = e;
+    return OG_OK;
+fail:
+    free(e->user);
+    free(e->password);
+    free(e->from_header);
+    free(e);
+    return rc;
+}
+
+/* ---- sending ------------------------------------------------------------ */
+
+static void msg_free(struct msg *m)
+{
+    if (m->easy != NULL)
+        curl_easy_cleanup(m->easy);
+    curl_mime_free(m->mime);
+    curl_slist_free_all(m->hdrs);
+    curl_slist_free_all(m->rcpt);
+    free(m);
+}
+
+/* The relay's replies, line by line: the first 4xx or 5xx says why. */
+static int on_debug(CURL *easy, curl_infotype type, char *data, size_t size,
+                    void *userp)
+{
+    struct msg *m = userp;
+
+    (void)easy;
+    /* the first refusal says why (a QUIT's 221 follows it) */
+    if (type == CURLINFO_HEADER_IN && size >= 3 && data[0] >= '4' &&
+        data[0] <= '5' && m->reply[0] == '\0') {
+        size_t n = size < sizeof(m->reply) - 1 ? size : sizeof(m->reply) - 1;
+
+        memcpy(m->reply, data, n);
+        while (n > 0 && (data[n - 1] == '\r' || data[n - 1] == '\n'))
+            n--;
+        m->reply[n] = '\0';
+    }
+    return 0;
+}
+
+static void sent(void *data, void *easy, og_err_t result, int curl_code)
+{
+    struct msg *m = data;
+    struct email *e = m->e;
+    long code = 0;
+    char why[400];
+
+    e->inflight--;
+    og_gauge_set(e->ctx, "smtp_inflight", (int64_t)e->inflight);
+    curl_easy_getinfo((CURL *)easy, CURLINFO_RESPONSE_CODE, &code);
+    if (result == OG_OK) {
+        og_counter_add(e->ctx, "smtp_sent_total", 1);
+        og_delivery_complete(m->d, OG_OK, NULL);
+    } else if (result == OG_ERR_CANCELLED) {
+        og_delivery_complete(m->d, OG_ERR_RETRY, "the channel stopped");
+    } else {
+        og_err_t rc = og_email_classify((int)code, curl_code);
+
+        snprintf(why, sizeof(why), "SMTP %s%s%s",
+                 m->reply[0] ? m->reply
+                             : curl_easy_strerror((CURLcode)curl_code),
+                 code == 0 ? " (relay not reached)" : "",
+                 rc == OG_ERR_RETRY && code >= 500 ? " (authentication: "
+                                                     "check credentials)"
+                                                   : "");
+        og_counter_add(e->ctx,
+                       rc == OG_ERR_RETRY ? "smtp_deferred_total"
+                                          : "smtp_refused_total",
+                       1);
+        if (rc == OG_ERR_REJECTED || code >= 500)
+            og_log(e->ctx, OG_LOG_WARNING, "message %s: %s", m->id, why);
+        og_delivery_complete(m->d, rc, why);
+    }
+    msg_free(m);
+}
+
+static og_err_t add_header(struct msg *m, char *line)
+{
+    struct curl_slist *n;
+
+    if (line == NULL)
+        return OG_ERR_NOMEM;
+    n = curl_slist_append(m->hdrs, line);
+    free(line);
+    if (n == NULL)
+        return OG_ERR_NOMEM;
+    m->hdrs = n;
+    return OG_OK;
+}
+
+static og_err_t add_part(curl_mime *mime, const char *type, const char *text,
+                         size_t len)
+{
+    curl_mimepart *p = curl_mime_addpart(mime);
+
+    if (p == NULL || curl_mime_data(p, text, len) != CURLE_OK ||
+        curl_mime_type(p, type) != CURLE_OK ||
+        curl_mime_encoder(p, "quoted-printable") != CURLE_OK)
+        return OG_ERR_NOMEM;
+    return OG_OK;
+}
+
+/* The body: text, HTML, or both as multipart/alternative. */
+static og_err_t build_body(struct msg *m, const char *text, size_t tl,
+                           const char *html, size_t hl)
+{
+    curl_mimepart *p;
+    curl_mime *alt;
+
+    m->mime = curl_mime_init(m->easy);
+    if (m->mime == NULL)
+        return OG_ERR_NOMEM;
+    if (text == NULL || html == NULL)
+        return add_part(m->mime,
+                        html ? "text/html; charset=utf-8"
+                             : "text/plain; charset=utf-8",
+                        html   ? html
+                        : text ? text
+                               : "",
+                        html ? hl : tl);
+    alt = curl_mime_init(m->easy);
+    if (alt == NULL ||
+        add_part(alt, "text/plain; charset=utf-8", text, tl) != OG_OK ||
+        add_part(alt, "text/html; charset=utf-8", html, hl) != OG_OK) {
+        curl_mime_free(alt);
+        return OG_ERR_NOMEM;
+    }
+    p = curl_mime_addpart(m->mime);
+    if (p == NULL || curl_mime_subparts(p, alt) != CURLE_OK) {
+        curl_mime_free(alt);
+        return OG_ERR_NOMEM;
+    }
+    curl_mime_type(p, "multipart/alternative");
+    return OG_OK;
+}
+
+/* The string at path of ev as a NUL-terminated copy in buf, or NULL. */
+static const char *get(const og_event_t *ev, const char *path, char *buf,
+                       size_t len)
+{
+    const char *v;
+    size_t n;
+
+    if (og_event_get_str(ev, path, &v, &n) != OG_OK || n >= len)
+        return NULL;
+    memcpy(buf, v, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* A credentials file changed since it was read (a rotated password, a
+ * fixed typo): read it again, so that no restart is needed. */
+static void fresh_credentials(struct email *e)
+{
+    struct stat st;
+    char why[400], spec[300];
+
+    if (e->cred_path[0] == '\0' || stat(e->cred_path, &st) != 0 ||
+        (st.st_mtim.tv_sec == e->cred_mtime.tv_sec &&
+         st.st_mtim.tv_nsec == e->cred_mtime.tv_nsec &&
+         st.st_size == e->cred_size))
+        return;
+    snprintf(spec, sizeof(spec), "%s", e->cred_path);
+    if (load_credentials(e, spec, why, sizeof(why)) == OG_OK)
+        og_log(e->ctx, OG_LOG_NOTICE, "credentials %s read again", spec);
+    else
+        og_log(e->ctx, OG_LOG_ERROR, "%s", why);
+}
+
+static og_err_t email_send(void *state, const og_event_t *ev, og_delivery_t *d)
+{
+    struct email *e = state;
+    struct msg *m;
+    const char *text = NULL, *html = NULL, *subj = NULL;
+    size_t tl = 0, hl = 0, sl = 0;
+    char to[320], conv[80], date[96];
+    time_t now = time(NULL);
+    struct tm tm;
+    og_err_t rc;
+
+    if (strcmp(og_event_type(ev), "message.send") != 0)
+        return OG_ERR_REJECTED; /* routed here by mistake */
+    fresh_credentials(e);
+    if (get(ev, "props.to", to, sizeof(to)) == NULL ||
+        og_email_valid_address(to) != 0) {
+        og_log(e->ctx, OG_LOG_WARNING,
+               "message %s: props.to is not an email address", og_event_id(ev));
+        return OG_ERR_REJECTED;
+    }
+    og_event_get_str(ev, "props.text", &text, &tl);
+    og_event_get_str(ev, "props.html", &html, &hl);
+    og_event_get_str(ev, "props.subject", &subj, &sl);
+    if (text == NULL && html == NULL)
+        return OG_ERR_REJECTED; /* nothing to say */
+    m = calloc(1, sizeof(*m));
+    if (m == NULL || (m->easy = curl_easy_init()) == NULL) {
+        free(m);
+        return OG_ERR_RETRY;
+    }
+    m->e = e;
+    m->d = d;
+    /* The Message-ID is the event's: replies name it (In-Reply-To) and
+     * a retry of the same message sends the same one. */
+    snprintf(m->id, sizeof(m->id), "<%s@%s>", og_event_id(ev), e->domain);
+    gmtime_r(&now, &tm);
+    strftime(date, sizeof(date), "Date: %a, %d %b %Y %H:%M:%S +0000", &tm);
+    rc = add_header(m, strdup(e->from_header));
+    if (rc == OG_OK)
+        rc = add_header(m, og_email_address_header("To", NULL, to));
+    if (rc == OG_OK)
+        rc = add_header(m, og_email_encoded_header("Subject", subj ? subj : "",
+                                                   subj ? sl : 0));
+    if (rc == OG_OK)
+        rc = add_header(m, strdup(date));
+    if (rc == OG_OK) {
+        char *h = malloc(strlen(m->id) + 13);
+
+        if (h != NULL)
+            snprintf(h, strlen(m->id) + 13, "Message-ID: %s", m->id);
+        rc = add_header(m, h);
+    }
+    if (rc == OG_OK && e->reply_user[0] != '\0') {
+        char addr[512];
+
+        if (e->secret_len > 0 &&
+            get(ev, "conversation", conv, sizeof(conv)) != NULL)
+            og_email_reply_address(e->reply_user, e->reply_domain, conv,
+                                   e->secret, e->secret_len, addr,
+                                   sizeof(addr));
+        else
+            snprintf(addr, sizeof(addr), "%s@%s", e->reply_user,
+                     e->reply_domain);
+        rc = add_header(m, og_email_address_header("Reply-To", NULL, addr));
+    }
+    if (rc == OG_OK)
+        rc = build_body(m, text, tl, html, hl);
+    if (rc == OG_OK && (m->rcpt = curl_slist_append(NULL, to)) == NULL)
+        rc = OG_ERR_NOMEM;
+    if (rc != OG_OK) {
+        msg_free(m);
+        return OG_ERR_RETRY;
+    }
+    curl_easy_setopt(m->easy, CURLOPT_URL, e->url);
+    curl_easy_setopt(m->easy, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
+    curl_easy_setopt(m->easy, CURLOPT_USE_SSL, e->use_ssl);
+    curl_easy_setopt(m->easy, CURLOPT_SSL_VERIFYPEER, e->verify ? 1L : 0L);
+    curl_easy_setopt(m->easy, CURLOPT_SSL_VERIFYHOST, e->verify ? 2L : 0L);
+    if (e->ca_file != NULL)
+        curl_easy_setopt(m->easy, CURLOPT_CAINFO, e->ca_file);
+    if (e->user != NULL) {
+        curl_easy_setopt(m->easy, CURLOPT_USERNAME, e->user);
+        curl_easy_setopt(m->easy, CURLOPT_PASSWORD, e->password);
+    }
+    curl_easy_setopt(m->easy, CURLOPT_MAIL_FROM, e->from_addr);
+    curl_easy_setopt(m->easy, CURLOPT_MAIL_RCPT, m->rcpt);
+    curl_easy_setopt(m->easy, CURLOPT_HTTPHEADER, m->hdrs);
+    curl_easy_setopt(m->easy, CURLOPT_MIMEPOST, m->mime);
+    curl_easy_setopt(m->easy, CURLOPT_TIMEOUT_MS, (long)e->timeout_ms);
+    curl_easy_setopt(m->easy, CURLOPT_DEBUGFUNCTION, on_debug);
+    curl_easy_setopt(m->easy, CURLOPT_DEBUGDATA, m);
+    curl_easy_setopt(m->easy, CURLOPT_VERBOSE, 1L); /* for on_debug only */
+    rc = og_curl_run(e->ctx, m->easy, sent, m);
+    if (rc != OG_OK) {
+        msg_free(m);
+        return OG_ERR_RETRY;
+    }
+    e->inflight++;
+    og_gauge_set(e->ctx, "smtp_inflight", (int64_t)e->inflight);
+    return OG_PENDING;
+}
+
+static void email_destroy(void *state)
+{
+    struct email *e = state;
+
+    if (e == NULL)
+        return;
+    forget_credentials(e);
+    free(e->from_header);
+    OPENSSL_cleanse(e->secret, sizeof(e->secret));
+    free(e);
+}
+
+static const og_plugin_def_t def = {
+    OG_PLUGIN_DEF_INIT,
+    .name = "email",
+    .version = "0.1.0",
+    .description = "the email channel: SMTP delivery of message.send",
+    .caps = OG_CAP_EGRESS,
+    .config = config,
+    .init = email_init,
+    .send = email_send,
+    .destroy = email_destroy,
+};
+
+OG_PLUGIN_DEFINE(&def)

@@ -1,0 +1,163 @@
+/*
+ * test_email.c: the email channel's pure parts: addresses (parsed and
+ * refused), headers encoded per RFC 2047 (UTF-8 cut between characters,
+ * line breaks never passed into a header, decoded back by base64), signed
+ * conversation tokens in Reply-To (a tampered one refused), and the
+ * classes of SMTP replies.
+ */
+#include "config.h"
+
+#include <curl/curl.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "email.h"
+#include "testutil.h"
+
+static void test_addresses(void)
+{
+    char name[100], addr[300];
+
+    CU_ASSERT_EQUAL(og_email_parse_address("shop@example.com", name,
+                                           sizeof(name), addr, sizeof(addr)),
+                    0);
+    CU_ASSERT_STRING_EQUAL(name, "");
+    CU_ASSERT_STRING_EQUAL(addr, "shop@example.com");
+    CU_ASSERT_EQUAL(
+        og_email_parse_address(" \"Zoë's Shop\" <zoe@shop.example> ", name,
+                               sizeof(name), addr, sizeof(addr)),
+        0);
+    CU_ASSERT_STRING_EQUAL(name, "Zoë's Shop");
+    CU_ASSERT_STRING_EQUAL(addr, "zoe@shop.example");
+    CU_ASSERT_EQUAL(og_email_parse_address("Shop <no-at-sign>", name,
+                                           sizeof(name), addr, sizeof(addr)),
+                    -1);
+    CU_ASSERT_EQUAL(og_email_parse_address("Shop <a@b.c> extra", name,
+                                           sizeof(name), addr, sizeof(addr)),
+                    -1);
+    CU_ASSERT_EQUAL(og_email_valid_address("a@b.c"), 0);
+    CU_ASSERT_EQUAL(og_email_valid_address("a b@c.d"), -1);
+    CU_ASSERT_EQUAL(og_email_valid_address("a@b.c\r\nBcc: x@y.z"), -1);
+    CU_ASSERT_EQUAL(og_email_valid_address("a@@b.c"), -1);
+    CU_ASSERT_EQUAL(og_email_valid_address("@b.c"), -1);
+    CU_ASSERT_EQUAL(og_email_valid_address("a@localhost"), -1);
+}
+
+/* The text of encoded words (=?UTF-8?B?..?=, folded) decoded back. */
+static void decode(const char *h, char *out, size_t outlen)
+{
+    size_t o = 0;
+    const char *p = h;
+
+    while ((p = strstr(p, "=?UTF-8?B?")) != NULL) {
+        const char *end = strstr(p + 10, "?=");
+        unsigned char buf[200];
+        int n;
+
+        CU_ASSERT_PTR_NOT_NULL_FATAL(end);
+        CU_ASSERT((end - p) + 2 <= 75); /* RFC 2047's limit */
+        n = EVP_DecodeBlock(buf, (const unsigned char *)p + 10,
+                            (int)(end - p - 10));
+        while (n > 0 && end[-1] == '=') { /* padding decodes as zeros */
+            n--;
+            end--;
+        }
+        CU_ASSERT_FATAL(o + (size_t)n < outlen);
+        memcpy(out + o, buf, (size_t)n);
+        o += (size_t)n;
+        p = strstr(p + 10, "?=") + 2;
+    }
+    out[o] = '\0';
+}
+
+static void test_headers(void)
+{
+    static const char *const long_subject =
+        "Zoë, ton panier t'attend : bottes, chaussettes, écharpe et "
+        "bonnet — jusqu'à dimanche 😀";
+    char *h, back[400];
+
+    h = og_email_encoded_header("Subject", "Your cart", 9);
+    CU_ASSERT_STRING_EQUAL(h, "Subject: Your cart");
+    free(h);
+    h = og_email_encoded_header("Subject", long_subject, strlen(long_subject));
+    CU_ASSERT_EQUAL(strncmp(h, "Subject: =?UTF-8?B?", 19), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(h, "?=\r\n =?UTF-8?B?")); /* folded */
+    decode(h, back, sizeof(back));
+    CU_ASSERT_STRING_EQUAL(back, long_subject); /* no character cut */
+    free(h);
+    /* a line break in a value never starts a new header */
+    h = og_email_encoded_header("Subject", "Hi\r\nBcc: evil@example.com",
+                                strlen("Hi\r\nBcc: evil@example.com"));
+    CU_ASSERT_PTR_NULL(strstr(h, "\r\nBcc"));
+    decode(h, back, sizeof(back));
+    CU_ASSERT_STRING_EQUAL(back, "HiBcc: evil@example.com");
+    free(h);
+    h = og_email_address_header("From", "Shop", "shop@example.com");
+    CU_ASSERT_STRING_EQUAL(h, "From: \"Shop\" <shop@example.com>");
+    free(h);
+    h = og_email_address_header("From", "Zoë", "zoe@example.com");
+    CU_ASSERT_STRING_EQUAL(h, "From: =?UTF-8?B?Wm/Dqw==?= <zoe@example.com>");
+    free(h);
+    h = og_email_address_header("To", NULL, "a@b.c");
+    CU_ASSERT_STRING_EQUAL(h, "To: a@b.c");
+    free(h);
+}
+
+static void test_tokens(void)
+{
+    static const unsigned char secret[] = "0123456789abcdef-secret";
+    char addr[300], conv[100];
+
+    og_email_reply_address("replies", "shop.example",
+                           "01a22aed-48ad-7159-bb86-7bcee5d6d21b", secret,
+                           sizeof(secret) - 1, addr, sizeof(addr));
+    CU_ASSERT_EQUAL(
+        strncmp(addr, "replies+01a22aed-48ad-7159-bb86-7bcee5d6d21b.", 45), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(addr, "@shop.example"));
+    CU_ASSERT_EQUAL(og_email_reply_token(addr, secret, sizeof(secret) - 1, conv,
+                                         sizeof(conv)),
+                    0);
+    CU_ASSERT_STRING_EQUAL(conv, "01a22aed-48ad-7159-bb86-7bcee5d6d21b");
+    /* another conversation with the same signature */
+    addr[9] = addr[9] == '0' ? '1' : '0';
+    CU_ASSERT_EQUAL(og_email_reply_token(addr, secret, sizeof(secret) - 1, conv,
+                                         sizeof(conv)),
+                    -1);
+    CU_ASSERT_EQUAL(og_email_reply_token("replies@shop.example", secret,
+                                         sizeof(secret) - 1, conv,
+                                         sizeof(conv)),
+                    -1);
+    /* the right token, another secret */
+    og_email_reply_address("r", "s.example", "c-1", secret, sizeof(secret) - 1,
+                           addr, sizeof(addr));
+    CU_ASSERT_EQUAL(og_email_reply_token(addr, (const unsigned char *)"x", 1,
+                                         conv, sizeof(conv)),
+                    -1);
+}
+
+static void test_classes(void)
+{
+    CU_ASSERT_EQUAL(og_email_classify(451, CURLE_RECV_ERROR), OG_ERR_RETRY);
+    CU_ASSERT_EQUAL(og_email_classify(421, CURLE_RECV_ERROR), OG_ERR_RETRY);
+    CU_ASSERT_EQUAL(og_email_classify(0, CURLE_COULDNT_CONNECT), OG_ERR_RETRY);
+    CU_ASSERT_EQUAL(og_email_classify(550, CURLE_SEND_ERROR), OG_ERR_REJECTED);
+    CU_ASSERT_EQUAL(og_email_classify(554, CURLE_SEND_ERROR), OG_ERR_REJECTED);
+    CU_ASSERT_EQUAL(og_email_classify(535, CURLE_LOGIN_DENIED), OG_ERR_RETRY);
+    CU_ASSERT_EQUAL(og_email_classify(0, CURLE_USE_SSL_FAILED), OG_ERR_RETRY);
+}
+
+int main(void)
+{
+    CU_pSuite s;
+
+    CU_initialize_registry();
+    s = CU_add_suite("email", NULL, NULL);
+    CU_add_test(s, "addresses", test_addresses);
+    CU_add_test(s, "headers (RFC 2047)", test_headers);
+    CU_add_test(s, "signed conversation tokens", test_tokens);
+    CU_add_test(s, "SMTP reply classes", test_classes);
+    return tu_run();
+}
