@@ -103,6 +103,24 @@ static const og_config_field_t config[] = {
      0,
      0,
      {NULL, NULL}},
+    {"unsubscribe_url",
+     OG_CFG_STRING,
+     NULL,
+     0,
+     "the public URL of the one-click unsubscribe endpoint this channel "
+     "mounts (https://shop.example/v1/email/unsubscribe); marketing "
+     "messages carry List-Unsubscribe with it (needs secret_file)",
+     0,
+     0,
+     {NULL, NULL}},
+    {"unsubscribe_mailto",
+     OG_CFG_STRING,
+     NULL,
+     0,
+     "an address for List-Unsubscribe's mailto: (unsubscribe@shop.example)",
+     0,
+     0,
+     {NULL, NULL}},
     {NULL, 0, NULL, 0, NULL, 0, 0, {NULL, NULL}},
 };
 
@@ -124,6 +142,8 @@ struct email {
     int verify;
     const char *ca_file;
     size_t inflight;
+    const char *instance;
+    const char *unsub_url, *unsub_mailto; /* NULL: no List-Unsubscribe */
 };
 
 /* One message on its way. */
@@ -315,6 +335,32 @@ static og_err_t email_init(og_plugin_ctx_t *ctx, void **state)
     e->timeout_ms = ms;
     og_config_get_bool(ctx, "tls_verify", &e->verify);
     og_config_get_str(ctx, "ca_file", &e->ca_file);
+    e->instance = og_instance_name(ctx);
+    og_config_get_str(ctx, "unsubscribe_url", &e->unsub_url);
+    og_config_get_str(ctx, "unsubscribe_mailto", &e->unsub_mailto);
+    if (e->unsub_url != NULL &&
+        ((strncmp(e->unsub_url, "https://", 8) != 0 &&
+          strncmp(e->unsub_url, "http://", 7) != 0) ||
+         strchr(strstr(e->unsub_url, "://") + 3, '/') == NULL ||
+         strchr(e->unsub_url, '?') != NULL)) {
+        og_log(ctx, OG_LOG_ERROR,
+               "unsubscribe_url: expected https://HOST/PATH (the path is "
+               "mounted on the public listener), got '%s'",
+               e->unsub_url);
+        goto fail;
+    }
+    if (e->unsub_mailto != NULL && og_email_valid_address(e->unsub_mailto)) {
+        og_log(ctx, OG_LOG_ERROR, "unsubscribe_mailto: not an address: '%s'",
+               e->unsub_mailto);
+        goto fail;
+    }
+    if ((e->unsub_url != NULL || e->unsub_mailto != NULL) &&
+        e->secret_len == 0) {
+        og_log(ctx, OG_LOG_ERROR,
+               "unsubscribe_url and unsubscribe_mailto need secret_file (the "
+               "links are signed)");
+        goto fail;
+    }
     *state = e;
     return OG_OK;
 fail:
@@ -467,6 +513,214 @@ static const char *get(const og_event_t *ev, const char *path, char *buf,
     return buf;
 }
 
+/* ---- one-click unsubscribe (RFC 8058) ------------------------------------ */
+
+/* The token of customer's link: CUSTOMER.SIG, SIG the first 32 hex digits
+ * of HMAC-SHA256(secret, "unsubscribe" NUL instance NUL customer). */
+static void unsub_token(const struct email *e, const char *customer, char *out,
+                        size_t outlen)
+{
+    unsigned char mac[EVP_MAX_MD_SIZE], msg[300];
+    unsigned int ml = 0, i;
+    size_t n = 0, il = strlen(e->instance), cl = strlen(customer);
+    char hex[33];
+
+    if (12 + il + 1 + cl > sizeof(msg)) {
+        out[0] = '\0';
+        return;
+    }
+    memcpy(msg, "unsubscribe", 12); /* with its NUL */
+    n = 12;
+    memcpy(msg + n, e->instance, il + 1);
+    n += il + 1;
+    memcpy(msg + n, customer, cl);
+    n += cl;
+    HMAC(EVP_sha256(), e->secret, (int)e->secret_len, msg, n, mac, &ml);
+    for (i = 0; i < 16; i++)
+        snprintf(hex + i * 2, 3, "%02x", mac[i]);
+    snprintf(out, outlen, "%s.%s", customer, hex);
+}
+
+/* The customer of a token whose signature holds, else -1. */
+static int unsub_check(const struct email *e, const char *token, char *cust,
+                       size_t custlen)
+{
+    const char *dot = strrchr(token, '.');
+    char c[80], expect[200];
+    size_t n;
+
+    if (dot == NULL || (n = (size_t)(dot - token)) == 0 || n >= sizeof(c) ||
+        n >= custlen || strlen(dot + 1) != 32)
+        return -1;
+    memcpy(c, token, n);
+    c[n] = '\0';
+    for (size_t i = 0; i < n; i++)
+        if (c[i] <= ' ' || c[i] > '~')
+            return -1;
+    unsub_token(e, c, expect, sizeof(expect));
+    if (strlen(expect) != strlen(token) ||
+        CRYPTO_memcmp(expect, token, strlen(token)) != 0)
+        return -1;
+    snprintf(cust, custlen, "%s", c);
+    return 0;
+}
+
+/* List-Unsubscribe and List-Unsubscribe-Post for a marketing message to a
+ * known customer. */
+static og_err_t unsubscribe_headers(struct email *e, const og_event_t *ev,
+                                    struct msg *m)
+{
+    char purpose[32], cust[80], token[200], *h;
+    og_err_t rc;
+    size_t n;
+
+    if ((e->unsub_url == NULL && e->unsub_mailto == NULL) ||
+        get(ev, "props.purpose", purpose, sizeof(purpose)) == NULL ||
+        strcmp(purpose, "marketing") != 0 ||
+        get(ev, "customer", cust, sizeof(cust)) == NULL)
+        return OG_OK;
+    unsub_token(e, cust, token, sizeof(token));
+    n = 64 + strlen(token) * 2 + (e->unsub_url ? strlen(e->unsub_url) : 0) +
+        (e->unsub_mailto ? strlen(e->unsub_mailto) : 0);
+    if ((h = malloc(n)) == NULL)
+        return OG_ERR_NOMEM;
+    if (e->unsub_url != NULL && e->unsub_mailto != NULL)
+        snprintf(h, n, "List-Unsubscribe: <%s?t=%s>, <mailto:%s?subject=%s>",
+                 e->unsub_url, token, e->unsub_mailto, token);
+    else if (e->unsub_url != NULL)
+        snprintf(h, n, "List-Unsubscribe: <%s?t=%s>", e->unsub_url, token);
+    else
+        snprintf(h, n, "List-Unsubscribe: <mailto:%s?subject=%s>",
+                 e->unsub_mailto, token);
+    if ((rc = add_header(m, h)) != OG_OK || e->unsub_url == NULL)
+        return rc;
+    return add_header(m, strdup("List-Unsubscribe-Post: "
+                                "List-Unsubscribe=One-Click"));
+}
+
+static void page(og_http_req_t *req, int status, const char *title,
+                 const char *body)
+{
+    static const char *const hdrs[] = {"Cache-Control: no-store",
+                                       "X-Robots-Tag: noindex", NULL};
+    char html[2048];
+    int n = snprintf(html, sizeof(html),
+                     "<!doctype html><html><head><meta charset=\"utf-8\">"
+                     "<title>%s</title></head><body><h1>%s</h1>%s</body>"
+                     "</html>",
+                     title, title, body);
+
+    og_http_respond(req, status, "text/html; charset=utf-8", hdrs, html,
+                    (size_t)n);
+}
+
+struct unsub_call {
+    og_http_req_t *req;
+};
+
+static void unsubscribed(void *data, og_err_t result, const char *event_id)
+{
+    struct unsub_call *c = data;
+
+    (void)event_id;
+    if (result == OG_OK)
+        page(c->req, 200, "Unsubscribed",
+             "<p>You will not get marketing email from us any more.</p>");
+    else
+        page(c->req, 503, "Try again",
+             "<p>We could not record this right now; please try again in "
+             "a minute.</p>");
+    free(c);
+}
+
+/* GET: a page with the button (a link checker or a preview never
+ * unsubscribes anybody); POST (the button, or the mail client's one click
+ * per RFC 8058): the opt-out, as consent.changed, acknowledged once
+ * stored. A token that does not verify: 404. */
+static void unsubscribe(void *data, og_http_req_t *req)
+{
+    struct email *e = data;
+    const char *q = og_http_req_query(req), *t = strstr(q, "t=");
+    char token[200], cust[80], form[600];
+    size_t n;
+
+    if (t != NULL && (t == q || t[-1] == '&')) {
+        t += 2;
+        n = strcspn(t, "&");
+        if (n >= sizeof(token))
+            n = 0;
+        memcpy(token, t, n);
+        token[n] = '\0';
+    } else {
+        token[0] = '\0';
+    }
+    if (token[0] == '\0' || unsub_check(e, token, cust, sizeof(cust)) != 0) {
+        page(req, 404, "Not found", "<p>This link is not valid.</p>");
+        return;
+    }
+    if (strcmp(og_http_req_method(req), "POST") != 0) {
+        snprintf(form, sizeof(form),
+                 "<p>Stop marketing email to this address?</p>"
+                 "<form method=\"post\" action=\"?t=%s\">"
+                 "<input type=\"hidden\" name=\"List-Unsubscribe\" "
+                 "value=\"One-Click\"><button type=\"submit\">"
+                 "Unsubscribe</button></form>",
+                 token);
+        page(req, 200, "Unsubscribe", form);
+        return;
+    }
+    {
+        og_event_builder_t *b =
+            og_event_builder_create(e->ctx, "consent.changed");
+        struct unsub_call *c = malloc(sizeof(*c));
+        uint8_t consent[120];
+        size_t il = strlen(e->instance), k = 0;
+        og_err_t rc = OG_ERR_NOMEM;
+
+        /* {"marketing": {INSTANCE: false}} */
+        consent[k++] = 0x81;
+        consent[k++] = 0xa9;
+        memcpy(consent + k, "marketing", 9);
+        k += 9;
+        consent[k++] = 0x81;
+        consent[k++] = 0xd9;
+        consent[k++] = (uint8_t)il;
+        memcpy(consent + k, e->instance, il);
+        k += il;
+        consent[k++] = 0xc2;
+        if (b != NULL && c != NULL && il <= 64 &&
+            og_event_builder_set_str(b, "customer", cust) == OG_OK &&
+            og_event_builder_set_str(b, "source.channel", "email") == OG_OK &&
+            og_event_builder_set_msgpack(b, "consent", consent, k) == OG_OK &&
+            og_event_builder_set_str(b, "props.via", "one-click") == OG_OK) {
+            c->req = req;
+            rc = og_event_builder_emit_async(b, unsubscribed, c);
+            b = NULL; /* consumed */
+        }
+        og_event_builder_destroy(b);
+        if (rc != OG_OK) {
+            free(c);
+            page(req, 503, "Try again",
+                 "<p>We could not record this right now; please try again "
+                 "in a minute.</p>");
+        }
+    }
+}
+
+static og_err_t email_start(void *state)
+{
+    struct email *e = state;
+    og_http_route_t r = OG_HTTP_ROUTE_INIT;
+
+    if (e->unsub_url == NULL)
+        return OG_OK;
+    r.path = strchr(strstr(e->unsub_url, "://") + 3, '/');
+    r.max_body = 4096;
+    r.handler = unsubscribe;
+    r.data = e;
+    return og_http_mount(e->ctx, &r);
+}
+
 /* A credentials file changed since it was read (a rotated password, a
  * fixed typo): read it again, so that no restart is needed. */
 static void fresh_credentials(struct email *e)
@@ -552,6 +806,8 @@ static og_err_t email_send(void *state, const og_event_t *ev, og_delivery_t *d)
         rc = add_header(m, og_email_address_header("Reply-To", NULL, addr));
     }
     if (rc == OG_OK)
+        rc = unsubscribe_headers(e, ev, m);
+    if (rc == OG_OK)
         rc = build_body(m, text, tl, html, hl);
     if (rc == OG_OK && (m->rcpt = curl_slist_append(NULL, to)) == NULL)
         rc = OG_ERR_NOMEM;
@@ -605,9 +861,10 @@ static const og_plugin_def_t def = {
     .name = "email",
     .version = "0.1.0",
     .description = "the email channel: SMTP delivery of message.send",
-    .caps = OG_CAP_EGRESS,
+    .caps = OG_CAP_INGRESS | OG_CAP_EGRESS,
     .config = config,
     .init = email_init,
+    .start = email_start,
     .send = email_send,
     .destroy = email_destroy,
 };

@@ -15,12 +15,15 @@ tests/integration/smtp_peer.py), driven through the real daemon.
 """
 import contextlib
 import email
+import http.client as http_client
 import email.policy
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
+import urllib.parse
 import sys
 import tempfile
 import time
@@ -127,8 +130,16 @@ def tree(name, smtp, extra_email=""):
     return d
 
 
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 @contextlib.contextmanager
-def running(name, auth=None, creds=None):
+def running(name, auth=None, creds=None, unsubscribe=False):
     """An SMTP peer and a daemon whose email channel submits to it (with
     the credentials file creds); both stopped and removed after."""
     root = tempfile.mkdtemp(prefix="ogsmtp-%s." % name)
@@ -144,6 +155,19 @@ def running(name, auth=None, creds=None):
             extra = "credentials = %s\n" % path
             smtp.creds = path
         d = tree(name, smtp, extra)
+        if unsubscribe:  # a known public port for the links
+            d.public = free_port()
+            d.write("conf/channels.d/email.conf", open(os.path.join(
+                d.conf, "channels.d", "email.conf")).read() +
+                "unsubscribe_url = http://127.0.0.1:%d/v1/email/"
+                "unsubscribe\nunsubscribe_mailto = unsubscribe@shop.example\n"
+                % d.public)
+            # receipts still go to those who refused marketing email
+            d.main_conf("[consent]\ntransactional_bypass = email\n")
+            text = open(os.path.join(d.conf, "omnigate.conf")).read()
+            d.write("conf/omnigate.conf", text.replace(
+                "public_listen = 127.0.0.1:0",
+                "public_listen = 127.0.0.1:%d" % d.public))
         tj.start(d)
         yield d, smtp
     finally:
@@ -153,12 +177,15 @@ def running(name, auth=None, creds=None):
         shutil.rmtree(root, ignore_errors=True)
 
 
-def command(d, to, note, order="o-1"):
-    st, body = tc.post_envelope(d, {
-        "type": "message.send", "ids": [key("email", to, True)],
-        "entity": {"kind": "order", "id": order},
-        "props": {"template": "note", "purpose": "transactional",
-                  "channel": "email", "note": note}})
+def command(d, to, note, order="o-1", purpose="transactional",
+            consent=None):
+    ev = {"type": "message.send", "ids": [key("email", to, True)],
+          "entity": {"kind": "order", "id": order},
+          "props": {"template": "note", "purpose": purpose,
+                    "channel": "email", "note": note}}
+    if consent is not None:
+        ev["consent"] = consent
+    st, body = tc.post_envelope(d, ev)
     check(st == 202, "command accepted: %d %s" % (st, body))
 
 
@@ -277,6 +304,73 @@ def test_auth_and_secrets():
         check("authentication" in log, "the log says what to fix")
 
 
+def http(method, url, body=None):
+    u = urllib.parse.urlsplit(url)
+    c = http_client.HTTPConnection(u.hostname, u.port, timeout=10)
+    c.request(method, u.path + ("?" + u.query if u.query else ""), body=body,
+              headers={"Content-Type": "application/x-www-form-urlencoded"}
+              if body else {})
+    r = c.getresponse()
+    text = r.read().decode()
+    c.close()
+    return r.status, text
+
+
+def test_one_click_unsubscribe():
+    print("one-click unsubscribe: POST, GET, a tampered token", flush=True)
+    with running("unsub", unsubscribe=True) as (d, smtp):
+        yes = {"marketing": {"email": True}}
+        command(d, "eve@example.com", "news 1", "n-1", "marketing", yes)
+        got = wait_mail(smtp)
+        m = got[0] if got else email.message_from_string("")
+        lu = m["List-Unsubscribe"] or ""
+        check(m["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click",
+              "List-Unsubscribe-Post: %s" % m["List-Unsubscribe-Post"])
+        links = [x.strip(" <>") for x in str(lu).split(",")]
+        url = next((x for x in links if x.startswith("http")), "")
+        check(url.startswith("http://127.0.0.1:%d/v1/email/unsubscribe?t="
+                             % d.public) and any(
+            x.startswith("mailto:unsubscribe@shop.example") for x in links),
+              "List-Unsubscribe: %s" % lu)
+
+        st, page = http("GET", url)
+        check(st == 200 and "<form method=\"post\"" in page,
+              "GET shows the button: %d" % st)
+        command(d, "eve@example.com", "news 2", "n-2", "marketing")
+        check(len(wait_mail(smtp, 2)) == 2, "a GET unsubscribes nobody")
+
+        bad = url[:-1] + ("0" if url[-1] != "0" else "1")
+        check(http("GET", bad)[0] == 404, "tampered token: GET 404")
+        check(http("POST", bad, "List-Unsubscribe=One-Click")[0] == 404,
+              "tampered token: POST 404")
+        other = url.replace("?t=", "?t=x")
+        check(http("POST", other, "List-Unsubscribe=One-Click")[0] == 404,
+              "another customer's id with this signature: 404")
+
+        t0 = time.time()
+        st, page = http("POST", url, "List-Unsubscribe=One-Click")
+        took = time.time() - t0
+        check(st == 200 and "Unsubscribed" in page,
+              "POST unsubscribes: %d %s" % (st, page[:80]))
+        check(took < 1.0, "recorded within a second: %.3f s" % took)
+        eve = tc.cust_of(d, kind="email", value="eve@example.com")
+        t = tj.timeline(d, eve)
+        check(any(e["type"] == "consent.changed" and e["channel"] == "email"
+                  for e in t["entries"]), "consent.changed on the timeline")
+        command(d, "eve@example.com", "news 3", "n-3", "marketing")
+        command(d, "eve@example.com", "your order", "o-9", "transactional")
+        got = wait_mail(smtp, 3)
+        time.sleep(0.5)
+        got = smtp.messages()
+        notes = [g.get_body(("plain",)).get_content() for g in got]
+        check(len(got) == 3 and not any("news 3" in n for n in notes) and
+              any("your order" in n for n in notes),
+              "no marketing after the opt-out, transactional still: %s" %
+              notes)
+        check(got[-1]["List-Unsubscribe"] is None,
+              "no List-Unsubscribe on a transactional message")
+
+
 if __name__ == "__main__":
     sys.exit(td.run([test_cart_email, test_deferred_refused_down,
-                     test_auth_and_secrets]))
+                     test_auth_and_secrets, test_one_click_unsubscribe]))
