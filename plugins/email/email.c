@@ -121,17 +121,66 @@ static const og_config_field_t config[] = {
      0,
      0,
      {NULL, NULL}},
+    {"imap_url",
+     OG_CFG_STRING,
+     NULL,
+     0,
+     "the mailbox replies and bounces arrive in: imap://HOST:PORT/INBOX or "
+     "imaps://...; polled for messages without the OmnigateTaken keyword",
+     0,
+     0,
+     {NULL, NULL}},
+    {"imap_credentials",
+     OG_CFG_STRING,
+     NULL,
+     0,
+     "IMAP login: a file (user, then password) or systemd:NAME",
+     0,
+     0,
+     {NULL, NULL}},
+    {"imap_starttls",
+     OG_CFG_STRING,
+     "required",
+     0,
+     "imap://: required, opportunistic or off",
+     0,
+     0,
+     {NULL, NULL}},
+    {"poll_interval",
+     OG_CFG_DURATION,
+     "30s",
+     0,
+     "between two IMAP polls",
+     200,
+     3600000,
+     {NULL, NULL}},
+    {"trust_authserv",
+     OG_CFG_STRING,
+     NULL,
+     0,
+     "the authserv-id of the receiving MTA whose Authentication-Results "
+     "(dmarc=pass for the From domain) make a sender's address verified",
+     0,
+     0,
+     {NULL, NULL}},
     {NULL, 0, NULL, 0, NULL, 0, 0, {NULL, NULL}},
 };
+
+/* A user and password from a file, read again when the file changes. */
+struct cred {
+    char *user, *password;
+    char path[300];
+    struct timespec mtime;
+    off_t size;
+};
+
+struct inbox; /* IMAP polling, below */
 
 struct email {
     og_plugin_ctx_t *ctx;
     const char *url;
     long use_ssl; /* CURLUSESSL_* */
-    char *user, *password;
-    char cred_path[300]; /* read again when it changes */
-    struct timespec cred_mtime;
-    off_t cred_size;
+    struct cred smtp_cred, imap_cred;
     char from_addr[256];
     char *from_header; /* "From: ..." encoded */
     char domain[200];  /* of Message-IDs */
@@ -143,6 +192,12 @@ struct email {
     const char *ca_file;
     size_t inflight;
     const char *instance;
+    /* inbound */
+    const char *imap_url;
+    long imap_ssl;
+    uint64_t poll_ms;
+    const char *authserv;
+    struct inbox *inbox;
     const char *unsub_url, *unsub_mailto; /* NULL: no List-Unsubscribe */
 };
 
@@ -183,18 +238,36 @@ static char *read_secret_file(const char *path, size_t *len, char *why,
     return buf;
 }
 
-static void forget_credentials(struct email *e)
+/* What an SMTP or IMAP transfer needs to reach its server: URL, protocols,
+ * TLS and login. */
+static void connection(const struct email *e, CURL *easy, const char *url,
+                       const char *protocols, long ssl, const struct cred *c)
 {
-    if (e->password != NULL) {
-        OPENSSL_cleanse(e->password, strlen(e->password));
-        free(e->password);
+    curl_easy_setopt(easy, CURLOPT_URL, url);
+    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, protocols);
+    curl_easy_setopt(easy, CURLOPT_USE_SSL, ssl);
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, e->verify ? 1L : 0L);
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, e->verify ? 2L : 0L);
+    if (e->ca_file != NULL)
+        curl_easy_setopt(easy, CURLOPT_CAINFO, e->ca_file);
+    if (c->user != NULL) {
+        curl_easy_setopt(easy, CURLOPT_USERNAME, c->user);
+        curl_easy_setopt(easy, CURLOPT_PASSWORD, c->password);
     }
-    free(e->user);
-    e->user = e->password = NULL;
+}
+
+static void forget_credentials(struct cred *c)
+{
+    if (c->password != NULL) {
+        OPENSSL_cleanse(c->password, strlen(c->password));
+        free(c->password);
+    }
+    free(c->user);
+    c->user = c->password = NULL;
 }
 
 /* user and password from credentials (a path or systemd:NAME). */
-static og_err_t load_credentials(struct email *e, const char *spec, char *why,
+static og_err_t load_credentials(struct cred *c, const char *spec, char *why,
                                  size_t whylen)
 {
     char path[300], *buf, *nl, *pw;
@@ -225,11 +298,11 @@ static og_err_t load_credentials(struct email *e, const char *spec, char *why,
         struct stat st;
 
         if (stat(path, &st) == 0) {
-            e->cred_mtime = st.st_mtim;
-            e->cred_size = st.st_size;
+            c->mtime = st.st_mtim;
+            c->size = st.st_size;
         }
     }
-    snprintf(e->cred_path, sizeof(e->cred_path), "%s", path);
+    snprintf(c->path, sizeof(c->path), "%s", path);
     if ((buf = read_secret_file(path, &len, why, whylen)) == NULL)
         return OG_ERR_INVALID;
     nl = strchr(buf, '\n');
@@ -244,12 +317,32 @@ static og_err_t load_credentials(struct email *e, const char *spec, char *why,
     *nl = '\0';
     pw = nl + 1;
     pw[strcspn(pw, "\r\n")] = '\0';
-    forget_credentials(e);
-    e->user = strdup(buf);
-    e->password = strdup(pw);
+    forget_credentials(c);
+    c->user = strdup(buf);
+    c->password = strdup(pw);
     OPENSSL_cleanse(buf, len);
     free(buf);
-    return e->user && e->password ? OG_OK : OG_ERR_NOMEM;
+    return c->user && c->password ? OG_OK : OG_ERR_NOMEM;
+}
+
+/* A starttls key: required, opportunistic or off. */
+static og_err_t tls_mode(og_plugin_ctx_t *ctx, const char *key, long *out)
+{
+    const char *v = NULL;
+
+    og_config_get_str(ctx, key, &v);
+    if (strcmp(v, "required") == 0)
+        *out = CURLUSESSL_ALL;
+    else if (strcmp(v, "opportunistic") == 0)
+        *out = CURLUSESSL_TRY;
+    else if (strcmp(v, "off") == 0)
+        *out = CURLUSESSL_NONE;
+    else {
+        og_log(ctx, OG_LOG_ERROR,
+               "%s: expected required, opportunistic or off, got '%s'", key, v);
+        return OG_ERR_INVALID;
+    }
+    return OG_OK;
 }
 
 static og_err_t email_init(og_plugin_ctx_t *ctx, void **state)
@@ -270,24 +363,13 @@ static og_err_t email_init(og_plugin_ctx_t *ctx, void **state)
                "smtp_url: expected smtp://HOST[:PORT] or smtps://HOST[:PORT]");
         goto fail;
     }
-    og_config_get_str(ctx, "starttls", &v);
-    if (strcmp(v, "required") == 0)
-        e->use_ssl = CURLUSESSL_ALL;
-    else if (strcmp(v, "opportunistic") == 0)
-        e->use_ssl = CURLUSESSL_TRY;
-    else if (strcmp(v, "off") == 0)
-        e->use_ssl = CURLUSESSL_NONE;
-    else {
-        og_log(ctx, OG_LOG_ERROR,
-               "starttls: expected required, opportunistic or off, got '%s'",
-               v);
+    if (tls_mode(ctx, "starttls", &e->use_ssl) != OG_OK)
         goto fail;
-    }
     if (strncmp(e->url, "smtps://", 8) == 0)
         e->use_ssl = CURLUSESSL_ALL; /* implicit TLS */
     v = NULL;
     if (og_config_get_str(ctx, "credentials", &v) == OG_OK && v != NULL &&
-        load_credentials(e, v, why, sizeof(why)) != OG_OK) {
+        load_credentials(&e->smtp_cred, v, why, sizeof(why)) != OG_OK) {
         og_log(ctx, OG_LOG_ERROR, "%s", why);
         goto fail;
     }
@@ -336,6 +418,38 @@ static og_err_t email_init(og_plugin_ctx_t *ctx, void **state)
     og_config_get_bool(ctx, "tls_verify", &e->verify);
     og_config_get_str(ctx, "ca_file", &e->ca_file);
     e->instance = og_instance_name(ctx);
+    og_config_get_str(ctx, "imap_url", &e->imap_url);
+    if (e->imap_url != NULL) {
+        const char *path = strstr(e->imap_url, "://");
+
+        if ((strncmp(e->imap_url, "imap://", 7) != 0 &&
+             strncmp(e->imap_url, "imaps://", 8) != 0) ||
+            (path = strchr(path + 3, '/')) == NULL || path[1] == '\0' ||
+            strpbrk(path, ";?") != NULL) {
+            og_log(ctx, OG_LOG_ERROR,
+                   "imap_url: expected imap://HOST[:PORT]/MAILBOX or "
+                   "imaps://..., got '%s'",
+                   e->imap_url);
+            goto fail;
+        }
+        if (tls_mode(ctx, "imap_starttls", &e->imap_ssl) != OG_OK)
+            goto fail;
+        if (strncmp(e->imap_url, "imaps://", 8) == 0)
+            e->imap_ssl = CURLUSESSL_ALL;
+        v = NULL;
+        og_config_get_str(ctx, "imap_credentials", &v);
+        if (v == NULL) {
+            og_log(ctx, OG_LOG_ERROR, "imap_url needs imap_credentials");
+            goto fail;
+        }
+        if (load_credentials(&e->imap_cred, v, why, sizeof(why)) != OG_OK) {
+            og_log(ctx, OG_LOG_ERROR, "imap_credentials: %s", why);
+            goto fail;
+        }
+        og_config_get_duration_ms(ctx, "poll_interval", &e->poll_ms);
+        og_config_get_str(ctx, "trust_authserv", &e->authserv);
+        og_email_gmime_ref();
+    }
     og_config_get_str(ctx, "unsubscribe_url", &e->unsub_url);
     og_config_get_str(ctx, "unsubscribe_mailto", &e->unsub_mailto);
     if (e->unsub_url != NULL &&
@@ -364,8 +478,8 @@ static og_err_t email_init(og_plugin_ctx_t *ctx, void **state)
     *state = e;
     return OG_OK;
 fail:
-    free(e->user);
-    free(e->password);
+    forget_credentials(&e->smtp_cred);
+    forget_credentials(&e->imap_cred);
     free(e->from_header);
     free(e);
     return rc;
@@ -707,11 +821,370 @@ static void unsubscribe(void *data, og_http_req_t *req)
     }
 }
 
+static void fresh_credentials(og_plugin_ctx_t *ctx, struct cred *c);
+
+/* ---- inbound: polling the mailbox over IMAP ------------------------------ */
+
+#define INBOX_BATCH 64                /* messages taken per poll */
+#define MAX_MESSAGE (25u << 20)       /* larger ones are left alone */
+#define TAKEN_KEYWORD "OmnigateTaken" /* set once the event is stored */
+
+enum { IN_IDLE, IN_SEARCH, IN_FETCH, IN_EMIT, IN_STORE };
+
+struct inbox {
+    struct email *e;
+    og_timer_t *timer;
+    int phase;
+    int stopping;
+    CURL *easy;
+    char *buf; /* the response being read */
+    size_t len, cap;
+    int too_big;
+    unsigned long uids[INBOX_BATCH];
+    size_t n, next;
+    unsigned long uid;
+};
+
+static size_t inbox_write(char *p, size_t size, size_t nmemb, void *data)
+{
+    struct inbox *in = data;
+    size_t n = size * nmemb;
+
+    if (in->len + n > MAX_MESSAGE) {
+        in->too_big = 1;
+        return 0; /* aborts the transfer */
+    }
+    if (in->len + n + 1 > in->cap) {
+        size_t cap = in->cap ? in->cap : 16384;
+        char *b;
+
+        while (cap < in->len + n + 1)
+            cap *= 2;
+        if ((b = realloc(in->buf, cap)) == NULL)
+            return 0;
+        in->buf = b;
+        in->cap = cap;
+    }
+    memcpy(in->buf + in->len, p, n);
+    in->len += n;
+    in->buf[in->len] = '\0';
+    return n;
+}
+
+static void inbox_next(struct inbox *in);
+static void inbox_done(void *data, void *easy, og_err_t result, int curl_code);
+
+/* One IMAP transfer: a command on the mailbox (cmd), or the message of
+ * uid (cmd NULL). */
+static og_err_t inbox_transfer(struct inbox *in, const char *cmd,
+                               unsigned long uid)
+{
+    struct email *e = in->e;
+    char url[600];
+
+    if (in->easy == NULL && (in->easy = curl_easy_init()) == NULL)
+        return OG_ERR_NOMEM;
+    curl_easy_reset(in->easy);
+    in->len = 0;
+    in->too_big = 0;
+    if (cmd == NULL)
+        snprintf(url, sizeof(url), "%s;UID=%lu", e->imap_url, uid);
+    else
+        snprintf(url, sizeof(url), "%s", e->imap_url);
+    fresh_credentials(e->ctx, &e->imap_cred);
+    connection(e, in->easy, url, "imap,imaps", e->imap_ssl, &e->imap_cred);
+    if (cmd != NULL)
+        curl_easy_setopt(in->easy, CURLOPT_CUSTOMREQUEST, cmd);
+    curl_easy_setopt(in->easy, CURLOPT_WRITEFUNCTION, inbox_write);
+    curl_easy_setopt(in->easy, CURLOPT_WRITEDATA, in);
+    curl_easy_setopt(in->easy, CURLOPT_TIMEOUT_MS, (long)e->timeout_ms);
+    return og_curl_run(e->ctx, in->easy, inbox_done, in);
+}
+
+/* The poll is over (all taken, or something failed): wait for the next. */
+static void inbox_rest(struct inbox *in)
+{
+    in->phase = IN_IDLE;
+    in->n = in->next = 0;
+}
+
+/* "* SEARCH 3 4 9" lines into uids, oldest first. */
+static void parse_search(struct inbox *in)
+{
+    char *line = in->buf;
+
+    in->n = in->next = 0;
+    while (line != NULL && *line) {
+        if (strncmp(line, "* SEARCH", 8) == 0) {
+            char *p = line + 8;
+
+            while (*p == ' ' && in->n < INBOX_BATCH) {
+                char *end;
+                unsigned long u = strtoul(p + 1, &end, 10);
+
+                if (end == p + 1)
+                    break;
+                in->uids[in->n++] = u;
+                p = end;
+            }
+        }
+        line = strchr(line, '\n');
+        if (line != NULL)
+            line++;
+    }
+}
+
+static void emitted(void *data, og_err_t result, const char *event_id)
+{
+    struct inbox *in = data;
+    char cmd[80];
+
+    (void)event_id;
+    if (in->stopping) {
+        inbox_rest(in);
+        return;
+    }
+    if (result != OG_OK && result != OG_ERR_CONFLICT) {
+        /* not stored: left in the mailbox for the next poll */
+        og_log(in->e->ctx, OG_LOG_WARNING,
+               "IMAP message %lu not taken now (%s); next poll", in->uid,
+               og_strerror(result));
+        inbox_rest(in);
+        return;
+    }
+    in->phase = IN_STORE;
+    snprintf(cmd, sizeof(cmd), "UID STORE %lu +FLAGS (%s)", in->uid,
+             TAKEN_KEYWORD);
+    if (inbox_transfer(in, cmd, 0) != OG_OK)
+        inbox_rest(in);
+}
+
+/* Builds the event of a received message: message.received,
+ * message.auto_reply or message.bounced. */
+static og_event_builder_t *
+inbound_event(struct email *e, const og_email_in_t *m, unsigned long uid)
+{
+    og_event_builder_t *b;
+    char conv[80], vendor[320], orig[300];
+    size_t i;
+    og_err_t rc = OG_OK;
+
+    b = og_event_builder_create(
+        e->ctx, m->kind == OG_EMAIL_IN_BOUNCE       ? "message.bounced"
+                : m->kind == OG_EMAIL_IN_AUTO_REPLY ? "message.auto_reply"
+                                                    : "message.received");
+    if (b == NULL)
+        return NULL;
+    if (m->message_id[0] != '\0' && strlen(m->message_id) <= 250)
+        snprintf(vendor, sizeof(vendor), "%s", m->message_id);
+    else
+        snprintf(vendor, sizeof(vendor), "imap-uid-%lu", uid);
+    rc |= og_event_builder_set_str(b, "source.channel", "email");
+    rc |= og_event_builder_set_str(b, "source.vendor_id", vendor);
+    if (m->date_ms > 0)
+        rc |= og_event_builder_set_int(b, "occurred", m->date_ms);
+    if (m->kind == OG_EMAIL_IN_BOUNCE) {
+        const char *at;
+
+        /* our Message-IDs are <EVENT-ID@DOMAIN>: the message's id */
+        snprintf(orig, sizeof(orig), "%s", m->orig_message_id);
+        at = strrchr(orig, '@');
+        if (at != NULL && strcmp(at + 1, e->domain) == 0)
+            orig[at - orig] = '\0';
+        if (m->recipient[0] != '\0' &&
+            og_email_valid_address(m->recipient) == 0)
+            rc |= og_event_builder_add_identity(b, "email", m->recipient, 0);
+        if (orig[0] != '\0')
+            rc |= og_event_builder_set_str(b, "props.message", orig);
+        rc |= og_event_builder_set_str(b, "props.channel", e->instance);
+        rc |= og_event_builder_set_str(b, "props.recipient", m->recipient);
+        rc |= og_event_builder_set_str(b, "props.status", m->status);
+        rc |= og_event_builder_set_str(b, "props.action", m->action);
+        rc |= og_event_builder_set_str(b, "props.diagnostic", m->diagnostic);
+        rc |= og_event_builder_set_bool(b, "props.permanent",
+                                        m->status[0] == '5');
+        if (rc != OG_OK) {
+            og_event_builder_destroy(b);
+            return NULL;
+        }
+        return b;
+    }
+    rc |= og_event_builder_add_identity(b, "email", m->from, m->authenticated);
+    for (i = 0; i < m->nrcpt; i++)
+        if (e->secret_len > 0 &&
+            og_email_reply_token(m->rcpt[i], e->secret, e->secret_len, conv,
+                                 sizeof(conv)) == 0) {
+            rc |= og_event_builder_set_str(b, "conversation", conv);
+            break;
+        }
+    if (m->message_id[0] != '\0')
+        rc |= og_event_builder_set_str(b, "props.message_key", m->message_id);
+    if (m->nthread > 0) {
+        uint8_t *pk;
+        size_t len;
+
+        if (og_email_pack_strings((const char *const *)m->thread, m->nthread,
+                                  &pk, &len) == 0) {
+            rc |= og_event_builder_set_msgpack(b, "props.thread", pk, len);
+            free(pk);
+        }
+    }
+    rc |= og_event_builder_set_str(b, "props.subject", m->subject);
+    rc |= og_event_builder_set_str(b, "props.text", m->text ? m->text : "");
+    if (m->text_is_html)
+        rc |= og_event_builder_set_bool(b, "props.text_is_html", 1);
+    if (m->from_name[0] != '\0')
+        rc |= og_event_builder_set_str(b, "props.from_name", m->from_name);
+    if (rc != OG_OK) {
+        og_event_builder_destroy(b);
+        return NULL;
+    }
+    return b;
+}
+
+/* A message fetched: read, handed to the gateway, flagged once stored. A
+ * message that cannot be read is flagged too, with a log line naming it,
+ * so that it does not come back at every poll. */
+static void fetched(struct inbox *in)
+{
+    struct email *e = in->e;
+    og_email_in_t m;
+    og_event_builder_t *b = NULL;
+    char why[200];
+
+    if (og_email_parse_in(in->buf ? in->buf : "", in->len, e->authserv, &m, why,
+                          sizeof(why)) != 0) {
+        og_log(e->ctx, OG_LOG_WARNING,
+               "IMAP message %lu left unread: %s; flagged %s", in->uid, why,
+               TAKEN_KEYWORD);
+        og_counter_add(e->ctx, "imap_unreadable_total", 1);
+        emitted(in, OG_OK, NULL);
+        return;
+    }
+    b = inbound_event(e, &m, in->uid);
+    og_email_in_free(&m);
+    if (b == NULL) {
+        og_log(e->ctx, OG_LOG_WARNING,
+               "IMAP message %lu: no event could be made of it; flagged %s",
+               in->uid, TAKEN_KEYWORD);
+        emitted(in, OG_OK, NULL);
+        return;
+    }
+    in->phase = IN_EMIT;
+    og_counter_add(e->ctx, "imap_received_total", 1);
+    if (og_event_builder_emit_async(b, emitted, in) != OG_OK) {
+        og_log(e->ctx, OG_LOG_WARNING,
+               "IMAP message %lu refused by the gateway; next poll", in->uid);
+        inbox_rest(in);
+    }
+}
+
+static void inbox_next(struct inbox *in)
+{
+    if (in->stopping || in->next >= in->n) {
+        inbox_rest(in);
+        return;
+    }
+    in->uid = in->uids[in->next++];
+    in->phase = IN_FETCH;
+    if (inbox_transfer(in, NULL, in->uid) != OG_OK)
+        inbox_rest(in);
+}
+
+static void inbox_done(void *data, void *easy, og_err_t result, int curl_code)
+{
+    struct inbox *in = data;
+    struct email *e = in->e;
+
+    (void)easy;
+    if (result == OG_ERR_CANCELLED || in->stopping) {
+        inbox_rest(in);
+        return;
+    }
+    if (result != OG_OK) {
+        if (in->phase == IN_FETCH && in->too_big) {
+            og_log(e->ctx, OG_LOG_WARNING,
+                   "IMAP message %lu is larger than %u MiB; left alone",
+                   in->uid, MAX_MESSAGE >> 20);
+            inbox_next(in);
+            return;
+        }
+        og_log(e->ctx, OG_LOG_WARNING, "IMAP %s: %s",
+               in->phase == IN_SEARCH  ? "search"
+               : in->phase == IN_FETCH ? "fetch"
+                                       : "flag",
+               curl_easy_strerror((CURLcode)curl_code));
+        og_counter_add(e->ctx, "imap_errors_total", 1);
+        inbox_rest(in);
+        return;
+    }
+    switch (in->phase) {
+    case IN_SEARCH:
+        parse_search(in);
+        inbox_next(in);
+        break;
+    case IN_FETCH: fetched(in); break;
+    case IN_STORE: inbox_next(in); break;
+    default: inbox_rest(in);
+    }
+}
+
+static void inbox_poll(og_timer_t *t, void *data)
+{
+    struct inbox *in = data;
+
+    (void)t;
+    if (in->phase != IN_IDLE || in->stopping)
+        return;
+    in->phase = IN_SEARCH;
+    if (inbox_transfer(in, "UID SEARCH UNKEYWORD " TAKEN_KEYWORD, 0) != OG_OK)
+        inbox_rest(in);
+}
+
+static og_err_t inbox_start(struct email *e)
+{
+    struct inbox *in = calloc(1, sizeof(*in));
+
+    if (in == NULL)
+        return OG_ERR_NOMEM;
+    in->e = e;
+    e->inbox = in;
+    in->timer = og_timer_start(e->ctx, 0, e->poll_ms, inbox_poll, in);
+    return in->timer != NULL ? OG_OK : OG_ERR_NOMEM;
+}
+
+static og_err_t email_stop(void *state)
+{
+    struct email *e = state;
+
+    if (e->inbox != NULL) {
+        e->inbox->stopping = 1;
+        og_timer_stop(e->inbox->timer);
+        e->inbox->timer = NULL;
+    }
+    return OG_OK;
+}
+
+static void inbox_free(struct email *e)
+{
+    struct inbox *in = e->inbox;
+
+    if (in == NULL)
+        return;
+    if (in->easy != NULL)
+        curl_easy_cleanup(in->easy);
+    free(in->buf);
+    free(in);
+    e->inbox = NULL;
+}
+
 static og_err_t email_start(void *state)
 {
     struct email *e = state;
     og_http_route_t r = OG_HTTP_ROUTE_INIT;
 
+    if (e->imap_url != NULL && inbox_start(e) != OG_OK)
+        return OG_ERR_NOMEM;
     if (e->unsub_url == NULL)
         return OG_OK;
     r.path = strchr(strstr(e->unsub_url, "://") + 3, '/');
@@ -723,21 +1196,20 @@ static og_err_t email_start(void *state)
 
 /* A credentials file changed since it was read (a rotated password, a
  * fixed typo): read it again, so that no restart is needed. */
-static void fresh_credentials(struct email *e)
+static void fresh_credentials(og_plugin_ctx_t *ctx, struct cred *c)
 {
     struct stat st;
     char why[400], spec[300];
 
-    if (e->cred_path[0] == '\0' || stat(e->cred_path, &st) != 0 ||
-        (st.st_mtim.tv_sec == e->cred_mtime.tv_sec &&
-         st.st_mtim.tv_nsec == e->cred_mtime.tv_nsec &&
-         st.st_size == e->cred_size))
+    if (c->path[0] == '\0' || stat(c->path, &st) != 0 ||
+        (st.st_mtim.tv_sec == c->mtime.tv_sec &&
+         st.st_mtim.tv_nsec == c->mtime.tv_nsec && st.st_size == c->size))
         return;
-    snprintf(spec, sizeof(spec), "%s", e->cred_path);
-    if (load_credentials(e, spec, why, sizeof(why)) == OG_OK)
-        og_log(e->ctx, OG_LOG_NOTICE, "credentials %s read again", spec);
+    snprintf(spec, sizeof(spec), "%s", c->path);
+    if (load_credentials(c, spec, why, sizeof(why)) == OG_OK)
+        og_log(ctx, OG_LOG_NOTICE, "credentials %s read again", spec);
     else
-        og_log(e->ctx, OG_LOG_ERROR, "%s", why);
+        og_log(ctx, OG_LOG_ERROR, "%s", why);
 }
 
 static og_err_t email_send(void *state, const og_event_t *ev, og_delivery_t *d)
@@ -753,7 +1225,7 @@ static og_err_t email_send(void *state, const og_event_t *ev, og_delivery_t *d)
 
     if (strcmp(og_event_type(ev), "message.send") != 0)
         return OG_ERR_REJECTED; /* routed here by mistake */
-    fresh_credentials(e);
+    fresh_credentials(e->ctx, &e->smtp_cred);
     if (get(ev, "props.to", to, sizeof(to)) == NULL ||
         og_email_valid_address(to) != 0) {
         og_log(e->ctx, OG_LOG_WARNING,
@@ -815,17 +1287,7 @@ static og_err_t email_send(void *state, const og_event_t *ev, og_delivery_t *d)
         msg_free(m);
         return OG_ERR_RETRY;
     }
-    curl_easy_setopt(m->easy, CURLOPT_URL, e->url);
-    curl_easy_setopt(m->easy, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
-    curl_easy_setopt(m->easy, CURLOPT_USE_SSL, e->use_ssl);
-    curl_easy_setopt(m->easy, CURLOPT_SSL_VERIFYPEER, e->verify ? 1L : 0L);
-    curl_easy_setopt(m->easy, CURLOPT_SSL_VERIFYHOST, e->verify ? 2L : 0L);
-    if (e->ca_file != NULL)
-        curl_easy_setopt(m->easy, CURLOPT_CAINFO, e->ca_file);
-    if (e->user != NULL) {
-        curl_easy_setopt(m->easy, CURLOPT_USERNAME, e->user);
-        curl_easy_setopt(m->easy, CURLOPT_PASSWORD, e->password);
-    }
+    connection(e, m->easy, e->url, "smtp,smtps", e->use_ssl, &e->smtp_cred);
     curl_easy_setopt(m->easy, CURLOPT_MAIL_FROM, e->from_addr);
     curl_easy_setopt(m->easy, CURLOPT_MAIL_RCPT, m->rcpt);
     curl_easy_setopt(m->easy, CURLOPT_HTTPHEADER, m->hdrs);
@@ -850,7 +1312,11 @@ static void email_destroy(void *state)
 
     if (e == NULL)
         return;
-    forget_credentials(e);
+    inbox_free(e);
+    if (e->imap_url != NULL)
+        og_email_gmime_unref();
+    forget_credentials(&e->smtp_cred);
+    forget_credentials(&e->imap_cred);
     free(e->from_header);
     OPENSSL_cleanse(e->secret, sizeof(e->secret));
     free(e);
@@ -866,6 +1332,7 @@ static const og_plugin_def_t def = {
     .init = email_init,
     .start = email_start,
     .send = email_send,
+    .stop = email_stop,
     .destroy = email_destroy,
 };
 

@@ -41,9 +41,56 @@ void og_email_reply_address(const char *user, const char *domain,
 int og_email_reply_token(const char *addr, const unsigned char *secret,
                          size_t secret_len, char *conv, size_t convlen);
 
+/* v (n strings) as a MessagePack array into *out (malloc'd); 0, or -1. */
+int og_email_pack_strings(const char *const *v, size_t n, unsigned char **out,
+                          size_t *len);
+
 /* What an SMTP failure means: OG_ERR_RETRY (4xx, no reply: the relay was
  * not reached, TLS or authentication problems that an operator fixes) or
  * OG_ERR_REJECTED (5xx about the message or its recipient). */
 og_err_t og_email_classify(int smtp_code, int curl_code);
+
+/* ---- inbound mail (inbound.c, GMime) ----------------------------------- */
+
+#include <stdint.h>
+
+#define OG_EMAIL_MAX_THREAD 16
+#define OG_EMAIL_MAX_RCPT 8
+
+enum {
+    OG_EMAIL_IN_MESSAGE,    /* a message a person wrote: a reply */
+    OG_EMAIL_IN_AUTO_REPLY, /* Auto-Submitted, out-of-office */
+    OG_EMAIL_IN_BOUNCE      /* multipart/report; report-type=delivery-status */
+};
+
+typedef struct og_email_in_s {
+    int kind;
+    char from[320], from_name[200];
+    char rcpt[OG_EMAIL_MAX_RCPT][320]; /* To, Cc, Delivered-To */
+    size_t nrcpt;
+    char message_id[300]; /* without <> */
+    char subject[400];
+    char *text; /* UTF-8 (g_free'd by og_email_in_free), or NULL */
+    int text_is_html;
+    char *thread[OG_EMAIL_MAX_THREAD]; /* In-Reply-To, then References */
+    size_t nthread;
+    int64_t date_ms;   /* Date:, 0 when absent */
+    int authenticated; /* the trust rule held for From */
+    /* a bounce */
+    char orig_message_id[300], recipient[320], action[32], status[16];
+    char diagnostic[400];
+} og_email_in_t;
+
+/* GMime, initialised while one channel instance uses it. */
+void og_email_gmime_ref(void);
+void og_email_gmime_unref(void);
+
+/* Reads the message in data. authserv: the Authentication-Results
+ * authserv-id trusted to vouch for senders (dmarc=pass for the From
+ * domain), or NULL. 0, or -1 with the reason in why (no From address,
+ * not MIME at all). */
+int og_email_parse_in(const char *data, size_t len, const char *authserv,
+                      og_email_in_t *m, char *why, size_t whylen);
+void og_email_in_free(og_email_in_t *m);
 
 #endif /* OG_PLUGIN_EMAIL_H */

@@ -238,3 +238,34 @@ og_err_t og_email_classify(int smtp_code, int curl_code)
         return OG_ERR_RETRY;
     return smtp_code >= 500 ? OG_ERR_REJECTED : OG_ERR_RETRY;
 }
+
+int og_email_pack_strings(const char *const *v, size_t n, unsigned char **out,
+                          size_t *len)
+{
+    size_t cap = 5, i, o = 0;
+    unsigned char *b;
+
+    for (i = 0; i < n; i++)
+        cap += strlen(v[i]) + 5;
+    if (n > 0xffff || (b = malloc(cap)) == NULL)
+        return -1;
+    b[o++] = 0xdc; /* array 16 */
+    b[o++] = (unsigned char)(n >> 8);
+    b[o++] = (unsigned char)n;
+    for (i = 0; i < n; i++) {
+        size_t l = strlen(v[i]);
+
+        if (l > 0xffff) {
+            free(b);
+            return -1;
+        }
+        b[o++] = 0xda; /* str 16 */
+        b[o++] = (unsigned char)(l >> 8);
+        b[o++] = (unsigned char)l;
+        memcpy(b + o, v[i], l);
+        o += l;
+    }
+    *out = b;
+    *len = o;
+    return 0;
+}

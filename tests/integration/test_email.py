@@ -16,6 +16,7 @@ tests/integration/smtp_peer.py), driven through the real daemon.
 import contextlib
 import email
 import http.client as http_client
+import imaplib
 import email.policy
 import json
 import os
@@ -84,6 +85,101 @@ class Smtp:
         return got
 
 
+class Imap:
+    """Dovecot (dovecot-imapd) with a throwaway configuration: one user
+    in a passwd-file, maildirs in the test's directory, IMAP on a free
+    loopback port, no TLS (loopback only)."""
+
+    USER, PASSWORD = "shop", "imap-Pa55"
+
+    def __init__(self, root):
+        self.root = os.path.join(root, "dovecot")
+        os.makedirs(os.path.join(self.root, "run"))
+        os.makedirs(os.path.join(self.root, "state"))
+        os.makedirs(os.path.join(self.root, "home"))
+        self.port = free_port()
+        with open(os.path.join(self.root, "passwd"), "w") as f:
+            f.write("%s:{PLAIN}%s\n" % (self.USER, self.PASSWORD))
+        if os.geteuid() == 0:  # mail as nobody, services as dovecot's users
+            os.chmod(root, 0o755)
+            os.chmod(self.root, 0o755)
+            shutil.chown(os.path.join(self.root, "home"), "nobody", "nogroup")
+            users = "uid=nobody gid=nogroup"
+            internal = ""
+        else:  # everything as the user running the tests
+            import pwd
+            import grp
+            u = pwd.getpwuid(os.getuid()).pw_name
+            g = grp.getgrgid(os.getgid()).gr_name
+            users = "uid=%s gid=%s" % (u, g)
+            internal = ("default_internal_user = %s\ndefault_login_user = "
+                        "%s\ndefault_internal_group = %s\n" % (u, u, g))
+        self.conf = os.path.join(self.root, "dovecot.conf")
+        with open(self.conf, "w") as f:
+            f.write(internal + """base_dir = {r}/run
+state_dir = {r}/state
+log_path = {r}/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+protocols = imap
+listen = 127.0.0.1
+first_valid_uid = 1
+mail_location = maildir:~/Maildir
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {r}/passwd
+}}
+userdb {{
+  driver = static
+  args = {users} home={r}/home/%u
+}}
+""".format(r=self.root, port=self.port, users=users))
+        self.proc = subprocess.Popen(["dovecot", "-F", "-c", self.conf],
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.STDOUT)
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            try:
+                self.session().logout()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("dovecot did not start")
+
+    def session(self):
+        m = imaplib.IMAP4("127.0.0.1", self.port)
+        m.login(self.USER, self.PASSWORD)
+        m.select("INBOX")
+        return m
+
+    def append(self, raw):
+        m = self.session()
+        m.append("INBOX", None, None, raw)
+        m.logout()
+
+    def taken(self):
+        """UIDs with the OmnigateTaken keyword, and all UIDs."""
+        m = self.session()
+        t = m.uid("SEARCH", None, "KEYWORD", "OmnigateTaken")[1][0].split()
+        a = m.uid("SEARCH", None, "ALL")[1][0].split()
+        m.logout()
+        return len(t), len(a)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=10)
+
+
 TEMPLATE = """[template]
 vars = customer, event
 [default]
@@ -115,6 +211,13 @@ def tree(name, smtp, extra_email=""):
             "{{#event.props.lines}}<li>{{qty}} x {{name}}</li>"
             "{{/event.props.lines}}</ul>")
     d.write("conf/templates/note.conf", NOTE)
+    d.write("conf/templates/chat.conf", "[template]\nvars = event\n"
+            "[default]\nsubject = About your message\n"
+            "text = You wrote: {{event.props.text}}\n")
+    d.write("conf/journeys.d/chat.conf",
+            "[journey]\ntrigger = message.received\n"
+            "when = source.channel == chat\nchannels = email\n"
+            "purpose = transactional\n[step answer]\nsend = chat\n")
     d.write("conf/journeys.d/cart.conf", tj.CART_JOURNEY.replace(
         "send = cart_reminder", "send = cart"))
     d.write("secret", "conversation-token-secret-0123456789")
@@ -139,22 +242,39 @@ def free_port():
 
 
 @contextlib.contextmanager
-def running(name, auth=None, creds=None, unsubscribe=False):
+def running(name, auth=None, creds=None, unsubscribe=False, imap=False):
     """An SMTP peer and a daemon whose email channel submits to it (with
     the credentials file creds); both stopped and removed after."""
     root = tempfile.mkdtemp(prefix="ogsmtp-%s." % name)
     smtp = Smtp(root, auth)
     smtp.start()
     d = None
+    box = None
     try:
         extra = ""
+        if imap:
+            box = Imap(root)
+            path = os.path.join(root, "imap.creds")
+            with open(path, "w") as f:
+                f.write("%s\n%s\n" % (Imap.USER, Imap.PASSWORD))
+            extra += ("imap_url = imap://127.0.0.1:%d/INBOX\n"
+                      "imap_credentials = %s\nimap_starttls = off\n"
+                      "poll_interval = 300ms\n"
+                      "trust_authserv = mx.shop.example\n" % (box.port, path))
+            smtp.imap = box
+            smtp.sink = os.path.join(root, "sink-out")
+            os.makedirs(smtp.sink)
         if creds is not None:
             path = os.path.join(root, "smtp.creds")
             with open(path, "w") as f:
                 f.write(creds)
-            extra = "credentials = %s\n" % path
+            extra += "credentials = %s\n" % path
             smtp.creds = path
         d = tree(name, smtp, extra)
+        if imap:  # what the mailbox gave, for the test to read
+            d.channel("sink", "dropdir", "outbox = %s\n" % smtp.sink)
+            d.write("conf/routes.d/in.conf", "[route in]\nmatch = message.*"
+                    "\nfrom = email\nto = sink\n")
         if unsubscribe:  # a known public port for the links
             d.public = free_port()
             d.write("conf/channels.d/email.conf", open(os.path.join(
@@ -173,6 +293,8 @@ def running(name, auth=None, creds=None, unsubscribe=False):
     finally:
         if d is not None:
             d.cleanup()
+        if box is not None:
+            box.stop()
         smtp.stop()
         shutil.rmtree(root, ignore_errors=True)
 
@@ -371,6 +493,152 @@ def test_one_click_unsubscribe():
               "no List-Unsubscribe on a transactional message")
 
 
+def mail(headers, body, charset="utf-8"):
+    h = "".join("%s: %s\r\n" % kv for kv in headers)
+    return (h + "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=%s"
+            "\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" % charset
+            ).encode() + body.encode(charset) + b"\r\n"
+
+
+def test_inbound():
+    print("IMAP: a reply threaded, an auto-reply, a bounce, "
+          "non-UTF-8 and malformed mail", flush=True)
+    with running("inbound", imap=True) as (d, smtp):
+        box = smtp.imap
+        # A chat message gets an email answer carrying its conversation.
+        st, body = tc.post_envelope(d, {
+            "type": "message.received", "source": {"channel": "chat"},
+            "ids": [key("email", "ann@example.com", True)],
+            "props": {"text": "Do you have it in blue?"}})
+        check(st == 202, "chat message accepted")
+        got = wait_mail(smtp)
+        out = got[0] if got else email.message_from_string("")
+        reply_to = str(out["Reply-To"] or "")
+        check(reply_to.startswith("replies+") and
+              reply_to.endswith("@shop.example"),
+              "Reply-To carries the conversation: %s" % reply_to)
+        conv = reply_to[len("replies+"):].split(".")[0]
+        st, before = d.admin("GET", "/v1/conversations/" + conv)
+        check(st == 200, "the conversation exists: %s" % before)
+        n0 = json.loads(before).get("messages", 0) if st == 200 else 0
+
+        # Ann answers by email, to the Reply-To, in reply to the message.
+        box.append(mail([("From", "Ann <ann@example.com>"),
+                         ("To", reply_to),
+                         ("Subject", "Re: About your message"),
+                         ("Message-ID", "<r1@example.com>"),
+                         ("In-Reply-To", out["Message-ID"]),
+                         ("References", out["Message-ID"]),
+                         ("Date", "Mon, 30 Nov 2026 10:00:00 +0000"),
+                         ("Authentication-Results",
+                          "mx.shop.example; dmarc=pass "
+                          "header.from=example.com")],
+                        "Yes, in blue, size 40.\n\n> You wrote: ..."))
+        st, after = None, None
+
+        def threaded():
+            st, body = d.admin("GET", "/v1/conversations/" + conv)
+            c = json.loads(body) if st == 200 else {}
+            return c if c.get("messages", 0) > n0 else None
+        c = tj.wait_for(threaded, 15)
+        check(c is not None and c.get("last_channel") == "email",
+              "the reply joined the conversation: %s" % c)
+        ann = tc.cust_of(d, kind="email", value="ann@example.com")
+        t = tj.timeline(d, ann)
+        check(any(e["type"] == "message.received" and e["channel"] == "email"
+                  for e in t["entries"]), "message.received on the timeline")
+
+        # An out-of-office answer is no reply.
+        box.append(mail([("From", "ann@example.com"), ("To", reply_to),
+                         ("Subject", "Out of office"),
+                         ("Auto-Submitted", "auto-replied"),
+                         ("Message-ID", "<ooo1@example.com>")],
+                        "I am away until Monday."))
+        t = tj.wait_for(lambda: (lambda t: t if any(
+            e["type"] == "message.auto_reply" for e in t["entries"])
+            else None)(tj.timeline(d, ann)), 15)
+        check(t is not None, "message.auto_reply on the timeline")
+        st, body = d.admin("GET", "/v1/conversations/" + conv)
+        check(json.loads(body)["messages"] == c["messages"],
+              "an auto-reply is not a message of the conversation")
+
+        # A bounce of a message sent on command.
+        command(d, "bob@example.com", "your order", "o-7")
+        got = wait_mail(smtp, 2)
+        mid = str(got[-1]["Message-ID"]) if len(got) >= 2 else "<none>"
+        dsn = ("From: MAILER-DAEMON@mx.example.net\r\n"
+               "To: shop@shop.example\r\n"
+               "Subject: Undelivered Mail Returned to Sender\r\n"
+               "Message-ID: <dsn1@mx.example.net>\r\n"
+               "MIME-Version: 1.0\r\n"
+               "Content-Type: multipart/report; report-type=delivery-status;"
+               " boundary=\"B\"\r\n\r\n"
+               "--B\r\nContent-Type: text/plain\r\n\r\n"
+               "Your message could not be delivered.\r\n"
+               "--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+               "Reporting-MTA: dns; mx.example.net\r\n\r\n"
+               "Final-Recipient: rfc822; bob@example.com\r\n"
+               "Action: failed\r\nStatus: 5.1.1\r\n"
+               "Diagnostic-Code: smtp; 550 5.1.1 no such user\r\n\r\n"
+               "--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+               "From: shop@shop.example\r\nTo: bob@example.com\r\n"
+               "Message-ID: %s\r\n\r\n--B--\r\n" % mid)
+        box.append(dsn.encode())
+        bob = tc.cust_of(d, kind="email", value="bob@example.com")
+        t = tj.wait_for(lambda: (lambda t: t if any(
+            e["type"] == "journey.fallback" for e in t["entries"])
+            else None)(tj.timeline(d, bob)), 15)
+        types = [e["type"] for e in (t or tj.timeline(d, bob))["entries"]]
+        check("message.bounced" in types and "journey.fallback" in types,
+              "the bounce names the message and its run falls back: %s" %
+              types)
+
+        # ISO-8859-1, and a message without a From among good ones.
+        box.append(mail([("From", "cafe@example.com"),
+                         ("To", "replies@shop.example"),
+                         ("Subject", "Latin-1"),
+                         ("Message-ID", "<l1@example.com>")],
+                        "Un café, s'il vous plaît.", "iso-8859-1"))
+        box.append(b"this is not a mail at all\r\n\r\nno headers\r\n")
+        box.append(mail([("From", "last@example.com"),
+                         ("To", "replies@shop.example"),
+                         ("Subject", "after the bad one"),
+                         ("Message-ID", "<last1@example.com>")], "still read"))
+        ok = tj.wait_for(lambda: (lambda n: n if n[0] == n[1] else None)(
+            box.taken()), 15)
+        check(ok is not None, "every message flagged taken: %s" %
+              (box.taken(),))
+        cafe = tc.cust_of(d, kind="email", value="cafe@example.com")
+        last = tc.cust_of(d, kind="email", value="last@example.com")
+        check(cafe is not None and last is not None,
+              "the good messages around a bad one were read")
+        check("left unread" in d.logtext(), "the bad one is named in the log")
+        evs = [e for e in tj.timeline(d, cafe)["entries"]
+               if e["type"] == "message.received"]
+        check(len(evs) == 1, "read once: %s" % evs)
+        got = {e["id"]: e for e in tc.wait_delivered(smtp.sink, [
+            e["ref"] for e in evs]).values()}
+        ev = got.get(evs[0]["ref"], {}) if evs else {}
+        check(ev.get("props", {}).get("text", "").strip() ==
+              "Un café, s'il vous plaît.", "Latin-1 read as UTF-8: %r" %
+              ev.get("props", {}).get("text"))
+        check(ev.get("ids", [{}])[0].get("verified") is False,
+              "an unauthenticated sender is not verified")
+        reply = [e for e in tc.delivered(smtp.sink).values()
+                 if e.get("props", {}).get("message_key") == "r1@example.com"]
+        check(len(reply) == 1 and reply[0]["ids"][0]["verified"] is True and
+              reply[0]["props"]["thread"][0] == str(out["Message-ID"]).strip(
+                  "<>") and reply[0]["props"]["text"].startswith(
+                  "Yes, in blue") and reply[0].get("conversation") == conv,
+              "the reply: verified by the trusted MTA, its thread, text and "
+              "conversation: %s" % reply)
+        n_before = len(tj.timeline(d, ann)["entries"])
+        time.sleep(1.0)  # polls go on: nothing taken twice
+        check(len(tj.timeline(d, ann)["entries"]) == n_before,
+              "nothing taken twice")
+
+
 if __name__ == "__main__":
     sys.exit(td.run([test_cart_email, test_deferred_refused_down,
-                     test_auth_and_secrets, test_one_click_unsubscribe]))
+                     test_auth_and_secrets, test_one_click_unsubscribe,
+                     test_inbound]))

@@ -149,6 +149,79 @@ static void test_classes(void)
     CU_ASSERT_EQUAL(og_email_classify(0, CURLE_USE_SSL_FAILED), OG_ERR_RETRY);
 }
 
+static void test_inbound(void)
+{
+    static const char reply[] =
+        "From: =?UTF-8?Q?Zo=C3=AB?= <zoe@example.com>\r\n"
+        "To: replies+c-1.0011223344556677@shop.example, other@x.example\r\n"
+        "Subject: Re: hi\r\nMessage-ID: <r1@example.com>\r\n"
+        "In-Reply-To: <j1.0.email@shop.example>\r\n"
+        "References: <a@x> <j1.0.email@shop.example>\r\n"
+        "Authentication-Results: mx.shop.example; dkim=pass; dmarc=pass "
+        "header.from=example.com\r\n"
+        "Date: Mon, 30 Nov 2026 10:00:00 +0000\r\n"
+        "Content-Type: text/plain; charset=iso-8859-1\r\n"
+        "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        "Caf=E9 au lait\r\n";
+    static const char ooo[] = "From: a@b.example\r\nSubject: away\r\n"
+                              "Auto-Submitted: auto-replied\r\n\r\nbye\r\n";
+    static const char dsn[] =
+        "From: MAILER-DAEMON@mx.example\r\nSubject: failed\r\n"
+        "Content-Type: multipart/report; report-type=delivery-status; "
+        "boundary=B\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\n"
+        "sorry\r\n--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.example\r\n\r\n"
+        "Final-Recipient: rfc822; <bob@example.com>\r\nAction: failed\r\n"
+        "Status: 5.1.1\r\nDiagnostic-Code: smtp; 550 no such user\r\n"
+        "\r\n--B\r\nContent-Type: message/rfc822\r\n\r\n"
+        "From: shop@shop.example\r\nMessage-ID: <j9.0.email@shop.example>"
+        "\r\n\r\nhello\r\n--B--\r\n";
+    og_email_in_t m;
+    char why[200];
+
+    og_email_gmime_ref();
+    CU_ASSERT_EQUAL_FATAL(og_email_parse_in(reply, strlen(reply),
+                                            "mx.shop.example", &m, why,
+                                            sizeof(why)),
+                          0);
+    CU_ASSERT_EQUAL(m.kind, OG_EMAIL_IN_MESSAGE);
+    CU_ASSERT_STRING_EQUAL(m.from, "zoe@example.com");
+    CU_ASSERT_STRING_EQUAL(m.from_name, "Zoë");
+    CU_ASSERT_STRING_EQUAL(m.message_id, "r1@example.com");
+    CU_ASSERT_EQUAL(m.nthread, 2); /* In-Reply-To, then the other ref */
+    CU_ASSERT_STRING_EQUAL(m.thread[0], "j1.0.email@shop.example");
+    CU_ASSERT_STRING_EQUAL(m.thread[1], "a@x");
+    CU_ASSERT_EQUAL(m.nrcpt, 2);
+    CU_ASSERT_STRING_EQUAL(m.text, "Café au lait\r\n");
+    CU_ASSERT_EQUAL(m.authenticated, 1);
+    CU_ASSERT_EQUAL(m.date_ms, 1796032800000LL);
+    og_email_in_free(&m);
+    /* another MTA's word is not trusted */
+    CU_ASSERT_EQUAL(og_email_parse_in(reply, strlen(reply), "mx.other", &m, why,
+                                      sizeof(why)),
+                    0);
+    CU_ASSERT_EQUAL(m.authenticated, 0);
+    og_email_in_free(&m);
+    CU_ASSERT_EQUAL(
+        og_email_parse_in(ooo, strlen(ooo), NULL, &m, why, sizeof(why)), 0);
+    CU_ASSERT_EQUAL(m.kind, OG_EMAIL_IN_AUTO_REPLY);
+    og_email_in_free(&m);
+    CU_ASSERT_EQUAL(
+        og_email_parse_in(dsn, strlen(dsn), NULL, &m, why, sizeof(why)), 0);
+    CU_ASSERT_EQUAL(m.kind, OG_EMAIL_IN_BOUNCE);
+    CU_ASSERT_STRING_EQUAL(m.recipient, "bob@example.com");
+    CU_ASSERT_STRING_EQUAL(m.status, "5.1.1");
+    CU_ASSERT_STRING_EQUAL(m.action, "failed");
+    CU_ASSERT_STRING_EQUAL(m.orig_message_id, "j9.0.email@shop.example");
+    CU_ASSERT_PTR_NOT_NULL(strstr(m.diagnostic, "550 no such user"));
+    og_email_in_free(&m);
+    CU_ASSERT_EQUAL(
+        og_email_parse_in("no headers at all", 17, NULL, &m, why, sizeof(why)),
+        -1);
+    og_email_in_free(&m);
+    og_email_gmime_unref();
+}
+
 int main(void)
 {
     CU_pSuite s;
@@ -159,5 +232,6 @@ int main(void)
     CU_add_test(s, "headers (RFC 2047)", test_headers);
     CU_add_test(s, "signed conversation tokens", test_tokens);
     CU_add_test(s, "SMTP reply classes", test_classes);
+    CU_add_test(s, "received mail: reply, auto-reply, DSN", test_inbound);
     return tu_run();
 }
