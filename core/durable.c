@@ -695,9 +695,14 @@ static void message_result(og__durable_t *d, const char *channel,
     if (e == NULL)
         return;
     n = d->router != NULL ? og__router_targets(d->router, e, targets, 64) : 0;
-    if (og__durable_submit(d, e, targets, n < 64 ? n : 64, NULL, NULL) != OG_OK)
+    /* Not bounded like ingress: a result follows a delivery, and
+     * deliveries are bounded by the channels' queues; dropping it would
+     * lose the fallback of a failed journey message. */
+    if (!d->closing)
+        add_sub(d, e, targets, n < 64 ? n : 64, NULL, NULL, 0);
+    else
         og__log(OG_LOG_WARNING, "core",
-                "%s of message %s not recorded: the store is busy",
+                "%s of message %s not recorded: the daemon is stopping",
                 sent ? "message.sent" : "message.failed", ev->id);
     og__event_unref(e);
 }

@@ -684,12 +684,62 @@ static int type_in(char **pats, const char *type)
 }
 
 /* The text (or integer) at path in ev, into out; 0 when none. */
-static int entity_of(og_event_t *ev, const char *path, char *out, size_t len)
+/* The event's tree for matching, parsed once per og__journeys_match()
+ * into a zone of its own that goes with it: an event waiting in a batch
+ * does not keep a parsed copy (2 KB each) for the journeys' sake. */
+struct tree {
+    og_event_t *ev;
+    int state; /* 0 not parsed yet, 1 parsed, -1 not parseable */
+    msgpack_zone zone;
+    msgpack_object root;
+    const msgpack_object *use;
+};
+
+static const msgpack_object *tree_root(struct tree *t)
 {
-    const msgpack_object *o;
+    size_t off = 0;
+
+    if (t->state == 0) {
+        t->state = -1;
+        if (t->ev->parsed) {
+            t->use = &t->ev->root;
+            t->state = 1;
+        } else if (msgpack_zone_init(&t->zone, 1024)) {
+            if (msgpack_unpack((const char *)t->ev->data, t->ev->len, &off,
+                               &t->zone, &t->root) == MSGPACK_UNPACK_SUCCESS) {
+                t->use = &t->root;
+                t->state = 2; /* ours to destroy */
+            } else {
+                msgpack_zone_destroy(&t->zone);
+            }
+        }
+    }
+    return t->state > 0 ? t->use : NULL;
+}
+
+static void tree_done(struct tree *t)
+{
+    if (t->state == 2)
+        msgpack_zone_destroy(&t->zone);
+}
+
+static int conds_hold(struct tree *t, const og__cond_t *c, size_t n)
+{
+    const msgpack_object *root;
+
+    if (n == 0)
+        return 1;
+    root = tree_root(t);
+    return root != NULL && og__conds_match_obj(c, n, root);
+}
+
+static int entity_of(struct tree *t, const char *path, char *out, size_t len)
+{
+    const msgpack_object *o, *root;
 
     out[0] = '\0';
-    if (path == NULL || og__event_lookup(ev, path, &o) != OG_OK)
+    if (path == NULL || (root = tree_root(t)) == NULL ||
+        og__obj_lookup(root, path, &o) != OG_OK)
         return 0;
     if (o->type == MSGPACK_OBJECT_STR && o->via.str.size > 0 &&
         o->via.str.size < len) {
@@ -768,7 +818,10 @@ size_t og__journeys_match(const og__journeys_t *js, og_event_t *ev,
 {
     size_t i, k, n = 0;
     int from_core = ev->instance != NULL && strcmp(ev->instance, "core") == 0;
+    struct tree t;
 
+    memset(&t, 0, sizeof(t));
+    t.ev = ev;
     *out = NULL;
     /* the core's message.failed, or a channel's later report that a
      * journey's message failed (an email bounce) */
@@ -783,37 +836,37 @@ size_t og__journeys_match(const og__journeys_t *js, og_event_t *ev,
         if (!jn->enabled || (jn->builtin && from_core))
             continue;
         if (type_in(jn->cancel_on, ev->type) &&
-            og__conds_match(jn->cancel_when, jn->ncancel_when, ev)) {
+            conds_hold(&t, jn->cancel_when, jn->ncancel_when)) {
             m = add_match(out, &n);
             m->op = OG__JM_CANCEL;
             m->journey = jn->jc->name;
-            entity_of(ev, jn->cancel_entity, m->entity, sizeof(m->entity));
+            entity_of(&t, jn->cancel_entity, m->entity, sizeof(m->entity));
         }
         for (k = 0; k < jn->nsteps; k++) {
             const struct step *st = &jn->steps[k];
 
             if (st->until == NULL || !type_in(st->until, ev->type) ||
-                !og__conds_match(st->until_when, st->nuntil_when, ev))
+                !conds_hold(&t, st->until_when, st->nuntil_when))
                 continue;
             m = add_match(out, &n);
             m->op = OG__JM_RESUME;
             m->journey = jn->jc->name;
             m->step = (int)k;
-            if (!entity_of(ev, st->until_entity, m->entity, sizeof(m->entity)))
+            if (!entity_of(&t, st->until_entity, m->entity, sizeof(m->entity)))
                 n--; /* not about an entity: resumes nothing */
         }
         /* Events of journeys themselves start none (no loops). */
         if (from_core && strncmp(ev->id, "j", 1) == 0)
             continue;
         if (!type_in(jn->trigger, ev->type) ||
-            !og__conds_match(jn->when, jn->nwhen, ev))
+            !conds_hold(&t, jn->when, jn->nwhen))
             continue;
         m = add_match(out, &n);
         m->op = OG__JM_START;
         m->journey = jn->jc->name;
         m->concurrency = jn->concurrency;
         if (jn->entity != NULL &&
-            !entity_of(ev, jn->entity, m->entity, sizeof(m->entity)))
+            !entity_of(&t, jn->entity, m->entity, sizeof(m->entity)))
             snprintf(m->entity, sizeof(m->entity), "-");
         /* A plain wait is known now; a time of day needs the customer's
          * time zone, which the first firing reads. */
@@ -825,6 +878,7 @@ size_t og__journeys_match(const og__journeys_t *js, og_event_t *ev,
             m->waited = 0;
         }
     }
+    tree_done(&t);
     return n;
 }
 

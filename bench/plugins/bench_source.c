@@ -4,6 +4,11 @@
  * idle-driven timer; on OG_ERR_BUSY it yields to the loop and retries), so
  * the whole core path is measured: validation and stamping, the accept
  * queue, routing, the channel queue and send().
+ *
+ * With envelope = message it emits message.send commands instead (a
+ * template, the email channel, one of `customers` customers by a verified
+ * email address, an order with two lines): the core renders each one and
+ * the email channel submits it over SMTP (bench/email/run).
  */
 #define _GNU_SOURCE /* memmem */
 #include <stdio.h>
@@ -20,6 +25,8 @@ struct src {
     uint8_t env[512];
     size_t len;
     uint8_t *vendor; /* the 8 characters after "T-" of source.vendor_id */
+    int message;     /* envelope = message */
+    int64_t customers;
 };
 
 static const og_config_field_t config[] = {
@@ -30,6 +37,22 @@ static const og_config_field_t config[] = {
      "events to emit",
      1,
      1000000000,
+     {NULL, NULL}},
+    {"envelope",
+     OG_CFG_STRING,
+     "order",
+     0,
+     "order (order.placed) or message (message.send commands)",
+     0,
+     0,
+     {NULL, NULL}},
+    {"customers",
+     OG_CFG_INT,
+     "10000",
+     0,
+     "envelope = message: distinct customers",
+     1,
+     1000000,
      {NULL, NULL}},
     {NULL, 0, NULL, 0, NULL, 0, 0, {NULL, NULL}},
 };
@@ -85,9 +108,49 @@ static og_err_t src_init(og_plugin_ctx_t *ctx, void **state)
         return OG_ERR_NOMEM;
     s->ctx = ctx;
     og_config_get_int(ctx, "count", &s->count);
+    og_config_get_int(ctx, "customers", &s->customers);
+    {
+        const char *env = "order";
+
+        og_config_get_str(ctx, "envelope", &env);
+        s->message = strcmp(env, "message") == 0;
+    }
     s->len = build(s->env);
     *state = s;
     return OG_OK;
+}
+
+/* A message.send command for customer sent % customers. */
+static og_err_t emit_message(struct src *s)
+{
+    static const uint8_t lines[] = "\x92\x83\xa4name\xa5"
+                                   "Boots\xa3qty\x01\xa3sku\xa8"
+                                   "A-100-XL"
+                                   "\x83\xa4name\xa5Socks\xa3qty\x03\xa3sku\xa8"
+                                   "B-200-SM";
+    og_event_builder_t *b = og_event_builder_create(s->ctx, "message.send");
+    char email[64], id[32];
+    og_err_t rc = OG_OK;
+
+    if (b == NULL)
+        return OG_ERR_NOMEM;
+    snprintf(email, sizeof(email), "c%06lld@bench.example",
+             (long long)(s->sent % s->customers));
+    snprintf(id, sizeof(id), "o-%lld", (long long)s->sent);
+    rc |= og_event_builder_set_str(b, "source.channel", "pos");
+    rc |= og_event_builder_add_identity(b, "email", email, 1);
+    rc |= og_event_builder_set_str(b, "entity.kind", "order");
+    rc |= og_event_builder_set_str(b, "entity.id", id);
+    rc |= og_event_builder_set_str(b, "props.template", "receipt");
+    rc |= og_event_builder_set_str(b, "props.purpose", "transactional");
+    rc |= og_event_builder_set_str(b, "props.channel", "email");
+    rc |= og_event_builder_set_msgpack(b, "props.lines", lines,
+                                       sizeof(lines) - 1);
+    if (rc != OG_OK) {
+        og_event_builder_destroy(b);
+        return OG_ERR_INVALID;
+    }
+    return og_event_builder_emit(b);
 }
 
 static void pump(og_timer_t *t, void *data)
@@ -104,7 +167,7 @@ static void pump(og_timer_t *t, void *data)
         snprintf(v, sizeof(v), "%06lld", (long long)(s->sent % 1000000));
         if (s->vendor != NULL)
             memcpy(s->vendor, v, 6);
-        rc = og_emit(s->ctx, s->env, s->len);
+        rc = s->message ? emit_message(s) : og_emit(s->ctx, s->env, s->len);
 
         if (rc == OG_ERR_BUSY)
             return; /* let the dispatcher run; the timer repeats */
