@@ -55,6 +55,7 @@ enum {
     S_TRAITS,
     S_ADDRESSES,
     S_ORDERS,
+    S_BOUNCE,
     S_COUNT
 };
 
@@ -147,8 +148,17 @@ static const char *const sql[S_COUNT] = {
     [S_TRAITS] = "SELECT name, value, customer = ?1 FROM traits WHERE "
                  "customer IN " FAMILY " ORDER BY name, set_ms",
     /* Per kind, the newest key first. */
-    [S_ADDRESSES] = "SELECT kind, value FROM identities WHERE customer = "
-                    "?1 ORDER BY 1, first_ms DESC",
+    /* an address that bounced for good bounce_limit times is no way to
+     * reach the customer any more */
+    [S_ADDRESSES] = "SELECT kind, value FROM identities i WHERE customer = "
+                    "?1 AND NOT EXISTS (SELECT 1 FROM bounces b WHERE "
+                    "b.address = i.value AND b.undeliverable = 1) ORDER BY "
+                    "1, first_ms DESC",
+    [S_BOUNCE] = "INSERT INTO bounces (channel, address, count, "
+                 "undeliverable, last_ms) VALUES (?1, ?2, 1, ?3 <= 1, ?4) ON "
+                 "CONFLICT (channel, address) DO UPDATE SET count = count + "
+                 "1, undeliverable = undeliverable OR count + 1 >= ?3, "
+                 "last_ms = ?4",
     [S_ORDERS] = "SELECT total(orders), (SELECT first_channel FROM customers "
                  "WHERE id = ?1) FROM customers WHERE id IN " FAMILY,
 };
@@ -1192,17 +1202,20 @@ og_err_t og__custdb_get(og__custdb_t *c, const char *id, const og__idkey_t *key,
     og__sbuf_printf(out, "],\"addresses\":[");
     st = prep(c,
               "SELECT CASE WHEN scope = '' THEN kind ELSE scope END, value, "
-              "verified FROM identities WHERE customer = ?1 AND kind IN "
-              "('email', 'phone', 'social', 'chat') ORDER BY kind, scope, "
-              "first_ms DESC",
+              "verified, EXISTS (SELECT 1 FROM bounces b WHERE b.address = "
+              "value AND b.undeliverable = 1) FROM identities WHERE "
+              "customer = ?1 AND kind IN ('email', 'phone', 'social', "
+              "'chat') ORDER BY kind, scope, first_ms DESC",
               cur);
     for (i = 0; st != NULL && sqlite3_step(st) == SQLITE_ROW; i++) {
         og__sbuf_printf(out, "%s{\"channel\":", i ? "," : "");
         json_cstr(out, sqlite3_column_text(st, 0));
         og__sbuf_printf(out, ",\"value\":");
         json_cstr(out, sqlite3_column_text(st, 1));
-        og__sbuf_printf(out, ",\"verified\":%s}",
-                        sqlite3_column_int(st, 2) ? "true" : "false");
+        og__sbuf_printf(out, ",\"verified\":%s%s}",
+                        sqlite3_column_int(st, 2) ? "true" : "false",
+                        sqlite3_column_int(st, 3) ? ",\"undeliverable\":true"
+                                                  : "");
     }
     sqlite3_finalize(st);
 
@@ -1430,6 +1443,8 @@ og_err_t og__custdb_erase(og__custdb_t *c, const char *id, uint64_t now_ms,
         {"deliveries", "DELETE FROM outbox WHERE event_id IN (SELECT id FROM "
                        "events WHERE customer IN " FAMILY ")"},
         {"events", "DELETE FROM events WHERE customer IN " FAMILY},
+        {NULL, "DELETE FROM bounces WHERE address IN (SELECT value FROM "
+               "identities WHERE customer IN " FAMILY ")"},
         {"identities", "DELETE FROM identities WHERE customer IN " FAMILY},
         {NULL, "DELETE FROM traits WHERE customer IN " FAMILY},
         {NULL, "DELETE FROM customer_channels WHERE customer IN " FAMILY},
@@ -1695,4 +1710,48 @@ int og__custdb_set_traits(og__custdb_t *c, const char *cust,
                           const uint8_t *traits, size_t len, uint64_t now_ms)
 {
     return set_traits(c, cust, traits, len, now_ms);
+}
+
+/* ---- bounces ------------------------------------------------------------ */
+
+int og__custdb_bounced(og__custdb_t *c, const og__store_item_t *it)
+{
+    const uint8_t *b = it->stamped ? it->stamped : it->body;
+    size_t len = it->stamped ? it->stamped_len : it->len, off = 0;
+    msgpack_zone zone;
+    msgpack_object root;
+    const msgpack_object *o;
+    char addr[320];
+    int64_t limit = 3;
+    int permanent = 0, rc = SQLITE_OK;
+    sqlite3_stmt *st;
+
+    if (it->type == NULL || strcmp(it->type, "message.bounced") != 0 ||
+        it->source == NULL || !msgpack_zone_init(&zone, 1024))
+        return SQLITE_OK;
+    if (msgpack_unpack((const char *)b, len, &off, &zone, &root) !=
+        MSGPACK_UNPACK_SUCCESS)
+        goto out;
+    if (og__obj_lookup(&root, "props.permanent", &o) == OG_OK &&
+        o->type == MSGPACK_OBJECT_BOOLEAN)
+        permanent = o->via.boolean;
+    if (og__obj_lookup(&root, "props.bounce_limit", &o) == OG_OK &&
+        o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 > 0 &&
+        o->via.u64 < 1000)
+        limit = (int64_t)o->via.u64;
+    if (!permanent || og__obj_lookup(&root, "props.recipient", &o) != OG_OK ||
+        o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0 ||
+        o->via.str.size >= sizeof(addr))
+        goto out;
+    memcpy(addr, o->via.str.ptr, o->via.str.size);
+    addr[o->via.str.size] = '\0';
+    st = use(c, S_BOUNCE);
+    sqlite3_bind_text(st, 1, it->source, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, addr, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, limit);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)it->received_ms);
+    rc = run(st);
+out:
+    msgpack_zone_destroy(&zone);
+    return rc;
 }

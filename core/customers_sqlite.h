@@ -66,6 +66,12 @@ int og__custdb_pack(og__custdb_t *c, const char *id,
 int og__custdb_set_traits(og__custdb_t *c, const char *cust,
                           const uint8_t *traits, size_t len, uint64_t now_ms);
 
+/* A message.bounced (it, new) that says the bounce is permanent counts
+ * against its props.recipient on its source channel; at
+ * props.bounce_limit (default 3) the address is undeliverable: journeys
+ * no longer choose it and the profile shows it. An SQLite result code. */
+int og__custdb_bounced(og__custdb_t *c, const og__store_item_t *it);
+
 /* og__store_ops.conversation. */
 og_err_t og__custdb_conversation(og__custdb_t *c, const char *id, int resolve,
                                  uint64_t now_ms, og__sbuf_t *out);

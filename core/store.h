@@ -324,7 +324,7 @@ struct og__store_s {
 };
 
 /* The schema version this build writes. */
-#define OG__STORE_SCHEMA_VERSION 7
+#define OG__STORE_SCHEMA_VERSION 8
 
 /*
  * og__store_open_sqlite: open (or create) state.db in opts->dir, in WAL

@@ -194,6 +194,14 @@ static const char *const migrations[] = {
     ") STRICT, WITHOUT ROWID;"
     "CREATE INDEX journey_runs_entity ON journey_runs (journey, entity)"
     "  WHERE state = 0;",
+    /* 8: addresses that bounce for good (docs/customers.md) */
+    "CREATE TABLE bounces ("
+    "  channel TEXT NOT NULL, address TEXT NOT NULL,"
+    "  count INTEGER NOT NULL, undeliverable INTEGER NOT NULL,"
+    "  last_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY (channel, address)"
+    ") STRICT, WITHOUT ROWID;"
+    "CREATE INDEX bounces_address ON bounces (address) WHERE undeliverable;",
 };
 
 struct sqlite_store {
@@ -537,6 +545,8 @@ static og_err_t sq_commit(og__store_t *s, og__store_item_t *items, size_t n,
             goto fail;
         og__crashpoint("event-inserted");
         if ((rc = insert_rows(q, it, hooks)) != SQLITE_OK)
+            goto fail;
+        if ((rc = og__custdb_bounced(q->cust, it)) != SQLITE_OK)
             goto fail;
         if (og__stock_type(it->type) &&
             (rc = og__stockdb_apply(q->stock, it, hooks, insert_made, q)) !=

@@ -154,6 +154,14 @@ static const og_config_field_t config[] = {
      200,
      3600000,
      {NULL, NULL}},
+    {"bounce_limit",
+     OG_CFG_INT,
+     "3",
+     0,
+     "permanent bounces after which an address is undeliverable",
+     1,
+     100,
+     {NULL, NULL}},
     {"trust_authserv",
      OG_CFG_STRING,
      NULL,
@@ -197,6 +205,7 @@ struct email {
     long imap_ssl;
     uint64_t poll_ms;
     const char *authserv;
+    int64_t bounce_limit;
     struct inbox *inbox;
     const char *unsub_url, *unsub_mailto; /* NULL: no List-Unsubscribe */
 };
@@ -448,6 +457,7 @@ static og_err_t email_init(og_plugin_ctx_t *ctx, void **state)
         }
         og_config_get_duration_ms(ctx, "poll_interval", &e->poll_ms);
         og_config_get_str(ctx, "trust_authserv", &e->authserv);
+        og_config_get_int(ctx, "bounce_limit", &e->bounce_limit);
         og_email_gmime_ref();
     }
     og_config_get_str(ctx, "unsubscribe_url", &e->unsub_url);
@@ -1003,6 +1013,8 @@ inbound_event(struct email *e, const og_email_in_t *m, unsigned long uid)
         rc |= og_event_builder_set_str(b, "props.diagnostic", m->diagnostic);
         rc |= og_event_builder_set_bool(b, "props.permanent",
                                         m->status[0] == '5');
+        rc |=
+            og_event_builder_set_int(b, "props.bounce_limit", e->bounce_limit);
         if (rc != OG_OK) {
             og_event_builder_destroy(b);
             return NULL;

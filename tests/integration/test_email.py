@@ -259,7 +259,7 @@ def running(name, auth=None, creds=None, unsubscribe=False, imap=False):
                 f.write("%s\n%s\n" % (Imap.USER, Imap.PASSWORD))
             extra += ("imap_url = imap://127.0.0.1:%d/INBOX\n"
                       "imap_credentials = %s\nimap_starttls = off\n"
-                      "poll_interval = 300ms\n"
+                      "poll_interval = 300ms\nbounce_limit = 1\n"
                       "trust_authserv = mx.shop.example\n" % (box.port, path))
             smtp.imap = box
             smtp.sink = os.path.join(root, "sink-out")
@@ -592,6 +592,19 @@ def test_inbound():
         check("message.bounced" in types and "journey.fallback" in types,
               "the bounce names the message and its run falls back: %s" %
               types)
+        st, p = tc.profile(d, bob)
+        check(st == 200 and any(x.get("undeliverable") is True
+                                for x in p.get("addresses", [])),
+              "after bounce_limit (1) the address is undeliverable: %s" %
+              p.get("addresses"))
+        n_sent = len(smtp.messages())
+        command(d, "bob@example.com", "again", "o-8")
+        time.sleep(1.0)
+        check(len(smtp.messages()) == n_sent,
+              "nothing more is sent to an undeliverable address")
+        check(any("email: no address" in (e["detail"] or "")
+                  for e in tj.timeline(d, bob)["entries"]),
+              "the timeline says why")
 
         # ISO-8859-1, and a message without a From among good ones.
         box.append(mail([("From", "cafe@example.com"),
