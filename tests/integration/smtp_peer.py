@@ -2,6 +2,7 @@
 """A real SMTP server for the tests: Debian's aiosmtpd on 127.0.0.1.
 
 Usage: smtp_peer.py PORTFILE OUTDIR [--port N] [--auth USER:PASSWORD]
+                    [--tls CERT KEY]
 
 Every message it accepts is written to OUTDIR/TIME-NNNN.eml (the bytes as
 received, with X-Peer-Rcpt and X-Peer-From lines first). Recipients steer
@@ -10,6 +11,8 @@ its replies:
   reject-*@...     550 5.1.1 no such user
 With --auth, MAIL is refused (530) until the client authenticated with
 USER and PASSWORD (AUTH PLAIN or LOGIN, without TLS: loopback only).
+With --tls, STARTTLS is offered with CERT and KEY and required before
+MAIL.
 
 Runs with /usr/bin/python3, where Debian's python3-aiosmtpd lives.
 """
@@ -75,14 +78,20 @@ def main():
         port = s.getsockname()[1]
         s.close()
     kw = {}
+    if "--tls" in args:
+        import ssl
+        i = args.index("--tls")
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(args[i + 1], args[i + 2])
+        kw.update({"tls_context": ctx, "require_starttls": True})
     if auth:
         def check(server, session, envelope, mechanism, data):
             ok = isinstance(data, LoginPassword) and \
                 data.login.decode() == auth[0] and \
                 data.password.decode() == auth[1]
             return AuthResult(success=ok, handled=False)
-        kw = {"authenticator": check, "auth_required": True,
-              "auth_require_tls": False}
+        kw.update({"authenticator": check, "auth_required": True,
+                   "auth_require_tls": False})
     c = Controller(Handler(out), hostname="127.0.0.1", port=port,
                    server_kwargs=kw)
     c.start()

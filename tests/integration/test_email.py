@@ -45,11 +45,12 @@ class Smtp:
     """smtp_peer.py in a process of its own (stopped and started again on
     the same port for the relay-down test)."""
 
-    def __init__(self, root, auth=None):
+    def __init__(self, root, auth=None, tls=None):
         self.root = root
         self.out = os.path.join(root, "smtp-out")
         os.makedirs(self.out, exist_ok=True)
         self.auth = auth
+        self.tls = tls  # (cert, key) or None
         self.port = 0
         self.proc = None
 
@@ -63,6 +64,8 @@ class Smtp:
             args += ["--port", str(self.port)]
         if self.auth:
             args += ["--auth", self.auth]
+        if self.tls:
+            args += ["--tls", self.tls[0], self.tls[1]]
         self.proc = subprocess.Popen(args)
         deadline = time.time() + 10
         while not os.path.exists(pf) and time.time() < deadline:
@@ -651,7 +654,58 @@ def test_inbound():
               "nothing taken twice")
 
 
+def test_starttls():
+    print("STARTTLS required: over TLS, never in clear", flush=True)
+    root = tempfile.mkdtemp(prefix="ogsmtp-tls.")
+    cert, pkey = os.path.join(root, "cert.pem"), os.path.join(root, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                    "-nodes", "-subj", "/CN=localhost", "-addext",
+                    "subjectAltName=DNS:localhost", "-days", "1", "-keyout",
+                    pkey, "-out", cert], check=True, capture_output=True)
+    tls = Smtp(os.path.join(root, "a"), tls=(cert, pkey))
+    os.makedirs(tls.root, exist_ok=True)
+    tls.start()
+    plain = Smtp(os.path.join(root, "b"))
+    os.makedirs(plain.root, exist_ok=True)
+    plain.start()
+    d = tree("tls", tls, "ca_file = %s\n" % cert)
+    try:
+        # localhost: the certificate's name, checked
+        d.write("conf/channels.d/email.conf", open(os.path.join(
+            d.conf, "channels.d", "email.conf")).read().replace(
+            "smtp://127.0.0.1:%d\nstarttls = off" % tls.port,
+            "smtp://localhost:%d\nstarttls = required" % tls.port))
+        d.channel("plain", "email",
+                  "smtp_url = smtp://127.0.0.1:%d\nstarttls = required\n"
+                  "from = shop@shop.example\n" % plain.port,
+                  "retry_base = 200ms\nretry_max = 1s\n")
+        tj.start(d)
+        command(d, "tls@example.com", "over TLS")
+        got = wait_mail(tls)
+        check(len(got) == 1 and got[0]["To"] == "tls@example.com",
+              "delivered over STARTTLS with the name checked")
+        st, body = tc.post_envelope(d, {
+            "type": "message.send",
+            "ids": [key("email", "clear@example.com", True)],
+            "props": {"template": "note", "purpose": "transactional",
+                      "channel": "plain"}})
+        check(st == 202, "command accepted")
+        time.sleep(1.5)
+        check(plain.messages() == [],
+              "a relay without STARTTLS gets nothing in clear")
+        check("STARTTLS" in d.logtext() or "TLS" in d.logtext() or
+              "SSL" in d.logtext(), "the log says TLS is the problem")
+        st, body = d.admin("GET", "/v1/dead-letters?channel=plain")
+        check(st == 200 and json.loads(body)["dead_letters"] == [],
+              "deferred, not a dead letter: an operator fixes the relay")
+    finally:
+        d.cleanup()
+        tls.stop()
+        plain.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 if __name__ == "__main__":
     sys.exit(td.run([test_cart_email, test_deferred_refused_down,
                      test_auth_and_secrets, test_one_click_unsubscribe,
-                     test_inbound]))
+                     test_inbound, test_starttls]))
