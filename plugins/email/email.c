@@ -162,6 +162,30 @@ static const og_config_field_t config[] = {
      1,
      100,
      {NULL, NULL}},
+    {"dkim_key_file",
+     OG_CFG_STRING,
+     NULL,
+     0,
+     "the private key (PEM) that signs every message (DKIM, rsa-sha256)",
+     0,
+     0,
+     {NULL, NULL}},
+    {"dkim_selector",
+     OG_CFG_STRING,
+     NULL,
+     0,
+     "the DKIM selector (its public key is at SELECTOR._domainkey.DOMAIN)",
+     0,
+     0,
+     {NULL, NULL}},
+    {"dkim_domain",
+     OG_CFG_STRING,
+     NULL,
+     0,
+     "the signing domain (default: the from address's)",
+     0,
+     0,
+     {NULL, NULL}},
     {"trust_authserv",
      OG_CFG_STRING,
      NULL,
@@ -207,6 +231,10 @@ struct email {
     const char *authserv;
     int64_t bounce_limit;
     struct inbox *inbox;
+    /* DKIM: key NULL when messages are not signed */
+    char *dkim_key;
+    size_t dkim_key_len;
+    og_email_dkim_t dkim;
     const char *unsub_url, *unsub_mailto; /* NULL: no List-Unsubscribe */
 };
 
@@ -219,6 +247,8 @@ struct msg {
     struct curl_slist *hdrs, *rcpt;
     char reply[256]; /* the relay's last reply line */
     char id[300];
+    char *raw; /* a signed message, sent as bytes */
+    size_t raw_len, raw_off;
 };
 
 /* ---- configuration ------------------------------------------------------ */
@@ -427,6 +457,28 @@ static og_err_t email_init(og_plugin_ctx_t *ctx, void **state)
     og_config_get_bool(ctx, "tls_verify", &e->verify);
     og_config_get_str(ctx, "ca_file", &e->ca_file);
     e->instance = og_instance_name(ctx);
+    v = NULL;
+    og_config_get_str(ctx, "dkim_key_file", &v);
+    if (v != NULL) {
+        const char *dom = NULL;
+
+        e->dkim_key = read_secret_file(v, &e->dkim_key_len, why, sizeof(why));
+        og_config_get_str(ctx, "dkim_selector", &e->dkim.selector);
+        og_config_get_str(ctx, "dkim_domain", &dom);
+        if (e->dkim_key == NULL || e->dkim.selector == NULL) {
+            og_log(ctx, OG_LOG_ERROR, "dkim_key_file: %s",
+                   e->dkim_key == NULL ? why
+                                       : "dkim_selector is needed with it");
+            goto fail;
+        }
+        if (strstr(e->dkim_key, "PRIVATE KEY") == NULL) {
+            og_log(ctx, OG_LOG_ERROR,
+                   "dkim_key_file: %s holds no PEM private key", v);
+            goto fail;
+        }
+        e->dkim.key = e->dkim_key;
+        e->dkim.domain = dom != NULL ? dom : e->domain;
+    }
     og_config_get_str(ctx, "imap_url", &e->imap_url);
     if (e->imap_url != NULL) {
         const char *path = strstr(e->imap_url, "://");
@@ -458,7 +510,6 @@ static og_err_t email_init(og_plugin_ctx_t *ctx, void **state)
         og_config_get_duration_ms(ctx, "poll_interval", &e->poll_ms);
         og_config_get_str(ctx, "trust_authserv", &e->authserv);
         og_config_get_int(ctx, "bounce_limit", &e->bounce_limit);
-        og_email_gmime_ref();
     }
     og_config_get_str(ctx, "unsubscribe_url", &e->unsub_url);
     og_config_get_str(ctx, "unsubscribe_mailto", &e->unsub_mailto);
@@ -485,11 +536,17 @@ static og_err_t email_init(og_plugin_ctx_t *ctx, void **state)
                "links are signed)");
         goto fail;
     }
+    if (e->imap_url != NULL || e->dkim_key != NULL)
+        og_email_gmime_ref(); /* reading mail, writing signed mail */
     *state = e;
     return OG_OK;
 fail:
     forget_credentials(&e->smtp_cred);
     forget_credentials(&e->imap_cred);
+    if (e->dkim_key != NULL) {
+        OPENSSL_cleanse(e->dkim_key, e->dkim_key_len);
+        free(e->dkim_key);
+    }
     free(e->from_header);
     free(e);
     return rc;
@@ -504,6 +561,7 @@ static void msg_free(struct msg *m)
     curl_mime_free(m->mime);
     curl_slist_free_all(m->hdrs);
     curl_slist_free_all(m->rcpt);
+    free(m->raw);
     free(m);
 }
 
@@ -621,6 +679,39 @@ static og_err_t build_body(struct msg *m, const char *text, size_t tl,
     }
     curl_mime_type(p, "multipart/alternative");
     return OG_OK;
+}
+
+/* A message to sign: written and signed whole (dkim.c), its headers
+ * those gathered in m->hdrs. */
+static og_err_t sign(struct msg *m, const char *text, size_t tl,
+                     const char *html, size_t hl)
+{
+    const char *hv[32];
+    struct curl_slist *h;
+    size_t n = 0;
+    char why[300];
+
+    for (h = m->hdrs; h != NULL && n < 31; h = h->next)
+        hv[n++] = h->data;
+    hv[n] = NULL;
+    if (og_email_dkim_message(hv, text, tl, html, hl, &m->e->dkim, &m->raw,
+                              &m->raw_len, why, sizeof(why)) != 0) {
+        og_log(m->e->ctx, OG_LOG_ERROR, "message %s: %s", m->id, why);
+        return OG_ERR_INVALID;
+    }
+    return OG_OK;
+}
+
+static size_t read_raw(char *buf, size_t size, size_t nitems, void *data)
+{
+    struct msg *m = data;
+    size_t n = size * nitems, left = m->raw_len - m->raw_off;
+
+    if (n > left)
+        n = left;
+    memcpy(buf, m->raw + m->raw_off, n);
+    m->raw_off += n;
+    return n;
 }
 
 /* The string at path of ev as a NUL-terminated copy in buf, or NULL. */
@@ -1291,7 +1382,9 @@ static og_err_t email_send(void *state, const og_event_t *ev, og_delivery_t *d)
     }
     if (rc == OG_OK)
         rc = unsubscribe_headers(e, ev, m);
-    if (rc == OG_OK)
+    if (rc == OG_OK && e->dkim.key != NULL)
+        rc = sign(m, text, tl, html, hl);
+    else if (rc == OG_OK)
         rc = build_body(m, text, tl, html, hl);
     if (rc == OG_OK && (m->rcpt = curl_slist_append(NULL, to)) == NULL)
         rc = OG_ERR_NOMEM;
@@ -1302,8 +1395,16 @@ static og_err_t email_send(void *state, const og_event_t *ev, og_delivery_t *d)
     connection(e, m->easy, e->url, "smtp,smtps", e->use_ssl, &e->smtp_cred);
     curl_easy_setopt(m->easy, CURLOPT_MAIL_FROM, e->from_addr);
     curl_easy_setopt(m->easy, CURLOPT_MAIL_RCPT, m->rcpt);
-    curl_easy_setopt(m->easy, CURLOPT_HTTPHEADER, m->hdrs);
-    curl_easy_setopt(m->easy, CURLOPT_MIMEPOST, m->mime);
+    if (m->raw != NULL) { /* signed: the bytes as they are */
+        curl_easy_setopt(m->easy, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(m->easy, CURLOPT_READFUNCTION, read_raw);
+        curl_easy_setopt(m->easy, CURLOPT_READDATA, m);
+        curl_easy_setopt(m->easy, CURLOPT_INFILESIZE_LARGE,
+                         (curl_off_t)m->raw_len);
+    } else {
+        curl_easy_setopt(m->easy, CURLOPT_HTTPHEADER, m->hdrs);
+        curl_easy_setopt(m->easy, CURLOPT_MIMEPOST, m->mime);
+    }
     curl_easy_setopt(m->easy, CURLOPT_TIMEOUT_MS, (long)e->timeout_ms);
     curl_easy_setopt(m->easy, CURLOPT_DEBUGFUNCTION, on_debug);
     curl_easy_setopt(m->easy, CURLOPT_DEBUGDATA, m);
@@ -1325,8 +1426,12 @@ static void email_destroy(void *state)
     if (e == NULL)
         return;
     inbox_free(e);
-    if (e->imap_url != NULL)
+    if (e->imap_url != NULL || e->dkim_key != NULL)
         og_email_gmime_unref();
+    if (e->dkim_key != NULL) {
+        OPENSSL_cleanse(e->dkim_key, e->dkim_key_len);
+        free(e->dkim_key);
+    }
     forget_credentials(&e->smtp_cred);
     forget_credentials(&e->imap_cred);
     free(e->from_header);

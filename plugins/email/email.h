@@ -41,6 +41,20 @@ void og_email_reply_address(const char *user, const char *domain,
 int og_email_reply_token(const char *addr, const unsigned char *secret,
                          size_t secret_len, char *conv, size_t convlen);
 
+/* DKIM signing (dkim.c): the private key (PEM), selector and domain. */
+typedef struct og_email_dkim_s {
+    const char *key, *selector, *domain;
+} og_email_dkim_t;
+
+/* The whole message (headers, each one line or CRLF-folded, then the body
+ * as multipart/alternative of text and html, either of which may be
+ * NULL), signed: *out (malloc'd) starts with its DKIM-Signature. 0, or -1
+ * with the reason in why. */
+int og_email_dkim_message(const char *const *headers, const char *text,
+                          size_t tl, const char *html, size_t hl,
+                          const og_email_dkim_t *k, char **out, size_t *outlen,
+                          char *why, size_t whylen);
+
 /* v (n strings) as a MessagePack array into *out (malloc'd); 0, or -1. */
 int og_email_pack_strings(const char *const *v, size_t n, unsigned char **out,
                           size_t *len);

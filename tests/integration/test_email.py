@@ -245,7 +245,8 @@ def free_port():
 
 
 @contextlib.contextmanager
-def running(name, auth=None, creds=None, unsubscribe=False, imap=False):
+def running(name, auth=None, creds=None, unsubscribe=False, imap=False,
+            dkim=None):
     """An SMTP peer and a daemon whose email channel submits to it (with
     the credentials file creds); both stopped and removed after."""
     root = tempfile.mkdtemp(prefix="ogsmtp-%s." % name)
@@ -255,6 +256,9 @@ def running(name, auth=None, creds=None, unsubscribe=False, imap=False):
     box = None
     try:
         extra = ""
+        if dkim:
+            extra += ("dkim_key_file = %s\ndkim_selector = s1\n"
+                      "dkim_domain = shop.example\n" % dkim)
         if imap:
             box = Imap(root)
             path = os.path.join(root, "imap.creds")
@@ -705,7 +709,56 @@ def test_starttls():
         shutil.rmtree(root, ignore_errors=True)
 
 
+VERIFY = """
+import sys, dkim
+raw = open(sys.argv[1], "rb").read()
+raw = raw.split(b"\\r\\n", 2)[2]  # the peer's two X-Peer lines
+if len(sys.argv) > 3:
+    raw = raw.replace(b"x Boots", b"x Boats")
+txt = b"v=DKIM1; k=rsa; p=" + sys.argv[2].encode()
+ok = dkim.verify(raw, dnsfunc=lambda name, timeout=5:
+                 txt if name == b"s1._domainkey.shop.example." else None)
+print("pass" if ok else "fail")
+"""
+
+
+def test_dkim():
+    print("DKIM: signed with libopendkim, verified by dkimpy", flush=True)
+    root = tempfile.mkdtemp(prefix="ogdkim.")
+    pkey = os.path.join(root, "dkim.pem")
+    subprocess.run(["openssl", "genrsa", "-out", pkey, "2048"], check=True,
+                   capture_output=True)
+    pub = subprocess.run(
+        "openssl rsa -in %s -pubout -outform DER 2>/dev/null | base64 -w0"
+        % pkey, shell=True, check=True, capture_output=True,
+        text=True).stdout.strip()
+    try:
+        with running("dkim", dkim=pkey) as (d, smtp):
+            command(d, "ann@example.com", "2 x Boots")
+            got = wait_mail(smtp)
+            check(len(got) == 1 and got[0]["DKIM-Signature"] is not None,
+                  "signed: %s" % (got[0]["DKIM-Signature"] if got else None))
+            body = got[0].get_body(("plain",)) if got else None
+            check(body is not None and "2 x Boots" in body.get_content(),
+                  "the text is there")
+            eml = sorted(n for n in os.listdir(smtp.out)
+                         if n.endswith(".eml"))
+            path = os.path.join(smtp.out, eml[0]) if eml else "/dev/null"
+            v = subprocess.run(["/usr/bin/python3", "-c", VERIFY, path, pub],
+                               capture_output=True, text=True)
+            check(v.stdout.strip() == "pass",
+                  "dkimpy verifies it: %s %s" % (v.stdout, v.stderr[-300:]))
+            v = subprocess.run(["/usr/bin/python3", "-c", VERIFY, path, pub,
+                                "tamper"], capture_output=True, text=True)
+            check(v.stdout.strip() == "fail", "a changed body fails: %s" %
+                  v.stdout)
+            check(not any("PRIVATE KEY" in x or pub[:40] in x
+                          for x in [d.logtext()]), "no key in the log")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 if __name__ == "__main__":
     sys.exit(td.run([test_cart_email, test_deferred_refused_down,
                      test_auth_and_secrets, test_one_click_unsubscribe,
-                     test_inbound, test_starttls]))
+                     test_inbound, test_starttls, test_dkim]))
