@@ -1255,6 +1255,8 @@ static void act_send(const og__journeys_t *js, const struct journey *jn,
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     pack_head(&pk, 1, "message.send", res->id, now, res->customer, run,
               str_at(data, "event.conversation", conv, sizeof(conv)));
+    if (str_at(data, "event.conversation", conv, sizeof(conv)) != NULL)
+        snprintf(res->conversation, sizeof(res->conversation), "%s", conv);
     PSTR(&pk, "props");
     msgpack_pack_map(&pk, nprops);
     pack_kv(&pk, "template", sp.tmpl);

@@ -141,6 +141,7 @@ typedef struct og__step_result_s {
     char type[72];
     char channel[72]; /* a message's channel */
     char customer[40];
+    char conversation[72]; /* a message's conversation, or "" */
     /* set: the traits to write on the customer (a MessagePack map of one
      * entry, owned by the journeys object), or NULL */
     const uint8_t *traits;

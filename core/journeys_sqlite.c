@@ -34,6 +34,7 @@ enum {
     J_SENT,
     J_SENT_ANY,
     J_RESUME,
+    J_THREAD,
     J_COUNT
 };
 
@@ -77,6 +78,10 @@ static const char *const sql[J_COUNT] = {
     [J_SENT_ANY] = "SELECT count(*) FROM timeline WHERE customer IN " FAMILY
                    " AND at_ms >= ?2 AND type = 'message.send' AND channel = "
                    "?3",
+    /* a reply that names the message (its id: In-Reply-To) finds the
+     * conversation */
+    [J_THREAD] = "INSERT OR IGNORE INTO thread_keys (channel, key, "
+                 "conversation) VALUES (?1, ?2, ?3)",
     [J_RESUME] = "UPDATE journey_runs SET waited = 2, due_ms = ?4, "
                  "updated_ms = ?4 WHERE state = 0 AND journey = ?1 AND entity "
                  "= ?2 AND step = ?3 AND waited = 1 RETURNING id, customer, "
@@ -502,6 +507,13 @@ og_err_t og__jdb_fire(og__jdb_t *j, uint64_t now_ms, size_t limit,
                 rc = timeline(j, res.customer, now_ms, "event", res.type,
                               res.channel[0] ? res.channel : "core", res.id,
                               v[i].run.correlation, v[i].run.journey, NULL);
+            if (rc == SQLITE_OK && res.conversation[0] && res.channel[0]) {
+                st = use(j, J_THREAD);
+                sqlite3_bind_text(st, 1, res.channel, -1, SQLITE_STATIC);
+                sqlite3_bind_text(st, 2, res.id, -1, SQLITE_STATIC);
+                sqlite3_bind_text(st, 3, res.conversation, -1, SQLITE_STATIC);
+                rc = done(st);
+            }
         }
         free(res.body);
         if (rc == SQLITE_OK && res.traits != NULL)

@@ -1062,8 +1062,8 @@ static void emitted(void *data, og_err_t result, const char *event_id)
 
 /* Builds the event of a received message: message.received,
  * message.auto_reply or message.bounced. */
-static og_event_builder_t *
-inbound_event(struct email *e, const og_email_in_t *m, unsigned long uid)
+static og_event_builder_t *inbound_event(struct email *e, og_email_in_t *m,
+                                         unsigned long uid)
 {
     og_event_builder_t *b;
     char conv[80], vendor[320], orig[300];
@@ -1124,10 +1124,20 @@ inbound_event(struct email *e, const og_email_in_t *m, unsigned long uid)
         rc |= og_event_builder_set_str(b, "props.message_key", m->message_id);
     if (m->nthread > 0) {
         uint8_t *pk;
-        size_t len;
+        size_t len, k, dl = strlen(e->domain);
+        const char *ids[OG_EMAIL_MAX_THREAD];
 
-        if (og_email_pack_strings((const char *const *)m->thread, m->nthread,
-                                  &pk, &len) == 0) {
+        /* our own Message-IDs are <EVENT-ID@DOMAIN>: the core knows the
+         * message by its event id */
+        for (k = 0; k < m->nthread; k++) {
+            size_t l = strlen(m->thread[k]);
+
+            ids[k] = m->thread[k];
+            if (l > dl + 1 && m->thread[k][l - dl - 1] == '@' &&
+                strcmp(m->thread[k] + l - dl, e->domain) == 0)
+                m->thread[k][l - dl - 1] = '\0';
+        }
+        if (og_email_pack_strings(ids, m->nthread, &pk, &len) == 0) {
             rc |= og_event_builder_set_msgpack(b, "props.thread", pk, len);
             free(pk);
         }

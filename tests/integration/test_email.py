@@ -555,6 +555,22 @@ def test_inbound():
         check(any(e["type"] == "message.received" and e["channel"] == "email"
                   for e in t["entries"]), "message.received on the timeline")
 
+        # Another reply to the plain address, naming the message only by
+        # In-Reply-To: its id finds the conversation.
+        n1 = c["messages"]
+        box.append(mail([("From", "ann@example.com"),
+                         ("To", "replies@shop.example"),
+                         ("Subject", "Re: About your message"),
+                         ("Message-ID", "<r2@example.com>"),
+                         ("In-Reply-To", out["Message-ID"])],
+                        "And in red?"))
+        c2 = tj.wait_for(lambda: (lambda c: c if c.get("messages", 0) > n1
+                                  else None)(json.loads(d.admin(
+                                      "GET", "/v1/conversations/" + conv)[1])),
+                         15)
+        check(c2 is not None, "In-Reply-To alone threads the reply")
+        c = c2 or c
+
         # An out-of-office answer is no reply.
         box.append(mail([("From", "ann@example.com"), ("To", reply_to),
                          ("Subject", "Out of office"),
@@ -648,7 +664,7 @@ def test_inbound():
                  if e.get("props", {}).get("message_key") == "r1@example.com"]
         check(len(reply) == 1 and reply[0]["ids"][0]["verified"] is True and
               reply[0]["props"]["thread"][0] == str(out["Message-ID"]).strip(
-                  "<>") and reply[0]["props"]["text"].startswith(
+                  "<>").split("@")[0] and reply[0]["props"]["text"].startswith(
                   "Yes, in blue") and reply[0].get("conversation") == conv,
               "the reply: verified by the trusted MTA, its thread, text and "
               "conversation: %s" % reply)
