@@ -2,7 +2,7 @@
 """A real SMTP server for the tests: Debian's aiosmtpd on 127.0.0.1.
 
 Usage: smtp_peer.py PORTFILE OUTDIR [--port N] [--auth USER:PASSWORD]
-                    [--tls CERT KEY]
+                    [--tls CERT KEY] [--smtps CERT KEY]
 
 Every message it accepts is written to OUTDIR/TIME-NNNN.eml (the bytes as
 received, with X-Peer-Rcpt and X-Peer-From lines first). Recipients steer
@@ -12,7 +12,7 @@ its replies:
 With --auth, MAIL is refused (530) until the client authenticated with
 USER and PASSWORD (AUTH PLAIN or LOGIN, without TLS: loopback only).
 With --tls, STARTTLS is offered with CERT and KEY and required before
-MAIL.
+MAIL; with --smtps, TLS from the first byte (port 465 style).
 
 Runs with /usr/bin/python3, where Debian's python3-aiosmtpd lives.
 """
@@ -78,6 +78,12 @@ def main():
         port = s.getsockname()[1]
         s.close()
     kw = {}
+    implicit = None
+    if "--smtps" in args:
+        import ssl
+        i = args.index("--smtps")
+        implicit = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        implicit.load_cert_chain(args[i + 1], args[i + 2])
     if "--tls" in args:
         import ssl
         i = args.index("--tls")
@@ -93,7 +99,7 @@ def main():
         kw.update({"authenticator": check, "auth_required": True,
                    "auth_require_tls": False})
     c = Controller(Handler(out), hostname="127.0.0.1", port=port,
-                   server_kwargs=kw)
+                   ssl_context=implicit, server_kwargs=kw)
     c.start()
     with open(portfile + ".tmp", "w") as f:
         f.write(str(port))

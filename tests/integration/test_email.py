@@ -45,12 +45,13 @@ class Smtp:
     """smtp_peer.py in a process of its own (stopped and started again on
     the same port for the relay-down test)."""
 
-    def __init__(self, root, auth=None, tls=None):
+    def __init__(self, root, auth=None, tls=None, smtps=None):
         self.root = root
         self.out = os.path.join(root, "smtp-out")
         os.makedirs(self.out, exist_ok=True)
         self.auth = auth
         self.tls = tls  # (cert, key) or None
+        self.smtps = smtps
         self.port = 0
         self.proc = None
 
@@ -66,6 +67,8 @@ class Smtp:
             args += ["--auth", self.auth]
         if self.tls:
             args += ["--tls", self.tls[0], self.tls[1]]
+        if self.smtps:
+            args += ["--smtps", self.smtps[0], self.smtps[1]]
         self.proc = subprocess.Popen(args)
         deadline = time.time() + 10
         while not os.path.exists(pf) and time.time() < deadline:
@@ -675,7 +678,8 @@ def test_inbound():
 
 
 def test_starttls():
-    print("STARTTLS required: over TLS, never in clear", flush=True)
+    print("TLS: STARTTLS required (never in clear), smtps://, systemd "
+          "credentials", flush=True)
     root = tempfile.mkdtemp(prefix="ogsmtp-tls.")
     cert, pkey = os.path.join(root, "cert.pem"), os.path.join(root, "key.pem")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
@@ -685,6 +689,9 @@ def test_starttls():
     tls = Smtp(os.path.join(root, "a"), tls=(cert, pkey))
     os.makedirs(tls.root, exist_ok=True)
     tls.start()
+    implicit = Smtp(os.path.join(root, "c"), smtps=(cert, pkey))
+    os.makedirs(implicit.root, exist_ok=True)
+    implicit.start()
     plain = Smtp(os.path.join(root, "b"))
     os.makedirs(plain.root, exist_ok=True)
     plain.start()
@@ -699,7 +706,17 @@ def test_starttls():
                   "smtp_url = smtp://127.0.0.1:%d\nstarttls = required\n"
                   "from = shop@shop.example\n" % plain.port,
                   "retry_base = 200ms\nretry_max = 1s\n")
-        tj.start(d)
+        # smtps://, AUTH-less, the login read from a systemd credential
+        os.makedirs(os.path.join(root, "credentials"))
+        with open(os.path.join(root, "credentials", "smtp"), "w") as f:
+            f.write("unused-user\nunused-password\n")
+        d.channel("secure", "email",
+                  "smtp_url = smtps://localhost:%d\nca_file = %s\n"
+                  "credentials = systemd:smtp\nfrom = shop@shop.example\n"
+                  % (implicit.port, cert))
+        d.start(args=["--test-clock"],
+                env={"CREDENTIALS_DIRECTORY": os.path.join(root,
+                                                           "credentials")})
         command(d, "tls@example.com", "over TLS")
         got = wait_mail(tls)
         check(len(got) == 1 and got[0]["To"] == "tls@example.com",
@@ -718,10 +735,21 @@ def test_starttls():
         st, body = d.admin("GET", "/v1/dead-letters?channel=plain")
         check(st == 200 and json.loads(body)["dead_letters"] == [],
               "deferred, not a dead letter: an operator fixes the relay")
+        st, body = tc.post_envelope(d, {
+            "type": "message.send",
+            "ids": [key("email", "sec@example.com", True)],
+            "props": {"template": "note", "purpose": "transactional",
+                      "channel": "secure"}})
+        check(st == 202, "command accepted")
+        got = wait_mail(implicit)
+        check(len(got) == 1 and got[0]["To"] == "sec@example.com",
+              "delivered over smtps:// with a systemd credential")
+        check("unused-password" not in d.logtext(), "no password logged")
     finally:
         d.cleanup()
         tls.stop()
         plain.stop()
+        implicit.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 
