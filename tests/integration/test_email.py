@@ -706,6 +706,10 @@ def test_starttls():
                   "smtp_url = smtp://127.0.0.1:%d\nstarttls = required\n"
                   "from = shop@shop.example\n" % plain.port,
                   "retry_base = 200ms\nretry_max = 1s\n")
+        # opportunistic: TLS when offered, else in clear
+        d.channel("either", "email",
+                  "smtp_url = smtp://127.0.0.1:%d\nstarttls = opportunistic\n"
+                  "from = shop@shop.example\n" % plain.port)
         # smtps://, AUTH-less, the login read from a systemd credential
         os.makedirs(os.path.join(root, "credentials"))
         with open(os.path.join(root, "credentials", "smtp"), "w") as f:
@@ -730,6 +734,10 @@ def test_starttls():
         st, body = d.admin("GET", "/v1/dead-letters?channel=plain")
         check(st == 200 and json.loads(body)["dead_letters"] == [],
               "deferred, not a dead letter: an operator fixes the relay")
+        command(d, "opp@example.com", "either way", channel="either")
+        got = wait_mail(plain)
+        check(len(got) == 1 and got[0]["To"] == "opp@example.com",
+              "opportunistic: in clear to a relay without STARTTLS")
         command(d, "sec@example.com", "over smtps", channel="secure")
         got = wait_mail(implicit)
         check(len(got) == 1 and got[0]["To"] == "sec@example.com",
