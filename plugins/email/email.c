@@ -213,6 +213,7 @@ struct email {
     const char *url;
     long use_ssl; /* CURLUSESSL_* */
     struct cred smtp_cred, imap_cred;
+    CURLSH *clear; /* the connections of transfers that may go in clear */
     char from_addr[256];
     char *from_header; /* "From: ..." encoded */
     char domain[200];  /* of Message-IDs */
@@ -277,11 +278,36 @@ static char *read_secret_file(const char *path, size_t *len, char *why,
     return buf;
 }
 
+/*
+ * libcurl 7.88 keeps connections for reuse and gives a transfer that
+ * requires STARTTLS a connection another transfer to the same server left
+ * in clear, and sends on it in clear (found by tests/integration/
+ * test_email.py, test_starttls; CONNECT_TO does not keep them apart).
+ * Transfers that may go in clear (starttls opportunistic or off) therefore
+ * keep their connections in a cache of their own (a share handle with
+ * CURL_LOCK_DATA_CONNECT): they still reuse them among themselves, and the
+ * shared multi handle's cache only ever holds connections of transfers
+ * that required TLS. Loop thread only, like every transfer.
+ */
+static CURLSH *clear_cache(void)
+{
+    CURLSH *sh = curl_share_init();
+
+    if (sh != NULL && curl_share_setopt(sh, CURLSHOPT_SHARE,
+                                        CURL_LOCK_DATA_CONNECT) != CURLSHE_OK) {
+        curl_share_cleanup(sh);
+        sh = NULL;
+    }
+    return sh;
+}
+
 /* What an SMTP or IMAP transfer needs to reach its server: URL, protocols,
  * TLS and login. */
 static void connection(const struct email *e, CURL *easy, const char *url,
                        const char *protocols, long ssl, const struct cred *c)
 {
+    if (ssl != CURLUSESSL_ALL)
+        curl_easy_setopt(easy, CURLOPT_SHARE, e->clear);
     curl_easy_setopt(easy, CURLOPT_URL, url);
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, protocols);
     curl_easy_setopt(easy, CURLOPT_USE_SSL, ssl);
@@ -534,6 +560,12 @@ static og_err_t email_init(og_plugin_ctx_t *ctx, void **state)
         og_log(ctx, OG_LOG_ERROR,
                "unsubscribe_url and unsubscribe_mailto need secret_file (the "
                "links are signed)");
+        goto fail;
+    }
+    if ((e->use_ssl != CURLUSESSL_ALL ||
+         (e->imap_url != NULL && e->imap_ssl != CURLUSESSL_ALL)) &&
+        (e->clear = clear_cache()) == NULL) {
+        og_log(ctx, OG_LOG_ERROR, "cannot make a connection cache");
         goto fail;
     }
     if (e->imap_url != NULL || e->dkim_key != NULL)
@@ -1444,6 +1476,8 @@ static void email_destroy(void *state)
     }
     forget_credentials(&e->smtp_cred);
     forget_credentials(&e->imap_cred);
+    if (e->clear != NULL)
+        curl_share_cleanup(e->clear);
     free(e->from_header);
     OPENSSL_cleanse(e->secret, sizeof(e->secret));
     free(e);

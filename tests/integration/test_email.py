@@ -737,7 +737,13 @@ def test_starttls():
         command(d, "opp@example.com", "either way", channel="either")
         got = wait_mail(plain)
         check(len(got) == 1 and got[0]["To"] == "opp@example.com",
-              "opportunistic: in clear to a relay without STARTTLS")
+              "opportunistic: in clear to a relay without STARTTLS: %s %s"
+              % ([g["To"] for g in got], "\n".join(
+                  x for x in d.logtext().splitlines() if "either" in x)))
+        time.sleep(3)  # plain's retries now find either's connection
+        check(all(g["To"] != "clear@example.com" for g in plain.messages()),
+              "a required-TLS channel never rides an opportunistic channel's "
+              "clear connection: %s" % [g["To"] for g in plain.messages()])
         command(d, "sec@example.com", "over smtps", channel="secure")
         got = wait_mail(implicit)
         check(len(got) == 1 and got[0]["To"] == "sec@example.com",
