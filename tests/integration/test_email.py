@@ -98,7 +98,7 @@ class Imap:
 
     USER, PASSWORD = "shop", "imap-Pa55"
 
-    def __init__(self, root):
+    def __init__(self, root, tls=None):
         self.root = os.path.join(root, "dovecot")
         os.makedirs(os.path.join(self.root, "run"))
         os.makedirs(os.path.join(self.root, "state"))
@@ -121,11 +121,13 @@ class Imap:
             internal = ("default_internal_user = %s\ndefault_login_user = "
                         "%s\ndefault_internal_group = %s\n" % (u, u, g))
         self.conf = os.path.join(self.root, "dovecot.conf")
+        self.tls_port = free_port() if tls else 0
+        ssl = ("ssl = yes\nssl_cert = <%s\nssl_key = <%s\n" % tls) if tls \
+            else "ssl = no\n"
         with open(self.conf, "w") as f:
-            f.write(internal + """base_dir = {r}/run
+            f.write(internal + ssl + """base_dir = {r}/run
 state_dir = {r}/state
 log_path = {r}/dovecot.log
-ssl = no
 disable_plaintext_auth = no
 protocols = imap
 listen = 127.0.0.1
@@ -137,7 +139,8 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {tls_port}
   }}
 }}
 passdb {{
@@ -148,7 +151,8 @@ userdb {{
   driver = static
   args = {users} home={r}/home/%u
 }}
-""".format(r=self.root, port=self.port, users=users))
+""".format(r=self.root, port=self.port, users=users,
+           tls_port=self.tls_port))
         self.proc = subprocess.Popen(["dovecot", "-F", "-c", self.conf],
                                      stdout=subprocess.DEVNULL,
                                      stderr=subprocess.STDOUT)
@@ -677,15 +681,21 @@ def test_inbound():
               "nothing taken twice")
 
 
-def test_starttls():
-    print("TLS: STARTTLS required (never in clear), smtps://, systemd "
-          "credentials", flush=True)
-    root = tempfile.mkdtemp(prefix="ogsmtp-tls.")
+def certificate(root):
+    """A self-signed certificate for localhost (and its key) in root."""
     cert, pkey = os.path.join(root, "cert.pem"), os.path.join(root, "key.pem")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
                     "-nodes", "-subj", "/CN=localhost", "-addext",
                     "subjectAltName=DNS:localhost", "-days", "1", "-keyout",
                     pkey, "-out", cert], check=True, capture_output=True)
+    return cert, pkey
+
+
+def test_starttls():
+    print("TLS: STARTTLS required (never in clear), smtps://, systemd "
+          "credentials", flush=True)
+    root = tempfile.mkdtemp(prefix="ogsmtp-tls.")
+    cert, pkey = certificate(root)
     tls = Smtp(os.path.join(root, "a"), tls=(cert, pkey))
     os.makedirs(tls.root, exist_ok=True)
     tls.start()
@@ -806,7 +816,41 @@ def test_dkim():
         shutil.rmtree(root, ignore_errors=True)
 
 
+def test_imaps():
+    print("IMAP over TLS (imaps://, the name checked)", flush=True)
+    root = tempfile.mkdtemp(prefix="ogimaps.")
+    cert, pkey = certificate(root)
+    os.chmod(root, 0o755)
+    os.chmod(pkey, 0o644)  # dovecot's config reader is not root
+    box = Imap(root, tls=(cert, pkey))
+    smtp = Smtp(root)
+    smtp.start()
+    path = os.path.join(root, "imap.creds")
+    with open(path, "w") as f:
+        f.write("%s\n%s\n" % (Imap.USER, Imap.PASSWORD))
+    d = tree("imaps", smtp, "imap_url = imaps://localhost:%d/INBOX\n"
+             "imap_credentials = %s\nca_file = %s\npoll_interval = 300ms\n"
+             % (box.tls_port, path, cert))
+    try:
+        tj.start(d)
+        box.append(mail([("From", "tls@example.com"),
+                         ("To", "replies@shop.example"),
+                         ("Subject", "over TLS"),
+                         ("Message-ID", "<t1@example.com>")], "hello"))
+        c = tj.wait_for(lambda: tc.cust_of(d, kind="email",
+                                           value="tls@example.com"), 15)
+        check(c is not None, "read over imaps://")
+        ok = tj.wait_for(lambda: (lambda n: n if n[0] == n[1] else None)(
+            box.taken()), 15)
+        check(ok is not None, "flagged over imaps://")
+    finally:
+        d.cleanup()
+        box.stop()
+        smtp.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 if __name__ == "__main__":
     sys.exit(td.run([test_cart_email, test_deferred_refused_down,
                      test_auth_and_secrets, test_one_click_unsubscribe,
-                     test_inbound, test_starttls, test_dkim]))
+                     test_inbound, test_starttls, test_dkim, test_imaps]))
