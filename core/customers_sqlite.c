@@ -59,11 +59,6 @@ enum {
     S_COUNT
 };
 
-/* The profile's customers: the canonical one (?1) and its aliases. */
-#define FAMILY                                                                 \
-    "(SELECT ?1 UNION ALL SELECT id FROM customers WHERE "                     \
-    "merged_into = ?1)"
-
 static const char *const sql[S_COUNT] = {
     [S_IDENT_GET] = "SELECT customer, verified FROM identities WHERE kind = "
                     "?1 AND scope = ?2 AND value = ?3",
@@ -1619,14 +1614,6 @@ static void mp_trait(void *ctx, const char *name, const void *p, int n)
         }
 }
 
-static void mp_str(msgpack_packer *pk, const char *s)
-{
-    size_t n = strlen(s);
-
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, s, n);
-}
-
 int og__custdb_pack(og__custdb_t *c, const char *id,
                     const og__trait_rules_t *rules, msgpack_packer *pk,
                     char canon[40])
@@ -1673,8 +1660,8 @@ int og__custdb_pack(og__custdb_t *c, const char *id,
         if (k == NULL || strcmp(k, last_kind) == 0)
             continue;
         snprintf(last_kind, sizeof(last_kind), "%s", k);
-        mp_str(&apk, k);
-        mp_str(&apk, (const char *)sqlite3_column_text(st, 1));
+        og__pack_cstr(&apk, k);
+        og__pack_cstr(&apk, (const char *)sqlite3_column_text(st, 1));
         na++;
     }
     sqlite3_reset(st);
@@ -1682,21 +1669,21 @@ int og__custdb_pack(og__custdb_t *c, const char *id,
     for (i = 0; i < 3; i++)
         top += t.special[i] != NULL;
     msgpack_pack_map(pk, top);
-    mp_str(pk, "id");
-    mp_str(pk, canon);
-    mp_str(pk, "orders");
+    og__pack_cstr(pk, "id");
+    og__pack_cstr(pk, canon);
+    og__pack_cstr(pk, "orders");
     msgpack_pack_int64(pk, orders);
-    mp_str(pk, "first_channel");
-    mp_str(pk, first);
-    mp_str(pk, "traits");
+    og__pack_cstr(pk, "first_channel");
+    og__pack_cstr(pk, first);
+    og__pack_cstr(pk, "traits");
     msgpack_pack_map(pk, t.n);
     pk->callback(pk->data, t.sb.data, t.sb.size);
-    mp_str(pk, "addresses");
+    og__pack_cstr(pk, "addresses");
     msgpack_pack_map(pk, na);
     pk->callback(pk->data, ab.data, ab.size);
     for (i = 0; i < 3; i++)
         if (t.special[i] != NULL) {
-            mp_str(pk, sp[i]);
+            og__pack_cstr(pk, sp[i]);
             pk->callback(pk->data, (const char *)t.special[i],
                          (size_t)t.nspecial[i]);
             free(t.special[i]);

@@ -581,11 +581,6 @@ static void pk_str(msgpack_packer *pk, const char *s, size_t n)
     msgpack_pack_str_body(pk, s, n);
 }
 
-static void pk_cstr(msgpack_packer *pk, const char *s)
-{
-    pk_str(pk, s, strlen(s));
-}
-
 /* Copies the string field path of ev as key into pk; 1 when it did. */
 static int pk_copy(msgpack_packer *pk, og_event_t *ev, const char *path,
                    const char *key)
@@ -596,7 +591,7 @@ static int pk_copy(msgpack_packer *pk, og_event_t *ev, const char *path,
     if (og__event_get_str(ev, path, &v, &n) != OG_OK)
         return 0;
     if (pk != NULL) {
-        pk_cstr(pk, key);
+        og__pack_cstr(pk, key);
         pk_str(pk, v, n);
     }
     return 1;
@@ -643,51 +638,34 @@ static void message_result(og__durable_t *d, const char *channel,
     nprops += !sent ? 2 : 0;
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 8 + ntop);
-    pk_cstr(&pk, "v");
-    msgpack_pack_uint8(&pk, 1);
-    pk_cstr(&pk, "type");
-    pk_cstr(&pk, sent ? "message.sent" : "message.failed");
-    pk_cstr(&pk, "id");
-    pk_cstr(&pk, id);
-    pk_cstr(&pk, "occurred");
-    msgpack_pack_uint64(&pk, now);
-    pk_cstr(&pk, "received");
-    msgpack_pack_uint64(&pk, now);
-    pk_cstr(&pk, "source");
-    msgpack_pack_map(&pk, 3);
-    pk_cstr(&pk, "channel");
-    pk_cstr(&pk, "core");
-    pk_cstr(&pk, "instance");
-    pk_cstr(&pk, "core");
-    pk_cstr(&pk, "plugin");
-    pk_cstr(&pk, "core");
+    og__pack_core_head(&pk, 2 + ntop, sent ? "message.sent" : "message.failed",
+                       id, now);
     for (i = 0; i < OG__ARRAY_SIZE(top); i++)
         pk_copy(&pk, ev, top[i], top[i]);
-    pk_cstr(&pk, "causation");
-    pk_cstr(&pk, ev->id);
-    pk_cstr(&pk, "props");
+    og__pack_cstr(&pk, "causation");
+    og__pack_cstr(&pk, ev->id);
+    og__pack_cstr(&pk, "props");
     msgpack_pack_map(&pk, nprops);
-    pk_cstr(&pk, "message");
-    pk_cstr(&pk, ev->id);
-    pk_cstr(&pk, "channel");
-    pk_cstr(&pk, channel);
+    og__pack_cstr(&pk, "message");
+    og__pack_cstr(&pk, ev->id);
+    og__pack_cstr(&pk, "channel");
+    og__pack_cstr(&pk, channel);
     if (journey) {
         pk_copy(&pk, ev, "props.journey", "journey");
         if (og__event_get_str(ev, "props.journey", &t, &tn) != OG_OK) {
-            pk_cstr(&pk, "journey");
-            pk_cstr(&pk, "");
+            og__pack_cstr(&pk, "journey");
+            og__pack_cstr(&pk, "");
         }
-        pk_cstr(&pk, "run");
+        og__pack_cstr(&pk, "run");
         msgpack_pack_int64(&pk, run);
-        pk_cstr(&pk, "step");
+        og__pack_cstr(&pk, "step");
         msgpack_pack_int64(&pk, step);
     }
     if (!sent) {
-        pk_cstr(&pk, "reason");
-        pk_cstr(&pk, why ? why : "failed");
-        pk_cstr(&pk, "tried");
-        pk_cstr(&pk, tried);
+        og__pack_cstr(&pk, "reason");
+        og__pack_cstr(&pk, why ? why : "failed");
+        og__pack_cstr(&pk, "tried");
+        og__pack_cstr(&pk, tried);
     }
     e = og__event_restore((const uint8_t *)sb.data, sb.size, whye,
                           sizeof(whye));
@@ -1012,31 +990,9 @@ static int merged_hook(void *data, const og__merge_t *m, og__store_item_t *ev)
     og__uuid7_at(id, m->at_ms);
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-#define PSTR(str)                                                              \
-    do {                                                                       \
-        size_t n_ = strlen(str);                                               \
-        msgpack_pack_str(&pk, n_);                                             \
-        msgpack_pack_str_body(&pk, str, n_);                                   \
-    } while (0)
-    msgpack_pack_map(&pk, 9);
-    PSTR("v");
-    msgpack_pack_uint8(&pk, 1);
-    PSTR("type");
-    PSTR(m->split ? "customer.split" : "customer.merged");
-    PSTR("id");
-    PSTR(id);
-    PSTR("occurred");
-    msgpack_pack_uint64(&pk, m->at_ms);
-    PSTR("received");
-    msgpack_pack_uint64(&pk, m->at_ms);
-    PSTR("source");
-    msgpack_pack_map(&pk, 3);
-    PSTR("channel");
-    PSTR("core");
-    PSTR("instance");
-    PSTR("core");
-    PSTR("plugin");
-    PSTR("core");
+#define PSTR(str) og__pack_cstr(&pk, str)
+    og__pack_core_head(&pk, 3, m->split ? "customer.split" : "customer.merged",
+                       id, m->at_ms);
     PSTR("customer");
     PSTR(m->split ? m->merged : m->survivor);
     PSTR("ids");
@@ -1090,8 +1046,7 @@ static og_err_t fire_step(void *data, const og__fire_env_t *env,
 {
     struct round *r = data;
     struct made *x;
-    og_err_t rc =
-        og__journeys_fire(r->journeys, r->router, env, run, r->jnow, res);
+    og_err_t rc = og__journeys_fire(r->journeys, env, run, r->jnow, res);
     size_t i, nt;
     const char *targets[64];
 

@@ -1780,3 +1780,55 @@ uint8_t *og__stamp_hook(void *data, const uint8_t *body, size_t len,
     }
     return b;
 }
+
+void og__pack_cstr(msgpack_packer *pk, const char *s)
+{
+    size_t n = strlen(s);
+
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+void og__pack_core_head(msgpack_packer *pk, size_t extra, const char *type,
+                        const char *id, uint64_t at_ms)
+{
+    msgpack_pack_map(pk, 6 + extra);
+    og__pack_cstr(pk, "v");
+    msgpack_pack_uint8(pk, OG__ENVELOPE_VERSION);
+    og__pack_cstr(pk, "type");
+    og__pack_cstr(pk, type);
+    og__pack_cstr(pk, "id");
+    og__pack_cstr(pk, id);
+    og__pack_cstr(pk, "occurred");
+    msgpack_pack_uint64(pk, at_ms);
+    og__pack_cstr(pk, "received");
+    msgpack_pack_uint64(pk, at_ms);
+    og__pack_cstr(pk, "source");
+    msgpack_pack_map(pk, 3);
+    og__pack_cstr(pk, "channel");
+    og__pack_cstr(pk, "core");
+    og__pack_cstr(pk, "instance");
+    og__pack_cstr(pk, "core");
+    og__pack_cstr(pk, "plugin");
+    og__pack_cstr(pk, "core");
+}
+
+const char *og__obj_text(const msgpack_object *root, const char *path,
+                         int numbers, char *buf, size_t len)
+{
+    const msgpack_object *o;
+
+    if (og__obj_lookup(root, path, &o) != OG_OK)
+        return NULL;
+    if (o->type == MSGPACK_OBJECT_STR && o->via.str.size > 0 &&
+        o->via.str.size < len) {
+        memcpy(buf, o->via.str.ptr, o->via.str.size);
+        buf[o->via.str.size] = '\0';
+        return buf;
+    }
+    if (numbers && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        snprintf(buf, len, "%llu", (unsigned long long)o->via.u64);
+        return buf;
+    }
+    return NULL;
+}

@@ -90,6 +90,11 @@ og_err_t og__event_lookup(const og_event_t *ev, const char *path,
 /* The same in any MessagePack tree. */
 og_err_t og__obj_lookup(const msgpack_object *root, const char *path,
                         const msgpack_object **out);
+/* The non-empty string at path of root (and, with numbers, a positive
+ * integer in decimal) copied into buf; NULL when there is none or it does
+ * not fit. */
+const char *og__obj_text(const msgpack_object *root, const char *path,
+                         int numbers, char *buf, size_t len);
 /* Parses the event's bytes into ev->root once (the lookups do it lazily:
  * call this before handing an event to another thread). */
 og_err_t og__event_parse(og_event_t *ev);
@@ -189,6 +194,16 @@ int og__event_facts(const uint8_t *b, size_t len, og__event_facts_t *f);
  * end); malloc'd, length in *outlen. NULL when b is not a map. */
 uint8_t *og__envelope_set_str(const uint8_t *b, size_t len, const char *key,
                               const char *value, size_t *outlen);
+
+/* Packs the C string s. */
+void og__pack_cstr(msgpack_packer *pk, const char *s);
+
+/* Starts the envelope of an event the core makes: a map of 6 + extra
+ * pairs, the first six packed here (v, type, id, occurred and received
+ * at_ms, source {channel, instance, plugin: "core"}); the caller packs the
+ * extra pairs. */
+void og__pack_core_head(msgpack_packer *pk, size_t extra, const char *type,
+                        const char *id, uint64_t at_ms);
 
 /* og__store_hooks_t.stamp: the envelope with "customer" (and
  * "conversation" when not NULL) set; data is not used. */

@@ -279,8 +279,7 @@ static void build_step(struct ctx *x, struct journey *jn, struct step *st)
                         v);
     v = opt(sc->opts, sc->nopts, "if", &line);
     st->conds = conds(x, v, line, "if", &st->nconds);
-    for (i = 0; st->conds != NULL && v != NULL && i < 1; i++) {
-        /* paths start at event., customer. or journey. */
+    if (st->conds != NULL) { /* paths start at event., customer., journey. */
         char **words = og__split_list(v, NULL);
         size_t k;
 
@@ -399,7 +398,6 @@ static void build_step(struct ctx *x, struct journey *jn, struct step *st)
                         "[step %s]: one action per step (send, emit, set or "
                         "call); split it into steps",
                         sc->name);
-    (void)jn;
 }
 
 static int channel_ready(const og__conf_t *c, const char *name)
@@ -735,23 +733,11 @@ static int conds_hold(struct tree *t, const og__cond_t *c, size_t n)
 
 static int entity_of(struct tree *t, const char *path, char *out, size_t len)
 {
-    const msgpack_object *o, *root;
+    const msgpack_object *root;
 
     out[0] = '\0';
-    if (path == NULL || (root = tree_root(t)) == NULL ||
-        og__obj_lookup(root, path, &o) != OG_OK)
-        return 0;
-    if (o->type == MSGPACK_OBJECT_STR && o->via.str.size > 0 &&
-        o->via.str.size < len) {
-        memcpy(out, o->via.str.ptr, o->via.str.size);
-        out[o->via.str.size] = '\0';
-        return 1;
-    }
-    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-        snprintf(out, len, "%llu", (unsigned long long)o->via.u64);
-        return 1;
-    }
-    return 0;
+    return path != NULL && (root = tree_root(t)) != NULL &&
+           og__obj_text(root, path, 1, out, len) != NULL;
 }
 
 /* The end of a step's plain wait from now_ms; with until, the wait is
@@ -900,26 +886,13 @@ static const struct journey *journey_of(const og__journeys_t *js,
     return NULL;
 }
 
-#define PSTR(pk, str)                                                          \
-    do {                                                                       \
-        size_t n_ = strlen(str);                                               \
-        msgpack_pack_str(pk, n_);                                              \
-        msgpack_pack_str_body(pk, str, n_);                                    \
-    } while (0)
+#define PSTR(pk, str) og__pack_cstr(pk, str)
 
 /* The string at path of data, or NULL. */
 static const char *str_at(const msgpack_object *data, const char *path,
                           char *buf, size_t len)
 {
-    const msgpack_object *o;
-
-    if (og__obj_lookup(data, path, &o) != OG_OK ||
-        o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0 ||
-        o->via.str.size >= len)
-        return NULL;
-    memcpy(buf, o->via.str.ptr, o->via.str.size);
-    buf[o->via.str.size] = '\0';
-    return buf;
+    return og__obj_text(data, path, 0, buf, len);
 }
 
 static int in_quiet(int m, int q0, int q1)
@@ -1101,29 +1074,11 @@ static void pack_head(msgpack_packer *pk, size_t extra, const char *type,
                       const char *id, uint64_t now, const char *cust,
                       const og__run_t *run, const char *conv)
 {
-    msgpack_pack_map(pk, 9 + extra + (conv != NULL));
+    og__pack_core_head(pk, 3 + extra + (conv != NULL), type, id, now);
     if (conv != NULL) {
         PSTR(pk, "conversation");
         PSTR(pk, conv);
     }
-    PSTR(pk, "v");
-    msgpack_pack_uint8(pk, 1);
-    PSTR(pk, "type");
-    PSTR(pk, type);
-    PSTR(pk, "id");
-    PSTR(pk, id);
-    PSTR(pk, "occurred");
-    msgpack_pack_uint64(pk, now);
-    PSTR(pk, "received");
-    msgpack_pack_uint64(pk, now);
-    PSTR(pk, "source");
-    msgpack_pack_map(pk, 3);
-    PSTR(pk, "channel");
-    PSTR(pk, "core");
-    PSTR(pk, "instance");
-    PSTR(pk, "core");
-    PSTR(pk, "plugin");
-    PSTR(pk, "core");
     PSTR(pk, "customer");
     PSTR(pk, cust);
     PSTR(pk, "correlation");
@@ -1363,9 +1318,9 @@ static void act_event(const struct step *st, const og__run_t *run,
     take(res, &sb, type);
 }
 
-og_err_t og__journeys_fire(const og__journeys_t *js, const og__router_t *router,
-                           const og__fire_env_t *env, const og__run_t *run,
-                           uint64_t now, og__step_result_t *res)
+og_err_t og__journeys_fire(const og__journeys_t *js, const og__fire_env_t *env,
+                           const og__run_t *run, uint64_t now,
+                           og__step_result_t *res)
 {
     const struct journey *jn = journey_of(js, run->journey);
     const struct step *st;
@@ -1377,7 +1332,6 @@ og_err_t og__journeys_fire(const og__journeys_t *js, const og__router_t *router,
     char why[256];
     int profile;
 
-    (void)router;
     memset(res, 0, sizeof(*res));
     if (jn == NULL || !jn->enabled)
         return OG_ERR_NOT_FOUND;

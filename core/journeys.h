@@ -149,14 +149,15 @@ typedef struct og__step_result_s {
 } og__step_result_t;
 
 /*
- * og__journeys_fire: run's step at now_ms. router routes emitted events;
- * res gets the outcome (res->body malloc'd, the caller frees it).
+ * og__journeys_fire: run's step at now_ms. res gets the outcome (res->body
+ * malloc'd, the caller frees it; an event without targets is routed by
+ * the caller).
  * OG_ERR_NOT_FOUND when the run's journey is no longer configured or
  * enabled (the run stays as it is).
  */
-og_err_t og__journeys_fire(const og__journeys_t *j, const og__router_t *router,
-                           const og__fire_env_t *env, const og__run_t *run,
-                           uint64_t now_ms, og__step_result_t *res);
+og_err_t og__journeys_fire(const og__journeys_t *j, const og__fire_env_t *env,
+                           const og__run_t *run, uint64_t now_ms,
+                           og__step_result_t *res);
 
 /* The ids of the events a step makes: "j<run>.<step>". */
 void og__journeys_event_id(char out[72], int64_t run, int step);

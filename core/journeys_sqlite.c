@@ -15,11 +15,6 @@
 #include "sqlite_util.h"
 #include "util.h"
 
-/* The customer's family: ?1 and its aliases. */
-#define FAMILY                                                                 \
-    "(SELECT ?1 UNION ALL SELECT id FROM customers WHERE "                     \
-    "merged_into = ?1)"
-
 enum {
     J_TIMELINE,
     J_ACTIVE,
@@ -53,7 +48,7 @@ static const char *const sql[J_COUNT] = {
                   "customer IN " FAMILY " RETURNING id, correlation",
     [J_CANCEL] = "UPDATE journey_runs SET state = 2, updated_ms = ?4, note = "
                  "?5 WHERE state = 0 AND journey = ?2 AND customer IN " FAMILY
-                 " AND ?3 IS NULL RETURNING id, correlation, entity",
+                 " RETURNING id, correlation, entity",
     [J_CANCEL_ENTITY] = "UPDATE journey_runs SET state = 2, updated_ms = ?4, "
                         "note = ?5 WHERE state = 0 AND journey = ?2 AND "
                         "customer IN " FAMILY " AND entity = ?3 RETURNING "
@@ -165,10 +160,8 @@ static int end_runs(og__jdb_t *j, int which, const og__store_item_t *it,
 
     sqlite3_bind_text(st, 1, it->customer, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, m->journey, -1, SQLITE_STATIC);
-    if (m->entity[0] != '\0' || which == J_REPLACE)
+    if (which != J_CANCEL) /* J_CANCEL: every entity of the customer */
         sqlite3_bind_text(st, 3, m->entity, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, 3);
     sqlite3_bind_int64(st, 4, (sqlite3_int64)it->received_ms);
     sqlite3_bind_text(st, 5, note, -1, SQLITE_STATIC);
     /* RETURNING rows: collected first, the statement is reused below */

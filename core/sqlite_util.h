@@ -9,6 +9,12 @@
 #include <sqlite3.h>
 #include <stddef.h>
 
+/* A customer's family in SQL: the canonical customer bound to ?1 and the
+ * customers merged into it (docs/customers.md). */
+#define FAMILY                                                                 \
+    "(SELECT ?1 UNION ALL SELECT id FROM customers WHERE "                     \
+    "merged_into = ?1)"
+
 /* Prepares the n statements of sql into st (persistent: they live as
  * long as the connection). 0, or -1 with every one finalized and
  * sqlite3_errmsg(db) telling why. */

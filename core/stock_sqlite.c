@@ -46,7 +46,7 @@ enum {
 };
 
 static const char *const sql[K_COUNT] = {
-    [K_GET] = "SELECT on_hand, abs_version FROM stock WHERE sku = ?1 AND "
+    [K_GET] = "SELECT abs_version FROM stock WHERE sku = ?1 AND "
               "location = ?2",
     [K_UPSERT] = "INSERT INTO stock (sku, location, on_hand, reserved, "
                  "abs_version, updated_ms) VALUES (?1, ?2, ?3, 0, ?4, ?5) ON "
@@ -156,21 +156,7 @@ static int parse(struct ev *e, const og__store_item_t *it)
 static const char *text(const msgpack_object *o, const char *path, char *buf,
                         size_t len)
 {
-    const msgpack_object *v;
-
-    if (og__obj_lookup(o, path, &v) != OG_OK)
-        return NULL;
-    if (v->type == MSGPACK_OBJECT_STR && v->via.str.size > 0 &&
-        v->via.str.size < len) {
-        memcpy(buf, v->via.str.ptr, v->via.str.size);
-        buf[v->via.str.size] = '\0';
-        return buf;
-    }
-    if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-        snprintf(buf, len, "%llu", (unsigned long long)v->via.u64);
-        return buf;
-    }
-    return NULL;
+    return og__obj_text(o, path, 1, buf, len);
 }
 
 /* An integer at path; 1 when there is one. */
@@ -260,12 +246,6 @@ static int64_t available(og__stockdb_t *s, const og__stock_chan_t *c,
     return sum - c->buffer;
 }
 
-static void pstr(msgpack_packer *pk, const char *s)
-{
-    msgpack_pack_str(pk, strlen(s));
-    msgpack_pack_str_body(pk, s, strlen(s));
-}
-
 /* stock.out or stock.back for channel c, made by the store. */
 static int crossed(const og__store_item_t *it, const og__store_hooks_t *h,
                    og__custdb_insert_fn insert, void *ctx, const char *sku,
@@ -281,40 +261,23 @@ static int crossed(const og__store_item_t *it, const og__store_hooks_t *h,
     og__uuid7_at(id, it->received_ms);
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 9);
-    pstr(&pk, "v");
-    msgpack_pack_uint8(&pk, 1);
-    pstr(&pk, "type");
-    pstr(&pk, avail > 0 ? "stock.back" : "stock.out");
-    pstr(&pk, "id");
-    pstr(&pk, id);
-    pstr(&pk, "occurred");
-    msgpack_pack_uint64(&pk, it->received_ms);
-    pstr(&pk, "received");
-    msgpack_pack_uint64(&pk, it->received_ms);
-    pstr(&pk, "source");
-    msgpack_pack_map(&pk, 3);
-    pstr(&pk, "channel");
-    pstr(&pk, "core");
-    pstr(&pk, "instance");
-    pstr(&pk, "core");
-    pstr(&pk, "plugin");
-    pstr(&pk, "core");
-    pstr(&pk, "causation");
-    pstr(&pk, it->event_id);
-    pstr(&pk, "entity");
+    og__pack_core_head(&pk, 3, avail > 0 ? "stock.back" : "stock.out", id,
+                       it->received_ms);
+    og__pack_cstr(&pk, "causation");
+    og__pack_cstr(&pk, it->event_id);
+    og__pack_cstr(&pk, "entity");
     msgpack_pack_map(&pk, 2);
-    pstr(&pk, "kind");
-    pstr(&pk, "product");
-    pstr(&pk, "id");
-    pstr(&pk, sku);
-    pstr(&pk, "props");
+    og__pack_cstr(&pk, "kind");
+    og__pack_cstr(&pk, "product");
+    og__pack_cstr(&pk, "id");
+    og__pack_cstr(&pk, sku);
+    og__pack_cstr(&pk, "props");
     msgpack_pack_map(&pk, 3);
-    pstr(&pk, "sku");
-    pstr(&pk, sku);
-    pstr(&pk, "channel");
-    pstr(&pk, c->channel);
-    pstr(&pk, "available");
+    og__pack_cstr(&pk, "sku");
+    og__pack_cstr(&pk, sku);
+    og__pack_cstr(&pk, "channel");
+    og__pack_cstr(&pk, c->channel);
+    og__pack_cstr(&pk, "available");
     msgpack_pack_int64(&pk, avail > 0 ? avail : 0);
     memset(&ev, 0, sizeof(ev));
     if (h->made(h->data, (uint8_t *)sb.data, sb.size, &ev) != 0)
@@ -371,7 +334,7 @@ static int inventory(og__stockdb_t *s, const og__store_item_t *it,
                      const msgpack_object *root, struct touched *t)
 {
     char sku[130], loc[130];
-    int64_t version = 0, count, delta, on_hand = 0, absv = 0, after;
+    int64_t version = 0, count, delta, absv = 0, after;
     int has_count, has_delta, rc = SQLITE_OK, exists;
     sqlite3_stmt *st;
 
@@ -390,8 +353,7 @@ static int inventory(og__stockdb_t *s, const og__store_item_t *it,
     sqlite3_bind_text(st, 2, loc, -1, SQLITE_STATIC);
     exists = sqlite3_step(st) == SQLITE_ROW;
     if (exists) {
-        on_hand = sqlite3_column_int64(st, 0);
-        absv = sqlite3_column_int64(st, 1);
+        absv = sqlite3_column_int64(st, 0);
     }
     sqlite3_reset(st);
     if (exists && version <= absv)
@@ -435,7 +397,6 @@ static int inventory(og__stockdb_t *s, const og__store_item_t *it,
         sqlite3_bind_int64(st, 5, (sqlite3_int64)it->received_ms);
         rc = done(st);
     }
-    (void)on_hand;
     touch(t, sku);
     return rc;
 }

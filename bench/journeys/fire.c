@@ -70,7 +70,7 @@ static og_err_t fire_fn(void *data, const og__fire_env_t *env,
                         const og__run_t *run, og__step_result_t *res,
                         og__store_item_t *ev)
 {
-    og_err_t rc = og__journeys_fire(js, NULL, env, run, clock_ms, res);
+    og_err_t rc = og__journeys_fire(js, env, run, clock_ms, res);
 
     (void)data;
     if (rc == OG_OK && res->body != NULL) {

@@ -129,7 +129,7 @@ static og_err_t fire_fn(void *data, const og__fire_env_t *env,
                         og__store_item_t *ev)
 {
     struct made *m = data;
-    og_err_t rc = og__journeys_fire(js, NULL, env, run, clock_now, res);
+    og_err_t rc = og__journeys_fire(js, env, run, clock_now, res);
 
     if (rc == OG_OK && res->body != NULL && m->n < 8) {
         snprintf(m->types[m->n], 72, "%s", res->type);
