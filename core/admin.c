@@ -126,6 +126,7 @@ struct mpass {
 enum {
     M_UP,
     M_IN,
+    M_STRIPPED,
     M_REFUSED,
     M_DELIVERIES,
     M_PENDING,
@@ -141,6 +142,9 @@ static const struct {
     {"omnigate_channel_up", "gauge", "1 when the channel instance is running."},
     {"omnigate_events_in_total", "counter",
      "Events accepted from the channel instance."},
+    {"omnigate_events_stripped_total", "counter",
+     "Fields the core dropped from public clients' events (customer, "
+     "correlation, causation)."},
     {"omnigate_events_refused_total", "counter",
      "Events refused from the channel instance, by reason."},
     {"omnigate_deliveries_total", "counter",
@@ -159,6 +163,7 @@ static int simple_value(int which, const og_plugin_ctx_t *i,
 {
     switch (which) {
     case M_IN: *v = i->events_in; return 0;
+    case M_STRIPPED: *v = i->events_stripped; return 0;
     case M_PENDING: *v = i->npending; return 0;
     }
     return -1;

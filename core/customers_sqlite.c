@@ -596,8 +596,14 @@ static int conversation_of(og__custdb_t *c, og__store_item_t *it,
         snprintf(conv, sizeof(conv), "%s", p->conversation);
         if ((exists = one_id(c, S_CONV_GET, conv, NULL, tmp)) < 0)
             return -exists;
+        /* A public client writes only into its own customer's
+         * conversations; another's id is not a way in (docs/security.md). */
+        if (p->untrusted && (!exists || strcmp(tmp, cust) != 0)) {
+            conv[0] = '\0';
+            exists = 0;
+        }
     }
-    for (i = 0; conv[0] == '\0' && i < p->nthread; i++)
+    for (i = 0; conv[0] == '\0' && !p->untrusted && i < p->nthread; i++)
         if ((exists =
                  one_id(c, S_THREAD_GET, p->instance, p->thread[i], conv)) < 0)
             return -exists;
@@ -622,7 +628,7 @@ static int conversation_of(og__custdb_t *c, og__store_item_t *it,
     sqlite3_bind_int(st, 4, p->inbound ? 1 : 0);
     if ((rc = run(st)) != SQLITE_OK)
         return rc;
-    for (i = 0; i <= p->nthread; i++) {
+    for (i = 0; !p->untrusted && i <= p->nthread; i++) {
         const char *k = i < p->nthread ? p->thread[i] : p->message_key;
 
         if (k == NULL)
@@ -783,8 +789,11 @@ int og__custdb_resolve(og__custdb_t *c, og__store_item_t *it,
     if (r.cur[0] == '\0') {
         int best = -1;
 
+        /* A public client's unverified keys are its claims, not proof:
+         * only its own anon key finds the customer it already is. */
         for (i = 0; i < n; i++)
             if (sk[i].found &&
+                (!p->untrusted || strcmp(p->keys[i].kind, "anon") == 0) &&
                 (best < 0 || og__idkind_rank(p->keys[i].kind) <
                                  og__idkind_rank(p->keys[best].kind)))
                 best = (int)i;

@@ -919,6 +919,7 @@ static og__person_t *person_of(struct round *r, const struct sub *s)
                      type_is(&f, "message.sent")) &&
                     strcmp(s->ev->instance, "core") != 0;
     p->resolves = type_is(&f, "conversation.resolved");
+    p->untrusted = s->ev->untrusted;
     p->instance = s->ev->instance;
     p->traits = f.traits;
     p->traits_len = f.traits_len;

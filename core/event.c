@@ -326,6 +326,8 @@ struct check {
     og__refusal_t reason;
     char *why;
     size_t whylen;
+    int untrusted;     /* a public client's event: core-owned links dropped */
+    unsigned stripped; /* how many fields that dropped */
 };
 
 static int refuse(struct check *c, og__refusal_t r, const char *fmt, ...)
@@ -737,6 +739,15 @@ static int validate(struct check *c, const uint8_t *bytes, struct found *f,
                 if (check_id(c, &v, idlike[j].name) != 0)
                     return -1;
                 known = 1;
+                /* A public client names no customer and no journey's
+                 * links: the core resolves and stamps them
+                 * (docs/security.md). */
+                if (c->untrusted &&
+                    (IS(&k, "customer") || IS(&k, "correlation") ||
+                     IS(&k, "causation"))) {
+                    f->keep[i] = 0;
+                    c->stripped++;
+                }
             }
         }
         if (known)
@@ -841,7 +852,18 @@ og_event_t *og__event_accept(const uint8_t *bytes, size_t len,
                              size_t max_bytes, og_err_t *rc,
                              og__refusal_t *reason, char *why, size_t whylen)
 {
-    struct check chk = {OG__REFUSE_NONE, why, whylen};
+    return og__event_accept_flags(bytes, len, instance, plugin, max_bytes, 0,
+                                  rc, reason, why, whylen);
+}
+
+og_event_t *og__event_accept_flags(const uint8_t *bytes, size_t len,
+                                   const char *instance, const char *plugin,
+                                   size_t max_bytes, unsigned flags,
+                                   og_err_t *rc, og__refusal_t *reason,
+                                   char *why, size_t whylen)
+{
+    struct check chk = {OG__REFUSE_NONE, why, whylen,
+                        (flags & OG__ACCEPT_UNTRUSTED) != 0, 0};
     struct found f;
     size_t whole, i, nout, first, span_buf[33], ilen, plen, tlen, eidlen;
     uint8_t keep_buf[32];
@@ -993,6 +1015,8 @@ og_event_t *og__event_accept(const uint8_t *bytes, size_t len,
     ev->accepted_ns = uv_hrtime();
     ev->received_ms = now;
     ev->content_hash = XXH3_64bits(bytes, len);
+    ev->untrusted = chk.untrusted;
+    ev->stripped = chk.stripped;
     if (vendor_off != 0) {
         ev->vendor_id = (const char *)w.p + vendor_off;
         ev->vendor_len = vendor_len;

@@ -27,9 +27,11 @@ struct og_event_s {
     uint64_t content_hash; /* of the bytes the plugin emitted (dedup) */
     const char *vendor_id; /* source.vendor_id inside data, or NULL */
     uint32_t vendor_len;
-    uint8_t *own; /* data when replaced (og__event_replace_data) */
-    int purpose;  /* a message with a purpose: consent applies */
-    int parsed;   /* root below is valid */
+    uint8_t *own;      /* data when replaced (og__event_replace_data) */
+    int purpose;       /* a message with a purpose: consent applies */
+    int untrusted;     /* from a public client (OG_EMIT_UNTRUSTED) */
+    unsigned stripped; /* fields the core dropped from it as untrusted */
+    int parsed;        /* root below is valid */
     msgpack_zone zone;
     msgpack_object root;
 };
@@ -64,6 +66,14 @@ og_event_t *og__event_accept(const uint8_t *bytes, size_t len,
                              const char *instance, const char *plugin,
                              size_t max_bytes, og_err_t *rc,
                              og__refusal_t *reason, char *why, size_t whylen);
+
+/* og__event_accept_flags: the same with OG__ACCEPT_* flags. */
+#define OG__ACCEPT_UNTRUSTED 0x1u /* drop customer, correlation, causation */
+og_event_t *og__event_accept_flags(const uint8_t *bytes, size_t len,
+                                   const char *instance, const char *plugin,
+                                   size_t max_bytes, unsigned flags,
+                                   og_err_t *rc, og__refusal_t *reason,
+                                   char *why, size_t whylen);
 
 /*
  * og__event_restore: rebuild an event from a stamped envelope the store

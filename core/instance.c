@@ -624,14 +624,16 @@ static og_err_t may_emit(const og_plugin_ctx_t *inst)
 /* Validates and stamps one envelope of inst; a refusal is counted and
  * logged (prefix says which event of what), its reason left in why. */
 static og_event_t *accept_one(og_plugin_ctx_t *inst, const uint8_t *bytes,
-                              size_t len, og_err_t *rc, char *why,
-                              size_t whylen, const char *prefix)
+                              size_t len, unsigned flags, og_err_t *rc,
+                              char *why, size_t whylen, const char *prefix)
 {
     og__refusal_t reason;
-    og_event_t *ev = og__event_accept(
+    og_event_t *ev = og__event_accept_flags(
         bytes, len, og__instance_name(inst), inst->plugin->def->name,
-        inst->core->max_event_bytes, rc, &reason, why, whylen);
+        inst->core->max_event_bytes, flags, rc, &reason, why, whylen);
 
+    if (ev != NULL && ev->stripped > 0)
+        inst->events_stripped += ev->stripped;
     if (ev == NULL) {
         inst->events_refused++;
         inst->refused_by[reason]++;
@@ -667,7 +669,7 @@ static og_err_t emit_common(og_plugin_ctx_t *inst, const uint8_t *bytes,
         return OG_ERR_INVALID;
     if ((rc = may_emit(inst)) != OG_OK)
         return rc;
-    ev = accept_one(inst, bytes, len, &rc, why, sizeof(why), "");
+    ev = accept_one(inst, bytes, len, 0, &rc, why, sizeof(why), "");
     if (ev == NULL)
         return rc;
     if (cb != NULL) {
@@ -769,8 +771,10 @@ static og_err_t host_emit_batch_async(og_plugin_ctx_t *inst,
     evs = og__xcalloc(n, sizeof(*evs));
     for (i = 0; i < n; i++) {
         snprintf(prefix, sizeof(prefix), "batch of %zu refused: %zu: ", n, i);
-        evs[i] = accept_one(inst, items[i].msgpack, items[i].len, &rc, reason,
-                            sizeof(reason), prefix);
+        evs[i] = accept_one(
+            inst, items[i].msgpack, items[i].len,
+            (items[i].flags & OG_EMIT_UNTRUSTED) ? OG__ACCEPT_UNTRUSTED : 0,
+            &rc, reason, sizeof(reason), prefix);
         if (evs[i] != NULL && (items[i].flags & OG_EMIT_VENDOR_RETRIES))
             og__event_content_by_vendor(evs[i]);
         if (evs[i] == NULL) {

@@ -97,8 +97,9 @@ struct og_plugin_ctx_s {
 
     og__metric_t *metrics;
     size_t nmetrics;
-    uint64_t events_in;                    /* accepted from this instance */
-    uint64_t events_refused;               /* invalid envelopes */
+    uint64_t events_in;       /* accepted from this instance */
+    uint64_t events_refused;  /* invalid envelopes */
+    uint64_t events_stripped; /* fields dropped from untrusted events */
     uint64_t refused_by[OG__REFUSE_COUNT]; /* by reason code */
     uint64_t events_busy; /* refused because the queue was full */
     uint64_t deliveries_ok;

@@ -68,6 +68,10 @@ typedef struct og__person_s {
     size_t nthread;
     const char *message_key;
     const char *correlation; /* the event's "correlation", or NULL */
+    /* From a public client (OG_EMIT_UNTRUSTED): only verified keys and the
+     * browser's own anon key choose the customer, a named conversation
+     * counts only when it is that customer's, no thread keys are used. */
+    int untrusted;
 } og__person_t;
 
 /* When a message may be sent (docs/customers.md, Consent). */

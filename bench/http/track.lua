@@ -14,8 +14,9 @@ end
 
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
--- "bench-key:" in base64
-wrk.headers["Authorization"] = "Basic YmVuY2gta2V5Og=="
+-- "bench-key-0123456789:" in base64 (a server key: a shop backend's
+-- Segment client sends Order Completed)
+wrk.headers["Authorization"] = "Basic YmVuY2gta2V5LTAxMjM0NTY3ODk6"
 
 function request()
   counter = counter + 1

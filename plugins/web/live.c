@@ -9,22 +9,32 @@
  * email).
  *
  * Which customer a browser is: the plugin learns anonymousId -> customer
- * from the events the browser sent (og_emit_batch_async's callback names
- * the customer each event was resolved to). The map is a bounded cache;
- * a visitor it forgot is known again at its next event (the snippet sends
- * a page view on every page).
+ * from the events sent with that visitor's session token (or by a server
+ * key): og_emit_batch_async's callback names the customer each event was
+ * resolved to, and a public client's event resolves only by its own
+ * anonymous id or a signed user id (docs/security.md). The map is a hash
+ * table keyed with a secret (SipHash), chained, so no crafted id can push
+ * out another visitor; it holds at most max_visitors, forgetting the one
+ * seen longest ago. A visitor it forgot is known again at its next event
+ * (the snippet sends a page view on every page).
  */
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "web.h"
 
-#define SLOTS 65536 /* visitors remembered */
+#define BUCKETS 65536
 
 struct slot {
     char anon[72];
     char customer[40];
+    struct slot *chain;         /* same bucket */
+    struct slot *older, *newer; /* by when last learned */
 };
 
 struct waiter {
@@ -49,31 +59,100 @@ struct web_live_s {
     uint64_t wait_ms, hold_ms;
     web_live_answer_fn answer;
     void *answer_data;
-    struct slot *slots;
+    struct slot **buckets;
+    struct slot *oldest, *newest;
+    size_t nslots, max_slots;
+    unsigned char key[16]; /* SipHash key, random per start */
     struct waiter *waiters;
     struct held *held;
     size_t nheld;
 };
 
-static uint32_t hash(const char *s)
+/* The bucket of an anonymous id: SipHash-2-4 under the table's key. */
+static size_t bucket(const web_live_t *l, const char *s)
 {
-    uint32_t h = 2166136261u;
+    unsigned char out[8];
+    size_t outlen = 0, i, size = sizeof(out);
+    OSSL_PARAM params[2] = {
+        OSSL_PARAM_construct_size_t(OSSL_MAC_PARAM_SIZE, &size),
+        OSSL_PARAM_END};
+    uint64_t h = 0;
 
-    while (*s)
-        h = (h ^ (unsigned char)*s++) * 16777619u;
-    return h;
+    if (EVP_Q_mac(NULL, "SIPHASH", NULL, NULL, params, l->key, sizeof(l->key),
+                  (const unsigned char *)s, strlen(s), out, sizeof(out),
+                  &outlen) == NULL)
+        return 0;
+    for (i = 0; i < outlen; i++)
+        h = (h << 8) | out[i];
+    return (size_t)(h % BUCKETS);
+}
+
+static struct slot *find(const web_live_t *l, const char *anon, size_t b)
+{
+    struct slot *s;
+
+    for (s = l->buckets[b]; s != NULL; s = s->chain)
+        if (strcmp(s->anon, anon) == 0)
+            return s;
+    return NULL;
+}
+
+static void age_unlink(web_live_t *l, struct slot *s)
+{
+    if (s->older)
+        s->older->newer = s->newer;
+    else
+        l->oldest = s->newer;
+    if (s->newer)
+        s->newer->older = s->older;
+    else
+        l->newest = s->older;
+    s->older = s->newer = NULL;
+}
+
+static void age_append(web_live_t *l, struct slot *s)
+{
+    s->older = l->newest;
+    s->newer = NULL;
+    if (l->newest)
+        l->newest->newer = s;
+    else
+        l->oldest = s;
+    l->newest = s;
+}
+
+/* Forgets the visitor seen longest ago. */
+static void forget_oldest(web_live_t *l)
+{
+    struct slot *s = l->oldest, **pp;
+
+    if (s == NULL)
+        return;
+    age_unlink(l, s);
+    for (pp = &l->buckets[bucket(l, s->anon)]; *pp != NULL; pp = &(*pp)->chain)
+        if (*pp == s) {
+            *pp = s->chain;
+            break;
+        }
+    free(s);
+    l->nslots--;
 }
 
 web_live_t *web_live_create(og_plugin_ctx_t *ctx, uint64_t wait_ms,
-                            uint64_t hold_ms, web_live_answer_fn answer,
-                            void *data)
+                            uint64_t hold_ms, size_t max_visitors,
+                            web_live_answer_fn answer, void *data)
 {
     web_live_t *l = calloc(1, sizeof(*l));
 
-    if (l == NULL || (l->slots = calloc(SLOTS, sizeof(*l->slots))) == NULL) {
+    if (l == NULL ||
+        (l->buckets = calloc(BUCKETS, sizeof(*l->buckets))) == NULL ||
+        RAND_bytes(l->key, sizeof(l->key)) != 1) {
+        if (l != NULL)
+            free(l->buckets);
         free(l);
         return NULL;
     }
+    l->max_slots = max_visitors ? max_visitors : 1;
     l->ctx = ctx;
     l->wait_ms = wait_ms;
     l->hold_ms = hold_ms;
@@ -85,19 +164,33 @@ web_live_t *web_live_create(og_plugin_ctx_t *ctx, uint64_t wait_ms,
 void web_live_learn(web_live_t *l, const char *anon, const char *customer)
 {
     struct slot *s;
+    size_t b;
 
-    if (l == NULL || anon == NULL || customer == NULL || strlen(anon) >= 72)
+    if (l == NULL || anon == NULL || customer == NULL || strlen(anon) >= 72 ||
+        strlen(customer) >= 40)
         return;
-    s = &l->slots[hash(anon) % SLOTS];
-    snprintf(s->anon, sizeof(s->anon), "%s", anon);
+    b = bucket(l, anon);
+    if ((s = find(l, anon, b)) != NULL) {
+        age_unlink(l, s);
+    } else {
+        if (l->nslots >= l->max_slots)
+            forget_oldest(l);
+        if ((s = calloc(1, sizeof(*s))) == NULL)
+            return;
+        snprintf(s->anon, sizeof(s->anon), "%s", anon);
+        s->chain = l->buckets[b];
+        l->buckets[b] = s;
+        l->nslots++;
+    }
     snprintf(s->customer, sizeof(s->customer), "%s", customer);
+    age_append(l, s);
 }
 
 static const char *customer_of(const web_live_t *l, const char *anon)
 {
-    const struct slot *s = &l->slots[hash(anon) % SLOTS];
+    const struct slot *s = find(l, anon, bucket(l, anon));
 
-    return strcmp(s->anon, anon) == 0 ? s->customer : NULL;
+    return s != NULL ? s->customer : NULL;
 }
 
 static void unlink_waiter(struct waiter *w)
@@ -288,6 +381,8 @@ void web_live_destroy(web_live_t *l)
     if (l == NULL)
         return;
     web_live_stop(l);
-    free(l->slots);
+    while (l->oldest != NULL)
+        forget_oldest(l);
+    free(l->buckets);
     free(l);
 }

@@ -8,7 +8,9 @@
  *   </script>
  *   <script src="https://events.shop.example/v1/omnigate.js" async></script>
  *
- * It keeps an anonymous id in first-party storage, sends a page view on
+ * It asks the server for a visitor session once (POST /v1/session: an
+ * anonymous id and the session token that proves it, docs/security.md),
+ * keeps both in first-party storage, sends a page view on
  * load, and offers omnigate.track(name, properties),
  * omnigate.identify(userId, traits, signature) and omnigate.page(); and
  * omnigate.chat(), a minimal message panel for live messages (long-polls
@@ -25,7 +27,8 @@
   }
   var cfg = w.omnigateConfig || {};
   var QKEY = "omnigate.queue", AKEY = "omnigate.anonymousId",
-    UKEY = "omnigate.userId", SKEY = "omnigate.signature";
+    UKEY = "omnigate.userId", SKEY = "omnigate.signature",
+    TKEY = "omnigate.session";
   var store = (function () {
     try {
       var k = "omnigate.test";
@@ -58,13 +61,53 @@
       h.slice(10).join("");
   }
 
+  /* The visitor's anonymous id, issued by the server with its session
+   * token ("ANON.TOKEN"); null until the session is there. An id this
+   * browser made itself (an older snippet) has no session and is
+   * replaced: the anonymous id is no secret, the token is. */
   function anonymousId() {
-    var id = store.getItem(AKEY);
-    if (!id) {
-      id = uuid();
-      store.setItem(AKEY, id);
+    return store.getItem(TKEY) ? store.getItem(AKEY) : null;
+  }
+
+  var asking = null;
+
+  function session() {
+    if (store.getItem(TKEY)) {
+      return Promise.resolve(store.getItem(TKEY));
     }
-    return id;
+    if (asking) {
+      return asking;
+    }
+    asking = w.fetch((cfg.endpoint || "/v1") + "/session", {
+      method: "POST", mode: "cors",
+      headers: { "Content-Type": "application/json", "Authorization": auth() },
+      body: "{}"
+    }).then(function (r) {
+      if (r.status !== 200) {
+        throw new Error("HTTP " + r.status);
+      }
+      return r.json();
+    }).then(function (b) {
+      store.setItem(AKEY, b.anonymousId);
+      store.setItem(TKEY, b.session);
+      asking = null;
+      return b.session;
+    }, function (e) {
+      asking = null;
+      throw e;
+    });
+    return asking;
+  }
+
+  function headers(json) {
+    var h = { "Authorization": auth() };
+    if (json) {
+      h["Content-Type"] = "application/json";
+    }
+    if (store.getItem(TKEY)) {
+      h["X-Omnigate-Session"] = store.getItem(TKEY);
+    }
+    return h;
   }
 
   function load() {
@@ -102,7 +145,6 @@
   function enqueue(call) {
     var now = new Date().toISOString();
     call.messageId = "og-" + uuid();
-    call.anonymousId = anonymousId();
     var uid = store.getItem(UKEY);
     if (uid && !call.userId) {
       call.userId = uid;
@@ -130,19 +172,30 @@
     if (q.length === 0) {
       return;
     }
+    if (!anonymousId()) {
+      sending = true;
+      session().then(function () {
+        sending = false;
+        schedule(0);
+      }, function () {
+        sending = false;
+        retry(null);
+      });
+      return;
+    }
     var batch = q.slice(0, 20), sent = new Date().toISOString(), i;
     for (i = 0; i < batch.length; i++) {
       batch[i].sentAt = sent;
+      if (!batch[i].anonymousId) {
+        batch[i].anonymousId = anonymousId();
+      }
     }
     sending = true;
     w.fetch((cfg.endpoint || "/v1") + "/batch", {
       method: "POST",
       mode: "cors",
       keepalive: true,
-      headers: {
-        "Content-Type": "application/json",
-        "Authorization": "Basic " + w.btoa((cfg.writeKey || "") + ":")
-      },
+      headers: headers(true),
       body: JSON.stringify({ batch: batch })
     }).then(function (r) {
       sending = false;
@@ -189,10 +242,15 @@
   var polling = false, pollDelay = 1000, onMessages = [], lastConversation;
 
   function poll() {
-    w.fetch((cfg.endpoint || "/v1") + "/messages?anonymousId=" +
-            encodeURIComponent(anonymousId()), {
-      mode: "cors", headers: { "Authorization": auth() }
+    session().then(function () {
+      return w.fetch((cfg.endpoint || "/v1") + "/messages?anonymousId=" +
+                     encodeURIComponent(anonymousId()), {
+        mode: "cors", headers: headers(false)
+      });
     }).then(function (r) {
+      if (r.status === 401) { /* a session the server no longer knows */
+        store.removeItem(TKEY);
+      }
       if (r.status !== 200) {
         throw new Error("HTTP " + r.status);
       }
@@ -230,11 +288,13 @@
   }
 
   function reply(text, conversation) {
-    return w.fetch((cfg.endpoint || "/v1") + "/messages", {
-      method: "POST", mode: "cors",
-      headers: { "Content-Type": "application/json", "Authorization": auth() },
-      body: JSON.stringify({ anonymousId: anonymousId(), text: text,
-                             conversation: conversation || lastConversation })
+    return session().then(function () {
+      return w.fetch((cfg.endpoint || "/v1") + "/messages", {
+        method: "POST", mode: "cors",
+        headers: headers(true),
+        body: JSON.stringify({ anonymousId: anonymousId(), text: text,
+                               conversation: conversation || lastConversation })
+      });
     }).then(function (r) { return r.status; });
   }
 

@@ -322,6 +322,23 @@ int web_segment_pack(msgpack_packer *pk, const json_t *call, const char *kind,
                      uint64_t now_ms, const char *secret, char *why,
                      size_t whylen)
 {
+    web_policy_t pol;
+    int forbidden = 0;
+
+    memset(&pol, 0, sizeof(pol));
+    pol.secret = secret;
+    return web_segment_pack_policy(pk, call, kind, now_ms, &pol, &forbidden,
+                                   why, whylen);
+}
+
+int web_segment_pack_policy(msgpack_packer *pk, const json_t *call,
+                            const char *kind, uint64_t now_ms,
+                            web_policy_t *pol, int *forbidden, char *why,
+                            size_t whylen)
+{
+    const char *secret = pol->secret;
+    char vendor[300];
+    const json_t *anon_id;
     static const char *const no_og[] = {"omnigate", NULL};
     const json_t *ctx, *traits, *uid, *ev = NULL, *mid, *props = NULL;
     struct key keys[8];
@@ -381,10 +398,29 @@ int web_segment_pack(msgpack_packer *pk, const json_t *call, const char *kind,
     } else {
         snprintf(type, sizeof(type), "customer.aliased");
     }
+    if (pol->browser && !web_browser_type_ok(type)) {
+        *forbidden = 1;
+        snprintf(why, whylen,
+                 "a browser key may not send '%.128s' events (a server key "
+                 "may: see docs/security.md)",
+                 type);
+        return -1;
+    }
     add_key(keys, &nkeys, "user", uid, verified);
-    add_key(keys, &nkeys, "anon", json_object_get(call, "anonymousId"), 0);
-    if (alias)
+    anon_id = json_object_get(call, "anonymousId");
+    /* A login claims the anonymous profile it logs in from: a browser
+     * names it only with that visitor's session (policy.c). */
+    if (pol->browser && verified && anon_id != NULL &&
+        (pol->proven == NULL || !json_is_string(anon_id) ||
+         strcmp(json_string_value(anon_id), pol->proven) != 0)) {
+        web_policy_drop(pol, "anonymousId (an anon key without its session)");
+        anon_id = NULL;
+    }
+    add_key(keys, &nkeys, "anon", anon_id, 0);
+    if (alias && !pol->browser)
         add_key(keys, &nkeys, "anon", json_object_get(call, "previousId"), 0);
+    else if (alias && json_object_get(call, "previousId") != NULL)
+        web_policy_drop(pol, "previousId (no identity key from a browser)");
     if (json_is_object(traits)) {
         add_key(keys, &nkeys, "email", json_object_get(traits, "email"), 0);
         add_key(keys, &nkeys, "phone", json_object_get(traits, "phone"), 0);
@@ -405,7 +441,14 @@ int web_segment_pack(msgpack_packer *pk, const json_t *call, const char *kind,
     pstr(pk, "web");
     if (json_is_string(mid)) {
         pstr(pk, "vendor_id");
-        web_pack_json(pk, mid);
+        if (pol->scope != NULL && pol->browser) { /* a browser's own ids */
+            snprintf(vendor, sizeof(vendor), "%s/%s", pol->scope,
+                     json_string_value(mid));
+            vendor[256] = '\0';
+            pstr(pk, vendor);
+        } else {
+            web_pack_json(pk, mid);
+        }
     }
     pstr(pk, "occurred");
     msgpack_pack_uint64(pk, occurred(call, now_ms));

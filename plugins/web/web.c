@@ -14,6 +14,7 @@
  * (hooks.c).
  */
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +28,11 @@ struct web {
     og_plugin_ctx_t *ctx;
     struct wkey {
         char *name, *key;
+        int server;           /* a server key; else a browser (public) key */
+        uint64_t last_log_ms; /* dropped fields logged once a minute */
+        uint64_t dropped;     /* dropped since that line */
     } keys[MAX_KEYS];
+    char session_secret[65]; /* browser session tokens (policy.c) */
     size_t nkeys;
     const char *identity_secret;
     const char *prefix;
@@ -37,7 +42,7 @@ struct web {
     web_live_t *live;
     char **origins; /* allowed_origins */
     size_t norigins;
-    char paths[10][96];
+    char paths[11][96];
 };
 
 extern const char web_snippet[]; /* omnigate.js, generated at build */
@@ -47,7 +52,25 @@ static const og_config_field_t config[] = {
      OG_CFG_STRING,
      "",
      OG_CFG_SECRET,
-     "sources allowed to send events: NAME=KEY, separated by commas",
+     "browser (public) keys: NAME=KEY, separated by commas; a browser key "
+     "sends only a visitor's own events",
+     0,
+     0,
+     {NULL, NULL}},
+    {"server_keys",
+     OG_CFG_STRING,
+     "",
+     OG_CFG_SECRET,
+     "the shop backend's secret keys: NAME=KEY, separated by commas; they "
+     "may assert verified identities, customers and commands",
+     0,
+     0,
+     {NULL, NULL}},
+    {"session_secret",
+     OG_CFG_STRING,
+     "",
+     OG_CFG_SECRET,
+     "HMAC key of browser session tokens (empty: a random one per start)",
      0,
      0,
      {NULL, NULL}},
@@ -115,6 +138,15 @@ static const og_config_field_t config[] = {
      "retried on the channel's schedule",
      100,
      3600000,
+     {NULL, NULL}},
+    {"live_visitors",
+     OG_CFG_INT,
+     "100000",
+     0,
+     "browsers whose customer live messages remember (the one seen longest "
+     "ago is forgotten first)",
+     1,
+     10000000,
      {NULL, NULL}},
     {"webhook_url",
      OG_CFG_STRING,
@@ -218,24 +250,43 @@ static void answer_rc(const struct web *w, og_http_req_t *req, og_err_t rc,
 
 /* ---- write keys ---------------------------------------------------------- */
 
-static int parse_keys(struct web *w, const char *spec, char *why, size_t whylen)
+static int parse_keys(struct web *w, const char *spec, int server, char *why,
+                      size_t whylen)
 {
-    const char *p = spec, *item;
-    size_t n;
+    const char *p = spec, *item, *what = server ? "server_keys" : "write_keys";
+    size_t n, i;
 
     while ((item = web_list_item(&p, &n)) != NULL) {
         const char *eq = memchr(item, '=', n);
+        size_t kl = eq ? (size_t)(item + n - eq - 1) : 0;
 
         if (eq == NULL || eq == item || eq + 1 == item + n ||
-            w->nkeys == MAX_KEYS) {
+            w->nkeys == MAX_KEYS || eq - item > 64) {
             snprintf(why, whylen,
-                     "write_keys: expected NAME=KEY pairs separated by "
-                     "commas (at most %d)",
-                     MAX_KEYS);
+                     "%s: expected NAME=KEY pairs separated by commas (at "
+                     "most %d, names of at most 64 characters)",
+                     what, MAX_KEYS);
             return -1;
         }
+        if (kl < 16) {
+            snprintf(why, whylen,
+                     "%s: the key of '%.*s' is %zu characters: a key must "
+                     "have at least 16",
+                     what, (int)(eq - item), item, kl);
+            return -1;
+        }
+        for (i = 0; i < w->nkeys; i++)
+            if (strlen(w->keys[i].name) == (size_t)(eq - item) &&
+                memcmp(w->keys[i].name, item, (size_t)(eq - item)) == 0) {
+                snprintf(why, whylen,
+                         "%s: the name '%.*s' is given twice (names scope "
+                         "the senders' event ids)",
+                         what, (int)(eq - item), item);
+                return -1;
+            }
         w->keys[w->nkeys].name = strndup(item, (size_t)(eq - item));
-        w->keys[w->nkeys].key = strndup(eq + 1, (size_t)(item + n - eq - 1));
+        w->keys[w->nkeys].key = strndup(eq + 1, kl);
+        w->keys[w->nkeys].server = server;
         w->nkeys++;
     }
     return 0;
@@ -243,9 +294,9 @@ static int parse_keys(struct web *w, const char *spec, char *why, size_t whylen)
 
 /* The source whose key is key (length n), or NULL; compares every key
  * in constant time. */
-static const char *source_of(const struct web *w, const char *key, size_t n)
+static struct wkey *source_of(struct web *w, const char *key, size_t n)
 {
-    const char *found = NULL;
+    struct wkey *found = NULL;
     size_t i;
 
     for (i = 0; i < w->nkeys; i++) {
@@ -256,14 +307,14 @@ static const char *source_of(const struct web *w, const char *key, size_t n)
         for (j = 0; j < kl; j++)
             diff |= (unsigned char)(w->keys[i].key[j] ^ (j < n ? key[j] : 0));
         if (!diff)
-            found = w->keys[i].name;
+            found = &w->keys[i];
     }
     return found;
 }
 
 /* The write key of a request: "Bearer KEY", or HTTP Basic with the key as
  * the user name (Segment's libraries). */
-static const char *authorize(const struct web *w, og_http_req_t *req)
+static struct wkey *authorize(struct web *w, og_http_req_t *req)
 {
     const char *h = og_http_req_header(req, "Authorization");
     unsigned char dec[512];
@@ -353,7 +404,7 @@ static void committed(void *data, og_err_t rc, size_t n,
 /* Emits n envelopes (JSON objects) as one batch; answers the request. */
 static void emit_all(struct web *w, og_http_req_t *req,
                      const msgpack_sbuffer *sb, size_t n, int segment,
-                     char **anons)
+                     int untrusted, char **anons)
 {
     og_emit_item_t *items = calloc(n, sizeof(*items));
     struct pending *p = calloc(1, sizeof(*p));
@@ -375,7 +426,8 @@ static void emit_all(struct web *w, og_http_req_t *req,
         items[i].len = sb[i].size;
         /* Segment's libraries retry with a new sentAt: the messageId
          * decides */
-        items[i].flags = segment ? OG_EMIT_VENDOR_RETRIES : 0;
+        items[i].flags = (segment ? OG_EMIT_VENDOR_RETRIES : 0) |
+                         (untrusted ? OG_EMIT_UNTRUSTED : 0);
     }
     p->w = w;
     p->req = req;
@@ -475,20 +527,20 @@ static json_t *event_envelope(const json_t *ev, char *why, size_t whylen)
 
 /* Answers 400 naming the event of a batch that cannot be mapped. */
 static void refuse_item(const struct web *w, og_http_req_t *req, size_t i,
-                        size_t n, const char *why)
+                        size_t n, const char *why, int status)
 {
     json_t *b;
     char msg[360];
 
     if (n == 1) {
-        answer_error(w, req, 400, why);
+        answer_error(w, req, status, why);
         return;
     }
     snprintf(msg, sizeof(msg), "event %zu: %s", i, why);
     b = json_pack("{sssIsIss}", "error", msg, "index", (json_int_t)i,
                   "accepted", (json_int_t)0, "batch",
                   "stored whole or not at all: nothing was stored");
-    answer(w, req, 400, b, NULL);
+    answer(w, req, status, b, NULL);
 }
 
 /* The anonymous id of a call (Segment) or an event (its anon key). */
@@ -514,6 +566,41 @@ static char *anon_of(const json_t *item, int segment)
     return NULL;
 }
 
+/* The anonymous id whose session token the request carries
+ * (X-Omnigate-Session: ANON-ID.TOKEN), copied into out; else NULL. */
+static const char *session_of(const struct web *w, og_http_req_t *req,
+                              char *out, size_t outlen)
+{
+    const char *h = og_http_req_header(req, "X-Omnigate-Session");
+    const char *dot = h ? strrchr(h, '.') : NULL;
+
+    if (dot == NULL || (size_t)(dot - h) >= outlen || dot == h)
+        return NULL;
+    memcpy(out, h, (size_t)(dot - h));
+    out[dot - h] = '\0';
+    return web_session_ok(w->session_secret, out, dot + 1) ? out : NULL;
+}
+
+/* Logs, once a minute per key, the fields a browser key sent that only a
+ * server key may set; counts every one. */
+static void note_dropped(struct web *w, struct wkey *k, const web_policy_t *pol)
+{
+    uint64_t now = now_ms();
+
+    if (pol->stripped == 0)
+        return;
+    og_counter_add(w->ctx, "browser_fields_dropped_total", pol->stripped);
+    k->dropped += pol->stripped;
+    if (now - k->last_log_ms < 60000)
+        return;
+    og_log(w->ctx, OG_LOG_NOTICE,
+           "browser key '%s': dropped %llu field(s) only a server key may "
+           "set, e.g. %s (docs/security.md)",
+           k->name, (unsigned long long)k->dropped, pol->dropped);
+    k->last_log_ms = now;
+    k->dropped = 0;
+}
+
 /* The calls of a request: the body itself, or its array (events API
  * batch) or its "batch" member (Segment). */
 static void handle(struct web *w, og_http_req_t *req, const char *kind)
@@ -523,12 +610,19 @@ static void handle(struct web *w, og_http_req_t *req, const char *kind)
     char **anons;
     size_t n, i;
     int segment = kind != NULL;
-    char why[300];
+    char why[300], sess[104];
+    struct wkey *key;
+    web_policy_t pol;
 
-    if (authorize(w, req) == NULL) {
+    if ((key = authorize(w, req)) == NULL) {
         answer_error(w, req, 401, "missing or unknown write key");
         return;
     }
+    memset(&pol, 0, sizeof(pol));
+    pol.browser = !key->server;
+    pol.scope = key->name;
+    pol.secret = w->identity_secret;
+    pol.proven = pol.browser ? session_of(w, req, sess, sizeof(sess)) : NULL;
     if ((body = json_body(w, req)) == NULL)
         return;
     if (segment && strcmp(kind, "batch") == 0) {
@@ -570,29 +664,44 @@ static void handle(struct web *w, og_http_req_t *req, const char *kind)
         msgpack_packer pk;
         int bad = 0;
 
+        int forbidden = 0;
+
         msgpack_sbuffer_init(&sb[i]);
         msgpack_packer_init(&pk, &sb[i], msgpack_sbuffer_write);
         anons[i] = anon_of(item, segment);
+        /* live messages learn which customer a browser is only from a
+         * server or from the browser that holds the visitor's session */
+        if (anons[i] != NULL && pol.browser &&
+            (pol.proven == NULL || strcmp(anons[i], pol.proven) != 0)) {
+            free(anons[i]);
+            anons[i] = NULL;
+        }
         if (segment) {
-            bad = web_segment_pack(
+            bad = web_segment_pack_policy(
                       &pk, item, strcmp(kind, "batch") ? kind : NULL, now_ms(),
-                      w->identity_secret, why, sizeof(why)) != 0;
+                      &pol, &forbidden, why, sizeof(why)) != 0;
         } else {
             json_t *e = event_envelope(item, why, sizeof(why));
 
+            if (e != NULL && web_event_apply(e, &pol, why, sizeof(why)) != 0) {
+                forbidden = 1;
+                json_decref(e);
+                e = NULL;
+            }
             if (e != NULL)
                 web_pack_json(&pk, e);
             bad = e == NULL;
             json_decref(e);
         }
         if (bad) {
-            refuse_item(w, req, i, list ? n : 1, why);
+            refuse_item(w, req, i, list ? n : 1, why, forbidden ? 403 : 400);
             n = i + 1; /* what to free */
             break;
         }
     }
+    note_dropped(w, key, &pol);
     if (i == n) {
-        emit_all(w, req, sb, n, segment, anons);
+        emit_all(w, req, sb, n, segment, pol.browser, anons);
         anons = NULL;
     }
     for (i = 0; i < n; i++) {
@@ -656,10 +765,12 @@ static const char *query_param(og_http_req_t *req, const char *name, char *out,
  * emitted as message.received. */
 static void messages(struct web *w, og_http_req_t *req)
 {
-    char anon[80];
+    char anon[80], sess[104];
+    const char *proven;
     json_t *body, *env;
+    struct wkey *key;
 
-    if (authorize(w, req) == NULL) {
+    if ((key = authorize(w, req)) == NULL) {
         answer_error(w, req, 401, "missing or unknown write key");
         return;
     }
@@ -667,10 +778,18 @@ static void messages(struct web *w, og_http_req_t *req)
         answer_error(w, req, 404, "live messages are off (live = no)");
         return;
     }
+    /* The anonymous id is no secret: the visitor's session token is. */
+    proven = session_of(w, req, sess, sizeof(sess));
     if (strcmp(og_http_req_method(req), "GET") == 0) {
         if (query_param(req, "anonymousId", anon, sizeof(anon)) == NULL ||
             anon[0] == '\0') {
             answer_error(w, req, 400, "query parameter anonymousId is missing");
+            return;
+        }
+        if (proven == NULL || strcmp(proven, anon) != 0) {
+            answer_error(w, req, 401,
+                         "missing or invalid session for this anonymousId "
+                         "(X-Omnigate-Session, from POST /v1/session)");
             return;
         }
         web_live_poll(w->live, req, anon);
@@ -684,6 +803,15 @@ static void messages(struct web *w, og_http_req_t *req)
         json_decref(body);
         answer_error(w, req, 400,
                      "a reply needs anonymousId and a non-empty text");
+        return;
+    }
+    if (!key->server &&
+        (proven == NULL || strcmp(proven, json_string_value(json_object_get(
+                                              body, "anonymousId"))) != 0)) {
+        json_decref(body);
+        answer_error(w, req, 401,
+                     "missing or invalid session for this anonymousId "
+                     "(X-Omnigate-Session, from POST /v1/session)");
         return;
     }
     env = json_pack("{sisss[{sssOsb}]s{sO}}", "v", 1, "type",
@@ -704,11 +832,43 @@ static void messages(struct web *w, og_http_req_t *req)
         if (anons != NULL)
             anons[0] =
                 strdup(json_string_value(json_object_get(body, "anonymousId")));
-        emit_all(w, req, &sb, 1, 0, anons);
+        emit_all(w, req, &sb, 1, 0, !key->server, anons);
         msgpack_sbuffer_destroy(&sb);
     }
     json_decref(env);
     json_decref(body);
+}
+
+/* POST /v1/session: a new visitor's anonymous id and its session token
+ * ("ANON.TOKEN"), which the snippet keeps and sends as
+ * X-Omnigate-Session: the anonymous id travels in every event and may
+ * leak; the token only proves who holds that visitor's browser. */
+static void new_session(struct web *w, og_http_req_t *req)
+{
+    unsigned char r[16];
+    char anon[40], token[65], both[110];
+    size_t i, o;
+
+    if (authorize(w, req) == NULL) {
+        answer_error(w, req, 401, "missing or unknown write key");
+        return;
+    }
+    if (RAND_bytes(r, sizeof(r)) != 1) {
+        answer_error(w, req, 503, "no randomness: retry later");
+        return;
+    }
+    r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);
+    r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
+    for (i = 0, o = 0; i < 16; i++) { /* a UUIDv4 */
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            anon[o++] = '-';
+        snprintf(anon + o, 3, "%02x", r[i]);
+        o += 2;
+    }
+    web_session_token(w->session_secret, anon, token);
+    snprintf(both, sizeof(both), "%s.%s", anon, token);
+    answer(w, req, 200,
+           json_pack("{ssss}", "anonymousId", anon, "session", both), NULL);
 }
 
 static const char *const segment_calls[] = {
@@ -719,7 +879,8 @@ static void preflight(const struct web *w, og_http_req_t *req)
 {
     static const char *const allow[] = {
         "Access-Control-Allow-Methods: GET, POST",
-        "Access-Control-Allow-Headers: Authorization, Content-Type",
+        "Access-Control-Allow-Headers: Authorization, Content-Type, "
+        "X-Omnigate-Session",
         "Access-Control-Max-Age: 600", NULL};
     char acao[260];
     const char *h[6];
@@ -764,6 +925,10 @@ static void on_request(void *data, og_http_req_t *req)
         messages(w, req);
         return;
     }
+    if (strcmp(path, "/session") == 0) {
+        new_session(w, req);
+        return;
+    }
     for (i = 0; i < sizeof(segment_calls) / sizeof(segment_calls[0]); i++)
         if (path[0] == '/' && strcmp(path + 1, segment_calls[i]) == 0) {
             handle(w, req, segment_calls[i]);
@@ -799,6 +964,7 @@ static og_err_t web_init(og_plugin_ctx_t *ctx, void **state)
 {
     struct web *w = calloc(1, sizeof(*w));
     const char *keys = "", *url = "", *secrets = "", *origins = "";
+    const char *server_keys = "", *session = "";
     uint64_t timeout = 10000;
     char why[300];
 
@@ -806,6 +972,8 @@ static og_err_t web_init(og_plugin_ctx_t *ctx, void **state)
         return OG_ERR_NOMEM;
     w->ctx = ctx;
     og_config_get_str(ctx, "write_keys", &keys);
+    og_config_get_str(ctx, "server_keys", &server_keys);
+    og_config_get_str(ctx, "session_secret", &session);
     og_config_get_str(ctx, "identity_secret", &w->identity_secret);
     og_config_get_str(ctx, "path_prefix", &w->prefix);
     og_config_get_int(ctx, "max_batch", &w->max_batch);
@@ -821,9 +989,30 @@ static og_err_t web_init(og_plugin_ctx_t *ctx, void **state)
                "https://shop.example (scheme://host[:port]) or *");
         return OG_ERR_CONFIG;
     }
-    if (parse_keys(w, keys, why, sizeof(why)) != 0) {
+    if (parse_keys(w, keys, 0, why, sizeof(why)) != 0 ||
+        parse_keys(w, server_keys, 1, why, sizeof(why)) != 0) {
         og_log(ctx, OG_LOG_ERROR, "%s", why);
         return OG_ERR_CONFIG;
+    }
+    if (session[0] != '\0') {
+        if (strlen(session) < 32 || strlen(session) > 64) {
+            og_log(ctx, OG_LOG_ERROR,
+                   "session_secret: expected 32 to 64 characters");
+            return OG_ERR_CONFIG;
+        }
+        snprintf(w->session_secret, sizeof(w->session_secret), "%s", session);
+    } else {
+        unsigned char r[32];
+        size_t i;
+
+        if (RAND_bytes(r, sizeof(r)) != 1)
+            return OG_ERR_IO;
+        for (i = 0; i < sizeof(r); i++)
+            snprintf(w->session_secret + 2 * i, 3, "%02x", r[i]);
+        if (w->nkeys > 0)
+            og_log(ctx, OG_LOG_INFO,
+                   "no session_secret: browser sessions last until the "
+                   "daemon restarts");
     }
     if (url[0] != '\0') {
         if (strncmp(url, "http://", 7) != 0 &&
@@ -842,12 +1031,15 @@ static og_err_t web_init(og_plugin_ctx_t *ctx, void **state)
     {
         int live = 1;
         uint64_t wait = 25000, hold = 30000;
+        int64_t visitors = 100000;
 
         og_config_get_bool(ctx, "live", &live);
+        og_config_get_int(ctx, "live_visitors", &visitors);
         og_config_get_duration_ms(ctx, "live_wait", &wait);
         og_config_get_duration_ms(ctx, "live_hold", &hold);
         if (live && w->nkeys > 0 && w->hooks == NULL)
-            w->live = web_live_create(ctx, wait, hold, live_answer, w);
+            w->live = web_live_create(ctx, wait, hold, (size_t)visitors,
+                                      live_answer, w);
     }
     if (w->nkeys == 0 && w->hooks == NULL) {
         og_log(ctx, OG_LOG_ERROR,
@@ -861,9 +1053,9 @@ static og_err_t web_init(og_plugin_ctx_t *ctx, void **state)
 static og_err_t web_start(void *state)
 {
     struct web *w = state;
-    static const char *const names[] = {"events", "track",  "identify",
-                                        "page",   "screen", "group",
-                                        "alias",  "batch",  "messages"};
+    static const char *const names[] = {
+        "events", "track", "identify", "page",     "screen",
+        "group",  "alias", "batch",    "messages", "session"};
     size_t i;
 
     if (w->nkeys == 0)
@@ -894,9 +1086,10 @@ static og_err_t web_start(void *state)
     {
         og_http_route_t r = OG_HTTP_ROUTE_INIT;
 
-        snprintf(w->paths[9], sizeof(w->paths[9]), "%s/omnigate.js", w->prefix);
+        snprintf(w->paths[10], sizeof(w->paths[10]), "%s/omnigate.js",
+                 w->prefix);
         r.method = "GET";
-        r.path = w->paths[9];
+        r.path = w->paths[10];
         r.handler = on_snippet;
         r.data = w;
         return og_http_mount(w->ctx, &r);

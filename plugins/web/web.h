@@ -36,6 +36,47 @@ const char *web_list_item(const char **p, size_t *n);
  * ("2026-11-30T10:00:00.123Z", "+01:00" offsets); 0 when not one. */
 uint64_t web_parse_time(const char *s);
 
+/* ---- policy.c ----------------------------------------------------------- */
+
+/*
+ * What a request may assert (docs/security.md). A browser key is public:
+ * its events are limited to the types a browser originates and to the
+ * fields a browser may set; a server key is a secret of the shop's
+ * backend and may assert anything the envelope holds.
+ */
+typedef struct web_policy_s {
+    int browser;        /* a browser (public) key */
+    const char *scope;  /* the key's name: client ids are scoped by it */
+    const char *proven; /* the anonymous id the request's session token
+                           proves, or NULL */
+    const char *secret; /* identity_secret (signed user ids), or NULL */
+    /* out */
+    unsigned stripped; /* fields dropped */
+    char dropped[160]; /* their names, for the log */
+} web_policy_t;
+
+/* 1 when a browser key may send events of this type. */
+int web_browser_type_ok(const char *type);
+
+/* Notes that field name was dropped from a browser's event. */
+void web_policy_drop(web_policy_t *pol, const char *name);
+
+/*
+ * web_event_apply: applies the policy to one event of the events API (a
+ * JSON envelope, changed in place): a client's "id" and
+ * "source.vendor_id" become the idempotency key scoped by the key's name;
+ * "ids[].signature" makes a user key verified when it is the site's HMAC;
+ * for a browser key the type is checked and the fields a browser may not
+ * set are dropped. 0, or -1 with the reason in why (a type a browser key
+ * may not send: answer 403).
+ */
+int web_event_apply(json_t *e, web_policy_t *pol, char *why, size_t whylen);
+
+/* The session token of an anonymous id: hex HMAC-SHA256 under secret. */
+void web_session_token(const char *secret, const char *anon, char out[65]);
+/* 1 when token is the session token of anon (constant time). */
+int web_session_ok(const char *secret, const char *anon, const char *token);
+
 /* ---- segment.c ----------------------------------------------------------- */
 
 /*
@@ -50,6 +91,16 @@ uint64_t web_parse_time(const char *s);
 int web_segment_pack(msgpack_packer *pk, const json_t *call, const char *kind,
                      uint64_t now_ms, const char *secret, char *why,
                      size_t whylen);
+
+/* The same under a key's policy (pol may be NULL: a server key with no
+ * scope): messageId scoped by the key's name; for a browser key, a type
+ * it may not send is refused (-1, *forbidden set), alias's previousId is
+ * no identity key, and an unproven anonymous id is no key of a signed
+ * login. */
+int web_segment_pack_policy(msgpack_packer *pk, const json_t *call,
+                            const char *kind, uint64_t now_ms,
+                            web_policy_t *pol, int *forbidden, char *why,
+                            size_t whylen);
 
 /* The same as a JSON object (a new reference), for the tests. */
 json_t *web_segment_envelope(const json_t *call, const char *kind,
@@ -71,9 +122,11 @@ typedef struct web_live_s web_live_t;
 typedef void (*web_live_answer_fn)(void *data, og_http_req_t *req,
                                    json_t *body);
 
+/* max_visitors: how many browsers it remembers (the one seen longest ago
+ * is forgotten first; none is ever pushed out by another's id). */
 web_live_t *web_live_create(og_plugin_ctx_t *ctx, uint64_t wait_ms,
-                            uint64_t hold_ms, web_live_answer_fn answer,
-                            void *data);
+                            uint64_t hold_ms, size_t max_visitors,
+                            web_live_answer_fn answer, void *data);
 /* The browser with anonymous id anon is customer. */
 void web_live_learn(web_live_t *l, const char *anon, const char *customer);
 /* A long-poll of the browser anon: answered with its messages, at once or

@@ -42,6 +42,7 @@ SRC = os.environ.get("OG_TOP_SRCDIR",
 td.PLUGINS["web"] = os.path.join(BUILD, "plugins/web/.libs/web.so")
 KEY = "wk_shop_0123456789"
 KEY2 = "wk_app_9876543210"
+SKEY = "sk_backend_0123456789abcdef"  # a server key: the shop's backend
 SECRET = "s3cret"
 WH1 = "whsec_" + base64.b64encode(b"first webhook secret 123").decode()
 WH2 = "whsec_" + base64.b64encode(b"second webhook secret 45").decode()
@@ -57,8 +58,10 @@ def request(d, method, path, body=b"", headers=None):
     return r.status, data, dict(r.getheaders())
 
 
-def events(d, body, key=KEY, ctype="application/json"):
+def events(d, body, key=SKEY, ctype="application/json", session=None):
     h = {"Content-Type": ctype}
+    if session:
+        h["X-Omnigate-Session"] = session
     if key:
         h["Authorization"] = "Bearer " + key
     if not isinstance(body, (bytes, str)):
@@ -66,11 +69,21 @@ def events(d, body, key=KEY, ctype="application/json"):
     return request(d, "POST", "/v1/events", body, h)
 
 
-def segment(d, call, body, key=KEY):
+def segment(d, call, body, key=SKEY, session=None):
     auth = base64.b64encode((key + ":").encode()).decode()
-    return request(d, "POST", "/v1/" + call, json.dumps(body),
-                   {"Content-Type": "application/json",
-                    "Authorization": "Basic " + auth})
+    h = {"Content-Type": "application/json", "Authorization": "Basic " + auth}
+    if session:
+        h["X-Omnigate-Session"] = session
+    return request(d, "POST", "/v1/" + call, json.dumps(body), h)
+
+
+def new_session(d, key=KEY):
+    """A visitor's session: (anonymous id, "ANON.TOKEN")."""
+    st, body, h = request(d, "POST", "/v1/session", "{}",
+                          {"Content-Type": "application/json",
+                           "Authorization": "Bearer " + key})
+    b = json.loads(body)
+    return b.get("anonymousId"), b.get("session")
 
 
 def fixture(name):
@@ -84,8 +97,9 @@ def web_tree(name, main_extra="", web_extra=""):
     os.makedirs(out)
     d.main_conf(main_extra)
     d.channel("web", "web",
-              "write_keys = shop=%s, app=%s\nidentity_secret = %s\n"
-              "max_batch = 5\nmax_body = 4k\n%s" % (KEY, KEY2, SECRET,
+              "write_keys = shop=%s, app=%s\nserver_keys = backend=%s\n"
+              "identity_secret = %s\n"
+              "max_batch = 5\nmax_body = 4k\n%s" % (KEY, KEY2, SKEY, SECRET,
                                                    web_extra))
     d.channel("sink", "dropdir", "outbox = %s\n" % out)
     d.write("conf/routes.d/all.conf",
@@ -153,7 +167,7 @@ def test_events_api():
         st, body, h = events(d, ev(), key="wk_guess")
         check(st == 401, "401 with a wrong key")
         st, body, h = events(d, ev(id="k-2"), key=KEY2)
-        check(st == 202, "the second source's key works")
+        check(st == 202, "a browser key works")
 
         st, body, h = events(d, ev(), ctype="text/plain")
         check(st == 415 and json.loads(body) == {
@@ -402,7 +416,8 @@ def test_store_full():
     d = td.Daemon("webfull", state_dir=os.path.join(mnt, "state"))
     out = os.path.join(d.root, "sink-out")
     os.makedirs(out)
-    d.channel("web", "web", "write_keys = shop=%s\nmax_body = 64k\n" % KEY)
+    d.channel("web", "web", "write_keys = shop=%s\nserver_keys = b=%s\n"
+              "max_body = 64k\n" % (KEY, SKEY))
     d.channel("sink", "dropdir", "outbox = %s\n" % out)
     d.write("conf/routes.d/all.conf",
             "[route all]\nmatch = *\nfrom = web\nto = sink\n")
@@ -601,9 +616,11 @@ def run_chromium(browser, profile, url):
     return m.group(1) if m else r.stdout.decode(errors="replace")[-300:]
 
 
-def poll(d, anon, key=KEY):
-    return request(d, "GET", "/v1/messages?anonymousId=" + anon,
-                   headers={"Authorization": "Bearer " + key})
+def poll(d, anon, key=KEY, session=None):
+    h = {"Authorization": "Bearer " + key}
+    if session:
+        h["X-Omnigate-Session"] = session
+    return request(d, "GET", "/v1/messages?anonymousId=" + anon, headers=h)
 
 
 def test_live_messages():
@@ -621,27 +638,37 @@ def test_live_messages():
     try:
         d.start()
         # the protocol
-        st, body, h = poll(d, "nobody")
+        v9, s9 = new_session(d)
+        check(v9 and s9 and s9.startswith(v9 + "."),
+              "a session: an anonymous id and its token: %s" % s9)
+        st, body, h = poll(d, v9, session=s9)
         check(st == 200 and json.loads(body) == {"messages": [],
                                                   "known": False},
               "an unknown visitor: no messages at once: %s" % body)
-        st, body, h = poll(d, "nobody", key="wrong")
+        st, body, h = poll(d, v9, key="wrong", session=s9)
         check(st == 401, "a poll needs the write key")
-        st, body, h = events(d, ev(ids=[{"kind": "anon", "value": "v-9"}]))
+        st, body, h = poll(d, v9)
+        check(st == 401 and "session" in json.loads(body)["error"],
+              "a poll needs the visitor's session: %s" % body)
+        other, so = new_session(d)
+        st, body, h = poll(d, v9, session=so)
+        check(st == 401, "another visitor's session is not this one's")
+        st, body, h = events(d, ev(ids=[{"kind": "anon", "value": v9}]),
+                             key=KEY, session=s9)
         check(st == 202, "the visitor sends an event")
         t0 = time.time()
-        st, body, h = poll(d, "v-9")
+        st, body, h = poll(d, v9, session=s9)
         check(st == 200 and json.loads(body) == {"messages": []} and
               time.time() - t0 >= 1.9, "an empty poll waits live_wait")
         result = {}
 
         def waiting():
-            result["poll"] = poll(d, "v-9")
+            result["poll"] = poll(d, v9, session=s9)
 
         t = threading.Thread(target=waiting)
         t.start()
         time.sleep(0.3)
-        tc.send(d, "message.send", [tc.key("anon", "v-9")],
+        tc.send(d, "message.send", [tc.key("anon", v9)],
                 {"text": "Your parcel left", "purpose": "transactional"})
         t.join(10)
         st, body, h = result.get("poll", (0, "{}", {}))
@@ -692,8 +719,191 @@ def test_live_messages():
         shutil.rmtree(profile, ignore_errors=True)
 
 
+def find(out, pred, timeout=10):
+    """The first delivered event for which pred is true, or {}."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for e in tc.delivered(out).values():
+            if pred(e):
+                return e
+        time.sleep(0.05)
+    return {}
+
+
+def marked(out, mark):
+    return find(out, lambda e: e.get("props", {}).get("mark") == mark)
+
+
+def trust_view(d, cust):
+    """What must not move when a browser attacks a customer."""
+    st, p = tc.profile(d, cust)
+    return {k: p.get(k) for k in ("id", "aliases", "identities", "merges",
+                                   "consents", "consent", "traits")}
+
+
+def test_browser_key():
+    """docs/security.md: a browser key sends its own events and nothing more;
+    a server key may assert. Each case is one of issue 15's reproductions."""
+    print("the trust model: browser keys against server keys", flush=True)
+    d, out = web_tree("trust", web_extra="live_wait = 1s\n")
+    d.channel("hook", "webhook", "token = %s\n" % td.TOKEN)
+    d.write("conf/routes.d/all.conf",
+            "[route all]\nmatch = *\nfrom = web\nto = sink\n"
+            "[route agent]\nmatch = message.*\nfrom = hook\nto = web, sink\n")
+    try:
+        d.start()
+        # the victim, known to the shop's backend
+        victim = [{"kind": "user", "value": "u-victim", "verified": True},
+                  {"kind": "email", "value": "victim@example.com",
+                   "verified": True}]
+        st, body, h = events(d, {"type": "customer.signed_in", "ids": victim,
+                                 "props": {"mark": "v0"}})
+        check(st == 202, "the backend's server key asserts verified keys")
+        vc = marked(out, "v0").get("customer")
+        check(vc is not None, "the victim's customer: %s" % vc)
+        st, body, h = events(d, {"type": "message.received", "ids": victim,
+                                 "props": {"mark": "v1", "text": "hi"}})
+        vconv = marked(out, "v1").get("conversation")
+        check(vconv is not None, "the victim's conversation")
+        before = trust_view(d, vc)
+
+        att, satt = new_session(d)
+        a_ids = [{"kind": "anon", "value": att}]
+
+        def attack(mark, e, expect=202, key=KEY):
+            e.setdefault("props", {})["mark"] = mark
+            st, body, h = events(d, e, key=key, session=satt)
+            check(st == expect, "%s: %d %s" % (mark, st, body))
+            return marked(out, mark) if st == 202 else {}
+
+        # takeover by a "verified" user key
+        got = attack("a1", {"type": "customer.signed_in", "ids": a_ids + [
+            {"kind": "user", "value": "u-victim", "verified": True}]})
+        check(got.get("customer") not in (None, vc),
+              "ids[].verified from a browser is not believed: %s" %
+              got.get("customer"))
+        check(all(not i.get("verified") for i in got.get("ids", [])),
+              "and is delivered unverified: %s" % got.get("ids"))
+        # by naming the customer
+        got = attack("a2", {"type": "page.viewed", "ids": a_ids,
+                            "customer": vc, "correlation": "c-x",
+                            "causation": "e-x"})
+        check(got.get("customer") not in (None, vc) and
+              "correlation" not in got and "causation" not in got,
+              "customer, correlation, causation from a browser dropped: %s"
+              % {k: got.get(k) for k in ("customer", "correlation")})
+        # a second "verified" address for the victim
+        got = attack("a3", {"type": "customer.identified", "ids": a_ids + [
+            {"kind": "user", "value": "u-victim", "verified": True},
+            {"kind": "email", "value": "attacker@evil.test",
+             "verified": True}]})
+        # consent for someone else, by their address
+        got = attack("a4", {"type": "consent.changed", "ids": [
+            {"kind": "email", "value": "victim@example.com"}],
+            "consent": {"marketing": {"*": True},
+                        "transactional": {"*": False}}})
+        check(got.get("customer") != vc,
+              "an unverified address does not choose its customer for a "
+              "browser: %s" % got.get("customer"))
+        # another channel
+        got = attack("a5", {"type": "page.viewed", "ids": a_ids,
+                            "source": {"channel": "pos"}})
+        check(got.get("source", {}).get("channel") == "web",
+              "a browser's events come from the web: %s" % got.get("source"))
+        # commands and back-office events
+        for mark, t in (("a6", "message.send"), ("a7", "order.placed"),
+                        ("a8", "inventory.changed"), ("a9", "customer.merged")):
+            attack(mark, {"type": t, "ids": a_ids,
+                          "props": {"template": "chat_followup",
+                                    "to": "anyone@example.net"}}, expect=403)
+        st, body, h = segment(d, "track", {
+            "type": "track", "event": "Order Completed", "anonymousId": att,
+            "messageId": "m-oc", "properties": {"total": 10}}, key=KEY)
+        check(st == 403 and "browser key" in json.loads(body)["error"],
+              "Segment Order Completed from a browser: %d %s" % (st, body))
+        # the victim's conversation
+        st, body, h = request(d, "POST", "/v1/messages", json.dumps(
+            {"anonymousId": att, "text": "injected", "conversation": vconv}),
+            {"Content-Type": "application/json",
+             "Authorization": "Bearer " + KEY, "X-Omnigate-Session": satt})
+        check(st == 202, "a reply is accepted: %d %s" % (st, body))
+        inj = find(out, lambda e: e.get("props", {}).get("text") ==
+                   "injected")
+        check(inj and inj.get("conversation") != vconv,
+              "but not into another customer's conversation: %s" %
+              inj.get("conversation"))
+        st, body, h = request(d, "POST", "/v1/messages", json.dumps(
+            {"anonymousId": att, "text": "x"}),
+            {"Content-Type": "application/json",
+             "Authorization": "Bearer " + KEY})
+        check(st == 401, "a reply needs the visitor's session")
+        # reading the victim's live messages after an unverified identify
+        st, body, h = segment(d, "identify", {
+            "type": "identify", "anonymousId": att, "messageId": "m-id",
+            "traits": {"email": "victim@example.com"}}, key=KEY,
+            session=satt)
+        check(st == 200, "identify with the victim's email: %d" % st)
+        tc.send(d, "message.send", [tc.key("user", "u-victim", True)],
+                {"text": "your code is 424242", "purpose": "transactional"})
+        check(td.wait_for(lambda: td.chan(d, "web")["waiting"] == 1),
+              "the victim's message is held for the victim's browser")
+        st, body, h = poll(d, att, session=satt)
+        check(st == 200 and "424242" not in body,
+              "the attacker's poll does not get it: %s" % body)
+        check(td.chan(d, "web")["waiting"] == 1, "it is still held")
+        # an id the backend will use, claimed first by a browser
+        st, body, h = events(d, ev(id="order-5001"), key=KEY)
+        check(st == 202 and json.loads(body)["ids"] != ["order-5001"],
+              "a browser's id is its own idempotency key: %s" % body)
+        st, body, h = events(d, {"type": "order.placed", "id": "order-5001",
+                                 "ids": victim})
+        check(st == 202 and json.loads(body)["ids"] == ["order-5001"],
+              "the backend's order keeps its id: %d %s" % (st, body))
+        check("order-5001" in tc.wait_delivered(out, ["order-5001"]),
+              "and is delivered")
+        st, body, h = events(d, ev(id="order-5001"), key=KEY)
+        first = json.loads(body)["ids"]
+        st, body, h = events(d, ev(id="order-5001"), key=KEY)
+        check(json.loads(body)["ids"] == first,
+              "a browser's repeat is still a duplicate: %s" % body)
+
+        after = trust_view(d, vc)
+        check(after == before, "the victim's profile, identities, merges "
+              "and consents are unchanged:\n%s\n%s" % (before, after))
+        # the same with the server key: allowed
+        st, body, h = events(d, {"type": "customer.signed_in", "ids": [
+            {"kind": "anon", "value": "srv-anon"},
+            {"kind": "user", "value": "u-victim", "verified": True}],
+            "props": {"mark": "s1"}})
+        check(marked(out, "s1").get("customer") == vc,
+              "a server key may assert a verified user")
+        st, body, h = events(d, {"type": "order.placed", "ids": victim,
+                                 "props": {"mark": "s2"}})
+        check(st == 202, "and send back-office events")
+        # a signed user id is verified from a browser too
+        sig = hmac.new(SECRET.encode(), b"u-victim", hashlib.sha256).hexdigest()
+        got = attack("a10", {"type": "customer.signed_in", "ids": a_ids + [
+            {"kind": "user", "value": "u-victim", "signature": sig}]})
+        check(got.get("customer") == vc,
+              "a browser's signed login is the customer: %s" %
+              got.get("customer"))
+        st, m = d.admin("GET", "/metrics")
+        n = re.search(r'omnigate_plugin_\w*\{instance="web",'
+                      r'name="browser_fields_dropped_total"\} (\d+)', m)
+        check(n and int(n.group(1)) >= 6, "dropped fields counted: %s" %
+              (n.group(0) if n else m[:200]))
+        check(d.stop() == 0, "clean stop")
+        log = d.logtext()
+        check(log.count("browser key 'shop': dropped") == 1 and
+              "u-victim" not in log.split("browser key 'shop'")[1][:300],
+              "logged once a minute per key, naming fields, not values")
+    finally:
+        d.cleanup()
+
+
 def main():
-    return td.run([test_events_api, test_segment, test_webhooks,
+    return td.run([test_events_api, test_segment, test_browser_key,
+                   test_webhooks,
                    test_snippet_in_chromium, test_live_messages,
                    test_store_full])
 

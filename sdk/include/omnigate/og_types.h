@@ -189,6 +189,16 @@ typedef struct og_emit_item_s {
  * conflict. */
 #define OG_EMIT_VENDOR_RETRIES 0x1u
 
+/* The envelope comes from a public client the plugin did not authenticate
+ * (a browser holding a public write key; ABI 1.0, unreleased, appended).
+ * The core then drops the client's customer, correlation and causation
+ * (counted as omnigate_events_stripped_total), lets no unverified key
+ * other than the browser's own anon key choose an existing customer,
+ * records no native thread keys, and keeps a named conversation only when
+ * it is the event's customer's (docs/security.md). Verified flags are the
+ * plugin's to clear: only it knows what it authenticated. */
+#define OG_EMIT_UNTRUSTED 0x2u
+
 /*
  * Result of og_emit_batch_async(), once for the whole batch: result is
  * OG_OK when every event is committed (or was a duplicate: ids[i] is then
