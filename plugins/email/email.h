@@ -103,6 +103,12 @@ void og_email_gmime_unref(void);
  * authserv-id trusted to vouch for senders (dmarc=pass for the From
  * domain), or NULL. 0, or -1 with the reason in why (no From address,
  * not MIME at all). */
+/* 1 when the Authentication-Results header value v is from authserv
+ * (exactly) and says dmarc=pass for header.from=domain (RFC 8601 parsed:
+ * comments and quoted strings are no results); 0 when not or unparsable;
+ * -1 when v is another authserv-id's. */
+int og_email_ar_pass(const char *v, const char *authserv, const char *domain);
+
 int og_email_parse_in(const char *data, size_t len, const char *authserv,
                       og_email_in_t *m, char *why, size_t whylen);
 void og_email_in_free(og_email_in_t *m);

@@ -4,6 +4,7 @@
  * channel's events need from it.
  */
 #define _GNU_SOURCE /* strcasestr */
+#include <ctype.h>
 #include <gmime/gmime.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -284,33 +285,153 @@ static void read_dsn(og_email_in_t *m, GMimeMultipart *report)
     }
 }
 
-/* authserv-id; ... dmarc=pass (RFC 8601), from the receiving MTA that the
- * configuration trusts, for this sender's domain. */
-static int authenticated(GMimeObject *o, const char *authserv, const char *from)
+/* ---- Authentication-Results (RFC 8601) ---------------------------------- */
+
+/* Skips white space and comments (nested, with quoted pairs). */
+static const char *ar_cfws(const char *p)
+{
+    for (;;) {
+        p += strspn(p, " \t\r\n");
+        if (*p != '(')
+            return p;
+        {
+            int depth = 0;
+
+            do {
+                if (*p == '\\' && p[1] != '\0')
+                    p++;
+                else if (*p == '(')
+                    depth++;
+                else if (*p == ')')
+                    depth--;
+                p++;
+            } while (*p != '\0' && depth > 0);
+            if (depth > 0)
+                return p; /* an unclosed comment ends the header */
+        }
+    }
+}
+
+/* One value: a quoted string (unquoted into out) or a token (anything up
+ * to white space, a comment, ';', '=' or '/'). NULL when empty. */
+static const char *ar_value(const char *p, char *out, size_t outlen)
+{
+    size_t n = 0;
+
+    p = ar_cfws(p);
+    if (*p == '"') {
+        for (p++; *p != '\0' && *p != '"'; p++) {
+            if (*p == '\\' && p[1] != '\0')
+                p++;
+            if (n + 1 < outlen)
+                out[n++] = *p;
+        }
+        if (*p != '"')
+            return NULL;
+        p++;
+    } else {
+        while (*p != '\0' && strchr(" \t\r\n();=/\"", *p) == NULL) {
+            if (n + 1 < outlen)
+                out[n++] = *p;
+            p++;
+        }
+        if (n == 0)
+            return NULL;
+    }
+    out[n] = '\0';
+    return p;
+}
+
+/*
+ * og_email_ar_pass: 1 when one Authentication-Results header value, parsed
+ * as RFC 8601 says (comments and quoted strings are not results), comes
+ * from authserv (exactly) and holds dmarc=pass with header.from equal to
+ * domain; 0 otherwise, and for anything it cannot parse. -1 when the
+ * header is from another authserv-id.
+ */
+int og_email_ar_pass(const char *v, const char *authserv, const char *domain)
+{
+    char tok[256], method[64], result[64], prop[64], val[256];
+    const char *p = ar_value(v, tok, sizeof(tok));
+
+    if (p == NULL || strcasecmp(tok, authserv) != 0)
+        return -1;
+    p = ar_cfws(p);
+    if (isdigit((unsigned char)*p)) { /* a version */
+        while (isdigit((unsigned char)*p))
+            p++;
+        p = ar_cfws(p);
+    }
+    while (*p == ';') {
+        int is_dmarc, from_ok = 0;
+
+        if ((p = ar_value(p + 1, method, sizeof(method))) == NULL)
+            return 0;
+        p = ar_cfws(p);
+        if (*p == '/') { /* method version */
+            if ((p = ar_value(p + 1, tok, sizeof(tok))) == NULL)
+                return 0;
+            p = ar_cfws(p);
+        }
+        if (*p != '=' || (p = ar_value(p + 1, result, sizeof(result))) == NULL)
+            return 0;
+        is_dmarc = strcasecmp(method, "dmarc") == 0;
+        for (;;) { /* reason and properties, up to the next ';' */
+            p = ar_cfws(p);
+            if (*p == ';' || *p == '\0')
+                break;
+            if ((p = ar_value(p, prop, sizeof(prop))) == NULL)
+                return 0;
+            p = ar_cfws(p);
+            if (*p != '=' || (p = ar_value(p + 1, val, sizeof(val))) == NULL)
+                return 0;
+            if (is_dmarc && strcasecmp(prop, "header.from") == 0)
+                from_ok = strcasecmp(val, domain) == 0;
+        }
+        if (is_dmarc) /* the first dmarc result decides */
+            return strcasecmp(result, "pass") == 0 && from_ok;
+    }
+    return 0;
+}
+
+/* The sender is verified only by the topmost Authentication-Results of
+ * the receiving MTA the configuration trusts (RFC 8601 makes that MTA
+ * remove such headers from incoming mail; anything below it may be the
+ * sender's own), with dmarc=pass for the domain of a message's single
+ * From address: two From headers, two addresses, a group or an address in
+ * the display name are never verified. */
+static int authenticated(GMimeMessage *msg, GMimeObject *o,
+                         const char *authserv, const char *from,
+                         const char *from_name)
 {
     GMimeHeaderList *hl = g_mime_object_get_header_list(o);
+    InternetAddressList *fl = g_mime_message_get_from(msg);
     const char *dom = strrchr(from, '@');
-    int i, n = hl ? g_mime_header_list_get_count(hl) : 0;
+    int i, n = hl ? g_mime_header_list_get_count(hl) : 0, froms = 0;
 
-    if (authserv == NULL || authserv[0] == '\0' || dom == NULL)
+    if (authserv == NULL || authserv[0] == '\0' || dom == NULL || fl == NULL ||
+        internet_address_list_length(fl) != 1 ||
+        !INTERNET_ADDRESS_IS_MAILBOX(
+            internet_address_list_get_address(fl, 0)) ||
+        strchr(from_name, '@') != NULL)
         return 0;
-    dom++;
+    for (i = 0; i < n; i++)
+        froms += strcasecmp(g_mime_header_get_name(
+                                g_mime_header_list_get_header_at(hl, i)),
+                            "From") == 0;
+    if (froms != 1)
+        return 0;
     for (i = 0; i < n; i++) {
         GMimeHeader *h = g_mime_header_list_get_header_at(hl, i);
-        const char *v = g_mime_header_get_value(h);
-        size_t al = strlen(authserv);
-        char want[300];
+        const char *v = g_mime_header_get_raw_value(h);
+        int r;
 
         if (strcasecmp(g_mime_header_get_name(h), "Authentication-Results") !=
                 0 ||
             v == NULL)
             continue;
-        v += strspn(v, " \t");
-        if (strncasecmp(v, authserv, al) != 0 || (v[al] != ';' && v[al] != ' '))
-            continue;
-        snprintf(want, sizeof(want), "header.from=%s", dom);
-        if (strstr(v, "dmarc=pass") != NULL && strcasestr(v, want) != NULL)
-            return 1;
+        if ((r = og_email_ar_pass(v, authserv, dom + 1)) >= 0)
+            return r; /* the topmost of the trusted MTA decides */
     }
     return 0;
 }
@@ -365,7 +486,7 @@ int og_email_parse_in(const char *data, size_t len, const char *authserv,
     if (dt != NULL)
         m->date_ms = (int64_t)g_date_time_to_unix(dt) * 1000;
     thread_keys(m, o);
-    m->authenticated = authenticated(o, authserv, m->from);
+    m->authenticated = authenticated(msg, o, authserv, m->from, m->from_name);
     body = g_mime_message_get_mime_part(msg);
     if (body != NULL && GMIME_IS_MULTIPART(body) &&
         g_mime_content_type_is_type(g_mime_object_get_content_type(body),

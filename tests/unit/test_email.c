@@ -149,6 +149,90 @@ static void test_classes(void)
     CU_ASSERT_EQUAL(og_email_classify(0, CURLE_USE_SSL_FAILED), OG_ERR_RETRY);
 }
 
+/* Authentication-Results as RFC 8601 parses it: each forgery of issue 15.
+ * Runs inside test_inbound, while GMime is initialised (it cannot be
+ * initialised again once shut down). */
+static void test_auth_results(void)
+{
+    static const struct {
+        const char *v;
+        int want;
+    } cases[] = {
+        {" mx.shop.example; dkim=pass; dmarc=pass header.from=example.com", 1},
+        {"mx.shop.example 1; dmarc=pass (p=none) header.from=Example.COM", 1},
+        {"mx.shop.example;\r\n dkim=pass header.d=example.com;\r\n "
+         "dmarc=pass header.from=example.com",
+         1},
+        {"mx.shop.example; dmarc=fail header.from=example.com", 0},
+        {"mx.shop.example; dmarc=pass", 0},
+        /* the string in a property, a comment, a quoted string */
+        {"mx.shop.example; spf=pass smtp.helo=dmarc=pass "
+         "header.from=example.com",
+         0},
+        {"mx.shop.example; dkim=pass (dmarc=pass header.from=example.com)", 0},
+        {"mx.shop.example; spf=pass smtp.mailfrom=\"x dmarc=pass "
+         "header.from=example.com\"",
+         0},
+        /* another domain that ends or starts like it */
+        {"mx.shop.example; dmarc=pass header.from=example.com.evil.test", 0},
+        {"mx.shop.example; dmarc=pass header.from=evilexample.com", 0},
+        /* the first dmarc result decides */
+        {"mx.shop.example; dmarc=fail header.from=example.com; dmarc=pass "
+         "header.from=example.com",
+         0},
+        /* other authserv-ids */
+        {"mx.shop.example.evil.test; dmarc=pass header.from=example.com", -1},
+        {"(mx.shop.example) evil; dmarc=pass header.from=example.com", -1},
+        {"mx.shop.example; dmarc=pass header.from=example.com (unclosed", 1},
+        {"", -1},
+    };
+    static const char forged_below[] =
+        "From: zoe@example.com\r\n"
+        "Authentication-Results: mx.shop.example; dmarc=fail "
+        "header.from=example.com\r\n"
+        "Authentication-Results: mx.shop.example; dmarc=pass "
+        "header.from=example.com\r\n\r\nhi\r\n";
+    static const char *const senders[] = {
+        "From: zoe@example.com\r\nFrom: eve@evil.test\r\n",
+        "From: zoe@example.com, eve@evil.test\r\n",
+        "From: \"zoe@example.com\" <zoe@example.com>\r\n",
+        "From: friends: zoe@example.com;\r\n",
+        "From: Zoe <zoe@example.com>\r\n", /* the one that passes */
+    };
+    og_email_in_t m;
+    char why[200], msg[600];
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int got =
+            og_email_ar_pass(cases[i].v, "mx.shop.example", "example.com");
+
+        if (got != cases[i].want)
+            fprintf(stderr, "case %zu: %d, not %d: %s\n", i, got, cases[i].want,
+                    cases[i].v);
+        CU_ASSERT_EQUAL(got, cases[i].want);
+    }
+    CU_ASSERT_EQUAL_FATAL(og_email_parse_in(forged_below, strlen(forged_below),
+                                            "mx.shop.example", &m, why,
+                                            sizeof(why)),
+                          0);
+    CU_ASSERT_EQUAL(m.authenticated, 0); /* the topmost one decides */
+    og_email_in_free(&m);
+    for (i = 0; i < sizeof(senders) / sizeof(senders[0]); i++) {
+        snprintf(msg, sizeof(msg),
+                 "%sAuthentication-Results: mx.shop.example; dmarc=pass "
+                 "header.from=example.com\r\n\r\nhi\r\n",
+                 senders[i]);
+        if (og_email_parse_in(msg, strlen(msg), "mx.shop.example", &m, why,
+                              sizeof(why)) != 0) {
+            CU_ASSERT(i < 4); /* refused outright is fine for a forgery */
+            continue;
+        }
+        CU_ASSERT_EQUAL(m.authenticated, i == 4);
+        og_email_in_free(&m);
+    }
+}
+
 static void test_inbound(void)
 {
     static const char reply[] =
@@ -219,6 +303,7 @@ static void test_inbound(void)
         og_email_parse_in("no headers at all", 17, NULL, &m, why, sizeof(why)),
         -1);
     og_email_in_free(&m);
+    test_auth_results();
     og_email_gmime_unref();
 }
 
@@ -232,6 +317,9 @@ int main(void)
     CU_add_test(s, "headers (RFC 2047)", test_headers);
     CU_add_test(s, "signed conversation tokens", test_tokens);
     CU_add_test(s, "SMTP reply classes", test_classes);
-    CU_add_test(s, "received mail: reply, auto-reply, DSN", test_inbound);
+    CU_add_test(s,
+                "received mail: reply, auto-reply, DSN, "
+                "Authentication-Results",
+                test_inbound);
     return tu_run();
 }
