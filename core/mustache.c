@@ -351,6 +351,45 @@ static void put(struct render *r, const char *s, size_t n, int escape)
     og__sbuf_printf(r->out, "%.*s", (int)(n - from), s + from);
 }
 
+/* The prefix of a variable that is a URL ({{url:event.props.url}}). */
+#define URL_TAG "url:"
+#define URL_TAG_LEN 4
+
+/*
+ * A URL in its context: only an http or https URL is written, with every
+ * byte that cannot stand in a URL (white space, quotes, angle brackets,
+ * backslashes, controls, non-ASCII) percent-encoded, then HTML-escaped
+ * when escape is set; anything else (javascript:, data:, a relative path)
+ * writes nothing. HTML escaping alone is no URL check (docs/templates.md).
+ */
+static void interpolate_url(struct render *r, const msgpack_object *v,
+                            int escape)
+{
+    static const char hexd[] = "0123456789ABCDEF";
+    const char *s;
+    size_t n, i;
+
+    if (v == NULL || v->type != MSGPACK_OBJECT_STR)
+        return;
+    s = v->via.str.ptr;
+    n = v->via.str.size;
+    if (!((n > 7 && strncasecmp(s, "http://", 7) == 0) ||
+          (n > 8 && strncasecmp(s, "https://", 8) == 0)))
+        return;
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\'' || c == '<' ||
+            c == '>' || c == '\\' || c == '`' || c == '{' || c == '}' ||
+            c == '|' || c == '^')
+            og__sbuf_printf(r->out, "%%%c%c", hexd[c >> 4], hexd[c & 15]);
+        else if (c == '&' && escape)
+            og__sbuf_printf(r->out, "&amp;");
+        else
+            og__sbuf_printf(r->out, "%c", c);
+    }
+}
+
 static void interpolate(struct render *r, const msgpack_object *v, int escape)
 {
     char num[64];
@@ -443,7 +482,12 @@ static int render_nodes(struct render *r, const struct node *kids, size_t n)
 
         switch (x->k) {
         case N_TEXT: put(r, x->s, x->len, 0); break;
-        case N_VAR: interpolate(r, lookup(r, x->s), r->escape); break;
+        case N_VAR:
+            if (strncmp(x->s, URL_TAG, URL_TAG_LEN) == 0)
+                interpolate_url(r, lookup(r, x->s + URL_TAG_LEN), r->escape);
+            else
+                interpolate(r, lookup(r, x->s), r->escape);
+            break;
         case N_RAW: interpolate(r, lookup(r, x->s), 0); break;
         case N_INV:
             if (falsey(lookup(r, x->s)) &&
@@ -512,6 +556,11 @@ static void names(const struct node *n, int depth,
 
         switch (x->k) {
         case N_VAR:
+            if (strncmp(x->s, URL_TAG, URL_TAG_LEN) == 0) {
+                cb(data, 'u', x->s + URL_TAG_LEN, x->line, depth);
+                break;
+            }
+            /* fall through */
         case N_RAW: cb(data, 'v', x->s, x->line, depth); break;
         case N_SEC: cb(data, '#', x->s, x->line, depth); break;
         case N_INV: cb(data, '^', x->s, x->line, depth); break;

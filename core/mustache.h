@@ -42,7 +42,8 @@ int og__tmpl_render(const og__tmpl_t *t, const msgpack_object *data, int escape,
                     char *why, size_t whylen);
 
 /* The names a template uses, for checking it against what will be there:
- * kind is 'v' (a variable), '#' (a section), '^' (an inverted section) or
+ * kind is 'v' (a variable), 'u' (a URL variable, {{url:NAME}}: NAME
+ * given without the prefix), '#' (a section), '^' (an inverted section) or
  * '>' (a partial); line is where it is; depth how many sections enclose
  * it (0: it is resolved against the data itself). */
 void og__tmpl_names(const og__tmpl_t *t,

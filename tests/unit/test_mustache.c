@@ -163,6 +163,46 @@ static void test_text_and_names(void)
     json_decref(d);
 }
 
+/* {{url:NAME}}: only http(s) URLs, percent-encoded, then HTML-escaped. */
+static void test_urls(void)
+{
+    static const struct {
+        const char *url, *html, *text;
+    } cases[] = {
+        {"https://shop.example/cart?id=1&x=\"a b\"",
+         "<a href=\"https://shop.example/cart?id=1&amp;x=%22a%20b%22\">",
+         "https://shop.example/cart?id=1&x=%22a%20b%22"},
+        {"HTTP://shop.example/<script>",
+         "<a href=\"HTTP://shop.example/"
+         "%3Cscript%3E\">",
+         "HTTP://shop.example/%3Cscript%3E"},
+        {"javascript:alert(1)", "<a href=\"\">", ""},
+        {" javascript:alert(1)", "<a href=\"\">", ""},
+        {"data:text/html,<b>x</b>", "<a href=\"\">", ""},
+        {"//evil.test/phish", "<a href=\"\">", ""},
+        {"https://caf\xc3\xa9.example/'",
+         "<a href=\"https://caf%C3%A9.example/"
+         "%27\">",
+         "https://caf%C3%A9.example/%27"},
+    };
+    char why[200], *out;
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *d =
+            json_pack("{s{s{ss}}}", "event", "props", "url", cases[i].url);
+
+        out = render("<a href=\"{{url:event.props.url}}\">", d, NULL, 1, why,
+                     sizeof(why));
+        CU_ASSERT_STRING_EQUAL(out ? out : "(null)", cases[i].html);
+        free(out);
+        out = render("{{url:event.props.url}}", d, NULL, 0, why, sizeof(why));
+        CU_ASSERT_STRING_EQUAL(out ? out : "(null)", cases[i].text);
+        free(out);
+        json_decref(d);
+    }
+}
+
 static void collect(void *data, int kind, const char *name, int line, int depth)
 {
     char *buf = data;
@@ -196,5 +236,6 @@ int main(void)
     CU_add_test(s, "text channels, escaping, recursion bound",
                 test_text_and_names);
     CU_add_test(s, "the names a template uses", test_names);
+    CU_add_test(s, "URLs in their context", test_urls);
     return tu_run();
 }
