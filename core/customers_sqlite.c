@@ -1260,7 +1260,28 @@ og_err_t og__custdb_get(og__custdb_t *c, const char *id, const og__idkey_t *key,
     }
     sqlite3_finalize(st);
 
-    og__sbuf_printf(out, "},\"merges\":[");
+    /* Consent statements over the customer and its aliases (the newest
+     * per purpose and channel decides, docs/customers.md). */
+    og__sbuf_printf(out, "},\"consents\":[");
+    st = prep(c,
+              "SELECT purpose, channel, granted, source, max(at_ms) FROM "
+              "consents WHERE customer IN " FAMILY
+              " GROUP BY purpose, channel ORDER BY purpose, channel",
+              cur);
+    for (i = 0; st != NULL && sqlite3_step(st) == SQLITE_ROW; i++) {
+        og__sbuf_printf(out, "%s{\"purpose\":", i ? "," : "");
+        json_cstr(out, sqlite3_column_text(st, 0));
+        og__sbuf_printf(out, ",\"channel\":");
+        json_cstr(out, sqlite3_column_text(st, 1));
+        og__sbuf_printf(out, ",\"granted\":%s,\"source\":",
+                        sqlite3_column_int(st, 2) ? "true" : "false");
+        json_cstr(out, sqlite3_column_text(st, 3));
+        og__sbuf_printf(out, ",\"at\":%lld}",
+                        (long long)sqlite3_column_int64(st, 4));
+    }
+    sqlite3_finalize(st);
+
+    og__sbuf_printf(out, "],\"merges\":[");
     st = prep(c,
               "SELECT id, merged, reason_kind, reason_scope, reason_value, "
               "at_ms, split_ms FROM merges WHERE survivor = ?1 OR merged = "
