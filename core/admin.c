@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "admin.h"
@@ -738,8 +739,123 @@ static void test_clock(void *data, og__http_req_t *req)
     og__http_respond(req, 200, "application/json", NULL, buf, (size_t)n);
 }
 
+/* ---- who may ask (docs/security.md) ------------------------------------ */
+
+static const char *const role_names[] = {"read", "operate", "erase"};
+
+/* The role a request needs: reads read; erasure erase; every other change
+ * (requeue, purge, split, resolve, the test clock) operate. */
+static int role_needed(og__http_req_t *req)
+{
+    const char *m = og__http_req_method(req), *path = og__http_req_path(req);
+    size_t n = strlen(path);
+
+    if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0)
+        return 0;
+    if (n > 6 && strcmp(path + n - 6, "/erase") == 0)
+        return 2;
+    return 1;
+}
+
+/* 1 when Host names this listener: loopback, or one of admin_hosts. A
+ * page of another site that reaches 127.0.0.1 through DNS rebinding still
+ * sends its own host name. */
+static int host_ok(const og__conf_t *c, const char *host)
+{
+    static const char *const loopback[] = {"127.0.0.1", "localhost", "[::1]",
+                                           NULL};
+    char name[256];
+    size_t n, i;
+
+    if (host == NULL)
+        return 0;
+    n = host[0] == '[' ? strcspn(host, "]") + 1 : strcspn(host, ":");
+    if (n == 0 || n >= sizeof(name) || n > strlen(host))
+        return 0;
+    memcpy(name, host, n);
+    name[n] = '\0';
+    for (i = 0; loopback[i] != NULL; i++)
+        if (strcasecmp(name, loopback[i]) == 0)
+            return 1;
+    for (i = 0; c->admin_hosts != NULL && c->admin_hosts[i] != NULL; i++)
+        if (strcasecmp(name, c->admin_hosts[i]) == 0)
+            return 1;
+    /* the address it listens on */
+    n = strlen(name);
+    return strncmp(c->admin_listen, name, n) == 0 && c->admin_listen[n] == ':';
+}
+
+/* The role of the bearer token in h, or -1; every token compared in
+ * constant time, so timing tells nothing of them. */
+static int token_role(const og__conf_t *c, const char *h)
+{
+    size_t i, j, n;
+    int role = -1;
+
+    if (h == NULL || strncmp(h, "Bearer ", 7) != 0)
+        return -1;
+    h += 7;
+    n = strlen(h);
+    for (i = 0; i < c->nadmin_tokens; i++) {
+        const char *t = c->admin_tokens[i].token;
+        size_t tl = strlen(t);
+        volatile unsigned char diff = (unsigned char)(tl != n);
+
+        for (j = 0; j < tl; j++)
+            diff |= (unsigned char)(t[j] ^ (j < n ? h[j] : 0));
+        if (!diff)
+            role = c->admin_tokens[i].role;
+    }
+    return role;
+}
+
+/* The admin listener's guard: a unix socket's file permissions decide;
+ * on TCP, a bearer token of a role that covers the request, a Host of
+ * this listener and no browser's Origin. */
+static int guard(void *data, og__http_req_t *req, int on_pipe)
+{
+    static const char *const www[] = {
+        "WWW-Authenticate: Bearer realm=\"omnigate-admin\"", NULL};
+    const og__conf_t *c = og__daemon_conf(data);
+    int need, have;
+
+    if (on_pipe)
+        return 0;
+    if (og__http_req_header(req, "Origin") != NULL) {
+        og__http_respond_error(req, 403,
+                               "the admin API answers no browser (a request "
+                               "with an Origin header)");
+        return -1;
+    }
+    if (!host_ok(c, og__http_req_header(req, "Host"))) {
+        og__http_respond_error(req, 403,
+                               "Host is not this admin listener (loopback, "
+                               "its address or admin_hosts)");
+        return -1;
+    }
+    need = role_needed(req);
+    have = token_role(c, og__http_req_header(req, "Authorization"));
+    if (have < 0) {
+        const char *body = "{\"error\":\"missing or unknown admin token "
+                           "(Authorization: Bearer TOKEN, from "
+                           "admin_tokens)\"}";
+
+        og__http_respond(req, 401, "application/json", www, body, strlen(body));
+        return -1;
+    }
+    if (have < need) {
+        og__http_respond_error(req, 403,
+                               "this token's role is %s: %s %s needs %s",
+                               role_names[have], og__http_req_method(req),
+                               og__http_req_path(req), role_names[need]);
+        return -1;
+    }
+    return 0;
+}
+
 void og__admin_mount(og__http_server_t *admin, og__daemon_t *d)
 {
+    og__http_server_guard(admin, guard, d);
     og__http_server_mount(admin, "POST", "/v1/test/clock", 0, test_clock, d, d);
     og__http_server_mount(admin, "GET", "/v1/test/clock", 0, test_clock, d, d);
     og__http_server_mount(admin, "GET", "/v1/stock/*", 0, get_stock, d, d);

@@ -81,6 +81,7 @@ struct parse {
     struct section *sections;
     size_t nsections;
     og__chconf_t *ch;       /* FILE_CHANNEL: the channel being read */
+    int unread;             /* the file was refused or not read */
     og__routeconf_t *route; /* the [route] being read */
     og__tmplconf_t *tmpl;   /* FILE_TEMPLATE: the template being read */
     og__journeyconf_t *jny; /* FILE_JOURNEY: the journey being read */
@@ -243,6 +244,9 @@ static void daemon_key(struct parse *p, const char *key, const char *value)
         if (og__parse_duration_ms(value, &c->dedup_window_ms, why,
                                   sizeof(why)) != OG_OK)
             err(p, "dedup_window: %s, got '%s'", why, value);
+    } else if (strcmp(key, "outside_paths") == 0) {
+        if (og__parse_bool(value, &c->outside_paths, why, sizeof(why)) != OG_OK)
+            err(p, "outside_paths: %s, got '%s'", why, value);
     } else if (strcmp(key, "max_backlog") == 0) {
         if (og__parse_int(value, &c->max_backlog, why, sizeof(why)) != OG_OK)
             err(p, "max_backlog: %s, got '%s'", why, value);
@@ -261,6 +265,7 @@ static void daemon_key(struct parse *p, const char *key, const char *value)
     } else {
         err(p,
             "unknown key '%s' in [daemon] (known: plugin_dir, state_dir, "
+            "outside_paths, "
             "channels_dir, routes_dir, templates_dir, journeys_dir, "
             "shutdown_timeout, "
             "log_level, "
@@ -301,6 +306,17 @@ static void http_key(struct parse *p, const char *key, const char *value)
         *dst = og__xstrdup(value);
         return;
     }
+    if (strcmp(key, "admin_tokens") == 0) {
+        free(c->admin_tokens_file);
+        c->admin_tokens_file = conf_path(c, value);
+        c->admin_tokens_line = p->line;
+        return;
+    }
+    if (strcmp(key, "admin_hosts") == 0) {
+        og__strv_free(c->admin_hosts);
+        c->admin_hosts = og__split_list(value, NULL);
+        return;
+    }
     if (strcmp(key, "max_header_size") == 0)
         size = &c->http_max_header_bytes;
     else if (strcmp(key, "max_body_size") == 0)
@@ -330,10 +346,89 @@ static void http_key(struct parse *p, const char *key, const char *value)
     } else {
         err(p,
             "unknown key '%s' in [http] (known: public_listen, "
-            "admin_listen, max_header_size, max_body_size, read_timeout, "
+            "admin_listen, admin_tokens, admin_hosts, max_header_size, "
+            "max_body_size, read_timeout, "
             "idle_timeout, max_connections)",
             key);
     }
+}
+
+/* Reads the admin tokens file: "ROLE TOKEN" lines (read, operate,
+ * erase), '#' comments. */
+static void read_admin_tokens(og__conf_t *c, og__errlist_t *errs)
+{
+    const char *f = c->admin_tokens_file;
+    char why[512], line[1024];
+    FILE *fp;
+    int n = 0;
+
+    if (og__file_check(f, 1, why, sizeof(why)) != 0) {
+        og__errlist_add(errs, c->main_file, c->admin_tokens_line,
+                        "admin_tokens: %s: %s", f, why);
+        return;
+    }
+    if ((fp = fopen(f, "r")) == NULL) {
+        og__errlist_add(errs, c->main_file, c->admin_tokens_line,
+                        "admin_tokens: %s: %s", f, strerror(errno));
+        return;
+    }
+    while (fgets(line, sizeof(line), fp) != NULL) {
+        char role[32], tok[512], extra[8];
+        int k, r = -1;
+        static const char *const roles[] = {"read", "operate", "erase"};
+
+        n++;
+        line[strcspn(line, "#\r\n")] = '\0';
+        k = sscanf(line, "%31s %511s %7s", role, tok, extra);
+        if (k <= 0)
+            continue;
+        for (size_t i = 0; i < 3; i++)
+            if (k >= 1 && strcmp(role, roles[i]) == 0)
+                r = (int)i;
+        if (k != 2 || r < 0) {
+            og__errlist_add(errs, f, n,
+                            "expected 'ROLE TOKEN' with ROLE read, operate or "
+                            "erase");
+            continue;
+        }
+        if (strlen(tok) < 24 || og__is_placeholder(tok)) {
+            og__errlist_add(errs, f, n,
+                            "a token must have at least 24 characters and "
+                            "be no placeholder (e.g. openssl rand -hex 24)");
+            continue;
+        }
+        c->admin_tokens = og__xrealloc(
+            c->admin_tokens, (c->nadmin_tokens + 1) * sizeof(*c->admin_tokens));
+        c->admin_tokens[c->nadmin_tokens].role = r;
+        c->admin_tokens[c->nadmin_tokens].token = og__xstrdup(tok);
+        c->nadmin_tokens++;
+    }
+    fclose(fp);
+}
+
+/* The admin listener's defaults and rules (docs/security.md): a unix
+ * socket in state_dir unless set; on TCP only with bearer tokens. */
+static void admin_access(og__conf_t *c, og__errlist_t *errs)
+{
+    if (c->admin_listen == NULL) {
+        c->admin_default = 1;
+        c->admin_listen = og__xasprintf("unix:%s/admin.sock", c->state_dir);
+        if (strlen(c->admin_listen) >= 100)
+            og__errlist_add(errs, c->main_file, 0,
+                            "admin_listen: the default socket %s is too long "
+                            "a path for a unix socket: set admin_listen",
+                            c->admin_listen);
+    }
+    if (c->admin_tokens_file != NULL)
+        read_admin_tokens(c, errs);
+    if (strncmp(c->admin_listen, "unix:", 5) != 0 &&
+        c->admin_tokens_file == NULL)
+        og__errlist_add(errs, c->main_file, 0,
+                        "admin_listen = %s is TCP: set admin_tokens (a file "
+                        "of 'ROLE TOKEN' lines) so that only holders of a "
+                        "token reach the admin API, or listen on unix:/path "
+                        "(docs/security.md)",
+                        c->admin_listen);
 }
 
 static void route_key(struct parse *p, const char *key, const char *value)
@@ -925,6 +1020,14 @@ static void parse_file(struct parse *p, const char *file, enum file_kind kind)
     p->kind = kind;
     p->line = 0;
     p->route = NULL;
+    {
+        char why[512];
+
+        if (og__file_check(file, 0, why, sizeof(why)) != 0) {
+            og__errlist_add(p->errs, file, 0, "%s", why);
+            return;
+        }
+    }
     p->fp = fopen(file, "r");
     if (p->fp == NULL) {
         og__errlist_add(p->errs, file, 0, "cannot open: %s", strerror(errno));
@@ -1037,10 +1140,17 @@ static void load_channel(struct parse *p, const char *file)
     ch.retry_lifetime_ms = 24ull * 3600 * 1000;
     p->ch = &ch;
     reset_sections(p);
-    parse_file(p, file, FILE_CHANNEL);
+    {
+        size_t before = p->errs->n;
+
+        parse_file(p, file, FILE_CHANNEL);
+        p->unread = p->errs->n > before && p->nsections == 0;
+    }
     ch.line = section_line(p, "channel");
     ch.config_line = section_line(p, "config");
-    if (ch.line == 0) {
+    if (ch.line == 0 && p->unread) {
+        /* refused or unreadable: said already */
+    } else if (ch.line == 0) {
         og__errlist_add(p->errs, file, 0, "missing [channel] section");
     } else if (ch.plugin == NULL) {
         og__errlist_add(p->errs, file, ch.line,
@@ -1120,7 +1230,7 @@ og__conf_t *og__conf_load_partial(const char *path,
     c->timeline_retention_ms = 400ull * 24 * 3600 * 1000;
     c->max_backlog = 1000000;
     c->public_listen = og__xstrdup("127.0.0.1:8088");
-    c->admin_listen = og__xstrdup("127.0.0.1:8089");
+    c->admin_listen = NULL; /* a socket in state_dir unless set */
     c->http_max_header_bytes = 32 * 1024;
     c->http_max_body_bytes = 1024 * 1024;
     c->http_read_timeout_ms = 10000;
@@ -1131,6 +1241,7 @@ og__conf_t *og__conf_load_partial(const char *path,
 
     parse_file(&p, c->main_file, FILE_MAIN);
     reset_sections(&p);
+    admin_access(c, errs);
     if (plugin_dir_override != NULL) {
         free(c->plugin_dir);
         c->plugin_dir = og__xstrdup(plugin_dir_override);
@@ -1302,6 +1413,11 @@ void og__conf_free(og__conf_t *c)
     free(c->state_dir);
     free(c->public_listen);
     free(c->admin_listen);
+    free(c->admin_tokens_file);
+    for (i = 0; i < c->nadmin_tokens; i++)
+        free(c->admin_tokens[i].token);
+    free(c->admin_tokens);
+    og__strv_free(c->admin_hosts);
     free(c);
 }
 

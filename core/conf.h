@@ -135,9 +135,20 @@ typedef struct og__conf_s {
     uint64_t dedup_window_ms;       /* ids are idempotency keys this long */
     uint64_t timeline_retention_ms; /* timeline and finished runs kept */
     int64_t max_backlog;            /* undelivered deliveries before 503 */
+    int outside_paths; /* text_file and the like may leave the config dir */
     /* [http] */
-    char *public_listen; /* "127.0.0.1:8088" or "unix:/path" */
-    char *admin_listen;  /* "127.0.0.1:8089" or "unix:/path" */
+    char *public_listen;     /* "127.0.0.1:8088" or "unix:/path" */
+    char *admin_listen;      /* "127.0.0.1:8089" or "unix:/path" */
+    int admin_default;       /* admin_listen not set: a socket in state_dir */
+    char *admin_tokens_file; /* "ROLE TOKEN" lines, or NULL */
+    int admin_tokens_line;
+    struct og__admin_token_s {
+        int role; /* 0 read, 1 operate, 2 erase: each includes the lower */
+        char *token;
+    } * admin_tokens;
+    size_t nadmin_tokens;
+    char **admin_hosts; /* Host names the admin API answers besides
+                           loopback, NULL-terminated, or NULL */
     uint64_t http_max_header_bytes;
     uint64_t http_max_body_bytes;
     uint64_t http_read_timeout_ms;

@@ -385,6 +385,11 @@ static og__conf_t *load_config(og__daemon_t *d, og__journeys_t **jout,
     if (d->state_dir != NULL) {
         free(conf->state_dir);
         conf->state_dir = og__xstrdup(d->state_dir);
+        if (conf->admin_default) { /* the socket follows the state */
+            free(conf->admin_listen);
+            conf->admin_listen =
+                og__xasprintf("unix:%s/admin.sock", conf->state_dir);
+        }
     }
     check_plugins(conf, 0, errs);
     /* Journeys and templates are checked like the rest: a typo in one
@@ -715,6 +720,11 @@ static void free_settings(og__daemon_t *d)
 int og__daemon_test_clock(og__daemon_t *d)
 {
     return d->test_clock;
+}
+
+const og__conf_t *og__daemon_conf(og__daemon_t *d)
+{
+    return d->conf;
 }
 
 int og__daemon_run(const char *conf_path, const char *plugin_dir,

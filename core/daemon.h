@@ -46,6 +46,9 @@ void og__daemon_stats(og__daemon_t *d, og__daemon_stats_t *st);
 /* The durable pipeline (store, outbox, dead letters). */
 struct og__durable_s *og__daemon_durable(og__daemon_t *d);
 
+/* The configuration in force (replaced by a reload). */
+const og__conf_t *og__daemon_conf(og__daemon_t *d);
+
 /* 1 when the daemon runs with --test-clock. */
 int og__daemon_test_clock(og__daemon_t *d);
 

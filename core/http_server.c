@@ -111,6 +111,8 @@ struct og__http_server_s {
     int draining;
     int listener_open;
     int listener_closing;
+    og__http_guard guard; /* asked before every request, or NULL */
+    void *guard_data;
 };
 
 struct write_req {
@@ -642,7 +644,10 @@ static int on_message_complete(http_parser *p)
         r->body = (uint8_t *)og__xstrdup("");
     c->inflight = r;
     http_parser_pause(p, 1);
-    if (c->route != NULL) {
+    if (c->srv->guard != NULL &&
+        c->srv->guard(c->srv->guard_data, r, c->srv->is_pipe) != 0) {
+        /* refused: the guard has answered */
+    } else if (c->route != NULL) {
         c->route->h(c->route->data, r);
     } else if (find_route(c->srv, r->method, r->path, &known), known) {
         og__http_respond_error(r, 405, "method %s not allowed on %s", r->method,
@@ -772,6 +777,13 @@ og__http_server_t *og__http_server_create(uv_loop_t *loop, const char *name,
     else
         og__http_limits_default(&s->limits);
     return s;
+}
+
+void og__http_server_guard(og__http_server_t *s, og__http_guard guard,
+                           void *data)
+{
+    s->guard = guard;
+    s->guard_data = data;
 }
 
 int og__http_server_listen(og__http_server_t *s, const char *addr, char *err,

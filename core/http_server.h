@@ -41,6 +41,12 @@ typedef void (*og__http_handler)(void *data, og__http_req_t *req);
 
 og__http_server_t *og__http_server_create(uv_loop_t *loop, const char *name,
                                           const og__http_limits_t *limits);
+/* Asked before each complete request is handled (on_pipe: the listener is
+ * a unix socket): 0 lets it through; otherwise the guard has answered it
+ * (og__http_respond) and the handler is not called. */
+typedef int (*og__http_guard)(void *data, og__http_req_t *req, int on_pipe);
+void og__http_server_guard(og__http_server_t *s, og__http_guard guard,
+                           void *data);
 /*
  * og__http_server_listen: bind "HOST:PORT", "[V6]:PORT" or "unix:/path".
  * Port 0 picks a free port (see og__http_server_port()). Returns 0 or -1

@@ -89,7 +89,9 @@ int main(int argc, char **argv)
         og__conf_t *cf;
         size_t i, enabled = 0;
 
-        og__log_set_level(OG_LOG_ERROR);
+        /* warnings too: what is valid but likely wrong (a URL attribute
+         * without {{url:...}}) is said, and the check still passes */
+        og__log_set_level(OG_LOG_WARNING);
         cf = og__check_config(conf, plugin_dir, &errs);
         if (cf == NULL) {
             for (i = 0; i < errs.n; i++)

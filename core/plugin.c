@@ -51,16 +51,24 @@ static int check_owner(const char *file, const char *subject,
 og__plugin_t *og__plugin_open(const char *path, char *errbuf, size_t errlen)
 {
     struct stat st, dst;
-    char *dcopy, *dir;
+    char *dcopy, *dir, *real;
     void *handle;
     og_plugin_entry_fn entry;
     const og_plugin_def_t *def;
     og__plugin_t *p;
     int rc;
 
-    if (stat(path, &st) != 0) {
+    /* A symlink is followed first: the file that is loaded and the
+     * directory it really lives in are the ones checked. */
+    if ((real = realpath(path, NULL)) == NULL) {
         snprintf(errbuf, errlen, "cannot load plugin %s: %s", path,
                  strerror(errno));
+        return NULL;
+    }
+    if (stat(real, &st) != 0) {
+        snprintf(errbuf, errlen, "cannot load plugin %s: %s", path,
+                 strerror(errno));
+        free(real);
         return NULL;
     }
     if (!S_ISREG(st.st_mode)) {
@@ -68,29 +76,38 @@ og__plugin_t *og__plugin_open(const char *path, char *errbuf, size_t errlen)
                  "refusing plugin file %s: expected a regular "
                  "file, found another kind of file",
                  path);
+        free(real);
         return NULL;
     }
-    dcopy = og__xstrdup(path);
+    dcopy = og__xstrdup(real);
     dir = dirname(dcopy);
     rc = stat(dir, &dst);
     if (rc != 0) {
         snprintf(errbuf, errlen, "cannot load plugin %s: directory %s: %s",
                  path, dir, strerror(errno));
         free(dcopy);
+        free(real);
         return NULL;
     }
     {
-        char *subject = og__xasprintf("its directory %s is", dir);
+        char *subject = strcmp(real, path) == 0
+                            ? og__xasprintf("its directory %s is", dir)
+                            : og__xasprintf("the directory %s of %s, where "
+                                            "it links to, is",
+                                            dir, real);
 
         rc = check_owner(path, subject, &dst, errbuf, errlen);
         free(subject);
     }
     free(dcopy);
-    if (rc != 0 || check_owner(path, "it is", &st, errbuf, errlen) != 0)
+    if (rc != 0 || check_owner(path, "it is", &st, errbuf, errlen) != 0) {
+        free(real);
         return NULL;
+    }
 
     dlerror();
-    handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    handle = dlopen(real, RTLD_NOW | RTLD_LOCAL);
+    free(real);
     if (handle == NULL) {
         const char *e = dlerror();
         snprintf(errbuf, errlen,
@@ -280,6 +297,11 @@ void og__plugin_check_config(const og__plugin_t *p, const og__chconf_t *ch,
             og__errlist_add(errs, ch->file, o->line, "%s: %s (a %s), got '%s'",
                             o->key, why, type_name(f->type),
                             (f->flags & OG_CFG_SECRET) ? "***" : o->value);
+        else if ((f->flags & OG_CFG_SECRET) && og__is_placeholder(o->value))
+            og__errlist_add(errs, ch->file, o->line,
+                            "%s: a placeholder is no secret: set a real one "
+                            "(e.g. openssl rand -hex 24)",
+                            o->key);
     }
     for (f = p->def->config; f != NULL && f->key != NULL; f++) {
         if ((f->flags & OG_CFG_REQUIRED) && og__chconf_opt(ch, f->key) == NULL)

@@ -4,12 +4,15 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "log.h"
 #include "mustache.h"
 #include "templates.h"
 
@@ -42,10 +45,13 @@ struct og__templates_s {
 
 static char *read_file(const char *path, size_t *len, char *why, size_t whylen)
 {
-    FILE *f = fopen(path, "rb");
+    FILE *f;
     char *buf = NULL;
     size_t n = 0, cap = 0, r;
 
+    if (og__file_check(path, 0, why, whylen) != 0)
+        return NULL;
+    f = fopen(path, "rb");
     if (f == NULL) {
         snprintf(why, whylen, "cannot read %s: %s", path, strerror(errno));
         return NULL;
@@ -128,6 +134,91 @@ static const char *partial_src(void *data, const char *name, size_t *len)
     return NULL;
 }
 
+/* 1 when path (file as written) stays inside the configuration: the
+ * configuration directory or templates_dir, links followed. Anything else
+ * (../../etc/shadow, /etc/shadow) only with [daemon] outside_paths = yes:
+ * who may write a template must not read every file of the daemon's. */
+static int inside_config(const og__conf_t *c, const char *path,
+                         const char *file, char *why, size_t whylen)
+{
+    const char *const bases[] = {c->dir, c->templates_dir};
+    char *real, *base;
+    size_t i, n;
+    int ok = 0;
+
+    if (c->outside_paths)
+        return 1;
+    if ((real = realpath(path, NULL)) == NULL) {
+        snprintf(why, whylen, "cannot read %s: %s", path, strerror(errno));
+        return 0;
+    }
+    for (i = 0; i < 2 && !ok; i++) {
+        if ((base = realpath(bases[i], NULL)) == NULL)
+            continue;
+        n = strlen(base);
+        ok = strncmp(real, base, n) == 0 && real[n] == '/';
+        free(base);
+    }
+    if (!ok)
+        snprintf(why, whylen,
+                 "'%s' (%s) is outside the configuration directory %s; set "
+                 "[daemon] outside_paths = yes to allow it",
+                 file, real, c->dir);
+    free(real);
+    return ok;
+}
+
+/*
+ * Warns (the configuration stays valid) about a variable written into a
+ * URL attribute of an HTML part without {{url:...}}: HTML escaping keeps
+ * javascript: links working (docs/security.md). A scan of the source:
+ * href, src, action, formaction, then '=', a quote or none, then a tag.
+ */
+static void warn_urls(const char *src, size_t len, const char *file,
+                      int key_line, const char *where)
+{
+    static const char *const attrs[] = {"href", "src", "action", "formaction",
+                                        NULL};
+    size_t i, k;
+    int line = 1;
+
+    for (i = 0; i < len; i++) {
+        if (src[i] == '\n')
+            line++;
+        for (k = 0; attrs[k] != NULL; k++) {
+            size_t al = strlen(attrs[k]), j = i + al, n;
+
+            if (i + al >= len || strncasecmp(src + i, attrs[k], al) != 0 ||
+                (i > 0 &&
+                 (isalnum((unsigned char)src[i - 1]) || src[i - 1] == '-')))
+                continue;
+            while (j < len && src[j] == ' ')
+                j++;
+            if (j >= len || src[j] != '=')
+                continue;
+            j++;
+            while (j < len && src[j] == ' ')
+                j++;
+            if (j < len && (src[j] == '"' || src[j] == '\''))
+                j++;
+            if (j + 2 > len || src[j] != '{' || src[j + 1] != '{')
+                continue;
+            j += 2;
+            while (j < len && (src[j] == '{' || src[j] == '&' || src[j] == ' '))
+                j++;
+            n = strcspn(src + j, " }");
+            if (n == 0 || strncmp(src + j, "url:", 4) == 0)
+                continue;
+            og__log(OG_LOG_WARNING, "config",
+                    "%s:%d: %s: '{{%.*s}}' in %s is written as text, not "
+                    "checked as a URL (a javascript: link passes): write "
+                    "{{url:%.*s}}",
+                    file, key_line ? key_line : line, where, (int)n, src + j,
+                    attrs[k], (int)n, src + j);
+        }
+    }
+}
+
 /* Checks the names one part uses against the template's vars. */
 struct check {
     const og__templates_t *ts;
@@ -181,6 +272,11 @@ static og__tmpl_t *build_part(og__templates_t *ts, const og__tmplconf_t *tc,
         path = file[0] == '/'
                    ? og__xstrdup(file)
                    : og__xasprintf("%s/%s", ts->c->templates_dir, file);
+        if (!inside_config(ts->c, path, file, why, sizeof(why))) {
+            og__errlist_add(errs, tc->file, key_line, "%s: %s", where, why);
+            free(path);
+            return NULL;
+        }
         text = src = read_file(path, &len, why, sizeof(why));
         if (src == NULL) {
             og__errlist_add(errs, tc->file, key_line, "%s: %s", where, why);
@@ -191,6 +287,8 @@ static og__tmpl_t *build_part(og__templates_t *ts, const og__tmplconf_t *tc,
         key_line = 0;
     }
     t = og__tmpl_parse(text, len, why, sizeof(why));
+    if (t != NULL && strcmp(what, "html") == 0)
+        warn_urls(text, len, errfile, key_line, where);
     if (t == NULL) {
         og__errlist_add(errs, errfile, key_line, "%s: %s", where, why);
     } else {

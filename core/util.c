@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "util.h"
@@ -358,5 +359,42 @@ int og__module_load(const char *env, const char *dflt, const char *what,
         }
     }
     /* The handle stays open for the life of the process. */
+    return 0;
+}
+
+int og__is_placeholder(const char *value)
+{
+    static const char *const marks[] = {"change-me",  "changeme", "change_me",
+                                        "replace-me", "xxxxxxxx", NULL};
+    size_t i;
+
+    for (i = 0; marks[i] != NULL; i++)
+        if (strcasestr(value, marks[i]) != NULL)
+            return 1;
+    return 0;
+}
+
+int og__file_check(const char *path, int secret, char *why, size_t whylen)
+{
+    struct stat st;
+
+    if (stat(path, &st) != 0) {
+        snprintf(why, whylen, "cannot open: %s", strerror(errno));
+        return -1;
+    }
+    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+        snprintf(why, whylen,
+                 "refusing a file writable by group or others (mode %04o): "
+                 "run chmod go-w %s",
+                 (unsigned)(st.st_mode & 07777), path);
+        return -1;
+    }
+    if (secret && (st.st_mode & S_IROTH)) {
+        snprintf(why, whylen,
+                 "refusing a secret readable by others (mode %04o): run "
+                 "chmod o-rwx %s",
+                 (unsigned)(st.st_mode & 07777), path);
+        return -1;
+    }
     return 0;
 }

@@ -79,4 +79,16 @@ uint64_t og__now_ms(void);
  */
 void og__crashpoint(const char *name);
 
+/* 1 when a secret's value is a placeholder of an example file
+ * ("CHANGE-ME", "changeme", "xxx..."), anywhere in it. */
+int og__is_placeholder(const char *value);
+
+/*
+ * og__file_check: whether a configuration or secret file can be trusted:
+ * 0, or -1 with the reason in why. Every such file must not be writable by
+ * group or others (anyone who can change it can change the gateway);
+ * with secret set it must not be readable by others either.
+ */
+int og__file_check(const char *path, int secret, char *why, size_t whylen);
+
 #endif /* OG_CORE_UTIL_H */

@@ -513,10 +513,12 @@ static og_err_t email_init(og_plugin_ctx_t *ctx, void **state)
              strncmp(e->imap_url, "imaps://", 8) != 0) ||
             (path = strchr(path + 3, '/')) == NULL || path[1] == '\0' ||
             strpbrk(path, ";?") != NULL) {
+            char shown[300];
+
             og_log(ctx, OG_LOG_ERROR,
                    "imap_url: expected imap://HOST[:PORT]/MAILBOX or "
                    "imaps://..., got '%s'",
-                   e->imap_url);
+                   og_url_redact(e->imap_url, shown, sizeof(shown)));
             goto fail;
         }
         if (tls_mode(ctx, "imap_starttls", &e->imap_ssl) != OG_OK)

@@ -156,11 +156,14 @@ static void answered(void *data, const og_http_response_t *r)
     } else if (r->status >= 200 && r->status < 300) {
         og_delivery_complete(a->d, OG_OK, NULL);
     } else if (r->status == 410) {
-        if (!a->h->gone)
+        if (!a->h->gone) {
+            char shown[300];
+
             og_log(a->h->ctx, OG_LOG_WARNING,
                    "%s answered 410 Gone: this endpoint is disabled until the "
                    "channel restarts",
-                   a->h->url);
+                   og_url_redact(a->h->url, shown, sizeof(shown)));
+        }
         a->h->gone = 1;
         og_delivery_complete(a->d, OG_ERR_REJECTED,
                              "endpoint answered 410 Gone (disabled)");

@@ -193,6 +193,11 @@ static const char *customer_of(const web_live_t *l, const char *anon)
     return s != NULL ? s->customer : NULL;
 }
 
+const char *web_live_customer(const web_live_t *l, const char *anon)
+{
+    return customer_of(l, anon);
+}
+
 static void unlink_waiter(struct waiter *w)
 {
     if (w->prev)

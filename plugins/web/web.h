@@ -129,6 +129,8 @@ web_live_t *web_live_create(og_plugin_ctx_t *ctx, uint64_t wait_ms,
                             web_live_answer_fn answer, void *data);
 /* The browser with anonymous id anon is customer. */
 void web_live_learn(web_live_t *l, const char *anon, const char *customer);
+/* The customer the browser anon is known as, or NULL (for the tests). */
+const char *web_live_customer(const web_live_t *l, const char *anon);
 /* A long-poll of the browser anon: answered with its messages, at once or
  * when one comes, or empty after wait_ms. */
 void web_live_poll(web_live_t *l, og_http_req_t *req, const char *anon);

@@ -58,7 +58,7 @@ install -m 0755 "$tmp/ext/dropdir.so" "$tmp/plugins/dropdir.so"
 cat > "$tmp/conf/omnigate.conf" <<CONF
 [http]
 public_listen = 127.0.0.1:0
-admin_listen = 127.0.0.1:0
+admin_listen = unix:$tmp/admin.sock
 [daemon]
 plugin_dir = $tmp/plugins
 state_dir = $tmp/state

@@ -23,7 +23,10 @@
 
 /* Every daemon in the tests listens on ephemeral ports. */
 #define HTTP0                                                                  \
-    "[http]\npublic_listen = 127.0.0.1:0\nadmin_listen = 127.0.0.1:0\n"
+    "[http]\npublic_listen = 127.0.0.1:0\nadmin_listen = 127.0.0.1:0\n"        \
+    "admin_tokens = admin.tokens\n"
+/* The admin API on TCP answers bearer tokens only (docs/security.md). */
+#define ADMIN_TOKEN "adm1n-t0ken-0123456789abcdef"
 
 static char *root; /* per-test temporary tree */
 static char *daemon_bin;
@@ -82,6 +85,9 @@ static void setup(void)
     mk("plugins");
     pathf(dir, sizeof(dir), "plugins");
     CU_ASSERT_EQUAL_FATAL(tu_install_plugins(dir, plugins), 0);
+    put("conf/admin.tokens", "erase %s\n", ADMIN_TOKEN);
+    pathf(dir, sizeof(dir), "conf/admin.tokens");
+    chmod(dir, 0600);
     put("conf/omnigate.conf",
         HTTP0 "[daemon]\nplugin_dir = ../plugins\n"
               "shutdown_timeout = 3s\nlog_level = debug\n");
@@ -258,7 +264,9 @@ static char *admin_get(const char *path)
     char req[256];
 
     snprintf(req, sizeof(req),
-             "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path);
+             "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: "
+             "Bearer " ADMIN_TOKEN "\r\nConnection: close\r\n\r\n",
+             path);
     return http_call(admin_port(), req);
 }
 
@@ -403,7 +411,7 @@ static void test_failed_channels(void)
                                     "shutdown_timeout = forever\n");
     pid = start();
     CU_ASSERT_EQUAL(tu_wait(pid, 10000), 78);
-    CU_ASSERT_TRUE(log_has("omnigate.conf:6: shutdown_timeout: expected a "
+    CU_ASSERT_TRUE(log_has("omnigate.conf:7: shutdown_timeout: expected a "
                            "duration"));
 }
 
@@ -617,7 +625,8 @@ static void test_listen_failure(void)
     port = admin_port();
     snprintf(conf, sizeof(conf),
              "[http]\npublic_listen = 127.0.0.1:0\nadmin_listen = "
-             "127.0.0.1:%d\n[daemon]\nplugin_dir = ../plugins\n",
+             "127.0.0.1:%d\nadmin_tokens = admin.tokens\n[daemon]\n"
+             "plugin_dir = ../plugins\n",
              port);
     put("conf/omnigate.conf", "%s", conf);
     b = start();

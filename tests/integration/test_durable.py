@@ -42,6 +42,7 @@ PLUGINS = {
     "init_fail": os.path.join(BUILD, "tests/plugins/.libs/init_fail.so"),
 }
 TOKEN = "t0k3n"
+ADMIN_TOKEN = "adm1n-t0ken-0123456789abcdef"  # role erase: every call
 
 failures = []
 
@@ -71,9 +72,13 @@ class Daemon:
         self.main_conf("")
 
     def main_conf(self, extra):
+        # the admin API on TCP answers only bearer tokens (docs/security.md)
+        self.write("conf/admin.tokens", "erase %s\n" % ADMIN_TOKEN)
+        os.chmod(os.path.join(self.root, "conf/admin.tokens"), 0o600)
         self.write("conf/omnigate.conf",
                    "[http]\npublic_listen = 127.0.0.1:0\n"
                    "admin_listen = 127.0.0.1:0\n"
+                   "admin_tokens = admin.tokens\n"
                    "[daemon]\nplugin_dir = ../plugins\n"
                    "shutdown_timeout = 2s\n" + extra)
 
@@ -135,9 +140,11 @@ class Daemon:
         except subprocess.TimeoutExpired:
             return None
 
-    def admin(self, method, path):
+    def admin(self, method, path, token=None, headers=None):
         c = http.client.HTTPConnection("127.0.0.1", self.adm, timeout=10)
-        c.request(method, path)
+        h = {"Authorization": "Bearer " + (token or ADMIN_TOKEN)}
+        h.update(headers or {})
+        c.request(method, path, headers=h)
         r = c.getresponse()
         body = r.read().decode()
         c.close()

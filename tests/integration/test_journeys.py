@@ -39,7 +39,8 @@ MIN = 60 * 1000
 
 def admin(d, method, path, body=None):
     c = http.client.HTTPConnection("127.0.0.1", d.adm, timeout=10)
-    c.request(method, path, body=body)
+    c.request(method, path, body=body,
+              headers={"Authorization": "Bearer " + td.ADMIN_TOKEN})
     r = c.getresponse()
     text = r.read().decode()
     c.close()

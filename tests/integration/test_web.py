@@ -335,7 +335,8 @@ def test_webhooks():
     d, out = web_tree("hooks")
     npmroot = tempfile.mkdtemp(prefix="ogweb-npm.")
     d.channel("crm", "web",
-              "webhook_url = http://127.0.0.1:%d/hook\n"
+              "webhook_url = http://hookuser:canary-pass@127.0.0.1:%d/hook"
+              "?token=canary-token\n"
               "webhook_secrets = %s %s\n" % (srv.server_address[1], WH1, WH2),
               "retry_base = 200ms\n")
     d.write("conf/routes.d/all.conf",
@@ -401,6 +402,10 @@ def test_webhooks():
         check(len(Receiver.got) == n, "and not sent")
         dl = [x for x in tc.dead_letters(d, "crm") if x["event_id"] == "w-410"]
         check(dl and "410" in dl[0]["error"], "reason: %s" % dl)
+        log = d.logtext()
+        check("answered 410 Gone" in log and "canary-pass" not in log and
+              "canary-token" not in log and "hookuser" not in log,
+              "the 410 is logged without the URL's credentials and token")
         check(d.stop() == 0, "clean stop")
     finally:
         srv.shutdown()
@@ -765,7 +770,15 @@ def test_browser_key():
                                  "props": {"mark": "v1", "text": "hi"}})
         vconv = marked(out, "v1").get("conversation")
         check(vconv is not None, "the victim's conversation")
+        st, body, h = events(d, {"type": "consent.changed", "ids": victim,
+                                 "consent": {"marketing": {"email": False}},
+                                 "props": {"mark": "v2"}})
+        check(marked(out, "v2").get("customer") == vc,
+              "the victim refused marketing email")
         before = trust_view(d, vc)
+        check(before.get("consents") and
+              before["consents"][0]["granted"] is False,
+              "the profile shows the consent: %s" % before.get("consents"))
 
         att, satt = new_session(d)
         a_ids = [{"kind": "anon", "value": att}]
@@ -837,6 +850,28 @@ def test_browser_key():
             {"Content-Type": "application/json",
              "Authorization": "Bearer " + KEY})
         check(st == 401, "a reply needs the visitor's session")
+        # the same through the Segment API: an unsigned or wrongly signed
+        # user id, the victim's email in traits, a consent in context
+        for mark, call in (
+                ("g1", {"type": "identify", "userId": "u-victim",
+                        "anonymousId": att, "traits": {"mark": "g1"}}),
+                ("g2", {"type": "track", "event": "Product Viewed",
+                        "userId": "u-victim", "anonymousId": att,
+                        "properties": {"mark": "g2"},
+                        "context": {"omnigate": {"signature": "00" * 32}}}),
+                ("g3", {"type": "identify", "anonymousId": att,
+                        "traits": {"email": "victim@example.com",
+                                   "mark": "g3"}})):
+            st, body, h = segment(d, call["type"], call, key=KEY,
+                                  session=satt)
+            check(st == 200, "Segment %s: %d %s" % (mark, st, body))
+            got = find(out, lambda e, m=mark: (
+                e.get("props", {}).get("mark") == m or
+                e.get("props", {}).get("traits", {}).get("mark") == m))
+            check(got.get("customer") not in (None, vc) and
+                  all(not i.get("verified") for i in got.get("ids", [])),
+                  "Segment %s does not reach the victim: %s" % (
+                      mark, got.get("customer")))
         # reading the victim's live messages after an unverified identify
         st, body, h = segment(d, "identify", {
             "type": "identify", "anonymousId": att, "messageId": "m-id",

@@ -115,6 +115,102 @@ static void test_main_errors(void)
     og__errlist_free(&errs);
 }
 
+static void chmod_rel(const char *rel, mode_t mode)
+{
+    char *p;
+
+    CU_ASSERT_FATAL(asprintf(&p, "%s/%s", dir, rel) > 0);
+    CU_ASSERT_EQUAL(chmod(p, mode), 0);
+    free(p);
+}
+
+/* docs/security.md: files anyone may change are refused; the admin API on
+ * TCP needs a tokens file that is a secret. */
+static void test_trust(void)
+{
+    og__errlist_t errs = {NULL, 0};
+    og__conf_t *c;
+
+    /* a world-writable main file and channel file */
+    fresh();
+    put("omnigate.conf", "[daemon]\nplugin_dir = plugins\n");
+    put("channels.d/web.conf", "[channel]\nplugin = web\n");
+    chmod_rel("omnigate.conf", 0666);
+    chmod_rel("channels.d/web.conf", 0620);
+    c = load(&errs);
+    CU_ASSERT_PTR_NULL(c);
+    CU_ASSERT_TRUE(has_error(&errs, "omnigate.conf", 0,
+                             "refusing a file writable by group or others "
+                             "(mode 0666)"));
+    CU_ASSERT_TRUE(has_error(&errs, "channels.d/web.conf", 0,
+                             "refusing a file writable by group or others "
+                             "(mode 0620)"));
+    og__errlist_free(&errs);
+
+    /* the default admin listener is a socket in state_dir */
+    fresh();
+    put("omnigate.conf", "[daemon]\nstate_dir = /var/lib/og\n");
+    c = load(&errs);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_STRING_EQUAL(c->admin_listen, "unix:/var/lib/og/admin.sock");
+    og__conf_free(c);
+
+    /* TCP without tokens */
+    fresh();
+    put("omnigate.conf", "[http]\nadmin_listen = 127.0.0.1:8089\n");
+    c = load(&errs);
+    CU_ASSERT_PTR_NULL(c);
+    CU_ASSERT_TRUE(has_error(&errs, "omnigate.conf", 0,
+                             "admin_listen = 127.0.0.1:8089 is TCP: set "
+                             "admin_tokens"));
+    og__errlist_free(&errs);
+
+    /* tokens: roles, lengths, placeholders, a secret's mode */
+    fresh();
+    put("omnigate.conf", "[http]\nadmin_listen = 127.0.0.1:8089\n"
+                         "admin_tokens = tokens\nadmin_hosts = ops.lan\n");
+    put("tokens", "# role token\n"
+                  "read 0123456789abcdef0123456789\n"     /* 2 */
+                  "erase fedcba9876543210fedcba98 # ok\n" /* 3 */
+                  "admin 0123456789abcdef0123456789\n"    /* 4 */
+                  "read short\n"                          /* 5 */
+                  "operate CHANGE-ME-0123456789abcdef\n"  /* 6 */
+                  "read a b\n");                          /* 7 */
+    chmod_rel("tokens", 0600);
+    c = load(&errs);
+    CU_ASSERT_PTR_NULL(c);
+    CU_ASSERT_TRUE(has_error(&errs, "tokens", 4, "expected 'ROLE TOKEN'"));
+    CU_ASSERT_TRUE(has_error(&errs, "tokens", 5,
+                             "a token must have at least 24 characters"));
+    CU_ASSERT_TRUE(
+        has_error(&errs, "tokens", 6, "a token must have at least 24"));
+    CU_ASSERT_TRUE(has_error(&errs, "tokens", 7, "expected 'ROLE TOKEN'"));
+    CU_ASSERT_EQUAL(errs.n, 4);
+    og__errlist_free(&errs);
+    put("tokens", "read 0123456789abcdef0123456789\n"
+                  "erase fedcba9876543210fedcba98\n");
+    chmod_rel("tokens", 0644);
+    c = load(&errs);
+    CU_ASSERT_PTR_NULL(c);
+    {
+        char want[700];
+
+        snprintf(want, sizeof(want),
+                 "admin_tokens: %s/tokens: refusing a secret readable by "
+                 "others (mode 0644)",
+                 dir);
+        CU_ASSERT_TRUE(has_error(&errs, "omnigate.conf", 3, want));
+    }
+    og__errlist_free(&errs);
+    chmod_rel("tokens", 0640);
+    c = load(&errs);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL(c->nadmin_tokens, 2);
+    CU_ASSERT_EQUAL(c->admin_tokens[1].role, 2);
+    CU_ASSERT_STRING_EQUAL(c->admin_hosts[0], "ops.lan");
+    og__conf_free(c);
+}
+
 static void test_http_section(void)
 {
     og__errlist_t errs = {NULL, 0};
@@ -368,6 +464,7 @@ int main(void)
     CU_add_test(s, "valid configuration", test_valid);
     CU_add_test(s, "main file errors", test_main_errors);
     CU_add_test(s, "[http] section", test_http_section);
+    CU_add_test(s, "files and admin tokens (docs/security.md)", test_trust);
     CU_add_test(s, "route conditions", test_route_conditions);
     CU_add_test(s, "syntax errors", test_syntax_errors);
     CU_add_test(s, "channel file errors", test_channel_errors);

@@ -135,6 +135,38 @@ static void test_file_refusals(void)
                    "is writable by group or others "
                    "(mode 0777)");
     chmod(dir, 0755);
+
+    /* a link to a plugin in a directory anyone may write to: the real
+     * file and its real directory are checked (issue 15) */
+    {
+        char *open_dir, *target, *link;
+
+        CU_ASSERT_FATAL(asprintf(&open_dir, "%s/open", dir) > 0);
+        CU_ASSERT_FATAL(asprintf(&target, "%s/open/good.so", dir) > 0);
+        link = path_of("linked");
+        mkdir(open_dir, 01777);
+        chmod(open_dir, 01777);
+        CU_ASSERT_EQUAL(rename(p, target), 0);
+        CU_ASSERT_EQUAL(symlink(target, link), 0);
+        expect_refusal("linked", "where it links to",
+                       "is writable by group or others (mode 1777)");
+        chmod(open_dir, 0755);
+        {
+            char err[512];
+            og__plugin_t *pl = og__plugin_open(link, err, sizeof(err));
+
+            CU_ASSERT_PTR_NOT_NULL(pl); /* the same link, checked dir */
+            if (pl == NULL)
+                fprintf(stderr, "%s\n", err);
+            og__plugin_close(pl);
+        }
+        unlink(link);
+        CU_ASSERT_EQUAL(rename(target, p), 0);
+        rmdir(open_dir);
+        free(link);
+        free(target);
+        free(open_dir);
+    }
     free(p);
 }
 

@@ -160,6 +160,10 @@ static void test_checked_at_load(void)
     put("templates/file.conf", "[template]\nvars = a\n[default]\n"
                                "text_file = file.txt\n");
     put("templates/file.txt", "line one\n{{#a}}\n{{/b}}\n");
+    /* paths out of the configuration (issue 15) */
+    put("templates/escape.conf", "[template]\nvars = a\n[default]\n"
+                                 "text_file = ../../../../../../etc/passwd\n"
+                                 "[email]\nhtml_file = /etc/passwd\n");
     c = og__check_config(dir, NULL, &errs);
     CU_ASSERT_PTR_NULL(c);
     CU_ASSERT_TRUE(has_error(&errs, "templates/bad.conf", 4,
@@ -179,6 +183,13 @@ static void test_checked_at_load(void)
                              "no [default] variant"));
     CU_ASSERT_TRUE(has_error(&errs, "templates/novars.conf", 1,
                              "[template] has no 'vars' key"));
+    CU_ASSERT_TRUE(has_error(&errs, "templates/escape.conf", 4,
+                             "[default] text: '../../../../../../etc/passwd' "
+                             "(/etc/passwd) is outside the configuration "
+                             "directory"));
+    CU_ASSERT_TRUE(has_error(&errs, "templates/escape.conf", 6,
+                             "[email] html: '/etc/passwd' (/etc/passwd) is "
+                             "outside"));
     CU_ASSERT_TRUE(has_error(&errs, "templates/file.txt", 0,
                              "[default] text: line 3: 'b' closes section "
                              "'a' opened at line 2"));

@@ -281,6 +281,61 @@ static void test_segment_mapping(void)
     json_decref(call);
 }
 
+/* The visitor map (issue 15): no id pushes out another by colliding with
+ * it; only the bound forgets, the visitor seen longest ago first. */
+static void test_visitors(void)
+{
+    web_live_t *l = web_live_create(NULL, 1000, 1000, 100000, NULL, NULL);
+    char anon[40], cust[40];
+    int i, known = 0;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+    for (i = 0; i < 100; i++) {
+        snprintf(anon, sizeof(anon), "visitor-%d", i);
+        snprintf(cust, sizeof(cust), "cust-%d", i);
+        web_live_learn(l, anon, cust);
+    }
+    for (i = 0; i < 99900; i++) { /* a flood of other ids, to the bound */
+        snprintf(anon, sizeof(anon), "flood-%08x-%d", (unsigned)rand(), i);
+        web_live_learn(l, anon, "attacker");
+    }
+    for (i = 0; i < 100; i++) {
+        const char *c;
+
+        snprintf(anon, sizeof(anon), "visitor-%d", i);
+        snprintf(cust, sizeof(cust), "cust-%d", i);
+        c = web_live_customer(l, anon);
+        known += c != NULL && strcmp(c, cust) == 0;
+    }
+    CU_ASSERT_EQUAL(known, 100);
+    /* past the bound the oldest goes first: visitor-0, not the newest */
+    web_live_learn(l, "visitor-0", "cust-0"); /* seen again: newest now */
+    web_live_learn(l, "one-more", "x");
+    CU_ASSERT_PTR_NOT_NULL(web_live_customer(l, "visitor-0"));
+    CU_ASSERT_PTR_NULL(web_live_customer(l, "visitor-1"));
+    CU_ASSERT_PTR_NOT_NULL(web_live_customer(l, "one-more"));
+    web_live_destroy(l);
+}
+
+/* og_url_redact (SDK): no credential or token of a URL in a log line. */
+static void test_url_redact(void)
+{
+    char out[120];
+
+    CU_ASSERT_STRING_EQUAL(og_url_redact("https://u:p4ss@hooks.example/x?"
+                                         "token=t0k#f",
+                                         out, sizeof(out)),
+                           "https://***@hooks.example/x?***");
+    CU_ASSERT_STRING_EQUAL(
+        og_url_redact("imaps://mail.example/INBOX", out, sizeof(out)),
+        "imaps://mail.example/INBOX");
+    CU_ASSERT_STRING_EQUAL(
+        og_url_redact("http://h.example/a@b", out, sizeof(out)),
+        "http://h.example/a@b");
+    CU_ASSERT_STRING_EQUAL(og_url_redact("http://a:b@h", out, 8), "http://");
+    CU_ASSERT_STRING_EQUAL(og_url_redact(NULL, out, sizeof(out)), "");
+}
+
 int main(void)
 {
     CU_pSuite s;
@@ -293,5 +348,7 @@ int main(void)
     CU_add_test(s, "JSON <-> MessagePack", test_json_msgpack);
     CU_add_test(s, "Segment event names", test_segment_types);
     CU_add_test(s, "Segment calls as envelopes", test_segment_mapping);
+    CU_add_test(s, "the visitor map (SipHash, bounded)", test_visitors);
+    CU_add_test(s, "URLs redacted for logs", test_url_redact);
     return tu_run();
 }

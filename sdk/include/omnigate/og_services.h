@@ -195,6 +195,50 @@ static inline void og_gauge_set(og_plugin_ctx_t *ctx, const char *name,
         og__host->gauge_set(ctx, name, value);
 }
 
+/*
+ * og_url_redact: url as it may be logged: user name and password become
+ * "***" and the query and fragment "?***" (tokens travel there), so no
+ * secret of a URL reaches a log line. Writes into out (always
+ * NUL-terminated when outlen > 0) and returns out. Pure function: any
+ * thread. (ABI 1.0, unreleased, appended.)
+ */
+static inline const char *og_url_redact(const char *url, char *out,
+                                        size_t outlen)
+{
+    const char *p = url, *auth, *end, *at;
+    size_t n = 0;
+
+    if (outlen == 0)
+        return out;
+    out[0] = '\0';
+    if (url == NULL)
+        return out;
+    auth = strstr(url, "://");
+    auth = auth != NULL ? auth + 3 : url;
+    end = auth + strcspn(auth, "/?#");
+    at = (const char *)memchr(auth, '@', (size_t)(end - auth));
+    while (*p != '\0' && n + 1 < outlen) {
+        if (p == auth && at != NULL) {
+            const char *mask = "***@";
+
+            while (*mask != '\0' && n + 1 < outlen)
+                out[n++] = *mask++;
+            p = at + 1;
+            continue;
+        }
+        if (p >= end && (*p == '?' || *p == '#')) {
+            const char *mask = "?***";
+
+            while (*mask != '\0' && n + 1 < outlen)
+                out[n++] = *mask++;
+            break;
+        }
+        out[n++] = *p++;
+    }
+    out[n] = '\0';
+    return out;
+}
+
 OG_END_DECLS
 
 #endif /* OMNIGATE_OG_SERVICES_H */
