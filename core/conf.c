@@ -842,6 +842,11 @@ static void load_template(struct parse *p, const char *file)
         og__errlist_add(p->errs, file, 0,
                         "'%s' is not a valid template name; rename the file",
                         t->name);
+    else if (strlen(t->name) > OG__MAX_NAME)
+        og__errlist_add(p->errs, file, 0,
+                        "the template name '%.20s...' has %zu characters, at "
+                        "most %d; rename the file",
+                        t->name, strlen(t->name), OG__MAX_NAME);
     if (t->line == 0)
         og__errlist_add(p->errs, file, 0, "missing [template] section");
     else if (t->vars == NULL)
@@ -922,6 +927,11 @@ static void load_journey(struct parse *p, const char *file)
         og__errlist_add(p->errs, file, 0,
                         "'%s' is not a valid journey name; rename the file",
                         j->name);
+    else if (strlen(j->name) > OG__MAX_NAME)
+        og__errlist_add(p->errs, file, 0,
+                        "the journey name '%.20s...' has %zu characters, at "
+                        "most %d; rename the file",
+                        j->name, strlen(j->name), OG__MAX_NAME);
     if (j->line == 0)
         og__errlist_add(p->errs, file, 0, "missing [journey] section");
     for (i = 0; i < p->nsections; i++) {
@@ -1161,6 +1171,12 @@ static void load_channel(struct parse *p, const char *file)
                         "'%s' is not a valid channel name; rename the file or "
                         "set name =",
                         ch.name);
+    else if (strlen(ch.name) > OG__MAX_NAME)
+        og__errlist_add(p->errs, file, ch.line,
+                        "the channel name '%.20s...' has %zu characters, at "
+                        "most %d (it is the envelope's source.instance); "
+                        "rename the file or set name =",
+                        ch.name, strlen(ch.name), OG__MAX_NAME);
     else if (strcmp(ch.name, "core") == 0)
         og__errlist_add(p->errs, file, ch.line,
                         "channel name 'core' is reserved for the events the "

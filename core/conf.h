@@ -121,6 +121,10 @@ typedef struct og__journeyconf_s {
     size_t nsteps;
 } og__journeyconf_t;
 
+/* Channel, template and journey names: at most this many characters (a
+ * channel's is the envelope's source.instance, 1-64). */
+#define OG__MAX_NAME 64
+
 typedef struct og__conf_s {
     unsigned refs; /* og__conf_ref(); loop thread */
     char *main_file;

@@ -25,6 +25,9 @@
 #include "util.h"
 
 #define READ_BUF 65536
+/* Unsent response bytes above which a connection is not read from
+ * (backpressure against a client that pipelines and never reads). */
+#define OUT_MAX (256 * 1024)
 
 struct route {
     char *method; /* NULL: any */
@@ -85,8 +88,8 @@ struct conn {
     char err_msg[160];
     char *pending; /* bytes read but not parsed yet */
     size_t npending;
-    int reading; /* uv_read_start() in effect */
-    char rbuf[READ_BUF];
+    int reading;       /* uv_read_start() in effect */
+    int write_blocked; /* unsent responses over OUT_MAX: not parsing */
     struct conn *prev, *next;
 };
 
@@ -113,6 +116,10 @@ struct og__http_server_s {
     int listener_closing;
     og__http_guard guard; /* asked before every request, or NULL */
     void *guard_data;
+    /* One read buffer for every connection: a read is parsed (and what
+     * must stay is copied) before the next one, so an idle connection
+     * costs its structs only, not a buffer. */
+    char *rbuf;
 };
 
 struct write_req {
@@ -237,6 +244,7 @@ static void maybe_free_server(og__http_server_t *s)
         }
         free(s->pipe_path);
         free(s->name);
+        free(s->rbuf);
         free(s);
     }
 }
@@ -276,6 +284,8 @@ static void conn_close(struct conn *c)
     uv_close(&c->h.handle, conn_handle_closed);
 }
 
+static void resume(struct conn *c);
+
 static void on_write(uv_write_t *w, int status)
 {
     struct write_req *wr = (struct write_req *)w;
@@ -286,8 +296,16 @@ static void on_write(uv_write_t *w, int status)
     free(wr);
     if (c->closing)
         return;
-    if (status < 0 || (c->close_after && c->inflight == NULL && queued == 0))
+    if (status < 0 || (c->close_after && c->inflight == NULL && queued == 0)) {
         conn_close(c);
+        return;
+    }
+    /* Backpressure: a client that does not read its answers is not read
+     * from either, until they drained to half the bound. */
+    if (c->write_blocked && queued <= OUT_MAX / 2) {
+        c->write_blocked = 0;
+        resume(c);
+    }
 }
 
 /* Writes raw bytes, at once when the socket takes them (uv_write() would
@@ -335,7 +353,9 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     struct conn *c = h->data;
 
     (void)suggested;
-    *buf = uv_buf_init(c->rbuf, sizeof(c->rbuf));
+    if (c->srv->rbuf == NULL)
+        c->srv->rbuf = og__xmalloc(READ_BUF);
+    *buf = uv_buf_init(c->srv->rbuf, READ_BUF);
 }
 
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
@@ -343,10 +363,11 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     struct conn *c = st->data;
 
     if (nread == UV_EOF && c->inflight != NULL) {
-        /* The client finished sending; it still gets its response. */
-        uv_read_stop(st);
-        c->reading = 0;
-        c->close_after = 1;
+        /* The client is gone while its request is being handled (a closed
+         * tab's long-poll): its connection slot is free at once, and the
+         * handler's late answer is dropped. A client cannot tell "gone"
+         * from a half-close; like nginx, omnigate takes it as gone. */
+        conn_close(c);
         return;
     }
     if (nread < 0) {
@@ -363,7 +384,7 @@ static void resume(struct conn *c)
     char *data = c->pending;
     size_t n = c->npending;
 
-    if (c->closing || c->inflight != NULL)
+    if (c->closing || c->inflight != NULL || c->write_blocked)
         return;
     c->pending = NULL;
     c->npending = 0;
@@ -371,7 +392,8 @@ static void resume(struct conn *c)
     if (n > 0)
         feed(c, data, n);
     free(data);
-    if (!c->closing && c->inflight == NULL && !c->close_after) {
+    if (!c->closing && c->inflight == NULL && !c->close_after &&
+        !c->write_blocked) {
         if (!c->reading) {
             uv_read_start(&c->h.stream, on_alloc, on_read);
             c->reading = 1;
@@ -385,6 +407,10 @@ static void on_timer(uv_timer_t *t)
 {
     struct conn *c = t->data;
 
+    if (c->write_blocked) { /* its answers did not drain for idle_timeout */
+        conn_close(c);
+        return;
+    }
     if (c->need_resume) {
         c->need_resume = 0;
         resume(c); /* deferred continuation after an async response */
@@ -444,6 +470,18 @@ void og__http_respond(og__http_req_t *r, int status, const char *content_type,
     conn_write(c, mem, hlen + len);
     if (c->closing || c->close_after)
         return;
+    if (c->h.stream.write_queue_size > OUT_MAX) {
+        /* the client reads slower than it asks: parse no more of it until
+         * on_write sees the queue drain */
+        c->write_blocked = 1;
+        if (c->reading) {
+            uv_read_stop(&c->h.stream);
+            c->reading = 0;
+        }
+        c->need_resume = 0;
+        arm_timer(c, c->srv->limits.idle_timeout_ms); /* or it goes */
+        return;
+    }
     /* Parse pipelined bytes now if we are inside feed(); otherwise from
      * the loop, so that a handler never re-enters the parser. */
     if (!c->in_feed) {
@@ -668,7 +706,7 @@ static void feed(struct conn *c, const char *data, size_t n)
         if (e == HPE_PAUSED) {
             data += done;
             n -= done;
-            if (c->inflight != NULL) {
+            if (c->inflight != NULL || c->write_blocked) {
                 /* Wait for the handler; keep what is left. Reading goes
                  * on (stopping and restarting costs two epoll_ctl calls
                  * per request) until a pipelining client has sent more
@@ -704,7 +742,7 @@ static void feed(struct conn *c, const char *data, size_t n)
     }
     c->in_feed--;
     if (!c->closing && !c->close_after && c->inflight == NULL &&
-        HTTP_PARSER_ERRNO(&c->parser) == HPE_PAUSED) {
+        !c->write_blocked && HTTP_PARSER_ERRNO(&c->parser) == HPE_PAUSED) {
         http_parser_pause(&c->parser, 0);
     }
     if (!c->closing && !c->close_after && c->inflight == NULL &&
@@ -753,7 +791,9 @@ static void on_connection(uv_stream_t *ls, int status)
     }
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
-    arm_timer(c, s->limits.idle_timeout_ms);
+    /* the first request must come within read_timeout: a connection that
+     * sends nothing does not hold a slot for idle_timeout */
+    arm_timer(c, s->limits.read_timeout_ms);
     uv_read_start(&c->h.stream, on_alloc, on_read);
     c->reading = 1;
 }

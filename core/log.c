@@ -62,22 +62,80 @@ static const char *level_name(og_log_level_t level)
     return "?";
 }
 
+/* The length of the valid UTF-8 sequence at s (1-4), or 0: overlong
+ * forms, surrogates and code points past U+10FFFF are not valid. */
+static size_t utf8_len(const unsigned char *s)
+{
+    size_t n, i;
+    unsigned cp;
+
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf)
+        n = 2, cp = s[0] & 0x1fu;
+    else if (s[0] >= 0xe0 && s[0] <= 0xef)
+        n = 3, cp = s[0] & 0x0fu;
+    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+        n = 4, cp = s[0] & 0x07u;
+    else
+        return 0;
+    for (i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3fu);
+    }
+    if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        return 0;
+    return n;
+}
+
+void og__log_clean(const char *in, char *out, size_t outlen)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *s = (const unsigned char *)in;
+    size_t o = 0, n;
+
+    if (outlen == 0)
+        return;
+    while (*s != '\0' && o + 1 < outlen) {
+        if (*s == '\n' || *s == '\r' || *s == '\t') {
+            out[o++] = ' '; /* one record is one line */
+            s++;
+        } else if (*s < 0x20 || *s == 0x7f || (n = utf8_len(s)) == 0) {
+            if (o + 5 > outlen)
+                break;
+            out[o++] = '\\';
+            out[o++] = 'x';
+            out[o++] = hex[*s >> 4];
+            out[o++] = hex[*s & 15];
+            s++;
+        } else {
+            if (o + n + 1 > outlen)
+                break;
+            memcpy(out + o, s, n);
+            o += n;
+            s += n;
+        }
+    }
+    out[o] = '\0';
+}
+
 void og__vlog(og_log_level_t level, const char *scope, const char *fmt,
               va_list ap)
 {
-    char msg[2048];
-    size_t n;
+    char raw[2048], msg[4096];
 
     if (level > max_level)
         return;
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    /* One record is one line: fold embedded newlines. */
-    for (n = 0; msg[n] != '\0'; n++)
-        if (msg[n] == '\n' || msg[n] == '\r')
-            msg[n] = ' ';
+    vsnprintf(raw, sizeof(raw), fmt, ap);
+    /* What a log line quotes may come from outside (a header, a mail's
+     * subject): controls and invalid UTF-8 are escaped, so a line is one
+     * line of valid text that forges nothing. */
+    og__log_clean(raw, msg, sizeof(msg));
 
     if (log_hook != NULL) {
-        char line[2200];
+        char line[4200];
 
         snprintf(line, sizeof(line), "%s %s%s%s%s", level_name(level),
                  scope ? "[" : "", scope ? scope : "", scope ? "] " : "", msg);

@@ -27,4 +27,8 @@ void og__log(og_log_level_t level, const char *scope, const char *fmt, ...)
 void og__vlog(og_log_level_t level, const char *scope, const char *fmt,
               va_list ap) __attribute__((format(printf, 3, 0)));
 
+/* in as one log line: newlines, carriage returns and tabs as blanks,
+ * other controls and bytes that are not valid UTF-8 as \xNN. */
+void og__log_clean(const char *in, char *out, size_t outlen);
+
 #endif /* OG_CORE_LOG_H */

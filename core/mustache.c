@@ -292,7 +292,7 @@ static const msgpack_object *get(const msgpack_object *m, const char *k,
         const msgpack_object *key = &m->via.map.ptr[i].key;
 
         if (key->type == MSGPACK_OBJECT_STR && key->via.str.size == kl &&
-            memcmp(key->via.str.ptr, k, kl) == 0)
+            (kl == 0 || memcmp(key->via.str.ptr, k, kl) == 0))
             return &m->via.map.ptr[i].val;
     }
     return NULL;

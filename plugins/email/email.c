@@ -926,17 +926,21 @@ static void unsubscribe(void *data, og_http_req_t *req)
         size_t il = strlen(e->instance), k = 0;
         og_err_t rc = OG_ERR_NOMEM;
 
-        /* {"marketing": {INSTANCE: false}} */
-        consent[k++] = 0x81;
-        consent[k++] = 0xa9;
-        memcpy(consent + k, "marketing", 9);
-        k += 9;
-        consent[k++] = 0x81;
-        consent[k++] = 0xd9;
-        consent[k++] = (uint8_t)il;
-        memcpy(consent + k, e->instance, il);
-        k += il;
-        consent[k++] = 0xc2;
+        /* {"marketing": {INSTANCE: false}}; an instance name is at most
+         * 64 characters (the envelope's channel rule): checked before
+         * anything is copied */
+        if (il <= 64) {
+            consent[k++] = 0x81;
+            consent[k++] = 0xa9;
+            memcpy(consent + k, "marketing", 9);
+            k += 9;
+            consent[k++] = 0x81;
+            consent[k++] = 0xd9;
+            consent[k++] = (uint8_t)il;
+            memcpy(consent + k, e->instance, il);
+            k += il;
+            consent[k++] = 0xc2;
+        }
         if (b != NULL && c != NULL && il <= 64 &&
             og_event_builder_set_str(b, "customer", cust) == OG_OK &&
             og_event_builder_set_str(b, "source.channel", "email") == OG_OK &&

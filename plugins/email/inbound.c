@@ -229,7 +229,8 @@ static char *part_bytes(GMimeObject *part)
     g_mime_data_wrapper_write_to_stream(w, s);
     a = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(s));
     out = g_malloc(a->len + 1);
-    memcpy(out, a->data, a->len);
+    if (a->len > 0) /* an empty part's data may be NULL */
+        memcpy(out, a->data, a->len);
     out[a->len] = '\0';
     g_object_unref(s);
     return out;

@@ -29,6 +29,7 @@
 #include "web.h"
 
 #define BUCKETS 65536
+#define MAX_WAITERS 10000 /* polls waiting at once */
 
 struct slot {
     char anon[72];
@@ -64,6 +65,7 @@ struct web_live_s {
     size_t nslots, max_slots;
     unsigned char key[16]; /* SipHash key, random per start */
     struct waiter *waiters;
+    size_t nwaiters;
     struct held *held;
     size_t nheld;
 };
@@ -200,6 +202,7 @@ const char *web_live_customer(const web_live_t *l, const char *anon)
 
 static void unlink_waiter(struct waiter *w)
 {
+    w->l->nwaiters--;
     if (w->prev)
         w->prev->next = w->next;
     else
@@ -265,8 +268,8 @@ void web_live_poll(web_live_t *l, og_http_req_t *req, const char *anon)
         return;
     }
     json_decref(now);
-    w = calloc(1, sizeof(*w));
-    if (w == NULL) {
+    w = l->nwaiters < MAX_WAITERS ? calloc(1, sizeof(*w)) : NULL;
+    if (w == NULL) { /* bounded: a poll more is answered empty at once */
         l->answer(l->answer_data, req, json_pack("{s[]}", "messages"));
         return;
     }
@@ -278,6 +281,7 @@ void web_live_poll(web_live_t *l, og_http_req_t *req, const char *anon)
     if (l->waiters)
         l->waiters->prev = w;
     l->waiters = w;
+    l->nwaiters++;
 }
 
 static void hold_expired(og_timer_t *t, void *data)

@@ -440,7 +440,10 @@ static void emit_all(struct web *w, og_http_req_t *req,
     if (rc == OG_OK)
         return;
     pending_free(p);
-    if (rc == OG_ERR_INVALID) {
+    if (rc == OG_ERR_INVALID || rc == OG_ERR_TOO_LARGE) {
+        /* a refusal for good: 400, or 413 for an event over the core's
+         * max_event_size (a 503 would make a client retry it forever) */
+        int status = rc == OG_ERR_TOO_LARGE ? 413 : 400;
         json_t *b = json_pack("{ss}", "error", why);
 
         if (n > 1 || segment) {
@@ -454,7 +457,7 @@ static void emit_all(struct web *w, og_http_req_t *req,
                 b, "batch",
                 json_string("stored whole or not at all: nothing was stored"));
         }
-        answer(w, req, 400, b, NULL);
+        answer(w, req, status, b, NULL);
         return;
     }
     answer_rc(w, req, rc, 0);

@@ -147,6 +147,23 @@ static void test_trust(void)
                              "(mode 0620)"));
     og__errlist_free(&errs);
 
+    /* names longer than the envelope's 64 characters (issue 16) */
+    fresh();
+    put("omnigate.conf", "[daemon]\nplugin_dir = plugins\n");
+    put("channels.d/"
+        "a-very-long-channel-name-that-goes-on-and-on-past-sixty-four-chars"
+        ".conf",
+        "[channel]\nplugin = web\n");
+    c = load(&errs);
+    CU_ASSERT_PTR_NULL(c);
+    CU_ASSERT_TRUE(has_error(&errs,
+                             "channels.d/a-very-long-channel-name-that-goes-"
+                             "on-and-on-past-sixty-four-chars.conf",
+                             1,
+                             "the channel name 'a-very-long-channel-...' has "
+                             "66 characters, at most 64"));
+    og__errlist_free(&errs);
+
     /* the default admin listener is a socket in state_dir */
     fresh();
     put("omnigate.conf", "[daemon]\nstate_dir = /var/lib/og\n");

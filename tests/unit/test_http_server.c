@@ -363,8 +363,10 @@ static void test_vanishing_client(void)
     free(out);
 }
 
-/* A client that shuts down its sending side after the request still gets
- * the answer of an async handler, then the server closes. */
+/* A client whose side closes while its request is being handled is gone
+ * (a closed tab's long-poll): the server closes at once, freeing the
+ * connection's slot, and the handler's late answer is dropped (issue 16;
+ * nginx does the same). */
 static void test_half_close(void)
 {
     int fd = dial(), closed;
@@ -374,8 +376,7 @@ static void test_half_close(void)
     sendstr(fd, "GET /async HTTP/1.1\r\nHost: x\r\n\r\n");
     shutdown(fd, SHUT_WR);
     out = recv_all(fd, 0, &closed);
-    CU_ASSERT_TRUE(starts(out, "HTTP/1.1 200"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(out, "async"));
+    CU_ASSERT_STRING_EQUAL(out, "");
     CU_ASSERT_TRUE(closed);
     free(out);
     close(fd);

@@ -203,6 +203,19 @@ static void test_urls(void)
     }
 }
 
+/* Names with an empty part and data with an empty key (a fuzz input of
+ * issue 16: memcmp with length 0 on a NULL pointer). */
+static void test_empty_names(void)
+{
+    json_t *d = json_pack("{s{ss}ss}", "a", "", "x", "", "y");
+    char why[200], *out;
+
+    out = render("[{{a.}}][{{.}}]", d, NULL, 0, why, sizeof(why));
+    CU_ASSERT_PTR_NOT_NULL(out);
+    free(out);
+    json_decref(d);
+}
+
 static void collect(void *data, int kind, const char *name, int line, int depth)
 {
     char *buf = data;
@@ -237,5 +250,6 @@ int main(void)
                 test_text_and_names);
     CU_add_test(s, "the names a template uses", test_names);
     CU_add_test(s, "URLs in their context", test_urls);
+    CU_add_test(s, "empty names and keys", test_empty_names);
     return tu_run();
 }

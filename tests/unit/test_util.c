@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "testutil.h"
+#include "log.h"
 #include "util.h"
 
 static void test_bool(void)
@@ -100,6 +101,30 @@ static void test_list_ident(void)
     CU_ASSERT_FALSE(og__is_ident_glob("order/x"));
 }
 
+/* Log lines escape what could forge or break them (issue 16). */
+static void test_log_clean(void)
+{
+    char out[64];
+
+    og__log_clean("a\x01"
+                  "b\xff"
+                  "c\xc3\xa9"
+                  "d\xed\xa0\x80"
+                  "e\xc0\xaf"
+                  "f\nline\r2\x7f",
+                  out, sizeof(out));
+    CU_ASSERT_STRING_EQUAL(out, "a\\x01b\\xffc\xc3\xa9"
+                                "d\\xed\\xa0\\x80"
+                                "e\\xc0\\xaf"
+                                "f line 2\\x7f");
+    og__log_clean("\xf0\x9f\x98\x80 \xf4\x90\x80\x80", out, sizeof(out));
+    CU_ASSERT_STRING_EQUAL(out, "\xf0\x9f\x98\x80 \\xf4\\x90\\x80\\x80");
+    og__log_clean("\xe2\x82", out, sizeof(out)); /* cut short */
+    CU_ASSERT_STRING_EQUAL(out, "\\xe2\\x82");
+    og__log_clean("abcdef", out, 4); /* bounded */
+    CU_ASSERT_STRING_EQUAL(out, "abc");
+}
+
 int main(void)
 {
     CU_pSuite s;
@@ -111,5 +136,6 @@ int main(void)
     CU_add_test(s, "duration", test_duration);
     CU_add_test(s, "size", test_size);
     CU_add_test(s, "list and identifiers", test_list_ident);
+    CU_add_test(s, "log lines cleaned", test_log_clean);
     return tu_run();
 }

@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""Resilience under abuse (issue 16), against the real daemon.
+
+- a client that pipelines requests and never reads: the daemon stops
+  reading it (backpressure) and its resident size stays bounded;
+- idle connections cost a few KB each, not a read buffer each;
+- a connection that sends nothing is closed after read_timeout, not
+  idle_timeout;
+- long-polls whose browsers went away give their connection slots back at
+  once;
+- an event over max_event_size is answered 413, not 503.
+
+Needs OG_TOP_BUILDDIR (set by make check).
+"""
+import json
+import os
+import resource
+import socket
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_durable as td  # noqa: E402
+import test_web as tw  # noqa: E402
+
+check = td.check
+td.PLUGINS["web"] = os.path.join(td.BUILD, "plugins/web/.libs/web.so")
+KEY = "wk_abuse_0123456789abcdef"
+SKEY = "sk_abuse_0123456789abcdef"
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return -1
+
+
+def web_tree(name, main_extra="", web_extra=""):
+    d = td.Daemon(name)
+    d.main_conf(main_extra)
+    d.channel("web", "web", "write_keys = shop=%s\nserver_keys = b=%s\n%s" %
+              (KEY, SKEY, web_extra))
+    return d
+
+
+def request(d, method, path, body=b"", headers=None):
+    """(status, body) of one request on the public listener."""
+    return tw.request(d, method, path, body, headers)[:2]
+
+
+def test_pipelining_reader_that_never_reads():
+    print("a client that pipelines and never reads", flush=True)
+    d = web_tree("pipeline")
+    try:
+        d.start()
+        before = rss_kb(d.proc.pid)
+        s = socket.create_connection(("127.0.0.1", d.pub))
+        s.setblocking(False)
+        req = b"GET /v1/omnigate.js HTTP/1.1\r\nHost: x\r\n\r\n" * 64
+        sent, last_progress, t0 = 0, time.time(), time.time()
+        peak = before
+        while time.time() - t0 < 8 and time.time() - last_progress < 2:
+            try:
+                sent += s.send(req)
+                last_progress = time.time()
+            except BlockingIOError:
+                time.sleep(0.01)
+            peak = max(peak, rss_kb(d.proc.pid))
+        stalled = time.time() - last_progress >= 2
+        peak = max(peak, rss_kb(d.proc.pid))
+        print("  sent %d kB before the daemon stopped reading; RSS %d kB -> "
+              "%d kB at most" % (sent >> 10, before, peak), flush=True)
+        check(stalled, "the daemon stopped reading the client (sent %d MB)"
+              % (sent >> 20))
+        check(peak - before < 64 * 1024,
+              "resident size bounded: %d kB before, %d kB at most" %
+              (before, peak))
+        st, body = request(d, "GET", "/v1/omnigate.js")
+        check(st == 200, "others are still served")
+        s.close()
+        check(d.stop() == 0, "clean stop")
+    finally:
+        d.cleanup()
+
+
+def test_idle_connections():
+    print("idle connections: their cost, and read_timeout from accept",
+          flush=True)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    n = 2000
+    if soft < n + 200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, n + 500), hard))
+    d = web_tree("idle", main_extra="")
+    conns = []
+    try:
+        d.start()
+        st, body = request(d, "GET", "/v1/omnigate.js")  # warm
+        time.sleep(0.3)
+        before = rss_kb(d.proc.pid)
+        for _ in range(n):
+            c = socket.create_connection(("127.0.0.1", d.pub))
+            conns.append(c)
+        # each connection must be taken: one request on the last ones
+        time.sleep(1.0)
+        after = rss_kb(d.proc.pid)
+        per = (after - before) * 1024 / n
+        print("  %.0f bytes of RSS per idle connection (%d connections)" %
+              (per, n), flush=True)
+        check(per <= 8 * 1024, "%.0f bytes per idle connection (%d kB for "
+              "%d)" % (per, after - before, n))
+        st, body = request(d, "GET", "/v1/omnigate.js")
+        check(st == 200, "and the daemon still answers")
+        for c in conns:
+            c.close()
+        conns = []
+        check(d.stop() == 0, "clean stop")
+    finally:
+        for c in conns:
+            c.close()
+        d.cleanup()
+    # a connection that sends nothing goes after read_timeout
+    d = web_tree("silent", main_extra="[http]\nread_timeout = 500ms\n"
+                 "idle_timeout = 60s\n")
+    # main_conf wrote [http] already: merge by rewriting the keys
+    text = open(os.path.join(d.conf, "omnigate.conf")).read()
+    text = text.replace("[http]\nread_timeout = 500ms\nidle_timeout = 60s\n",
+                        "")
+    text = text.replace("admin_tokens = admin.tokens\n",
+                        "admin_tokens = admin.tokens\nread_timeout = 500ms\n"
+                        "idle_timeout = 60s\n")
+    d.write("conf/omnigate.conf", text)
+    try:
+        d.start()
+        s = socket.create_connection(("127.0.0.1", d.pub))
+        s.settimeout(5)
+        t0 = time.time()
+        try:
+            data = s.recv(100)
+        except socket.timeout:
+            data = None
+        took = time.time() - t0
+        check(data is not None and took < 3,
+              "a silent connection is closed after read_timeout: %.1f s %r"
+              % (took, data[:40] if data else data))
+        s.close()
+        check(d.stop() == 0, "clean stop")
+    finally:
+        d.cleanup()
+
+
+def test_closed_long_polls():
+    print("long-polls whose browsers went away free their slots", flush=True)
+    d = web_tree("polls", main_extra="",
+                 web_extra="live_wait = 30s\n")
+    text = open(os.path.join(d.conf, "omnigate.conf")).read()
+    d.write("conf/omnigate.conf", text.replace(
+        "admin_tokens = admin.tokens\n",
+        "admin_tokens = admin.tokens\nmax_connections = 25\n"))
+    try:
+        d.start()
+        anon, token = tw.new_session(d, key=KEY)
+        polls = []
+        for _ in range(25):
+            s = socket.create_connection(("127.0.0.1", d.pub))
+            s.sendall(("GET /v1/messages?anonymousId=%s HTTP/1.1\r\n"
+                       "Host: x\r\nAuthorization: Bearer %s\r\n"
+                       "X-Omnigate-Session: %s\r\n\r\n" %
+                       (anon, KEY, token)).encode())
+            polls.append(s)
+        time.sleep(0.5)
+        for s in polls:
+            s.close()
+        time.sleep(0.3)
+        ok = 0
+        for _ in range(20):
+            st, body = request(d, "GET", "/v1/omnigate.js")
+            ok += st == 200
+        check(ok == 20, "new clients are served at once (%d of 20)" % ok)
+        check(d.stop() == 0, "clean stop")
+    finally:
+        d.cleanup()
+
+
+def test_too_large():
+    print("an event over max_event_size: 413", flush=True)
+    d = web_tree("large", main_extra="max_event_size = 1k\n",
+                 web_extra="max_body = 64k\n")
+    try:
+        d.start()
+        st, body = request(d, "POST", "/v1/events", json.dumps(
+            {"type": "page.viewed", "props": {"pad": "x" * 4000}}),
+            {"Content-Type": "application/json",
+             "Authorization": "Bearer " + SKEY})
+        check(st == 413 and "max_event_size" in json.loads(body)["error"],
+              "413 naming the limit: %d %s" % (st, body))
+        check(d.stop() == 0, "clean stop")
+    finally:
+        d.cleanup()
+
+
+def main():
+    return td.run([test_pipelining_reader_that_never_reads,
+                   test_idle_connections, test_closed_long_polls,
+                   test_too_large])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
