@@ -57,8 +57,10 @@ static json_t *to_json(const msgpack_object *o)
     case MSGPACK_OBJECT_NEGATIVE_INTEGER: return json_integer(o->via.i64);
     case MSGPACK_OBJECT_FLOAT32:
     case MSGPACK_OBJECT_FLOAT64: return json_real(o->via.f64);
-    case MSGPACK_OBJECT_STR:
-        return json_stringn_nocheck(o->via.str.ptr, o->via.str.size);
+    case MSGPACK_OBJECT_STR: /* msgpack-c leaves an empty string's ptr NULL */
+        return o->via.str.size
+                   ? json_stringn_nocheck(o->via.str.ptr, o->via.str.size)
+                   : json_string("");
     case MSGPACK_OBJECT_ARRAY:
         j = json_array();
         for (i = 0; i < o->via.array.size; i++)
@@ -72,7 +74,8 @@ static json_t *to_json(const msgpack_object *o)
 
             if (k->type != MSGPACK_OBJECT_STR)
                 continue;
-            name = strndup(k->via.str.ptr, k->via.str.size);
+            name = k->via.str.size ? strndup(k->via.str.ptr, k->via.str.size)
+                                   : strdup("");
             if (name != NULL)
                 json_object_set_new_nocheck(j, name,
                                             to_json(&o->via.map.ptr[i].val));
