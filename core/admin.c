@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <stdarg.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "admin.h"
@@ -25,7 +27,63 @@ static const char *chan_state(const og__chan_status_t *st)
 struct health {
     og__sbuf_t why;
     int ok;
+    int down; /* a required channel is down or the daemon stops */
 };
+
+static void add_reason(struct health *h, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void add_reason(struct health *h, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    og__sbuf_printf(&h->why, "%s%s", h->ok ? "" : "; ", line);
+    h->ok = 0;
+}
+
+/* Below this much free space where the store lives (or 5% of a smaller
+ * disk), /health is degraded before the disk is full. */
+#define HEALTH_MIN_FREE (64ull << 20)
+
+/*
+ * What makes the gateway degraded though it runs (issue 16): the store
+ * failing (a full disk), little room left for it, a stalled event loop,
+ * descriptors exhausted within the last minute. Each says its figure.
+ */
+static void degraded(og__daemon_t *d, const og__daemon_stats_t *st,
+                     struct health *h)
+{
+    og__durable_stats_t ds;
+    struct statvfs vfs;
+
+    og__durable_stats(og__daemon_durable(d), &ds);
+    if (ds.degraded)
+        add_reason(h, "the store cannot take events: %s", ds.last_error);
+    if (st->state_dir != NULL && statvfs(st->state_dir, &vfs) == 0) {
+        unsigned long long avail =
+            (unsigned long long)vfs.f_bavail * vfs.f_frsize;
+        unsigned long long size =
+            (unsigned long long)vfs.f_blocks * vfs.f_frsize;
+        unsigned long long min =
+            size / 20 < HEALTH_MIN_FREE ? size / 20 : HEALTH_MIN_FREE;
+
+        if (avail < min)
+            add_reason(h, "the disk of %s has %llu kB free", st->state_dir,
+                       avail >> 10);
+    }
+    if (st->loop_lag_ms >= 1000)
+        add_reason(h, "the event loop stalled for %llu ms in the last minute",
+                   (unsigned long long)st->loop_lag_ms);
+    if (st->accept_failed_ms != 0 &&
+        og__now_ms() - st->accept_failed_ms < 60000)
+        add_reason(h,
+                   "connections could not be accepted in the last minute: "
+                   "%s (%llu in all)",
+                   st->accept_error, (unsigned long long)st->accept_failures);
+}
 
 static void health_channel(void *data, const og__chan_status_t *st)
 {
@@ -36,6 +94,7 @@ static void health_channel(void *data, const og__chan_status_t *st)
     if (!h->ok)
         og__sbuf_printf(&h->why, "; ");
     h->ok = 0;
+    h->down = 1;
     og__sbuf_printf(&h->why, "required channel '%s' is %s%s%s", st->name,
                     chan_state(st), st->error[0] ? ": " : "", st->error);
 }
@@ -44,22 +103,24 @@ static void get_health(void *data, og__http_req_t *req)
 {
     og__daemon_t *d = data;
     og__daemon_stats_t stats;
-    struct health h = {{NULL, 0, 0}, 1};
+    struct health h = {{NULL, 0, 0}, 1, 0};
     og__sbuf_t body = {NULL, 0, 0};
     char esc[2048];
 
     og__daemon_stats(d, &stats);
     if (stats.stopping) {
         h.ok = 0;
+        h.down = 1;
         og__sbuf_printf(&h.why, "stopping");
     }
     og__daemon_foreach_channel(d, health_channel, &h);
+    degraded(d, &stats, &h);
     if (h.ok) {
         og__sbuf_printf(&body, "{\"status\":\"ok\"}");
     } else {
         og__json_escape(esc, sizeof(esc), h.why.p);
-        og__sbuf_printf(&body, "{\"status\":\"unavailable\",\"reason\":%s}",
-                        esc);
+        og__sbuf_printf(&body, "{\"status\":\"%s\",\"reason\":%s}",
+                        h.down ? "unavailable" : "degraded", esc);
     }
     og__http_respond(req, h.ok ? 200 : 503, "application/json", NULL, body.p,
                      body.n);

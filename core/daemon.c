@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,8 +64,17 @@ struct og__daemon_s {
     og__http_server_t *pub; /* public listener (plugin routes) */
     og__http_server_t *adm; /* admin listener */
     uv_signal_t sig_term, sig_int, sig_hup;
-    uint64_t gen;       /* bumped when channels or routes change */
-    uint64_t cache_gen; /* generation the lookup cache belongs to */
+    /* Loop lag: a timer every LAG_TICK_MS notes how late it ran. */
+    uv_timer_t lag_timer;
+    uint64_t lag_expected;   /* uv_now() the tick was due */
+    uint64_t lag_max_ms;     /* the worst lateness of this window */
+    uint64_t lag_prev_ms;    /* ... of the previous window */
+    uint64_t lag_window_end; /* uv_now() this window ends */
+    unsigned fd_ticks;
+    uint64_t fd_full_ms; /* descriptors last seen exhausted, ms since epoch */
+    uint64_t fd_logged;  /* uv_now() of that log line */
+    uint64_t gen;        /* bumped when channels or routes change */
+    uint64_t cache_gen;  /* generation the lookup cache belongs to */
     const char *cache_name[LOOKUP_CACHE_SIZE];
     og_plugin_ctx_t *cache_inst[LOOKUP_CACHE_SIZE];
     int shutting_down;
@@ -553,6 +563,52 @@ static void close_cb(uv_handle_t *h)
     (void)h;
 }
 
+#define LAG_TICK_MS 500
+#define LAG_WINDOW_MS 60000
+
+/* How late the loop ran this tick: a loop kept busy (a slow plugin
+ * callback, a blocking call) shows here, and /health says so. */
+static void on_lag_tick(uv_timer_t *t)
+{
+    og__daemon_t *d = t->data;
+    uint64_t now = uv_now(&d->loop);
+    uint64_t late = now > d->lag_expected ? now - d->lag_expected : 0;
+
+    if (now >= d->lag_window_end) {
+        d->lag_prev_ms = d->lag_max_ms;
+        d->lag_max_ms = 0;
+        d->lag_window_end = now + LAG_WINDOW_MS;
+    }
+    if (late > d->lag_max_ms)
+        d->lag_max_ms = late;
+    /* Descriptors: libuv accepts and drops connections it has no
+     * descriptor for without telling, so the count is watched here, every
+     * few ticks; near the limit is exhaustion (logged once a minute). */
+    if (++d->fd_ticks % 4 == 0) {
+        struct rlimit rl;
+        unsigned n = og__open_fds();
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && n > 0 &&
+            (rlim_t)n + 8 >= rl.rlim_cur) {
+            d->fd_full_ms = og__now_ms();
+            if (d->fd_logged == 0 || now - d->fd_logged >= 60000) {
+                d->fd_logged = now;
+                og__log(OG_LOG_ERROR, NULL,
+                        "file descriptors exhausted: %u open, limit %llu "
+                        "(new connections are dropped; raise LimitNOFILE or "
+                        "lower max_connections)",
+                        n, (unsigned long long)rl.rlim_cur);
+            }
+        }
+    }
+    if (late >= 1000)
+        og__log(OG_LOG_WARNING, NULL,
+                "the event loop was stalled for %llu ms (a plugin callback "
+                "or a blocking call)",
+                (unsigned long long)late);
+    d->lag_expected = now + LAG_TICK_MS;
+}
+
 static void store_closed(void *data)
 {
     (void)data;
@@ -566,6 +622,7 @@ static void maybe_exit(og__daemon_t *d)
     uv_close((uv_handle_t *)&d->sig_term, close_cb);
     uv_close((uv_handle_t *)&d->sig_int, close_cb);
     uv_close((uv_handle_t *)&d->sig_hup, close_cb);
+    uv_close((uv_handle_t *)&d->lag_timer, close_cb);
     /* Every channel has stopped: the last round records their results. */
     if (d->dur != NULL)
         og__durable_close(d->dur, store_closed, d);
@@ -653,6 +710,35 @@ void og__daemon_stats(og__daemon_t *d, og__daemon_stats_t *st)
     st->stopping = d->shutting_down != 0;
     st->public_connections = d->pub ? og__http_server_connections(d->pub) : 0;
     st->admin_connections = d->adm ? og__http_server_connections(d->adm) : 0;
+    st->loop_lag_ms =
+        d->lag_max_ms > d->lag_prev_ms ? d->lag_max_ms : d->lag_prev_ms;
+    st->accept_failures = 0;
+    st->accept_failed_ms = 0;
+    st->accept_error[0] = '\0';
+    {
+        og__http_server_t *ls[2] = {d->pub, d->adm};
+        size_t i;
+
+        for (i = 0; i < 2; i++) {
+            uint64_t at = 0;
+            char why[64];
+
+            if (ls[i] == NULL)
+                continue;
+            st->accept_failures +=
+                og__http_server_accept_failed(ls[i], &at, why, sizeof(why));
+            if (at > st->accept_failed_ms) {
+                st->accept_failed_ms = at;
+                snprintf(st->accept_error, sizeof(st->accept_error), "%s", why);
+            }
+        }
+    }
+    st->state_dir = d->conf ? d->conf->state_dir : NULL;
+    if (d->fd_full_ms > st->accept_failed_ms) {
+        st->accept_failed_ms = d->fd_full_ms;
+        snprintf(st->accept_error, sizeof(st->accept_error),
+                 "file descriptors exhausted");
+    }
 }
 
 /* Opens one listener; logs and returns -1 when it cannot. */
@@ -787,6 +873,12 @@ int og__daemon_run(const char *conf_path, const char *plugin_dir,
     uv_signal_start(&d.sig_term, on_signal, SIGTERM);
     uv_signal_start(&d.sig_int, on_signal, SIGINT);
     uv_signal_start(&d.sig_hup, on_signal, SIGHUP);
+    uv_timer_init(&d.loop, &d.lag_timer);
+    d.lag_timer.data = &d;
+    d.lag_expected = uv_now(&d.loop) + LAG_TICK_MS;
+    d.lag_window_end = uv_now(&d.loop) + LAG_WINDOW_MS;
+    uv_timer_start(&d.lag_timer, on_lag_tick, LAG_TICK_MS, LAG_TICK_MS);
+    uv_unref((uv_handle_t *)&d.lag_timer);
 
     d.pub = listen_on(&d, "public", d.conf->public_listen);
     d.adm = listen_on(&d, "admin", d.conf->admin_listen);

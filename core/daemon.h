@@ -35,6 +35,11 @@ typedef struct og__daemon_stats_s {
     int stopping;
     size_t public_connections;
     size_t admin_connections;
+    uint64_t loop_lag_ms;      /* the loop's worst lateness, last 1-2 min */
+    uint64_t accept_failures;  /* connections not accepted, ever */
+    uint64_t accept_failed_ms; /* the last one (ms since epoch), 0: none */
+    char accept_error[64];     /* why */
+    const char *state_dir;     /* where the store lives */
 } og__daemon_stats_t;
 
 /* Calls fn for every configured, enabled channel. */

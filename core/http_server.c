@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -120,6 +121,10 @@ struct og__http_server_s {
      * must stay is copied) before the next one, so an idle connection
      * costs its structs only, not a buffer. */
     char *rbuf;
+    /* accept() failures (fd exhaustion): counted, the last one kept */
+    uint64_t accept_errors;
+    uint64_t accept_error_ms, accept_logged_ms;
+    int accept_errno;
 };
 
 struct write_req {
@@ -752,14 +757,53 @@ static void feed(struct conn *c, const char *data, size_t n)
 
 /* ---- server --------------------------------------------------------- */
 
+/* A connection could not be accepted (EMFILE, ENFILE, ENOMEM...): counted
+ * for /health and logged once a minute with the figures. */
+static void accept_failed(og__http_server_t *s, int status)
+{
+    uint64_t now = uv_now(s->loop);
+
+    s->accept_errors++;
+    s->accept_error_ms = og__now_ms();
+    s->accept_errno = status;
+    if (s->accept_logged_ms != 0 && now - s->accept_logged_ms < 60000)
+        return;
+    s->accept_logged_ms = now;
+    {
+        struct rlimit rl;
+
+        getrlimit(RLIMIT_NOFILE, &rl);
+        og__log(OG_LOG_ERROR, "http",
+                "%s listener cannot accept connections: %s (%u descriptors "
+                "open, limit %llu; %llu failures so far)",
+                s->name, uv_strerror(status), og__open_fds(),
+                (unsigned long long)rl.rlim_cur,
+                (unsigned long long)s->accept_errors);
+    }
+}
+
+uint64_t og__http_server_accept_failed(const og__http_server_t *s,
+                                       uint64_t *last_ms, char *why,
+                                       size_t whylen)
+{
+    if (last_ms != NULL)
+        *last_ms = s->accept_error_ms;
+    if (why != NULL && whylen > 0)
+        snprintf(why, whylen, "%s",
+                 s->accept_errors ? uv_strerror(s->accept_errno) : "");
+    return s->accept_errors;
+}
+
 static void on_connection(uv_stream_t *ls, int status)
 {
     og__http_server_t *s = ls->data;
     struct conn *c;
     int rc;
 
-    if (status < 0)
+    if (status < 0) {
+        accept_failed(s, status);
         return;
+    }
     c = og__xcalloc(1, sizeof(*c));
     c->srv = s;
     if (s->is_pipe)

@@ -69,6 +69,11 @@ void *og__http_server_owner(const og__http_server_t *s, const char *method,
                             const char *path);
 /* Connections open now. */
 size_t og__http_server_connections(const og__http_server_t *s);
+/* Connections that could not be accepted (descriptors exhausted...): the
+ * count, when the last one failed (ms since the epoch, 0: never) and why. */
+uint64_t og__http_server_accept_failed(const og__http_server_t *s,
+                                       uint64_t *last_ms, char *why,
+                                       size_t whylen);
 /* Stops listening and closes idle connections; a connection with a request
  * being read or answered gets its response (with Connection: close) and
  * then closes. Routes stay mounted. */

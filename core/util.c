@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -397,4 +399,24 @@ int og__file_check(const char *path, int secret, char *why, size_t whylen)
         return -1;
     }
     return 0;
+}
+
+unsigned og__open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    unsigned n = 0;
+
+    if (d == NULL) {
+        struct rlimit rl;
+
+        /* not even one left to look with: all of them are open */
+        if (errno == EMFILE && getrlimit(RLIMIT_NOFILE, &rl) == 0)
+            return (unsigned)rl.rlim_cur;
+        return 0;
+    }
+    while ((e = readdir(d)) != NULL)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n > 0 ? n - 1 : 0; /* not the one opendir holds */
 }

@@ -91,4 +91,8 @@ int og__is_placeholder(const char *value);
  */
 int og__file_check(const char *path, int secret, char *why, size_t whylen);
 
+/* The file descriptors this process has open (/proc/self/fd), 0 when
+ * that cannot be read. */
+unsigned og__open_fds(void);
+
 #endif /* OG_CORE_UTIL_H */

@@ -25,6 +25,7 @@ import test_web as tw  # noqa: E402
 
 check = td.check
 td.PLUGINS["web"] = os.path.join(td.BUILD, "plugins/web/.libs/web.so")
+td.PLUGINS["stall"] = os.path.join(td.BUILD, "tests/plugins/.libs/stall.so")
 KEY = "wk_abuse_0123456789abcdef"
 SKEY = "sk_abuse_0123456789abcdef"
 
@@ -200,10 +201,73 @@ def test_too_large():
         d.cleanup()
 
 
+def test_fd_exhaustion():
+    print("descriptors exhausted: logged once with figures, /health says it",
+          flush=True)
+    d = web_tree("fds")
+    conns = []
+    try:
+        d.start(wrap=["prlimit", "--nofile=64", "--"])
+        for _ in range(120):
+            try:
+                conns.append(socket.create_connection(("127.0.0.1", d.pub),
+                                                      timeout=2))
+            except OSError:
+                break
+        time.sleep(2.5)  # the daemon looks every 2 s
+        for c in conns:
+            c.close()
+        conns = []
+        time.sleep(0.5)
+        st, body = d.admin("GET", "/health")
+        health = json.loads(body) if body.startswith("{") else {}
+        check(st == 503 and health.get("status") == "degraded" and
+              "could not be accepted" in health.get("reason", ""),
+              "/health reports it: %d %s" % (st, body))
+        log = d.logtext()
+        lines = [x for x in log.splitlines()
+                 if "file descriptors exhausted" in x]
+        check(len(lines) == 1 and "limit 64" in lines[0],
+              "one log line with the figures: %s" % lines)
+        st, body = request(d, "GET", "/v1/omnigate.js")
+        check(st == 200, "served again once descriptors are free")
+        check(d.stop() == 0, "clean stop")
+    finally:
+        for c in conns:
+            c.close()
+        d.cleanup()
+
+
+def test_stalled_loop():
+    print("a plugin that blocks the loop: logged, /health says it",
+          flush=True)
+    d = web_tree("stall")
+    d.channel("hook", "webhook", "token = %s\n" % td.TOKEN)
+    d.channel("slow", "stall", "stall_ms = 1500\n")
+    d.write("conf/routes.d/all.conf",
+            "[route s]\nmatch = test.stall\nfrom = hook\nto = slow\n")
+    try:
+        d.start()
+        st, body = d.admin("GET", "/health")
+        check(st == 200, "healthy at first: %s" % body)
+        import test_customers as tc
+        tc.send(d, "test.stall")
+        time.sleep(2.5)
+        st, body = d.admin("GET", "/health")
+        health = json.loads(body) if body.startswith("{") else {}
+        check(st == 503 and "event loop stalled for" in
+              health.get("reason", ""), "/health: %d %s" % (st, body))
+        check("the event loop was stalled for" in d.logtext(),
+              "and the log says it")
+        check(d.stop() == 0, "clean stop")
+    finally:
+        d.cleanup()
+
+
 def main():
     return td.run([test_pipelining_reader_that_never_reads,
                    test_idle_connections, test_closed_long_polls,
-                   test_too_large])
+                   test_too_large, test_fd_exhaustion, test_stalled_loop])
 
 
 if __name__ == "__main__":

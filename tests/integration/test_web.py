@@ -450,6 +450,12 @@ def test_store_full():
             "error": "the store cannot take events now: retry later"} and
             full[1].get("Retry-After") == "5",
             "503 with Retry-After while the store is full: %s" % (full,))
+        st, body = d.admin("GET", "/health")
+        health = json.loads(body) if body.startswith("{") else {}
+        check(st == 503 and health.get("status") == "degraded" and
+              ("store cannot take events" in health.get("reason", "") or
+               "kB free" in health.get("reason", "")),
+              "/health says the disk is full: %d %s" % (st, body))
         os.unlink(filler)
         deadline = time.time() + 20
         st = 0
@@ -463,6 +469,9 @@ def test_store_full():
         check(all(a in got for a in acked + ["after-full"]),
               "every event answered 202 was delivered (%d of %d)" % (
                   len([a for a in acked if a in got]), len(acked)))
+        check(td.wait_for(lambda: d.admin("GET", "/health")[0] == 200, 10),
+              "/health is ok again once there is room: %s" %
+              (d.admin("GET", "/health"),))
         check(d.stop() == 0, "clean stop")
     finally:
         d.cleanup()
