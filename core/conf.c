@@ -335,6 +335,16 @@ static void http_key(struct parse *p, const char *key, const char *value)
             err(p, "%s: %s, got '%s'", key, why, value);
         else if (*dur < 10)
             err(p, "%s: must be at least 10ms, got %s", key, value);
+    } else if (strcmp(key, "max_connections_per_client") == 0 ||
+               strcmp(key, "max_requests_per_client") == 0) {
+        int64_t *dst =
+            key[4] == 'c' ? &c->http_client_connections : &c->http_client_rate;
+
+        if (og__parse_int(value, dst, why, sizeof(why)) != OG_OK)
+            err(p, "%s: %s, got '%s'", key, why, value);
+        else if (*dst < 0 || *dst > 1000000)
+            err(p, "%s: must be between 0 (no limit) and 1000000, got %s", key,
+                value);
     } else if (strcmp(key, "max_connections") == 0) {
         if (og__parse_int(value, &c->http_max_connections, why, sizeof(why)) !=
             OG_OK)
@@ -346,7 +356,9 @@ static void http_key(struct parse *p, const char *key, const char *value)
     } else {
         err(p,
             "unknown key '%s' in [http] (known: public_listen, "
-            "admin_listen, admin_tokens, admin_hosts, max_header_size, "
+            "admin_listen, admin_tokens, admin_hosts, "
+            "max_connections_per_client, max_requests_per_client, "
+            "max_header_size, "
             "max_body_size, read_timeout, "
             "idle_timeout, max_connections)",
             key);
@@ -1252,6 +1264,8 @@ og__conf_t *og__conf_load_partial(const char *path,
     c->http_read_timeout_ms = 10000;
     c->http_idle_timeout_ms = 60000;
     c->http_max_connections = 4096;
+    c->http_client_connections = 1024;
+    c->http_client_rate = 0;
     p.channels_dir = og__xasprintf("%s/channels.d", c->dir);
     p.routes_dir = og__xasprintf("%s/routes.d", c->dir);
 

@@ -158,6 +158,8 @@ typedef struct og__conf_s {
     uint64_t http_read_timeout_ms;
     uint64_t http_idle_timeout_ms;
     int64_t http_max_connections;
+    int64_t http_client_connections; /* per peer address, 0: no limit */
+    int64_t http_client_rate;        /* requests/s per peer, 0: no limit */
     /* [customers] */
     og__trait_rule_t trait_default; /* merge rule of traits without one */
     char **trait_names;             /* trait.NAME = rule */

@@ -358,7 +358,23 @@ static void check_plugins(const og__conf_t *conf, int refusal_is_error,
         p = og__plugin_open(ppath, why, sizeof(why));
         free(ppath);
         if (p != NULL) {
+            size_t n0 = errs->n;
+
             og__plugin_check_config(p, ch, errs);
+            /* the plugin's own check, once its keys are sound */
+            if (errs->n == n0 &&
+                og__instance_check(p, ch, why, sizeof(why)) != OG_OK) {
+                size_t kl = strcspn(why, ":");
+                int line = ch->config_line ? ch->config_line : ch->line;
+                size_t k;
+
+                for (k = 0; why[kl] == ':' && k < ch->nopts; k++)
+                    if (strlen(ch->opts[k].key) == kl &&
+                        strncmp(ch->opts[k].key, why, kl) == 0)
+                        line = ch->opts[k].line;
+                og__errlist_add(errs, ch->file, line, "plugin '%s': %s",
+                                ch->plugin, why);
+            }
             og__plugin_close(p);
         } else if (refusal_is_error) {
             og__errlist_add(errs, ch->file, ch->plugin_line, "plugin '%s': %s",
@@ -755,6 +771,9 @@ static og__http_server_t *listen_on(og__daemon_t *d, const char *name,
     lim.read_timeout_ms = d->conf->http_read_timeout_ms;
     lim.idle_timeout_ms = d->conf->http_idle_timeout_ms;
     lim.max_connections = (size_t)d->conf->http_max_connections;
+    lim.max_client_connections = (size_t)d->conf->http_client_connections;
+    lim.client_rate = (unsigned)d->conf->http_client_rate;
+    lim.client_burst = lim.client_rate * 2;
     s = og__http_server_create(&d->loop, name, &lim);
     if (og__http_server_listen(s, addr, err, sizeof(err)) != 0) {
         og__log(OG_LOG_ERROR, "http", "%s listener: %s", name, err);

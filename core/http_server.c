@@ -63,6 +63,19 @@ struct og__http_req_s {
     int keep_alive;
 };
 
+/* A peer address with connections open: its count and its request
+ * budget (a token bucket). Kept while it has a connection, so the table
+ * is bounded by max_connections. */
+struct client {
+    char addr[48];
+    size_t conns;
+    double tokens;
+    uint64_t refilled_ms;
+    struct client *next;
+};
+
+#define CLIENT_BUCKETS 4096
+
 struct conn {
     union {
         uv_handle_t handle;
@@ -89,8 +102,9 @@ struct conn {
     char err_msg[160];
     char *pending; /* bytes read but not parsed yet */
     size_t npending;
-    int reading;       /* uv_read_start() in effect */
-    int write_blocked; /* unsent responses over OUT_MAX: not parsing */
+    int reading;           /* uv_read_start() in effect */
+    int write_blocked;     /* unsent responses over OUT_MAX: not parsing */
+    struct client *client; /* its peer's address, NULL on a unix socket */
     struct conn *prev, *next;
 };
 
@@ -121,7 +135,10 @@ struct og__http_server_s {
      * must stay is copied) before the next one, so an idle connection
      * costs its structs only, not a buffer. */
     char *rbuf;
+    struct client **clients; /* CLIENT_BUCKETS chains, by address */
+    uint32_t client_seed;
     /* accept() failures (fd exhaustion): counted, the last one kept */
+    uint64_t client_refusals; /* over a per-client limit */
     uint64_t accept_errors;
     uint64_t accept_error_ms, accept_logged_ms;
     int accept_errno;
@@ -144,6 +161,9 @@ void og__http_limits_default(og__http_limits_t *l)
     l->read_timeout_ms = 10000;
     l->idle_timeout_ms = 60000;
     l->max_connections = 4096;
+    l->max_client_connections = 1024;
+    l->client_rate = 0;
+    l->client_burst = 0;
 }
 
 size_t og__json_escape(char *out, size_t size, const char *s)
@@ -250,8 +270,76 @@ static void maybe_free_server(og__http_server_t *s)
         free(s->pipe_path);
         free(s->name);
         free(s->rbuf);
+        free(s->clients); /* every entry went with its connections */
         free(s);
     }
+}
+
+static size_t client_bucket(const og__http_server_t *s, const char *addr)
+{
+    uint32_t h = s->client_seed ^ 2166136261u;
+
+    while (*addr)
+        h = (h ^ (unsigned char)*addr++) * 16777619u;
+    return h % CLIENT_BUCKETS;
+}
+
+/* The client entry of a peer address, created with its first connection. */
+static struct client *client_get(og__http_server_t *s, const char *addr)
+{
+    size_t b;
+    struct client *cl;
+
+    if (s->clients == NULL) {
+        s->clients = og__xcalloc(CLIENT_BUCKETS, sizeof(*s->clients));
+        s->client_seed = (uint32_t)uv_hrtime() ^ (uint32_t)(uintptr_t)s;
+    }
+    b = client_bucket(s, addr);
+    for (cl = s->clients[b]; cl != NULL; cl = cl->next)
+        if (strcmp(cl->addr, addr) == 0)
+            return cl;
+    cl = og__xcalloc(1, sizeof(*cl));
+    snprintf(cl->addr, sizeof(cl->addr), "%s", addr);
+    cl->tokens = (double)s->limits.client_burst;
+    cl->refilled_ms = uv_now(s->loop);
+    cl->next = s->clients[b];
+    s->clients[b] = cl;
+    return cl;
+}
+
+static void client_release(og__http_server_t *s, struct client *cl)
+{
+    struct client **pp;
+
+    if (cl == NULL || --cl->conns > 0)
+        return;
+    for (pp = &s->clients[client_bucket(s, cl->addr)]; *pp != NULL;
+         pp = &(*pp)->next)
+        if (*pp == cl) {
+            *pp = cl->next;
+            break;
+        }
+    free(cl);
+}
+
+/* 1 when the client may make one more request now (its bucket refills at
+ * client_rate per second up to client_burst); always with no rate set. */
+static int client_may_ask(og__http_server_t *s, struct client *cl)
+{
+    uint64_t now;
+
+    if (cl == NULL || s->limits.client_rate == 0)
+        return 1;
+    now = uv_now(s->loop);
+    cl->tokens +=
+        (double)(now - cl->refilled_ms) * s->limits.client_rate / 1000.0;
+    if (cl->tokens > (double)s->limits.client_burst)
+        cl->tokens = (double)s->limits.client_burst;
+    cl->refilled_ms = now;
+    if (cl->tokens < 1.0)
+        return 0;
+    cl->tokens -= 1.0;
+    return 1;
 }
 
 static void conn_handle_closed(uv_handle_t *h)
@@ -268,6 +356,7 @@ static void conn_handle_closed(uv_handle_t *h)
     if (c->next)
         c->next->prev = c->prev;
     s->nconns--;
+    client_release(s, c->client);
     free(c->pending);
     free(c);
     maybe_free_server(s);
@@ -687,8 +776,17 @@ static int on_message_complete(http_parser *p)
         r->body = (uint8_t *)og__xstrdup("");
     c->inflight = r;
     http_parser_pause(p, 1);
-    if (c->srv->guard != NULL &&
-        c->srv->guard(c->srv->guard_data, r, c->srv->is_pipe) != 0) {
+    if (!client_may_ask(c->srv, c->client)) {
+        static const char *const retry[] = {"Retry-After: 1", NULL};
+        static const char body[] =
+            "{\"error\":\"too many requests from this client (max_requests_"
+            "per_client): retry later\"}";
+
+        c->srv->client_refusals++;
+        og__http_respond(r, 429, "application/json", retry, body,
+                         sizeof(body) - 1);
+    } else if (c->srv->guard != NULL &&
+               c->srv->guard(c->srv->guard_data, r, c->srv->is_pipe) != 0) {
         /* refused: the guard has answered */
     } else if (c->route != NULL) {
         c->route->h(c->route->data, r);
@@ -832,6 +930,29 @@ static void on_connection(uv_stream_t *ls, int status)
     if (s->nconns > s->limits.max_connections) {
         refuse(c, 503, "too many connections", "Retry-After: 1");
         return;
+    }
+    if (!s->is_pipe) {
+        struct sockaddr_storage ss;
+        int len = sizeof(ss);
+        char addr[48] = "";
+
+        if (uv_tcp_getpeername(&c->h.tcp, (struct sockaddr *)&ss, &len) == 0) {
+            if (ss.ss_family == AF_INET6)
+                uv_ip6_name((struct sockaddr_in6 *)&ss, addr, sizeof(addr));
+            else
+                uv_ip4_name((struct sockaddr_in *)&ss, addr, sizeof(addr));
+        }
+        c->client = client_get(s, addr);
+        c->client->conns++;
+        if (s->limits.max_client_connections > 0 &&
+            c->client->conns > s->limits.max_client_connections) {
+            s->client_refusals++;
+            refuse(c, 503,
+                   "too many connections from this client "
+                   "(max_connections_per_client)",
+                   "Retry-After: 5");
+            return;
+        }
     }
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;

@@ -29,10 +29,16 @@ typedef struct og__http_limits_s {
     uint64_t read_timeout_ms; /* from a request's first byte to its end */
     uint64_t idle_timeout_ms; /* keep-alive wait for the next request */
     size_t max_connections;   /* over: 503 and close */
+    /* per peer address (TCP): connections at once (0: no limit; over:
+     * 503 and close) and requests per second with a burst (0: no limit;
+     * over: 429 with Retry-After) */
+    size_t max_client_connections;
+    unsigned client_rate;
+    unsigned client_burst;
 } og__http_limits_t;
 
 /* Defaults: 8 KiB URL, 32 KiB headers, 100 headers, 1 MiB body, 10 s
- * read, 60 s idle, 4096 connections. */
+ * read, 60 s idle, 4096 connections, 1024 per client, no request rate. */
 void og__http_limits_default(og__http_limits_t *l);
 
 /* Called once per complete request, on the loop thread. The handler must

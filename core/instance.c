@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +98,31 @@ static void inst_unref(og_plugin_ctx_t *inst)
     og__chconf_free(inst->conf);
     free(inst->conf);
     free(inst);
+}
+
+og_err_t og__instance_check(og__plugin_t *p, const og__chconf_t *conf,
+                            char *why, size_t whylen)
+{
+    const og_plugin_def_t *def = p->def;
+    og_plugin_ctx_t *inst;
+    og_err_t rc;
+
+    if (def->struct_size <
+            offsetof(og_plugin_def_t, check) + sizeof(def->check) ||
+        def->check == NULL)
+        return OG_OK;
+    inst = og__xcalloc(1, sizeof(*inst));
+    inst->plugin = p;
+    inst->conf = (og__chconf_t *)conf; /* borrowed: only read */
+    inst->st = OG__INST_INIT;
+    inst->checking = 1;
+    why[0] = '\0';
+    rc = def->check(inst, why, whylen);
+    if (rc != OG_OK && why[0] == '\0')
+        snprintf(why, whylen, "%s",
+                 inst->last_error[0] ? inst->last_error : og_strerror(rc));
+    free(inst);
+    return rc;
 }
 
 og_plugin_ctx_t *og__instance_create(og__core_t *core, og__plugin_t *p,
@@ -506,6 +532,8 @@ static void host_vlog(og_plugin_ctx_t *inst, og_log_level_t level,
         vsnprintf(inst->last_error, sizeof(inst->last_error), fmt, copy);
         va_end(copy);
     }
+    if (inst != NULL && inst->checking)
+        return; /* the check reports it once, with the file and line */
     og__vlog(level, inst ? og__instance_name(inst) : "plugin", fmt, ap);
 }
 
@@ -516,7 +544,7 @@ static const char *host_instance_name(og_plugin_ctx_t *inst)
 
 static struct uv_loop_s *host_loop(og_plugin_ctx_t *inst)
 {
-    return inst ? inst->core->loop : NULL;
+    return inst && inst->core ? inst->core->loop : NULL;
 }
 
 /* Finds the value (or default) of key, checking its declared type. */

@@ -100,6 +100,7 @@ struct og_plugin_ctx_s {
     uint64_t events_in;       /* accepted from this instance */
     uint64_t events_refused;  /* invalid envelopes */
     uint64_t events_stripped; /* fields dropped from untrusted events */
+    int checking; /* a configuration check: no core, nothing logged */
     uint64_t refused_by[OG__REFUSE_COUNT]; /* by reason code */
     uint64_t events_busy; /* refused because the queue was full */
     uint64_t deliveries_ok;
@@ -121,6 +122,10 @@ struct og_plugin_ctx_s {
 og_plugin_ctx_t *og__instance_create(og__core_t *core, og__plugin_t *p,
                                      const og__chconf_t *conf, char *errbuf,
                                      size_t errlen);
+/* Runs the plugin's own configuration check (og_plugin_def_t.check, when
+ * it has one) for channel conf: OG_OK, or the error with why set. */
+og_err_t og__instance_check(og__plugin_t *p, const og__chconf_t *conf,
+                            char *why, size_t whylen);
 og_err_t og__instance_start(og_plugin_ctx_t *inst);
 /* True when the instance takes a delivery now: running, with fewer than
  * max_inflight in flight. */

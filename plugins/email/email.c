@@ -154,6 +154,15 @@ static const og_config_field_t config[] = {
      200,
      3600000,
      {NULL, NULL}},
+    {"max_message_size",
+     OG_CFG_SIZE,
+     "25M",
+     0,
+     "larger received mail is set aside (flagged OmnigateTaken "
+     "OmnigateTooLarge) with a warning, not read",
+     1024,
+     1 << 30,
+     {NULL, NULL}},
     {"bounce_limit",
      OG_CFG_INT,
      "3",
@@ -231,6 +240,7 @@ struct email {
     uint64_t poll_ms;
     const char *authserv;
     int64_t bounce_limit;
+    uint64_t max_message; /* max_message_size */
     struct inbox *inbox;
     /* DKIM: key NULL when messages are not signed */
     char *dkim_key;
@@ -538,6 +548,8 @@ static og_err_t email_init(og_plugin_ctx_t *ctx, void **state)
         og_config_get_duration_ms(ctx, "poll_interval", &e->poll_ms);
         og_config_get_str(ctx, "trust_authserv", &e->authserv);
         og_config_get_int(ctx, "bounce_limit", &e->bounce_limit);
+        e->max_message = 25u << 20;
+        og_config_get_size(ctx, "max_message_size", &e->max_message);
     }
     og_config_get_str(ctx, "unsubscribe_url", &e->unsub_url);
     og_config_get_str(ctx, "unsubscribe_mailto", &e->unsub_mailto);
@@ -964,9 +976,9 @@ static void fresh_credentials(og_plugin_ctx_t *ctx, struct cred *c);
 
 /* ---- inbound: polling the mailbox over IMAP ------------------------------ */
 
-#define INBOX_BATCH 64                /* messages taken per poll */
-#define MAX_MESSAGE (25u << 20)       /* larger ones are left alone */
-#define TAKEN_KEYWORD "OmnigateTaken" /* set once the event is stored */
+#define INBOX_BATCH 64                       /* messages taken per poll */
+#define TAKEN_KEYWORD "OmnigateTaken"        /* set once the event is stored */
+#define TOO_LARGE_KEYWORD "OmnigateTooLarge" /* set aside, not read */
 
 enum { IN_IDLE, IN_SEARCH, IN_FETCH, IN_EMIT, IN_STORE };
 
@@ -989,7 +1001,7 @@ static size_t inbox_write(char *p, size_t size, size_t nmemb, void *data)
     struct inbox *in = data;
     size_t n = size * nmemb;
 
-    if (in->len + n > MAX_MESSAGE) {
+    if (in->len + n > in->e->max_message) {
         in->too_big = 1;
         return 0; /* aborts the transfer */
     }
@@ -1254,10 +1266,22 @@ static void inbox_done(void *data, void *easy, og_err_t result, int curl_code)
     }
     if (result != OG_OK) {
         if (in->phase == IN_FETCH && in->too_big) {
+            /* set aside, or it would be fetched again at every poll and
+             * hold up the mailbox (issue 16) */
+            char cmd[120];
+
             og_log(e->ctx, OG_LOG_WARNING,
-                   "IMAP message %lu is larger than %u MiB; left alone",
-                   in->uid, MAX_MESSAGE >> 20);
-            inbox_next(in);
+                   "IMAP message %lu is larger than max_message_size (%llu "
+                   "bytes): set aside, flagged %s %s",
+                   in->uid, (unsigned long long)e->max_message, TAKEN_KEYWORD,
+                   TOO_LARGE_KEYWORD);
+            og_counter_add(e->ctx, "imap_too_large_total", 1);
+            in->too_big = 0;
+            in->phase = IN_STORE;
+            snprintf(cmd, sizeof(cmd), "UID STORE %lu +FLAGS (%s %s)", in->uid,
+                     TAKEN_KEYWORD, TOO_LARGE_KEYWORD);
+            if (inbox_transfer(in, cmd, 0) != OG_OK)
+                inbox_rest(in);
             return;
         }
         og_log(e->ctx, OG_LOG_WARNING, "IMAP %s: %s",
@@ -1489,6 +1513,19 @@ static void email_destroy(void *state)
     free(e);
 }
 
+/* --check-config: what init() would refuse (URLs, TLS modes, credential
+ * and key files), without connecting to anything; init() only reads. */
+static og_err_t email_check(og_plugin_ctx_t *ctx, char *why, size_t whylen)
+{
+    void *state = NULL;
+    og_err_t rc = email_init(ctx, &state);
+
+    (void)why; /* init() logs the reason: the host takes the last one */
+    if (rc == OG_OK)
+        email_destroy(state);
+    return rc;
+}
+
 static const og_plugin_def_t def = {
     OG_PLUGIN_DEF_INIT,
     .name = "email",
@@ -1501,6 +1538,7 @@ static const og_plugin_def_t def = {
     .send = email_send,
     .stop = email_stop,
     .destroy = email_destroy,
+    .check = email_check,
 };
 
 OG_PLUGIN_DEFINE(&def)

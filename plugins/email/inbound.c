@@ -13,18 +13,23 @@
 
 #include "email.h"
 
-static unsigned gmime_users;
+/* GMime is initialised once for the process and never shut down: it
+ * cannot be initialised again after g_mime_shutdown() (its tables stay
+ * NULL), and a configuration check, a reload or a second instance would
+ * do just that. Its state is a few tables; g_mime_init() counts calls. */
+static int gmime_ready;
 
 void og_email_gmime_ref(void)
 {
-    if (gmime_users++ == 0)
+    if (!gmime_ready) {
         g_mime_init();
+        gmime_ready = 1;
+    }
 }
 
 void og_email_gmime_unref(void)
 {
-    if (gmime_users > 0 && --gmime_users == 0)
-        g_mime_shutdown();
+    /* kept: see above */
 }
 
 void og_email_in_free(og_email_in_t *m)

@@ -1138,6 +1138,18 @@ static void web_destroy(void *state)
     free(w);
 }
 
+/* --check-config: what init() would refuse (keys, origins, URLs,
+ * secrets), without starting anything; init() has no side effects. */
+static og_err_t web_check(og_plugin_ctx_t *ctx, char *why, size_t whylen)
+{
+    void *state = NULL;
+    og_err_t rc = web_init(ctx, &state);
+
+    (void)why; /* init() logs the reason: the host takes the last one */
+    web_destroy(state);
+    return rc;
+}
+
 static const og_plugin_def_t def = {
     OG_PLUGIN_DEF_INIT,
     .name = "web",
@@ -1151,6 +1163,7 @@ static const og_plugin_def_t def = {
     .send = web_send,
     .stop = web_stop,
     .destroy = web_destroy,
+    .check = web_check,
 };
 
 OG_PLUGIN_DEFINE(&def)

@@ -21,6 +21,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_durable as td  # noqa: E402
+import test_security as tsec  # noqa: E402
 import test_web as tw  # noqa: E402
 
 check = td.check
@@ -100,8 +101,10 @@ def test_idle_connections():
         st, body = request(d, "GET", "/v1/omnigate.js")  # warm
         time.sleep(0.3)
         before = rss_kb(d.proc.pid)
-        for _ in range(n):
-            c = socket.create_connection(("127.0.0.1", d.pub))
+        for i in range(n):  # from 4 addresses: 1024 is the per-client bound
+            c = socket.create_connection(("127.0.0.1", d.pub),
+                                         source_address=("127.0.1.%d" % (i % 4
+                                                                      + 1), 0))
             conns.append(c)
         # each connection must be taken: one request on the last ones
         time.sleep(1.0)
@@ -264,10 +267,106 @@ def test_stalled_loop():
         d.cleanup()
 
 
+def from_addr(d, src, path="/v1/omnigate.js"):
+    """(status, headers) of a GET to the public listener from source
+    address src (any of 127.0.0.0/8 is this machine)."""
+    s = socket.create_connection(("127.0.0.1", d.pub), timeout=5,
+                                 source_address=(src, 0))
+    data = td.get_raw(s, path)
+    head = data.split(b"\r\n\r\n")[0].decode(errors="replace")
+    return (int(head.split(" ")[1]) if head.startswith("HTTP/") else 0,
+            head)
+
+
+def test_per_client_limits():
+    print("one client cannot hold every slot nor flood with requests",
+          flush=True)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 2500:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4000), hard))
+    d = web_tree("perclient")
+    text = open(os.path.join(d.conf, "omnigate.conf")).read()
+    d.write("conf/omnigate.conf", text.replace(
+        "admin_tokens = admin.tokens\n",
+        "admin_tokens = admin.tokens\nmax_requests_per_client = 20\n"))
+    conns = []
+    try:
+        d.start(wrap=["prlimit", "--nofile=8192", "--"])
+        # the default: 1024 connections per client address
+        refused = 0
+        for _ in range(1100):
+            c = socket.create_connection(("127.0.0.1", d.pub),
+                                         source_address=("127.0.0.9", 0))
+            conns.append(c)
+        time.sleep(1.0)
+        for c in conns[1024:]:
+            c.settimeout(2)
+            try:
+                refused += c.recv(200).startswith(b"HTTP/1.1 503")
+            except OSError:
+                pass
+        check(refused == 76, "connections past 1024 from one address get "
+              "503: %d of 76" % refused)
+        st, head = from_addr(d, "127.0.0.2")
+        check(st == 200, "another client is served meanwhile: %d" % st)
+        for c in conns:
+            c.close()
+        conns = []
+        # the request rate: 20/s with a burst of 40, then 429
+        s = socket.create_connection(("127.0.0.1", d.pub),
+                                     source_address=("127.0.0.3", 0))
+        s.sendall(b"GET /v1/omnigate.js HTTP/1.1\r\nHost: x\r\n\r\n" * 100)
+        s.settimeout(5)
+        data = b""
+        deadline = time.time() + 5
+        while data.count(b"HTTP/1.1 ") < 100 and time.time() < deadline:
+            try:
+                b = s.recv(1 << 20)
+            except socket.timeout:
+                break
+            if not b:
+                break
+            data += b
+        s.close()
+        ok, busy = data.count(b"HTTP/1.1 200"), data.count(b"HTTP/1.1 429")
+        check(40 <= ok <= 45 and ok + busy == 100 and
+              b"Retry-After: 1" in data,
+              "a burst of 40, then 429 with Retry-After: %d ok, %d 429" %
+              (ok, busy))
+        st, head = from_addr(d, "127.0.0.4")
+        check(st == 200, "another client is not slowed: %d" % st)
+        check(d.stop() == 0, "clean stop")
+    finally:
+        for c in conns:
+            c.close()
+        d.cleanup()
+
+
+def test_check_config_runs_plugin_checks():
+    print("--check-config runs each plugin's own check", flush=True)
+    d = web_tree("plugcheck", web_extra="allowed_origins = ftp://x.example\n")
+    try:
+        rc, out = tsec.check_config(d)
+        check(rc != 0 and
+              "channels.d/web.conf:6: plugin 'web': allowed_origins: "
+              "expected origins" in out,
+              "the web plugin's refusal, at its key's line: %s" % out)
+        try:
+            d.start()
+            check(False, "the daemon started with it")
+        except RuntimeError:
+            check("allowed_origins: expected origins" in d.logtext(),
+                  "and the daemon does not start on it")
+    finally:
+        d.cleanup()
+
+
 def main():
     return td.run([test_pipelining_reader_that_never_reads,
                    test_idle_connections, test_closed_long_polls,
-                   test_too_large, test_fd_exhaustion, test_stalled_loop])
+                   test_too_large, test_fd_exhaustion, test_stalled_loop,
+                   test_per_client_limits,
+                   test_check_config_runs_plugin_checks])
 
 
 if __name__ == "__main__":

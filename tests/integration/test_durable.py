@@ -47,6 +47,21 @@ ADMIN_TOKEN = "adm1n-t0ken-0123456789abcdef"  # role erase: every call
 failures = []
 
 
+def get_raw(s, path, host="x"):
+    """Sends GET path on socket s (Connection: close) and returns every
+    byte of the answer; closes s."""
+    s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
+               % (path, host)).encode())
+    data = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        data += b
+    s.close()
+    return data
+
+
 def check(cond, what):
     if not cond:
         failures.append(what)

@@ -274,6 +274,7 @@ def running(name, auth=None, creds=None, unsubscribe=False, imap=False,
             extra += ("imap_url = imap://127.0.0.1:%d/INBOX\n"
                       "imap_credentials = %s\nimap_starttls = off\n"
                       "poll_interval = 300ms\nbounce_limit = 1\n"
+                      "max_message_size = 64k\n"
                       "trust_authserv = mx.shop.example\n" % (box.port, path))
             smtp.imap = box
             smtp.sink = os.path.join(root, "sink-out")
@@ -643,6 +644,11 @@ def test_inbound():
                          ("Message-ID", "<l1@example.com>")],
                         "Un café, s'il vous plaît.", "iso-8859-1"))
         box.append(b"this is not a mail at all\r\n\r\nno headers\r\n")
+        box.append(mail([("From", "big@example.com"),
+                         ("To", "replies@shop.example"),
+                         ("Subject", "a large attachment"),
+                         ("Message-ID", "<big1@example.com>")],
+                        "x" * 100000))
         box.append(mail([("From", "last@example.com"),
                          ("To", "replies@shop.example"),
                          ("Subject", "after the bad one"),
@@ -656,6 +662,12 @@ def test_inbound():
         check(cafe is not None and last is not None,
               "the good messages around a bad one were read")
         check("left unread" in d.logtext(), "the bad one is named in the log")
+        big = [x for x in d.logtext().splitlines()
+               if "larger than max_message_size" in x]
+        check(len(big) == 1 and "set aside" in big[0],
+              "a mail over max_message_size is set aside once, named: %s" % big)
+        check(tc.cust_of(d, kind="email", value="big@example.com") is None,
+              "and not read")
         evs = [e for e in tj.timeline(d, cafe)["entries"]
                if e["type"] == "message.received"]
         check(len(evs) == 1, "read once: %s" % evs)

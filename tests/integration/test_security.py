@@ -121,16 +121,7 @@ def unix_get(path, sock):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(5)
     s.connect(sock)
-    s.sendall(("GET %s HTTP/1.1\r\nHost: localhost\r\nConnection: close"
-               "\r\n\r\n" % path).encode())
-    data = b""
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        data += b
-    s.close()
-    return data.decode(errors="replace")
+    return td.get_raw(s, path, "localhost").decode(errors="replace")
 
 
 def test_admin_socket():

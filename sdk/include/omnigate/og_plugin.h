@@ -70,6 +70,21 @@ typedef struct og_plugin_def_s {
     og_err_t (*stop)(void *state);
     /* Required. Called once after a successful init(), after stop. */
     void (*destroy)(void *state);
+
+    /* --- ABI 1.0, appended before the release --- */
+    /*
+     * Optional (NULL: the key table's checks are all). Checks the
+     * instance's configuration beyond what the table says (formats,
+     * combinations, files it names), as init() would, but without side
+     * effects: it may read its configuration (og_config_get_*) and log,
+     * nothing else. omnigated --check-config, the start and every reload
+     * call it, so a configuration that init() would refuse fails the
+     * check. Return OG_OK or OG_ERR_CONFIG with the reason in why (when it
+     * starts with "KEY:", the host reports it at that key's line);
+     * without a reason in why, the last problem it logged is the reason.
+     * Loop thread.
+     */
+    og_err_t (*check)(og_plugin_ctx_t *ctx, char *why, size_t whylen);
 } og_plugin_def_t;
 
 /* Header of a descriptor built against these headers. */
