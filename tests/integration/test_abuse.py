@@ -361,12 +361,51 @@ def test_check_config_runs_plugin_checks():
         d.cleanup()
 
 
+def test_quiet_plugin_commits_at_once():
+    print("a quiet plugin's og_emit() is committed at once, not at the "
+          "loop's next wake", flush=True)
+    import test_customers as tc
+    d = td.Daemon("quiet")
+    inbox, out = os.path.join(d.root, "in"), os.path.join(d.root, "out")
+    os.makedirs(inbox)
+    os.makedirs(out)
+    d.channel("pos", "dropdir", "inbox = %s\npoll_interval = 2s\n" % inbox)
+    d.channel("sink", "dropdir", "outbox = %s\n" % out)
+    d.write("conf/routes.d/all.conf",
+            "[route all]\nmatch = *\nfrom = pos\nto = sink\n")
+    try:
+        d.start()
+        lat = []
+        for i in range(3):
+            with open(os.path.join(inbox, ".t%d" % i), "wb") as f:
+                f.write(tc.mp_pack({"v": 1, "type": "order.placed",
+                                    "id": "q-%d" % i}))
+            os.rename(os.path.join(inbox, ".t%d" % i),
+                      os.path.join(inbox, "q-%d.msgpack" % i))
+            got = tc.wait_delivered(out, ["q-%d" % i], 10)
+            ev = got.get("q-%d" % i, {})
+            f = [n for n in os.listdir(out) if n.endswith("q-%d.msgpack" % i)]
+            if ev and f:
+                written = os.stat(os.path.join(out, f[0])).st_mtime * 1000
+                lat.append(written - ev["received"])
+        print("  accepted -> delivered: %s ms" % ["%.0f" % x for x in lat],
+              flush=True)
+        check(len(lat) == 3 and max(lat) < 150,
+              "each within 150 ms of its acceptance: %s" % lat)
+        check(not any(n.endswith(".msgpack") for n in os.listdir(inbox)),
+              "and its file removed after the commit")
+        check(d.stop() == 0, "clean stop")
+    finally:
+        d.cleanup()
+
+
 def main():
     return td.run([test_pipelining_reader_that_never_reads,
                    test_idle_connections, test_closed_long_polls,
                    test_too_large, test_fd_exhaustion, test_stalled_loop,
                    test_per_client_limits,
-                   test_check_config_runs_plugin_checks])
+                   test_check_config_runs_plugin_checks,
+                   test_quiet_plugin_commits_at_once])
 
 
 if __name__ == "__main__":

@@ -8,9 +8,13 @@
  *   ingress  every poll_interval it reads inbox/ *.msgpack files (one complete
  *            event envelope each) and *.evt files (text: first line the
  *            event type, then "path = value" lines, built with the SDK's
- *            event builder). A file is removed only after the gateway
- *            accepted its event; when the gateway is busy it stays for the
- *            next poll; an invalid file is renamed to *.rejected.
+ *            event builder). A file is removed only once its event is
+ *            durably accepted (og_emit_async(): the callback comes after
+ *            the commit), so a crash at any moment loses nothing: the
+ *            file is read again and its event is a duplicate. When the
+ *            gateway is busy it stays for the next poll; an invalid file,
+ *            or one whose id was accepted before with other content, is
+ *            renamed to *.rejected.
  *   egress   every delivered event is written to outbox/ as
  *            <seq>-<event id>.msgpack, through a temporary file and
  *            rename(), so readers never see half a file.
@@ -30,6 +34,16 @@
 #include <omnigate/sdk.h>
 
 #define MAX_FILE (1024 * 1024)
+#define MAX_PENDING 256 /* files being accepted at once */
+
+struct dropdir;
+
+/* A file whose event is being accepted: it stays until the callback. */
+struct pending {
+    struct dropdir *d;
+    struct pending *next;
+    char path[4096];
+};
 
 struct dropdir {
     og_plugin_ctx_t *ctx;
@@ -38,6 +52,8 @@ struct dropdir {
     uint64_t interval_ms;
     og_timer_t *poll;
     uint64_t seq; /* events written to outbox by this instance */
+    struct pending *pending;
+    size_t npending;
 };
 
 static const og_config_field_t config[] = {
@@ -141,7 +157,8 @@ static char *trim(char *s)
 }
 
 /* Builds and emits the event described by a .evt text file. */
-static og_err_t emit_text(struct dropdir *d, char *text)
+static og_err_t emit_text(struct dropdir *d, char *text, og_emit_cb cb,
+                          void *data)
 {
     char *save = NULL, *line = strtok_r(text, "\n", &save);
     og_event_builder_t *b;
@@ -173,7 +190,58 @@ static og_err_t emit_text(struct dropdir *d, char *text)
             return rc;
         }
     }
-    return og_event_builder_emit(b);
+    return og_event_builder_emit_async(b, cb, data);
+}
+
+static void forget(struct pending *p)
+{
+    struct pending **pp;
+
+    for (pp = &p->d->pending; *pp != NULL; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    p->d->npending--;
+    free(p);
+}
+
+static void reject(struct dropdir *d, const char *path, og_err_t rc)
+{
+    char bad[4200];
+    const char *base = strrchr(path, '/');
+
+    snprintf(bad, sizeof(bad), "%s.rejected", path);
+    rename(path, bad);
+    og_counter_add(d->ctx, "files_rejected", 1);
+    og_log(d->ctx, OG_LOG_WARNING, "%s rejected: %s", base ? base + 1 : path,
+           og_strerror(rc));
+}
+
+/* The event of a file is durably accepted (or refused): only now may the
+ * file go. */
+static void accepted(void *data, og_err_t result, const char *event_id)
+{
+    struct pending *p = data;
+
+    (void)event_id;
+    if (result == OG_OK) {
+        unlink(p->path);
+        og_counter_add(p->d->ctx, "files_in", 1);
+    } else if (result == OG_ERR_CONFLICT) {
+        reject(p->d, p->path, result);
+    } /* else busy, a full store, stopping: read again at the next poll */
+    forget(p);
+}
+
+static int is_pending(const struct dropdir *d, const char *path)
+{
+    const struct pending *p;
+
+    for (p = d->pending; p != NULL; p = p->next)
+        if (strcmp(p->path, path) == 0)
+            return 1;
+    return 0;
 }
 
 static void poll_inbox(og_timer_t *t, void *data)
@@ -188,34 +256,38 @@ static void poll_inbox(og_timer_t *t, void *data)
                strerror(errno));
         return;
     }
-    while ((de = readdir(dir)) != NULL) {
+    while ((de = readdir(dir)) != NULL && d->npending < MAX_PENDING) {
         size_t n = strlen(de->d_name);
         int is_mp = n > 8 && strcmp(de->d_name + n - 8, ".msgpack") == 0;
         int is_evt = n > 4 && strcmp(de->d_name + n - 4, ".evt") == 0;
-        char path[4096], bad[4200];
+        struct pending *p;
         uint8_t *buf;
         size_t len;
         og_err_t rc;
 
         if (de->d_name[0] == '.' || (!is_mp && !is_evt))
             continue;
-        snprintf(path, sizeof(path), "%s/%s", d->inbox, de->d_name);
-        if (read_file(path, &buf, &len) != 0)
+        if ((p = calloc(1, sizeof(*p))) == NULL)
+            break;
+        p->d = d;
+        snprintf(p->path, sizeof(p->path), "%s/%s", d->inbox, de->d_name);
+        if (is_pending(d, p->path) || read_file(p->path, &buf, &len) != 0) {
+            free(p); /* already on its way, or unreadable now */
             continue;
-        rc = is_mp ? og_emit(d->ctx, buf, len) : emit_text(d, (char *)buf);
-        free(buf);
-        if (rc == OG_OK) {
-            unlink(path);
-            og_counter_add(d->ctx, "files_in", 1);
-        } else if (rc == OG_ERR_BUSY || rc == OG_ERR_STOPPING) {
-            break; /* keep the file; try again at the next poll */
-        } else {
-            snprintf(bad, sizeof(bad), "%s.rejected", path);
-            rename(path, bad);
-            og_counter_add(d->ctx, "files_rejected", 1);
-            og_log(d->ctx, OG_LOG_WARNING, "%s rejected: %s", de->d_name,
-                   og_strerror(rc));
         }
+        p->next = d->pending;
+        d->pending = p;
+        d->npending++;
+        rc = is_mp ? og_emit_async(d->ctx, buf, len, accepted, p)
+                   : emit_text(d, (char *)buf, accepted, p);
+        free(buf);
+        if (rc == OG_OK)
+            continue; /* accepted() decides */
+        if (rc != OG_ERR_BUSY && rc != OG_ERR_STOPPING)
+            reject(d, p->path, rc);
+        forget(p); /* a call that fails never calls back */
+        if (rc == OG_ERR_BUSY || rc == OG_ERR_STOPPING)
+            break; /* keep the file; try again at the next poll */
     }
     closedir(dir);
 }
@@ -279,7 +351,11 @@ static og_err_t dropdir_stop(void *state)
 
 static void dropdir_destroy(void *state)
 {
-    free(state);
+    struct dropdir *d = state;
+
+    while (d->pending != NULL) /* callbacks that never came (shutdown) */
+        forget(d->pending);
+    free(d);
 }
 
 static const og_plugin_def_t dropdir_def = {
