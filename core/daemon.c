@@ -376,9 +376,16 @@ static void check_plugins(const og__conf_t *conf, int refusal_is_error,
                                 ch->plugin, why);
             }
             og__plugin_close(p);
-        } else if (refusal_is_error) {
+        } else if (refusal_is_error && ch->required) {
             og__errlist_add(errs, ch->file, ch->plugin_line, "plugin '%s': %s",
                             ch->plugin, why);
+        } else if (refusal_is_error) {
+            /* as the daemon treats it: it starts without this channel, so
+             * a unit's ExecStartPre check must not keep it down (issue 18) */
+            og__log(OG_LOG_WARNING, "config",
+                    "%s:%d: plugin '%s': %s (required = no: the daemon "
+                    "starts without this channel)",
+                    ch->file, ch->plugin_line, ch->plugin, why);
         }
     }
 }

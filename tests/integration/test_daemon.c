@@ -328,9 +328,12 @@ static void test_check_config(void)
     }
     CU_ASSERT_TRUE(log_has("configuration invalid: 2 problem(s)"));
 
-    /* A plugin the loader refuses is reported with the channel file. */
+    /* A plugin the loader refuses is reported with the channel file: an
+     * error for a required channel, a warning (exit 0, as the daemon
+     * starts without it) for one that is not (issue 18). */
     setup();
-    put("conf/channels.d/old.conf", "[channel]\nplugin = abi_major\n");
+    put("conf/channels.d/old.conf",
+        "[channel]\nplugin = abi_major\nrequired = yes\n");
     CU_ASSERT_EQUAL(run_check(), 78);
     {
         char want[800];
@@ -339,6 +342,12 @@ static void test_check_config(void)
               "'abi_major': refusing plugin");
         CU_ASSERT_TRUE(log_has(want));
     }
+    setup();
+    put("conf/channels.d/old.conf", "[channel]\nplugin = abi_major\n");
+    CU_ASSERT_EQUAL(run_check(), 0);
+    CU_ASSERT_TRUE(log_has("(required = no: the daemon starts without this "
+                           "channel)"));
+    CU_ASSERT_TRUE(log_has("configuration OK"));
     /* --check-config initialises nothing: init_fail would log its error. */
     setup();
     put("conf/channels.d/f.conf", "[channel]\nplugin = init_fail\n"
