@@ -553,8 +553,15 @@ static void add_sub(og__durable_t *d, og_event_t *ev,
     /* Not at once: the round starts after this loop turn has read every
      * request that is ready, so they share one commit instead of the
      * first going alone and the others waiting for it. */
-    if (d->running == NULL && !uv_is_closing((uv_handle_t *)&d->check))
+    if (d->running == NULL && !uv_is_closing((uv_handle_t *)&d->check)) {
         uv_check_start(&d->check, on_check);
+        /* A submit from a timer callback or from an idle loop (a quiet
+         * plugin's og_emit()) would otherwise wait in the poll phase for
+         * whatever wakes the loop next (seen: 497 ms): an active idle
+         * handle keeps this turn's poll from blocking, so the round
+         * starts now (issue 18). */
+        soon(d);
+    }
 }
 
 static void push_done(og__durable_t *d, struct chan *c, int64_t row,
