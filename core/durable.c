@@ -257,6 +257,7 @@ struct og__durable_s {
     uv_timer_t pace_timer;  /* after a failed round; also prunes */
     uv_idle_t idle;         /* dispatch and rounds after callbacks */
     uv_check_t check;       /* a round after this loop turn's input */
+    uv_prepare_t prepare;   /* ... or before the loop blocks for input */
     int pacing;
     int prune_due;
     uint64_t next_prune;
@@ -437,6 +438,12 @@ static void on_check(uv_check_t *h)
     maybe_round(h->data);
 }
 
+static void on_prepare(uv_prepare_t *h)
+{
+    uv_prepare_stop(h);
+    maybe_round(h->data);
+}
+
 static void soon(og__durable_t *d)
 {
     if (!uv_is_closing((uv_handle_t *)&d->idle))
@@ -555,12 +562,14 @@ static void add_sub(og__durable_t *d, og_event_t *ev,
      * first going alone and the others waiting for it. */
     if (d->running == NULL && !uv_is_closing((uv_handle_t *)&d->check)) {
         uv_check_start(&d->check, on_check);
-        /* A submit from a timer callback or from an idle loop (a quiet
-         * plugin's og_emit()) would otherwise wait in the poll phase for
-         * whatever wakes the loop next (seen: 497 ms): an active idle
-         * handle keeps this turn's poll from blocking, so the round
-         * starts now (issue 18). */
-        soon(d);
+        /* A submit from a timer callback (a quiet plugin's og_emit())
+         * would otherwise wait in the poll phase for whatever wakes the
+         * loop next (seen: 497 ms): the prepare phase, just before poll,
+         * starts the round then. A submit from the poll phase (HTTP) is
+         * handled by the check above; the prepare finds the round running
+         * and costs nothing (issue 18). */
+        if (!uv_is_closing((uv_handle_t *)&d->prepare))
+            uv_prepare_start(&d->prepare, on_prepare);
     }
 }
 
@@ -1854,11 +1863,13 @@ og__durable_t *og__durable_create(uv_loop_t *loop, og__store_t *store,
     uv_timer_init(loop, &d->pace_timer);
     uv_idle_init(loop, &d->idle);
     uv_check_init(loop, &d->check);
+    uv_prepare_init(loop, &d->prepare);
     uv_timer_init(loop, &d->journey_timer);
     d->journey_timer.data = d;
     d->fire_due = 1; /* steps that came due while the daemon was down */
     d->retry_timer.data = d->pace_timer.data = d->idle.data = d;
     d->check.data = d;
+    d->prepare.data = d;
     d->next_prune = og__now_ms() + PRUNE_EVERY_MS;
     uv_timer_start(&d->pace_timer, pace_fired, PRUNE_EVERY_MS, 0);
     if (d->st.backlog > 0)
@@ -1889,9 +1900,10 @@ static void finish_close(og__durable_t *d)
         }
     og__store_close(d->store);
     d->store = NULL;
-    d->handles = 5;
+    d->handles = 6;
     uv_close((uv_handle_t *)&d->journey_timer, handle_closed);
     uv_close((uv_handle_t *)&d->check, handle_closed);
+    uv_close((uv_handle_t *)&d->prepare, handle_closed);
     uv_close((uv_handle_t *)&d->retry_timer, handle_closed);
     uv_close((uv_handle_t *)&d->pace_timer, handle_closed);
     uv_close((uv_handle_t *)&d->idle, handle_closed);
