@@ -24,6 +24,26 @@
 
 #include "web.h"
 
+/* A signed user id: the hex HMAC-SHA256 of the id under identity_secret
+ * (used by the events API here and by the Segment mapping). */
+int web_signature_ok(const char *secret, const char *value, const char *sig)
+{
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    char hex[2 * EVP_MAX_MD_SIZE + 1];
+    unsigned int i;
+
+    if (secret == NULL || secret[0] == '\0' || value == NULL || sig == NULL)
+        return 0;
+    if (HMAC(EVP_sha256(), secret, (int)strlen(secret),
+             (const unsigned char *)value, strlen(value), mac, &len) == NULL)
+        return 0;
+    for (i = 0; i < len; i++)
+        snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+    return strlen(sig) == 2 * len &&
+           CRYPTO_memcmp(hex, sig, 2 * len) == 0; /* constant time */
+}
+
 int web_browser_type_ok(const char *type)
 {
     static const char *const prefixes[] = {

@@ -4,9 +4,6 @@
  */
 #include <ctype.h>
 #include <math.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -69,24 +66,6 @@ void web_segment_type(const char *event, char *out, size_t outlen)
     if (n == 6 && n + 1 < outlen)
         out[n++] = 'x'; /* a name with no letter or digit */
     out[n] = '\0';
-}
-
-int web_signature_ok(const char *secret, const char *value, const char *sig)
-{
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    char hex[2 * EVP_MAX_MD_SIZE + 1];
-    unsigned int i;
-
-    if (secret == NULL || secret[0] == '\0' || value == NULL || sig == NULL)
-        return 0;
-    if (HMAC(EVP_sha256(), secret, (int)strlen(secret),
-             (const unsigned char *)value, strlen(value), mac, &len) == NULL)
-        return 0;
-    for (i = 0; i < len; i++)
-        snprintf(hex + 2 * i, 3, "%02x", mac[i]);
-    return strlen(sig) == 2 * len &&
-           CRYPTO_memcmp(hex, sig, 2 * len) == 0; /* constant time */
 }
 
 /* Decimal places of a currency's minor unit (ISO 4217). */

@@ -55,6 +55,10 @@ typedef struct web_policy_s {
     char dropped[160]; /* their names, for the log */
 } web_policy_t;
 
+/* 1 when sig (hex) is HMAC-SHA256(secret, value): a site-signed user id
+ * (constant time). */
+int web_signature_ok(const char *secret, const char *value, const char *sig);
+
 /* 1 when a browser key may send events of this type. */
 int web_browser_type_ok(const char *type);
 
@@ -110,9 +114,6 @@ json_t *web_segment_envelope(const json_t *call, const char *kind,
 /* The omnigate event type for a Segment track event name ("Order
  * Completed" -> "order.placed"), written into out. */
 void web_segment_type(const char *event, char *out, size_t outlen);
-
-/* 1 when sig (hex) is HMAC-SHA256(secret, value). */
-int web_signature_ok(const char *secret, const char *value, const char *sig);
 
 /* ---- live.c ------------------------------------------------------------- */
 
