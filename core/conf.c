@@ -701,6 +701,33 @@ static void channel_key(struct parse *p, const char *section, const char *key,
         } else if (strcmp(key, "required") == 0) {
             if (og__parse_bool(value, &ch->required, why, sizeof(why)) != OG_OK)
                 err(p, "required: %s, got '%s'", why, value);
+        } else if (strcmp(key, "isolation") == 0) {
+            if (strcmp(value, "process") == 0)
+                ch->isolated = 1;
+            else if (strcmp(value, "none") == 0)
+                ch->isolated = 0;
+            else
+                err(p,
+                    "isolation: expected 'none' (the plugin runs inside "
+                    "the daemon) or 'process' (in a host process of its "
+                    "own), got '%s'",
+                    value);
+        } else if (strcmp(key, "memory_limit") == 0) {
+            if (og__parse_size(value, &ch->memory_limit, why, sizeof(why)) !=
+                OG_OK)
+                err(p, "memory_limit: %s, got '%s'", why, value);
+            else if (ch->memory_limit != 0 && ch->memory_limit < (8u << 20))
+                err(p, "memory_limit: must be 0 (none) or at least 8M, got %s",
+                    value);
+        } else if (strcmp(key, "heartbeat_timeout") == 0) {
+            if (og__parse_duration_ms(value, &ch->heartbeat_ms, why,
+                                      sizeof(why)) != OG_OK)
+                err(p, "heartbeat_timeout: %s, got '%s'", why, value);
+            else if (ch->heartbeat_ms < 100 || ch->heartbeat_ms > 3600000)
+                err(p,
+                    "heartbeat_timeout: must be between 100ms and 1h, got "
+                    "%s",
+                    value);
         } else if (strcmp(key, "retry_base") == 0 ||
                    strcmp(key, "retry_max") == 0 ||
                    strcmp(key, "retry_lifetime") == 0) {
@@ -717,8 +744,8 @@ static void channel_key(struct parse *p, const char *section, const char *key,
                 "unknown key '%s' in [channel] (known: name, plugin, "
                 "enabled, required, queue_max, max_inflight, retry_base, "
                 "retry_max, retry_lifetime, phone_region, stock, "
-                "safety_buffer; plugin "
-                "settings go in [config])",
+                "safety_buffer, isolation, memory_limit, "
+                "heartbeat_timeout; plugin settings go in [config])",
                 key);
         }
         return;
@@ -1160,6 +1187,7 @@ static void load_channel(struct parse *p, const char *file)
     ch.retry_base_ms = 1000;
     ch.retry_max_ms = 3600 * 1000;
     ch.retry_lifetime_ms = 24ull * 3600 * 1000;
+    ch.heartbeat_ms = 10000;
     p->ch = &ch;
     reset_sections(p);
     {

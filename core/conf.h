@@ -60,6 +60,12 @@ typedef struct og__chconf_s {
      * back from its availability. */
     char **stock;
     int64_t safety_buffer;
+    /* isolation = process (docs/isolation.md): the plugin runs in a host
+     * process of its own, killed past memory_limit bytes resident (0:
+     * no limit) or when it leaves a heartbeat unanswered heartbeat_ms. */
+    int isolated;
+    uint64_t memory_limit;
+    uint64_t heartbeat_ms;
     og__opt_t *opts;
     size_t nopts;
 } og__chconf_t;

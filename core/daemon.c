@@ -24,6 +24,7 @@
 #include "daemon.h"
 #include "durable.h"
 #include "http_server.h"
+#include "isolate.h"
 #include "notify.h"
 #include "log.h"
 #include "journeys.h"
@@ -208,11 +209,13 @@ static char *fingerprint(const og__conf_t *conf, const og__chconf_t *ch)
 
     memset(&st, 0, sizeof(st));
     stat(path, &st);
-    fp = og__xasprintf("%s|%s|%d|%lld|%lld|%lu|%lu|%lld.%ld", ch->plugin, path,
-                       ch->required, (long long)ch->queue_max,
-                       (long long)ch->max_inflight, (unsigned long)st.st_dev,
-                       (unsigned long)st.st_ino, (long long)st.st_mtim.tv_sec,
-                       st.st_mtim.tv_nsec);
+    fp = og__xasprintf("%s|%s|%d|%d.%llu.%llu|%lld|%lld|%lu|%lu|%lld.%ld",
+                       ch->plugin, path, ch->required, ch->isolated,
+                       (unsigned long long)ch->memory_limit,
+                       (unsigned long long)ch->heartbeat_ms,
+                       (long long)ch->queue_max, (long long)ch->max_inflight,
+                       (unsigned long)st.st_dev, (unsigned long)st.st_ino,
+                       (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
     if (ch->nopts > 0) {
         memcpy(opts, ch->opts, ch->nopts * sizeof(*opts));
         qsort(opts, ch->nopts, sizeof(*opts), cmp_opt);
@@ -252,7 +255,9 @@ static int slot_start(og__daemon_t *d, struct slot *s, const og__chconf_t *ch)
     free(path);
     if (p == NULL)
         goto failed;
-    inst = og__instance_create(&d->core, p, ch, s->error, sizeof(s->error));
+    inst = og__instance_create_with(&d->core, p,
+                                    ch->isolated ? &og__isolate_ops : NULL, ch,
+                                    s->error, sizeof(s->error));
     if (inst == NULL)
         goto failed;
     if (og__instance_start(inst) != OG_OK) {
@@ -263,9 +268,10 @@ static int slot_start(og__daemon_t *d, struct slot *s, const og__chconf_t *ch)
     s->inst = inst;
     d->gen++;
     og__durable_kick(d->dur);
-    og__log(OG_LOG_INFO, s->name, "started (plugin %s %s, ABI %u.%u)",
+    og__log(OG_LOG_INFO, s->name, "started (plugin %s %s, ABI %u.%u%s)",
             p->def->name, p->def->version ? p->def->version : "?",
-            p->def->abi_major, p->def->abi_minor);
+            p->def->abi_major, p->def->abi_minor,
+            ch->isolated ? ", in a process of its own" : "");
     return 0;
 failed:
     og__log(s->required ? OG_LOG_ERROR : OG_LOG_WARNING, s->name,

@@ -61,6 +61,11 @@ struct og__http_req_s {
     uint8_t *body;
     size_t body_len;
     int keep_alive;
+    /* A request handed in by og__http_server_inject(): answered through
+     * reply instead of a connection. */
+    og__http_reply_fn reply;
+    void *reply_data;
+    char *method_own;
 };
 
 /* A peer address with connections open: its count and its request
@@ -249,6 +254,7 @@ static void req_free(og__http_req_t *r)
         free(r->hdrs[i].value);
     }
     free(r->hdrs);
+    free(r->method_own);
     free(r->url);
     free(r->path);
     free(r->query);
@@ -529,6 +535,11 @@ void og__http_respond(og__http_req_t *r, int status, const char *content_type,
     char *mem;
     int n;
 
+    if (r->reply != NULL) {
+        r->reply(r->reply_data, status, content_type, headers, body, len);
+        req_free(r);
+        return;
+    }
     if (c == NULL || c->closing) {
         req_free(r);
         return;
@@ -1202,7 +1213,59 @@ void og__http_server_close(og__http_server_t *s)
         maybe_free_server(s);
 }
 
+void og__http_server_inject(og__http_server_t *s, const char *method,
+                            const char *path, const char *query,
+                            const char *const *hdrs, size_t nhdrs,
+                            const uint8_t *body, size_t len,
+                            og__http_reply_fn reply, void *data)
+{
+    og__http_req_t *r = og__xcalloc(1, sizeof(*r));
+    const struct route *rt;
+    size_t i;
+    int known;
+
+    r->method = r->method_own = og__xstrdup(method);
+    r->path = og__xstrdup(path);
+    r->query = og__xstrdup(query != NULL ? query : "");
+    r->hdrs = og__xcalloc(nhdrs > 0 ? nhdrs : 1, sizeof(*r->hdrs));
+    for (i = 0; i < nhdrs; i++) {
+        r->hdrs[i].name = og__xstrdup(hdrs[2 * i]);
+        r->hdrs[i].value = og__xstrdup(hdrs[2 * i + 1]);
+    }
+    r->nhdrs = nhdrs;
+    r->body = og__xmalloc(len + 1);
+    if (len > 0)
+        memcpy(r->body, body, len);
+    r->body[len] = 0;
+    r->body_len = len;
+    r->keep_alive = 1;
+    r->reply = reply;
+    r->reply_data = data;
+    rt = find_route(s, r->method, r->path, &known);
+    if (rt != NULL)
+        rt->h(rt->data, r);
+    else if (known)
+        og__http_respond_error(r, 405, "method %s not allowed on %s", r->method,
+                               r->path);
+    else
+        og__http_respond_error(r, 404, "no such path: %s", r->path);
+}
+
 /* ---- request accessors ---------------------------------------------- */
+
+size_t og__http_req_nheaders(const og__http_req_t *r)
+{
+    return r->nhdrs;
+}
+
+const char *og__http_req_header_at(const og__http_req_t *r, size_t i,
+                                   const char **value)
+{
+    if (i >= r->nhdrs)
+        return NULL;
+    *value = r->hdrs[i].value;
+    return r->hdrs[i].name;
+}
 
 const char *og__http_req_method(const og__http_req_t *r)
 {

@@ -89,12 +89,34 @@ void og__http_server_drain(og__http_server_t *s);
 void og__http_server_close(og__http_server_t *s);
 
 /* Request accessors; pointers are valid until the response is sent. */
+/*
+ * og__http_server_inject: hand a request that did not come from a
+ * connection (an isolated plugin's host process receives its requests
+ * from the daemon) to s's routes as if it had been read: its answer goes
+ * to reply(data, ...) instead of a socket. hdrs holds nhdrs name, value
+ * pairs. 404 and 405 are answered as for a connection.
+ */
+typedef void (*og__http_reply_fn)(void *data, int status,
+                                  const char *content_type,
+                                  const char *const *headers, const void *body,
+                                  size_t len);
+void og__http_server_inject(og__http_server_t *s, const char *method,
+                            const char *path, const char *query,
+                            const char *const *hdrs, size_t nhdrs,
+                            const uint8_t *body, size_t len,
+                            og__http_reply_fn reply, void *data);
+
 const char *og__http_req_method(const og__http_req_t *r);
 const char *og__http_req_path(const og__http_req_t *r);  /* no query */
 const char *og__http_req_query(const og__http_req_t *r); /* "" if none */
 /* Header value by case-insensitive name, or NULL. */
 const char *og__http_req_header(const og__http_req_t *r, const char *name);
 const uint8_t *og__http_req_body(const og__http_req_t *r, size_t *len);
+/* The request's headers in order: name of the i-th (NULL past the end),
+ * its value in *value. */
+size_t og__http_req_nheaders(const og__http_req_t *r);
+const char *og__http_req_header_at(const og__http_req_t *r, size_t i,
+                                   const char **value);
 
 /*
  * og__http_respond: send the response and release r. headers is a

@@ -129,17 +129,26 @@ og_plugin_ctx_t *og__instance_create(og__core_t *core, og__plugin_t *p,
                                      const og__chconf_t *conf, char *errbuf,
                                      size_t errlen)
 {
+    return og__instance_create_with(core, p, NULL, conf, errbuf, errlen);
+}
+
+og_plugin_ctx_t *og__instance_create_with(og__core_t *core, og__plugin_t *p,
+                                          const og_plugin_def_t *ops,
+                                          const og__chconf_t *conf,
+                                          char *errbuf, size_t errlen)
+{
     og_plugin_ctx_t *inst = og__xcalloc(1, sizeof(*inst));
     og_err_t rc;
 
     inst->core = core;
     inst->plugin = p;
+    inst->ops = ops != NULL ? ops : p->def;
     inst->conf = og__chconf_dup(conf);
     inst->refs = 1;
     inst->st = OG__INST_INIT;
     inst->max_inflight =
         conf->max_inflight > 0 ? (size_t)conf->max_inflight : 64;
-    rc = p->def->init(inst, &inst->state);
+    rc = inst->ops->init(inst, &inst->state);
     if (rc != OG_OK) {
         snprintf(errbuf, errlen, "plugin '%s' failed to initialise: %s%s%s",
                  p->def->name, og_strerror(rc), inst->last_error[0] ? ": " : "",
@@ -163,8 +172,8 @@ og_err_t og__instance_start(og_plugin_ctx_t *inst)
     if (inst->st != OG__INST_READY)
         return OG_ERR_INVALID;
     inst->st = OG__INST_RUNNING;
-    if (inst->plugin->def->start != NULL)
-        rc = inst->plugin->def->start(inst->state);
+    if (inst->ops->start != NULL)
+        rc = inst->ops->start(inst->state);
     if (rc != OG_OK) {
         snprintf(inst->last_error, sizeof(inst->last_error),
                  "plugin '%s' failed to start: %s", inst->plugin->def->name,
@@ -312,12 +321,12 @@ void og__instance_deliver(og_plugin_ctx_t *inst, og_event_t *ev, int64_t row,
         inst->pending->prev = d;
     inst->pending = d;
     inst->npending++;
-    if (inst->st != OG__INST_RUNNING || inst->plugin->def->send == NULL) {
+    if (inst->st != OG__INST_RUNNING || inst->ops->send == NULL) {
         delivery_finish(d, OG_ERR_CANCELLED, NULL);
         return;
     }
     inst->refs++;
-    rc = inst->plugin->def->send(inst->state, ev, d);
+    rc = inst->ops->send(inst->state, ev, d);
     if (rc != OG_PENDING)
         delivery_finish(d, rc, NULL);
     inst_unref(inst);
@@ -424,7 +433,7 @@ static void teardown(og_plugin_ctx_t *inst)
     inst->st = OG__INST_STOPPING;
     inst->stop_acked = 1; /* refuse new HTTP requests from callbacks */
     cancel_leftovers(inst);
-    inst->plugin->def->destroy(inst->state);
+    inst->ops->destroy(inst->state);
     inst->state = NULL;
     while (inst->pending != NULL)
         delivery_finish(inst->pending, OG_ERR_CANCELLED, NULL);
@@ -489,8 +498,8 @@ void og__instance_stop(og_plugin_ctx_t *inst, uint64_t timeout_ms,
         return;
     }
     inst->st = OG__INST_STOPPING;
-    if (inst->plugin->def->stop != NULL)
-        rc = inst->plugin->def->stop(inst->state);
+    if (inst->ops->stop != NULL)
+        rc = inst->ops->stop(inst->state);
     if (rc != OG_PENDING)
         inst->stop_acked = 1;
     if (inst->stop_acked && inst->npending == 0 && inst->nreqs == 0 &&
@@ -706,8 +715,16 @@ static og_err_t emit_common(og_plugin_ctx_t *inst, const uint8_t *bytes,
         w->cb = cb;
         w->data = data;
     }
-    rc = inst->core->emit(inst->core->emit_data, inst, ev, w ? emit_done : NULL,
-                          w);
+    if (inst->core->forward != NULL) { /* an isolated plugin's host */
+        og_emit_item_t item = {bytes, len, 0};
+        void *cbdata = w;
+
+        rc = inst->core->forward(inst->core->emit_data, inst, &item, 1,
+                                 w ? emit_done : NULL, &cbdata);
+    } else {
+        rc = inst->core->emit(inst->core->emit_data, inst, ev,
+                              w ? emit_done : NULL, w);
+    }
     if (rc == OG_OK) {
         inst->events_in++;
         if (w != NULL) {
@@ -833,7 +850,10 @@ static og_err_t host_emit_batch_async(og_plugin_ctx_t *inst,
             b->ones[i].i = i;
             cbdata[i] = &b->ones[i];
         }
-        if (inst->core->emit_group != NULL) {
+        if (inst->core->forward != NULL) { /* an isolated plugin's host */
+            rc = inst->core->forward(inst->core->emit_data, inst, items, n,
+                                     batch_done, (void *const *)cbdata);
+        } else if (inst->core->emit_group != NULL) {
             rc = inst->core->emit_group(inst->core->emit_data, inst, evs, n,
                                         batch_done, (void *const *)cbdata);
         } else { /* one by one (the plugin test host): not atomic */
@@ -978,6 +998,9 @@ static void host_counter_add(og_plugin_ctx_t *inst, const char *name,
 
     if (m != NULL)
         m->value += (int64_t)delta;
+    if (m != NULL && inst->core != NULL && inst->core->metric != NULL)
+        inst->core->metric(inst->core->emit_data, inst, name, 0,
+                           (int64_t)delta);
 }
 
 static void host_gauge_set(og_plugin_ctx_t *inst, const char *name,
@@ -987,6 +1010,8 @@ static void host_gauge_set(og_plugin_ctx_t *inst, const char *name,
 
     if (m != NULL)
         m->value = value;
+    if (m != NULL && inst->core != NULL && inst->core->metric != NULL)
+        inst->core->metric(inst->core->emit_data, inst, name, 1, value);
 }
 
 /* ---- HTTP routes on the public listener ---------------------------- */
@@ -1075,6 +1100,9 @@ static og_err_t host_http_mount(og_plugin_ctx_t *inst,
                           mount_handler, m, inst);
     og__log(OG_LOG_INFO, og__instance_name(inst), "mounted %s %s",
             route->method ? route->method : "*", route->path);
+    if (inst->core->mounted != NULL)
+        inst->core->mounted(inst->core->emit_data, inst, route->method,
+                            route->path, route->max_body);
     return OG_OK;
 }
 
@@ -1099,6 +1127,11 @@ static void unmount_all(og_plugin_ctx_t *inst)
                          sizeof(body) - 1);
         free(r);
     }
+}
+
+og__http_req_t *og__instance_req_raw(const og_http_req_t *r)
+{
+    return r->raw;
 }
 
 static const char *host_req_method(const og_http_req_t *r)

@@ -45,6 +45,20 @@ typedef struct og__core_s {
     /* The public listener plugins mount routes on; NULL when there is none
      * (or it closed for shutdown). */
     og__http_server_t *http_public;
+
+    /* The host process of an isolated plugin (core/plugin_host.c) sets
+     * these; NULL in the daemon. forward: the n envelopes a plugin
+     * emitted, validated here, go to the daemon as they were sent (it
+     * accepts them again); cb(cbdata[i], ...) reports each outcome.
+     * metric: a counter's delta or a gauge's value. mounted: a route the
+     * plugin mounted (on http_public, which does not listen). */
+    og_err_t (*forward)(void *data, og_plugin_ctx_t *from,
+                        const og_emit_item_t *items, size_t n,
+                        og__committed_cb cb, void *const *cbdata);
+    void (*metric)(void *data, og_plugin_ctx_t *from, const char *name,
+                   int gauge, int64_t value);
+    void (*mounted)(void *data, og_plugin_ctx_t *from, const char *method,
+                    const char *path, size_t max_body);
 } og__core_t;
 
 typedef enum og__inst_state_e {
@@ -73,6 +87,10 @@ typedef void (*og__stopped_cb)(og_plugin_ctx_t *inst, void *data);
 struct og_plugin_ctx_s {
     og__core_t *core;
     og__plugin_t *plugin;
+    /* What init(), start(), send(), stop() and destroy() run: the
+     * plugin's own descriptor, or the daemon's side of an isolated one
+     * (core/isolate.c) */
+    const og_plugin_def_t *ops;
     og__chconf_t *conf; /* owned copy */
     void *state;        /* the plugin's */
     og__inst_state_t st;
@@ -122,6 +140,15 @@ struct og_plugin_ctx_s {
 og_plugin_ctx_t *og__instance_create(og__core_t *core, og__plugin_t *p,
                                      const og__chconf_t *conf, char *errbuf,
                                      size_t errlen);
+/* The same with ops run for the plugin's lifecycle instead of its own
+ * descriptor (NULL: its own); the descriptor still gives its name, keys
+ * and capabilities. */
+og_plugin_ctx_t *og__instance_create_with(og__core_t *core, og__plugin_t *p,
+                                          const og_plugin_def_t *ops,
+                                          const og__chconf_t *conf,
+                                          char *errbuf, size_t errlen);
+/* The server request behind a plugin's request. */
+og__http_req_t *og__instance_req_raw(const og_http_req_t *r);
 /* Runs the plugin's own configuration check (og_plugin_def_t.check, when
  * it has one) for channel conf: OG_OK, or the error with why set. */
 og_err_t og__instance_check(og__plugin_t *p, const og__chconf_t *conf,

@@ -13,6 +13,12 @@
 static og_log_level_t max_level = OG_LOG_INFO;
 static int level_locked;
 static void (*log_hook)(og_log_level_t level, const char *line);
+static char proc_tag[48];
+
+void og__log_set_process_tag(const char *tag)
+{
+    snprintf(proc_tag, sizeof(proc_tag), "%s", tag ? tag : "");
+}
 
 void og__log_set_hook(void (*hook)(og_log_level_t level, const char *line))
 {
@@ -37,6 +43,11 @@ void og__log_set_level(og_log_level_t level)
 {
     if (!level_locked)
         max_level = level;
+}
+
+og_log_level_t og__log_get_level(void)
+{
+    return max_level;
 }
 
 int og__log_level_parse(const char *s, og_log_level_t *out)
@@ -124,10 +135,15 @@ void og__log_clean(const char *in, char *out, size_t outlen)
 void og__vlog(og_log_level_t level, const char *scope, const char *fmt,
               va_list ap)
 {
-    char raw[2048], msg[4096];
+    char raw[2048], msg[4096], tagged[160];
 
     if (level > max_level)
         return;
+    if (proc_tag[0] != '\0') {
+        snprintf(tagged, sizeof(tagged), "%s%s%s", scope ? scope : "",
+                 scope ? " " : "", proc_tag);
+        scope = tagged;
+    }
     vsnprintf(raw, sizeof(raw), fmt, ap);
     /* What a log line quotes may come from outside (a header, a mail's
      * subject): controls and invalid UTF-8 are escaped, so a line is one
@@ -135,7 +151,7 @@ void og__vlog(og_log_level_t level, const char *scope, const char *fmt,
     og__log_clean(raw, msg, sizeof(msg));
 
     if (log_hook != NULL) {
-        char line[4200];
+        char line[4400];
 
         snprintf(line, sizeof(line), "%s %s%s%s%s", level_name(level),
                  scope ? "[" : "", scope ? scope : "", scope ? "] " : "", msg);

@@ -11,6 +11,7 @@
 #include <omnigate/og_types.h>
 
 void og__log_set_level(og_log_level_t level);
+og_log_level_t og__log_get_level(void);
 /* Parses "error", "warning", "notice", "info", "debug". */
 int og__log_level_parse(const char *s, og_log_level_t *out);
 
@@ -20,6 +21,9 @@ void og__log_set_hook(void (*hook)(og_log_level_t level, const char *line));
 /* After this, og__log_set_level() is ignored (--log-level wins over the
  * configuration). */
 void og__log_lock_level(void);
+/* Adds tag to every line's scope ("[sink pid 4242]"): the host process of
+ * an isolated plugin, whose lines go to the daemon's stderr. */
+void og__log_set_process_tag(const char *tag);
 
 /* scope is the channel instance or subsystem ("config", "loader"), or NULL. */
 void og__log(og_log_level_t level, const char *scope, const char *fmt, ...)
