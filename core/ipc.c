@@ -92,7 +92,10 @@ static void drain(og__ipc_t *c)
         }
         if (c->rlen - off - 4 < n)
             break;
-        if (msgpack_unpack_next(&c->up, c->rbuf + off + 4, n, &used) !=
+        /* sizes are checked against the bytes first: a few bytes that
+         * claim an array of four billion elements allocate nothing */
+        if (og__mp_skip((const uint8_t *)c->rbuf + off + 4, n) != n ||
+            msgpack_unpack_next(&c->up, c->rbuf + off + 4, n, &used) !=
                 MSGPACK_UNPACK_SUCCESS ||
             used != n || c->up.data.type != MSGPACK_OBJECT_ARRAY ||
             c->up.data.via.array.size == 0 ||

@@ -1059,32 +1059,6 @@ static void inbox_rest(struct inbox *in)
     in->n = in->next = 0;
 }
 
-/* "* SEARCH 3 4 9" lines into uids, oldest first. */
-static void parse_search(struct inbox *in)
-{
-    char *line = in->buf;
-
-    in->n = in->next = 0;
-    while (line != NULL && *line) {
-        if (strncmp(line, "* SEARCH", 8) == 0) {
-            char *p = line + 8;
-
-            while (*p == ' ' && in->n < INBOX_BATCH) {
-                char *end;
-                unsigned long u = strtoul(p + 1, &end, 10);
-
-                if (end == p + 1)
-                    break;
-                in->uids[in->n++] = u;
-                p = end;
-            }
-        }
-        line = strchr(line, '\n');
-        if (line != NULL)
-            line++;
-    }
-}
-
 static void emitted(void *data, og_err_t result, const char *event_id)
 {
     struct inbox *in = data;
@@ -1295,7 +1269,8 @@ static void inbox_done(void *data, void *easy, og_err_t result, int curl_code)
     }
     switch (in->phase) {
     case IN_SEARCH:
-        parse_search(in);
+        in->next = 0;
+        in->n = og_email_imap_search(in->buf, in->uids, INBOX_BATCH);
         inbox_next(in);
         break;
     case IN_FETCH: fetched(in); break;

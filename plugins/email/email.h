@@ -109,6 +109,12 @@ void og_email_gmime_unref(void);
  * -1 when v is another authserv-id's. */
 int og_email_ar_pass(const char *v, const char *authserv, const char *domain);
 
+/* The UIDs of the untagged "* SEARCH 3 4 9" lines of an IMAP response
+ * (RFC 9051 7.3.4; nz-number: 1 to 4294967295, digits only), at most max
+ * into uids in the order given; a malformed number ends its line. Returns
+ * how many. */
+size_t og_email_imap_search(const char *resp, unsigned long *uids, size_t max);
+
 int og_email_parse_in(const char *data, size_t len, const char *authserv,
                       og_email_in_t *m, char *why, size_t whylen);
 void og_email_in_free(og_email_in_t *m);

@@ -522,3 +522,34 @@ int og_email_parse_in(const char *data, size_t len, const char *authserv,
     g_object_unref(msg);
     return 0;
 }
+
+size_t og_email_imap_search(const char *resp, unsigned long *uids, size_t max)
+{
+    const char *line = resp;
+    size_t n = 0;
+
+    while (line != NULL && *line != '\0' && n < max) {
+        if (strncmp(line, "* SEARCH", 8) == 0) {
+            const char *p = line + 8;
+
+            while (*p == ' ' && n < max) {
+                unsigned long long u = 0;
+                const char *d = p + 1;
+
+                while (*d >= '0' && *d <= '9' && u <= 4294967295ull) {
+                    u = u * 10 + (unsigned long long)(*d - '0');
+                    d++;
+                }
+                if (d == p + 1 || u == 0 || u > 4294967295ull ||
+                    (*d != ' ' && *d != '\r' && *d != '\n' && *d != '\0'))
+                    break; /* not an nz-number: the rest of the line goes */
+                uids[n++] = (unsigned long)u;
+                p = d;
+            }
+        }
+        line = strchr(line, '\n');
+        if (line != NULL)
+            line++;
+    }
+    return n;
+}

@@ -307,6 +307,30 @@ static void test_inbound(void)
     og_email_gmime_unref();
 }
 
+/* UID SEARCH answers (RFC 9051 7.3.4): nz-numbers only, bounded. */
+static void test_imap_search(void)
+{
+    unsigned long u[4];
+
+    CU_ASSERT_EQUAL(
+        og_email_imap_search("* SEARCH 3 4 9\r\nA1 OK done\r\n", u, 4), 3);
+    CU_ASSERT_EQUAL(u[0], 3);
+    CU_ASSERT_EQUAL(u[2], 9);
+    CU_ASSERT_EQUAL(og_email_imap_search("* SEARCH\r\nA1 OK\r\n", u, 4), 0);
+    /* two lines, the bound kept */
+    CU_ASSERT_EQUAL(
+        og_email_imap_search("* SEARCH 1 2\r\n* SEARCH 3 4 5\r\n", u, 4), 4);
+    CU_ASSERT_EQUAL(u[3], 4);
+    /* not nz-numbers: 0, negative, too large, trailing letters */
+    CU_ASSERT_EQUAL(og_email_imap_search("* SEARCH 7 0 8\r\n", u, 4), 1);
+    CU_ASSERT_EQUAL(og_email_imap_search("* SEARCH -5\r\n", u, 4), 0);
+    CU_ASSERT_EQUAL(og_email_imap_search("* SEARCH 4294967296\r\n", u, 4), 0);
+    CU_ASSERT_EQUAL(og_email_imap_search("* SEARCH 4294967295\r\n", u, 4), 1);
+    CU_ASSERT_EQUAL(u[0], 4294967295ul);
+    CU_ASSERT_EQUAL(og_email_imap_search("* SEARCH 12x 13\r\n", u, 4), 0);
+    CU_ASSERT_EQUAL(og_email_imap_search("A1 SEARCH 5\r\n", u, 4), 0);
+}
+
 int main(void)
 {
     CU_pSuite s;
@@ -321,5 +345,6 @@ int main(void)
                 "received mail: reply, auto-reply, DSN, "
                 "Authentication-Results",
                 test_inbound);
+    CU_add_test(s, "IMAP SEARCH responses", test_imap_search);
     return tu_run();
 }

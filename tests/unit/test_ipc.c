@@ -143,6 +143,9 @@ static void test_bad_frames(void)
     const unsigned char str_kind[] = {0x91, 0xa1, 'x'};
     const unsigned char trailing[] = {0x91, 0x01, 0x01};
     const unsigned char cut[] = {0x92, 0x01, 0xda, 0x00, 0x10, 'a'};
+    const unsigned char huge[] = {0x94, 0xdd, 0x1d, 0xa9, 0x50, 0x4f,
+                                  0xd3, 0x4d, 0x4c, 0x00, 0x00, 0x00,
+                                  0x00, 0x92, 0x18, 0x07};
 
     bad("x", 1, 100000, 1024, "frame of 100000 bytes (limit 1024)");
     bad(map, sizeof(map), sizeof(map), 1024, "not a MessagePack array");
@@ -152,6 +155,9 @@ static void test_bad_frames(void)
     bad(trailing, sizeof(trailing), sizeof(trailing), 1024,
         "not a MessagePack array");
     bad(cut, sizeof(cut), sizeof(cut), 1024, "not a MessagePack array");
+    /* a few bytes claiming 497 million elements: refused, not allocated
+     * (found by fuzz_ipc) */
+    bad(huge, sizeof(huge), sizeof(huge), 1024, "not a MessagePack array");
 }
 
 static void test_accessors(void)
