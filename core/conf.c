@@ -22,7 +22,7 @@
 #include "conf.h"
 #include "phone.h"
 #include "log.h"
-#include "router.h"
+#include "cond.h"
 #include "util.h"
 
 #define DEFAULT_PLUGIN_DIR PLUGINSDIR

@@ -20,7 +20,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "admin.h"
 #include "daemon.h"
 #include "durable.h"
 #include "http_server.h"
@@ -846,7 +845,8 @@ const og__conf_t *og__daemon_conf(og__daemon_t *d)
 }
 
 int og__daemon_run(const char *conf_path, const char *plugin_dir,
-                   const char *state_dir, int test_clock)
+                   const char *state_dir, int test_clock,
+                   og__admin_mount_fn admin_mount)
 {
     og__daemon_t d;
     og__errlist_t errs = {NULL, 0};
@@ -920,7 +920,7 @@ int og__daemon_run(const char *conf_path, const char *plugin_dir,
         uv_run(&d.loop, UV_RUN_DEFAULT);
         goto out;
     }
-    og__admin_mount(d.adm, &d);
+    admin_mount(d.adm, &d);
     d.core.http_public = d.pub;
     og__log(OG_LOG_NOTICE, NULL,
             "omnigated %s (plugin ABI %d.%d) starting "

@@ -57,9 +57,15 @@ const og__conf_t *og__daemon_conf(og__daemon_t *d);
 /* 1 when the daemon runs with --test-clock. */
 int og__daemon_test_clock(og__daemon_t *d);
 
+/* Mounts the admin API's routes on its listener (core/admin.c's
+ * og__admin_mount(); given by main.c, so that the daemon does not depend
+ * on the API built over it). */
+typedef void (*og__admin_mount_fn)(og__http_server_t *admin, og__daemon_t *d);
+
 /* Runs the daemon until SIGTERM/SIGINT; returns the process exit code.
  * test_clock: the admin API may move the journeys' clock. */
 int og__daemon_run(const char *conf_path, const char *plugin_dir,
-                   const char *state_dir, int test_clock);
+                   const char *state_dir, int test_clock,
+                   og__admin_mount_fn admin_mount);
 
 #endif /* OG_CORE_DAEMON_H */

@@ -26,7 +26,7 @@
 
 #include "conf.h"
 #include "event.h"
-#include "router.h"
+#include "cond.h"
 #include "templates.h"
 
 typedef struct og__journeys_s og__journeys_t;

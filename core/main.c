@@ -10,6 +10,7 @@
 
 #include <omnigate/og_version.h>
 
+#include "admin.h"
 #include "daemon.h"
 #include "http_client.h"
 #include "log.h"
@@ -115,7 +116,8 @@ int main(int argc, char **argv)
     /* libcurl (and the TLS library behind it) is initialised on first
      * use by the HTTP client, so a daemon whose channels never call out
      * does not carry it in memory. */
-    rc = og__daemon_run(conf, plugin_dir, state_dir, test_clock);
+    rc = og__daemon_run(conf, plugin_dir, state_dir, test_clock,
+                        og__admin_mount);
     og__http_global_cleanup();
     return rc;
 }

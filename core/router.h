@@ -9,28 +9,11 @@
 
 #include <stddef.h>
 
+#include "cond.h"
 #include "conf.h"
 #include "event.h"
 
 typedef struct og__router_s og__router_t;
-typedef struct og__cond_s og__cond_t;
-
-/*
- * og__conds_parse: compile a "when" expression: conditions joined by
- * " and ", each "PATH exists", "PATH missing" or "PATH OP VALUE" with OP one
- * of == != < <= > >= and VALUE a number, true/false, or text (bare or in
- * double quotes). Returns the conditions (free with og__conds_free()), or
- * NULL with the reason in why.
- */
-og__cond_t *og__conds_parse(const char *expr, size_t *count, char *why,
-                            size_t whylen);
-void og__conds_free(og__cond_t *c, size_t count);
-/* True when ev satisfies every condition. */
-int og__conds_match(const og__cond_t *c, size_t count, const og_event_t *ev);
-/* The same over any MessagePack tree (paths from its root). */
-int og__conds_match_obj(const og__cond_t *c, size_t count,
-                        const msgpack_object *root);
-
 /* Compiles the routes of conf; the router keeps its own copies. conf's
  * routes must have been validated (og__conf_load()). Targets that are
  * disabled channels are left out. */

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "conf.h"
-#include "router.h"
+#include "cond.h"
 #include "util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
