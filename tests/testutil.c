@@ -18,11 +18,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "conf.h"
-#include "event.h"
-#include "identity.h"
-#include "journeys.h"
-#include "store.h"
+#include "config/conf.h"
+#include "event/event.h"
+#include "domain/identity.h"
+#include "domain/journeys.h"
+#include "store/store.h"
 #include "testutil.h"
 
 extern char **environ;

@@ -22,12 +22,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "customers_sqlite.h"
-#include "event.h"
-#include "identity.h"
-#include "sqlite_ckpt.h"
-#include "store.h"
-#include "util.h"
+#include "backends/sqlite/customers_sqlite.h"
+#include "event/event.h"
+#include "domain/identity.h"
+#include "backends/sqlite/sqlite_ckpt.h"
+#include "store/store.h"
+#include "base/util.h"
 
 #define BATCH 256
 

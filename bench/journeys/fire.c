@@ -24,12 +24,12 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "conf.h"
-#include "event.h"
-#include "journeys.h"
-#include "store.h"
+#include "config/conf.h"
+#include "event/event.h"
+#include "domain/journeys.h"
+#include "store/store.h"
 #include "testutil.h"
-#include "util.h"
+#include "base/util.h"
 
 #define FILL_BATCH 1000
 #define T0 1790000000000ull

@@ -2,7 +2,7 @@
  * fuzz_conf: configuration files and route conditions. The input is a
  * main file (omnigate.conf) loaded as the daemon loads it, and, split at
  * its first NUL or newline, a "when" condition compiled as the router
- * compiles it (core/conf.c, core/router.c).
+ * compiles it (core/config/conf.c, core/pipeline/router.c).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -11,9 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "conf.h"
-#include "cond.h"
-#include "util.h"
+#include "config/conf.h"
+#include "event/cond.h"
+#include "base/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

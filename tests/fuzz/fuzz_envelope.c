@@ -1,5 +1,5 @@
 /*
- * fuzz_envelope: the envelope's MessagePack validation (core/event.c), as
+ * fuzz_envelope: the envelope's MessagePack validation (core/event/event.c), as
  * a plugin's og_emit() meets it, trusted and untrusted, then what the
  * store reads back from an accepted event and the facts the pipeline
  * reads from it.
@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "event.h"
+#include "event/event.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,6 +1,6 @@
 /*
  * fuzz_http: bytes from anyone who reaches the public listener, through
- * the core's real HTTP server (core/http_server.c on libhttp-parser) on a
+ * the core's real HTTP server (core/net/http_server.c on libhttp-parser) on a
  * unix socket: request line, headers, chunked and sized bodies,
  * pipelining, then the client's end of stream. A handler answers each
  * request it is given, so responses and pipelining run too.
@@ -16,7 +16,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "http_server.h"
+#include "net/http_server.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,6 +1,6 @@
 /*
  * fuzz_ipc: the bytes an isolated plugin's host process sends the daemon
- * (core/ipc.c, docs/isolation.md): a crashed or compromised plugin may
+ * (core/host/ipc.c, docs/isolation.md): a crashed or compromised plugin may
  * write anything on its socket. Frames are cut and checked, and each
  * element read with the accessors the daemon uses; the channel must end
  * lost (end of stream or the bad frame named), never crash.
@@ -11,7 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "ipc.h"
+#include "host/ipc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

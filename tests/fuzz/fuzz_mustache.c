@@ -2,15 +2,15 @@
  * fuzz_mustache: a template as an operator (or a compromised config
  * file) writes it: parsed, its names listed, rendered as HTML and as
  * text over a small data tree with strings, numbers, lists, maps and
- * empty keys (core/mustache.c).
+ * empty keys (core/domain/mustache.c).
  */
 #include <msgpack.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "mustache.h"
-#include "util.h"
+#include "domain/mustache.h"
+#include "base/util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "event.h"
+#include "event/event.h"
 #include "web.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "conf.h"
+#include "config/conf.h"
 #include "testutil.h"
 
 static char *dir;

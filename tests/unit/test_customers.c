@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "event.h"
-#include "identity.h"
-#include "store.h"
+#include "event/event.h"
+#include "domain/identity.h"
+#include "store/store.h"
 #include "testutil.h"
 
 static char *dir;

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "event.h"
+#include "event/event.h"
 #include "testutil.h"
 
 #define MAX 4096

@@ -15,7 +15,7 @@
 
 #include <omnigate/og_services.h>
 
-#include "http_client.h"
+#include "net/http_client.h"
 #include "testutil.h"
 
 static uv_loop_t loop;

@@ -16,7 +16,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "http_server.h"
+#include "net/http_server.h"
 #include "testutil.h"
 
 static uv_loop_t loop;

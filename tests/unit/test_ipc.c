@@ -1,6 +1,6 @@
 /*
  * test_ipc.c: the frames between the daemon and an isolated plugin's
- * process (core/ipc.c): whole frames dispatched in order however the
+ * process (core/host/ipc.c): whole frames dispatched in order however the
  * bytes are cut, and every bad frame closing the channel with a reason
  * that names it.
  */
@@ -10,7 +10,7 @@
 
 #include <CUnit/CUnit.h>
 
-#include "ipc.h"
+#include "host/ipc.h"
 #include "testutil.h"
 
 struct seen {

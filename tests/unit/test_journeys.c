@@ -17,13 +17,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "conf.h"
-#include "event.h"
-#include "identity.h"
-#include "journeys.h"
-#include "store.h"
+#include "config/conf.h"
+#include "event/event.h"
+#include "domain/identity.h"
+#include "domain/journeys.h"
+#include "store/store.h"
 #include "testutil.h"
-#include "tz.h"
+#include "domain/tz.h"
 
 static char *dir;
 

@@ -16,6 +16,7 @@ top = os.environ.get("OG_TOP_SRCDIR",
                      os.path.join(os.path.dirname(__file__), "..", ".."))
 files = [os.path.join(top, "README.md")]
 for pat in ("docs/**/*.md", "sdk/**/*.md", "plugins/*/README.md",
+            "core/**/README.md",
             "tests/fuzz/**/*.md"):
     files += glob.glob(os.path.join(top, pat), recursive=True)
 link = re.compile(r"\]\(([^)\s]+)\)|href=\"([^\"]+)\"")

@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "plugin.h"
+#include "host/plugin.h"
 #include "testutil.h"
 
 static char *dir;

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mustache.h"
+#include "domain/mustache.h"
 #include "testutil.h"
 #include "web.h" /* web_pack_json: JSON as MessagePack */
 

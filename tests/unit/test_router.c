@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "router.h"
+#include "pipeline/router.h"
 #include "testutil.h"
-#include "util.h"
+#include "base/util.h"
 
 static og__conf_t conf;
 

@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backoff.h"
-#include "store.h"
+#include "base/backoff.h"
+#include "store/store.h"
 #include "testutil.h"
 
 static char *dir;

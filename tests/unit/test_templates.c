@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "conf.h"
-#include "daemon.h"
-#include "templates.h"
+#include "config/conf.h"
+#include "daemon/daemon.h"
+#include "domain/templates.h"
 #include "testutil.h"
 
 static char *dir;

@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "testutil.h"
-#include "log.h"
-#include "util.h"
+#include "base/log.h"
+#include "base/util.h"
 
 static void test_bool(void)
 {
