@@ -14,6 +14,7 @@
 #include <sys/random.h>
 
 #include "base/backoff.h"
+#include "pipeline/answers.h"
 #include "pipeline/durable.h"
 #include "base/json.h"
 #include "domain/journeys.h"
@@ -1185,7 +1186,8 @@ static void round_work(uv_work_t *w)
             op->rc = s->ops->timeline(s, op->channel, 1000, &op->out);
             break;
         case OG__STOCK_GET:
-            op->rc = s->ops->stock(s, op->channel, &r->rules->stock, &op->out);
+            op->rc = og__answer_stock(s->ops->stock_repo(s), op->channel,
+                                      &r->rules->stock, &op->out);
             break;
         case OG__CUSTOMER_SPLIT:
             op->rc = s->ops->customer_split(s, op->channel, r->now, &hooks,

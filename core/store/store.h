@@ -17,6 +17,7 @@
 
 #include "base/util.h"
 #include "config/conf.h"
+#include "domain/stock.h"
 
 /* How much a commit survives (omnigate.conf(5), docs/man/omnigate.conf.5). */
 typedef enum og__durability_e {
@@ -134,19 +135,6 @@ typedef struct og__merge_s {
     uint64_t at_ms;
     int split; /* 1: this is a split (customer.split) */
 } og__merge_t;
-
-/* A channel taking part in shared stock (docs/stock.md). */
-typedef struct og__stock_chan_s {
-    const char *channel;
-    const char *const *locations; /* NULL-terminated; "*": every one */
-    int64_t buffer;               /* safety buffer, units */
-    const char *first;            /* where its orders reserve, or NULL */
-} og__stock_chan_t;
-
-typedef struct og__stock_rules_s {
-    const og__stock_chan_t *chans;
-    size_t n;
-} og__stock_rules_t;
 
 /* What the core lends the store for resolution inside a commit; called on
  * the thread running the commit. */
@@ -310,11 +298,10 @@ struct og__store_ops {
      * OG_ERR_NOT_FOUND when there is no such customer. */
     og_err_t (*timeline)(og__store_t *s, const char *id, size_t limit,
                          og__sbuf_t *out);
-    /* The stock of sku as JSON: per location on hand and reserved, per
-     * stock channel the availability (docs/stock.md). OG_ERR_NOT_FOUND
-     * when the sku was never seen. */
-    og_err_t (*stock)(og__store_t *s, const char *sku,
-                      const og__stock_rules_t *rules, og__sbuf_t *out);
+    /* The stock ledger (domain/stock.h): the repository the stock rules
+     * run on inside commit, and the one readers use between commits
+     * (each of its calls then its own transaction). Lives as long as s. */
+    og__stock_repo_t *(*stock_repo)(og__store_t *s);
 };
 
 struct og__store_s {

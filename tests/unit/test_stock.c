@@ -1,10 +1,14 @@
 /*
- * test_stock.c: shared stock over the real SQLite store: absolute counts
+ * test_stock.c: the shared stock rules (domain/stock.h) run on two
+ * implementations of the stock repository: the real SQLite store, each
+ * event accepted through its commit, and the in-memory one of
+ * mem_stock.c, each event applied by og__stock_apply(). Absolute counts
  * and deltas with versions, duplicated and out-of-order (stock never moves
  * backwards); order reservations, releases and fulfilment; per-channel
  * availability with safety buffers and the stock.out / stock.back events
  * when it crosses zero; an order.* event from a POS that names only the
- * order gets the order's customer.
+ * order gets the order's customer; every error of the repository ends
+ * the rules with it.
  */
 #include "config.h"
 
@@ -13,8 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "event/event.h"
 #include "domain/identity.h"
+#include "domain/stock.h"
+#include "event/event.h"
+#include "mem_stock.h"
+#include "pipeline/answers.h"
 #include "store/store.h"
 #include "testutil.h"
 
@@ -30,15 +37,14 @@ static uint8_t *bodies[64];
 static char ids[64][72];
 static size_t nbodies;
 
-static int made_hook(void *data, uint8_t *body, size_t len,
-                     og__store_item_t *ev)
+/* Records the event the rules made as "type channel"; its id kept. */
+static const char *record(const uint8_t *body, size_t len, uint64_t *at)
 {
     char why[128], tmp[80];
     og_event_t *e = og__event_restore(body, len, why, sizeof(why));
     const char *ch = "";
     size_t n = 0;
 
-    (void)data;
     CU_ASSERT_PTR_NOT_NULL_FATAL(e);
     og__event_get_str(e, "props.channel", &ch, &n);
     snprintf(tmp, sizeof(tmp), "%s %.*s", e->type, (int)n, ch);
@@ -46,14 +52,32 @@ static int made_hook(void *data, uint8_t *body, size_t len,
         snprintf(made[nmade++], sizeof(made[0]), "%s", tmp);
     CU_ASSERT_FATAL(nbodies < 64);
     snprintf(ids[nbodies], sizeof(ids[0]), "%s", e->id);
+    if (at != NULL)
+        *at = e->received_ms;
+    og__event_unref(e);
+    return ids[nbodies];
+}
+
+/* The store's hooks->made: the event becomes an item of the commit. */
+static int made_hook(void *data, uint8_t *body, size_t len,
+                     og__store_item_t *ev)
+{
+    (void)data;
     memset(ev, 0, sizeof(*ev));
-    ev->event_id = ids[nbodies];
+    ev->event_id = record(body, len, &ev->received_ms);
     bodies[nbodies++] = body;
     ev->body = body;
     ev->len = len;
-    ev->received_ms = e->received_ms;
-    og__event_unref(e);
     return 0;
+}
+
+/* The rules' made function in memory: recorded, then dropped. */
+static og_err_t mem_made(void *data, uint8_t *body, size_t len)
+{
+    (void)data;
+    record(body, len, NULL);
+    free(body);
+    return OG_OK;
 }
 
 static const char *const web_locs[] = {"*", NULL};
@@ -64,6 +88,18 @@ static const og__stock_chan_t chans[] = {
 };
 static const og__stock_rules_t rules = {chans, 2};
 static og__store_hooks_t hooks;
+static og__stock_repo_t *mem;
+
+/* One implementation of the stock repository under test. */
+struct backend {
+    void (*open)(void);
+    void (*close)(void);
+    /* accepts the new event of it (its customer filled in when the
+     * rules find one); OG_OK or the error */
+    og_err_t (*accept)(og__store_item_t *it);
+    og__stock_repo_t *(*repo)(void);
+};
+static const struct backend *be;
 
 /* Packs one string pair. */
 static void kv(msgpack_packer *pk, const char *k, const char *v)
@@ -72,18 +108,20 @@ static void kv(msgpack_packer *pk, const char *k, const char *v)
     msgpack_pack_str_with_body(pk, v, strlen(v));
 }
 
-/* Commits one event from instance src whose envelope tail (pairs after
- * v and type) pack() writes; returns its customer. */
-static void commit(const char *src, const char *type, size_t pairs,
-                   void (*pack)(msgpack_packer *pk, const void *arg),
-                   const void *arg, char cust[40])
+/* Accepts one event from instance src whose envelope tail (pairs after
+ * v and type) pack() writes; cust (may be NULL) is its customer as
+ * resolved (empty: none), then the customer it ended with.
+ * Returns what the backend answered. */
+static og_err_t submit(const char *src, const char *type, size_t pairs,
+                       void (*pack)(msgpack_packer *pk, const void *arg),
+                       const void *arg, char cust[40])
 {
     msgpack_sbuffer sb;
     msgpack_packer pk;
     og_event_t *ev;
     og__store_item_t it;
     og_err_t rc;
-    char why[256], err[256], id[32];
+    char why[256], id[32];
 
     tu_pack_head(&sb, &pk, type, pairs + 1);
     snprintf(id, sizeof(id), "st-%d", ++seq);
@@ -100,13 +138,22 @@ static void commit(const char *src, const char *type, size_t pairs,
     it.received_ms = ++now_ms;
     it.type = ev->type;
     it.source = ev->instance;
-    CU_ASSERT_EQUAL(
-        st->ops->commit(st, &it, 1, NULL, 0, &hooks, err, sizeof(err)), OG_OK);
-    CU_ASSERT_EQUAL(it.result, OG__ACCEPT_NEW);
+    if (cust != NULL) /* as if resolution had found it */
+        snprintf(it.customer, sizeof(it.customer), "%s", cust);
+    rc = be->accept(&it);
+    CU_ASSERT(rc != OG_OK || it.result == OG__ACCEPT_NEW);
     if (cust != NULL)
         snprintf(cust, 40, "%s", it.customer);
     free(it.stamped);
     og__event_unref(ev);
+    return rc;
+}
+
+static void commit(const char *src, const char *type, size_t pairs,
+                   void (*pack)(msgpack_packer *pk, const void *arg),
+                   const void *arg, char cust[40])
+{
+    CU_ASSERT_EQUAL(submit(src, type, pairs, pack, arg, cust), OG_OK);
 }
 
 struct inv {
@@ -182,7 +229,7 @@ static void order(const char *src, const char *type, const char *id,
 static char *stock(const char *sku)
 {
     og__sbuf_t b = {0};
-    og_err_t rc = st->ops->stock(st, sku, &rules, &b);
+    og_err_t rc = og__answer_stock(be->repo(), sku, &rules, &b);
 
     if (rc != OG_OK) {
         og__sbuf_free(&b);
@@ -222,14 +269,77 @@ static void open_store(void)
     hooks.stamp = og__stamp_hook;
     hooks.stock = &rules;
     hooks.made = made_hook;
-    nmade = 0;
 }
 
 static void close_store(void)
 {
+    og__store_close(st);
+    st = NULL;
+}
+
+static og_err_t sqlite_accept(og__store_item_t *it)
+{
+    char err[256];
+
+    return st->ops->commit(st, it, 1, NULL, 0, &hooks, err, sizeof(err));
+}
+
+static og__stock_repo_t *sqlite_repo(void)
+{
+    return st->ops->stock_repo(st);
+}
+
+static const struct backend sqlite_backend = {open_store, close_store,
+                                              sqlite_accept, sqlite_repo};
+
+static void open_mem(void)
+{
+    mem = mem_stock_new();
+}
+
+static void close_mem(void)
+{
+    mem_stock_free(mem);
+    mem = NULL;
+}
+
+/* What the store's commit does for stock, without a store. */
+static og_err_t mem_accept(og__store_item_t *it)
+{
+    og__stock_input_t in = {it->type,       it->event_id, it->source,
+                            it->customer,   it->body,     it->len,
+                            it->received_ms};
+    int found = 0;
+    og_err_t rc;
+
+    it->result = OG__ACCEPT_NEW;
+    if (it->customer[0] == '\0' &&
+        (rc = og__stock_order_customer(mem, it->type, it->body, it->len,
+                                       it->customer, sizeof(it->customer),
+                                       &found)) != OG_OK)
+        return rc;
+    return og__stock_apply(mem, &in, &rules, mem_made, NULL);
+}
+
+static og__stock_repo_t *mem_repo(void)
+{
+    return mem;
+}
+
+static const struct backend mem_backend = {open_mem, close_mem, mem_accept,
+                                           mem_repo};
+
+static void begin(void)
+{
+    nmade = 0;
+    be->open();
+}
+
+static void end(void)
+{
     size_t i;
 
-    og__store_close(st);
+    be->close();
     for (i = 0; i < nbodies; i++)
         free(bodies[i]);
     nbodies = 0;
@@ -237,7 +347,7 @@ static void close_store(void)
 
 static void test_versions(void)
 {
-    open_store();
+    begin();
     CU_ASSERT_PTR_NULL(stock("A-1")); /* never seen */
     inventory("A-1", "store-12", 10, 0, 5);
     check_stock("A-1", "\"store-12\":{\"on_hand\":10,\"reserved\":0");
@@ -261,14 +371,14 @@ static void test_versions(void)
     inventory("A-1", "warehouse", 100, 0, 1);
     check_stock("A-1", "\"warehouse\":{\"on_hand\":100,");
     check_stock("A-1", "\"store-12\":{\"on_hand\":8,");
-    close_store();
+    end();
 }
 
 static void test_reservations_and_channels(void)
 {
     size_t i;
 
-    open_store();
+    begin();
     /* first figures: web 3 - 2 = 1, pos 3: nothing to announce */
     inventory("B-2", "store-12", 3, 0, 1);
     CU_ASSERT_EQUAL(nmade, 0);
@@ -302,7 +412,11 @@ static void test_reservations_and_channels(void)
     CU_ASSERT_EQUAL(nmade, 6);
     for (i = 4; i < 6; i++)
         CU_ASSERT_PTR_NOT_NULL(strstr(made[i], "stock.back"));
-    close_store();
+    /* a first figure of exactly zero is out (web: 2 - buffer 2) */
+    inventory("Z-0", "store-12", 2, 0, 1);
+    CU_ASSERT_EQUAL(nmade, 7);
+    CU_ASSERT_STRING_EQUAL(made[6], "stock.out web");
+    end();
 }
 
 static void pack_named(msgpack_packer *pk, const void *arg)
@@ -333,7 +447,8 @@ static void test_order_customer(void)
     og_err_t rc;
     char why[256];
 
-    open_store();
+    be = &sqlite_backend;
+    begin();
     /* placed on the web by a known customer (resolved from the key) */
     tu_pack_head(&sb, &pk, "order.placed", 4);
     kv(&pk, "id", "st-named");
@@ -372,7 +487,67 @@ static void test_order_customer(void)
     }
     CU_ASSERT_STRING_EQUAL(cust, it.customer);
     check_stock("C-3", "\"store-12\":{\"on_hand\":0,\"reserved\":1");
-    close_store();
+    end();
+}
+
+/* An order placed by a customer, then named by its id alone: the later
+ * event gets the order's customer. */
+static void test_mem_order_customer(void)
+{
+    struct order o = {"o-m", "M-1", "store-12", NULL, 1};
+    struct order named = {"o-m", NULL, NULL, NULL, 0};
+    char cust[40] = "cust-7", later[40] = "";
+
+    begin();
+    commit("web", "order.placed", 2, pack_order, &o, cust);
+    commit("pos.store-12", "order.ready_for_pickup", 1, pack_order, &named,
+           later);
+    CU_ASSERT_STRING_EQUAL(later, "cust-7");
+    check_stock("M-1", "\"store-12\":{\"on_hand\":0,\"reserved\":1");
+    end();
+}
+
+/* Each call of the repository fails in turn: the rules stop with its
+ * error, and succeed once no call fails. */
+static void test_errors_propagate(void)
+{
+    struct order o = {"o-f", "F-1", "store-12", NULL, 2};
+    unsigned k, calls, before;
+
+    /* how many calls placing the order makes when none fails */
+    begin();
+    inventory("F-1", "store-12", 1, 0, 1);
+    before = mem_stock_fail_from(mem, 0);
+    CU_ASSERT_EQUAL(submit("web", "order.placed", 2, pack_order, &o, NULL),
+                    OG_OK);
+    calls = mem_stock_fail_from(mem, 0) - before;
+    CU_ASSERT_EQUAL(nmade, 2); /* web and pos.store-12 ran out */
+    end();
+    /* order, line, move, then per channel its availability, last figure
+     * and new figure */
+    CU_ASSERT(calls >= 9);
+    for (k = 1; k <= calls + 1; k++) {
+        og_err_t rc;
+
+        begin();
+        inventory("F-1", "store-12", 1, 0, 1);
+        mem_stock_fail_from(mem, k);
+        rc = submit("web", "order.placed", 2, pack_order, &o, NULL);
+        CU_ASSERT_EQUAL(rc, k <= calls ? OG_ERR_IO : OG_OK);
+        end();
+    }
+}
+
+static int use_sqlite(void)
+{
+    be = &sqlite_backend;
+    return 0;
+}
+
+static int use_mem(void)
+{
+    be = &mem_backend;
+    return 0;
 }
 
 int main(void)
@@ -382,12 +557,21 @@ int main(void)
 
     dir = tu_mkdtemp();
     CU_initialize_registry();
-    s = CU_add_suite("stock", NULL, NULL);
+    s = CU_add_suite("stock rules on SQLite, through the store's commit",
+                     use_sqlite, NULL);
     CU_add_test(s, "versions: duplicated and reordered updates", test_versions);
     CU_add_test(s, "reservations, buffers, stock.out and stock.back",
                 test_reservations_and_channels);
     CU_add_test(s, "an order's later events find its customer",
                 test_order_customer);
+    s = CU_add_suite("stock rules on the in-memory repository", use_mem, NULL);
+    CU_add_test(s, "versions: duplicated and reordered updates", test_versions);
+    CU_add_test(s, "reservations, buffers, stock.out and stock.back",
+                test_reservations_and_channels);
+    CU_add_test(s, "an order placed then named finds its customer",
+                test_mem_order_customer);
+    CU_add_test(s, "every error of the repository ends the rules",
+                test_errors_propagate);
     rc = tu_run();
     tu_rmrf(dir);
     free(dir);

@@ -392,6 +392,63 @@ static int insert_made(void *ctx, og__store_item_t *ev)
     return rc;
 }
 
+/* The stock rules' stock.out / stock.back: built into an item by the
+ * core's hook, written as an event of this commit. */
+struct made_ctx {
+    struct sqlite_store *q;
+    const og__store_hooks_t *hooks;
+};
+
+static og_err_t stock_made(void *data, uint8_t *body, size_t len)
+{
+    struct made_ctx *m = data;
+    og__store_item_t ev;
+
+    memset(&ev, 0, sizeof(ev));
+    if (m->hooks->made(m->hooks->data, body, len, &ev) != 0)
+        return OG_OK; /* not made: no route wants it */
+    return insert_made(m->q, &ev) == SQLITE_OK ? OG_OK : OG_ERR_IO;
+}
+
+/* What the new event it does to stock and orders (domain/stock.h). */
+static og_err_t stock_apply(struct sqlite_store *q, og__store_item_t *it,
+                            const og__store_hooks_t *hooks)
+{
+    struct made_ctx m = {q, hooks};
+    og__stock_input_t in;
+
+    in.type = it->type;
+    in.event_id = it->event_id;
+    in.source = it->source;
+    in.customer = it->customer;
+    in.body = it->stamped ? it->stamped : it->body;
+    in.len = it->stamped ? it->stamped_len : it->len;
+    in.received_ms = it->received_ms;
+    return og__stock_apply(og__stockdb_repo(q->stock), &in,
+                           hooks ? hooks->stock : NULL,
+                           hooks && hooks->made ? stock_made : NULL, &m);
+}
+
+/* An order.* event (not stored yet) that names no customer but an order
+ * placed before gets that order's customer, stamped into its body, so
+ * that journeys and the timeline see it (a POS's order.ready_for_pickup). */
+static og_err_t order_customer(struct sqlite_store *q, og__store_item_t *it,
+                               const og__store_hooks_t *hooks)
+{
+    int found = 0;
+    og_err_t rc;
+
+    if (it->customer[0] != '\0' || hooks->stamp == NULL)
+        return OG_OK;
+    rc = og__stock_order_customer(og__stockdb_repo(q->stock), it->type,
+                                  it->body, it->len, it->customer,
+                                  sizeof(it->customer), &found);
+    if (rc == OG_OK && found)
+        it->stamped = hooks->stamp(hooks->data, it->body, it->len, it->customer,
+                                   NULL, &it->stamped_len);
+    return rc;
+}
+
 /* Checks the group of items starting at items[0] (n items in all):
  * returns how many items it spans and, when one of them conflicts (with an
  * event stored before or with another of the group), marks the conflicting
@@ -503,7 +560,7 @@ static og_err_t sq_commit(og__store_t *s, og__store_item_t *items, size_t n,
          * finds a repeated id (the primary key), so a new event costs no
          * lookup of its own. */
         if (it->person == NULL && hooks != NULL &&
-            (rc = og__stockdb_order_customer(q->stock, it, hooks)) != SQLITE_OK)
+            order_customer(q, it, hooks) != OG_OK)
             goto fail;
         if (it->person != NULL && hooks != NULL) {
             if (seen(q->by_id, it->event_id, since, &hash, it->first_id,
@@ -548,9 +605,7 @@ static og_err_t sq_commit(og__store_t *s, og__store_item_t *items, size_t n,
             goto fail;
         if ((rc = og__custdb_bounced(q->cust, it)) != SQLITE_OK)
             goto fail;
-        if (og__stock_type(it->type) &&
-            (rc = og__stockdb_apply(q->stock, it, hooks, insert_made, q)) !=
-                SQLITE_OK)
+        if (og__stock_type(it->type) && stock_apply(q, it, hooks) != OG_OK)
             goto fail;
         if ((it->customer[0] != '\0' || it->njm > 0) &&
             (rc = og__jdb_accepted(q->jdb, it)) != SQLITE_OK)
@@ -929,12 +984,9 @@ static og_err_t sq_timeline(og__store_t *s, const char *id, size_t limit,
     return og__jdb_timeline(q->jdb, id, limit, out);
 }
 
-static og_err_t sq_stock(og__store_t *s, const char *sku,
-                         const og__stock_rules_t *rules, og__sbuf_t *out)
+static og__stock_repo_t *sq_stock_repo(og__store_t *s)
 {
-    struct sqlite_store *q = (struct sqlite_store *)s;
-
-    return og__stockdb_get(q->stock, sku, rules, out);
+    return og__stockdb_repo(((struct sqlite_store *)s)->stock);
 }
 
 static const struct og__store_ops sqlite_ops = {
@@ -956,7 +1008,7 @@ static const struct og__store_ops sqlite_ops = {
     .conversation = sq_conversation,
     .journeys_fire = sq_journeys_fire,
     .timeline = sq_timeline,
-    .stock = sq_stock,
+    .stock_repo = sq_stock_repo,
 };
 
 /* Runs the migrations the database lacks, each in its own transaction. */

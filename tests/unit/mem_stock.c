@@ -1,0 +1,442 @@
+/*
+ * mem_stock.c: the stock ledger in memory (mem_stock.h). Linear scans:
+ * a test holds a handful of rows.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/util.h"
+#include "mem_stock.h"
+
+#define K 136
+
+struct level {
+    char sku[K], loc[K];
+    int64_t on_hand, reserved, version;
+    uint64_t updated_ms;
+};
+
+struct delta {
+    char sku[K], loc[K];
+    int64_t version, delta;
+};
+
+struct chan {
+    char sku[K], channel[K];
+    int64_t avail;
+};
+
+struct order {
+    char id[K], customer[K], pickup[K];
+    int state;
+    uint64_t placed_ms, updated_ms;
+};
+
+struct res {
+    char order[K], sku[K], loc[K];
+    int64_t qty;
+};
+
+#define TABLE(T, name)                                                         \
+    struct {                                                                   \
+        T *v;                                                                  \
+        size_t n, cap;                                                         \
+    } name
+
+struct mem {
+    og__stock_repo_t repo; /* first */
+    TABLE(struct level, levels);
+    TABLE(struct delta, deltas);
+    TABLE(struct chan, chans);
+    TABLE(struct order, orders);
+    TABLE(struct res, res);
+    unsigned calls, fail_from;
+};
+
+/* t's rows with room for one more, zeroed, after its n rows. */
+static void *grow(void *v, size_t n, size_t *cap, size_t size)
+{
+    if (n == *cap) {
+        *cap = *cap ? 2 * *cap : 8;
+        v = og__xrealloc(v, *cap * size);
+    }
+    memset((char *)v + n * size, 0, size);
+    return v;
+}
+
+/* A new zeroed row at the end of table t. */
+#define APPEND(t)                                                              \
+    ((t).v = grow((t).v, (t).n, &(t).cap, sizeof(*(t).v)), &(t).v[(t).n++])
+
+static void copy(char *dst, const char *src)
+{
+    snprintf(dst, K, "%s", src ? src : "");
+}
+
+/* Counts the call; 1 when it must fail. */
+static int failing(og__stock_repo_t *r)
+{
+    struct mem *m = (struct mem *)r;
+
+    m->calls++;
+    return m->fail_from != 0 && m->calls >= m->fail_from;
+}
+
+#define CALL(r)                                                                \
+    do {                                                                       \
+        if (failing(r))                                                        \
+            return OG_ERR_IO;                                                  \
+    } while (0)
+
+static struct level *level_of(struct mem *m, const char *sku, const char *loc,
+                              int create)
+{
+    struct level *l;
+    size_t i;
+
+    for (i = 0; i < m->levels.n; i++)
+        if (strcmp(m->levels.v[i].sku, sku) == 0 &&
+            strcmp(m->levels.v[i].loc, loc) == 0)
+            return &m->levels.v[i];
+    if (!create)
+        return NULL;
+    l = APPEND(m->levels);
+    copy(l->sku, sku);
+    copy(l->loc, loc);
+    return l;
+}
+
+static struct order *order_of(struct mem *m, const char *id)
+{
+    size_t i;
+
+    for (i = 0; i < m->orders.n; i++)
+        if (strcmp(m->orders.v[i].id, id) == 0)
+            return &m->orders.v[i];
+    return NULL;
+}
+
+static og_err_t count_version(og__stock_repo_t *r, const char *sku,
+                              const char *loc, int64_t *version, int *found)
+{
+    struct level *l;
+
+    CALL(r);
+    l = level_of((struct mem *)r, sku, loc, 0);
+    *found = l != NULL;
+    *version = l ? l->version : 0;
+    return OG_OK;
+}
+
+static og_err_t count_set(og__stock_repo_t *r, const char *sku, const char *loc,
+                          int64_t on_hand, int64_t version, uint64_t at_ms)
+{
+    struct level *l;
+
+    CALL(r);
+    l = level_of((struct mem *)r, sku, loc, 1);
+    l->on_hand = on_hand;
+    l->version = version;
+    l->updated_ms = at_ms;
+    return OG_OK;
+}
+
+static og_err_t move(og__stock_repo_t *r, const char *sku, const char *loc,
+                     int64_t d_on_hand, int64_t d_reserved, uint64_t at_ms)
+{
+    struct level *l;
+
+    CALL(r);
+    l = level_of((struct mem *)r, sku, loc, 1);
+    l->on_hand += d_on_hand;
+    l->reserved += d_reserved;
+    if (l->reserved < 0)
+        l->reserved = 0;
+    l->updated_ms = at_ms;
+    return OG_OK;
+}
+
+static og_err_t deltas_after(og__stock_repo_t *r, const char *sku,
+                             const char *loc, int64_t version, int64_t *sum)
+{
+    struct mem *m = (struct mem *)r;
+    size_t i;
+
+    CALL(r);
+    *sum = 0;
+    for (i = 0; i < m->deltas.n; i++)
+        if (strcmp(m->deltas.v[i].sku, sku) == 0 &&
+            strcmp(m->deltas.v[i].loc, loc) == 0 &&
+            m->deltas.v[i].version > version)
+            *sum += m->deltas.v[i].delta;
+    return OG_OK;
+}
+
+static og_err_t deltas_drop(og__stock_repo_t *r, const char *sku,
+                            const char *loc, int64_t version)
+{
+    struct mem *m = (struct mem *)r;
+    size_t i, k = 0;
+
+    CALL(r);
+    for (i = 0; i < m->deltas.n; i++)
+        if (strcmp(m->deltas.v[i].sku, sku) != 0 ||
+            strcmp(m->deltas.v[i].loc, loc) != 0 ||
+            m->deltas.v[i].version > version)
+            m->deltas.v[k++] = m->deltas.v[i];
+    m->deltas.n = k;
+    return OG_OK;
+}
+
+static og_err_t delta_add(og__stock_repo_t *r, const char *sku, const char *loc,
+                          int64_t version, int64_t delta, int *added)
+{
+    struct mem *m = (struct mem *)r;
+    struct delta *d;
+    size_t i;
+
+    CALL(r);
+    *added = 0;
+    for (i = 0; i < m->deltas.n; i++)
+        if (strcmp(m->deltas.v[i].sku, sku) == 0 &&
+            strcmp(m->deltas.v[i].loc, loc) == 0 &&
+            m->deltas.v[i].version == version)
+            return OG_OK;
+    d = APPEND(m->deltas);
+    copy(d->sku, sku);
+    copy(d->loc, loc);
+    d->version = version;
+    d->delta = delta;
+    *added = 1;
+    return OG_OK;
+}
+
+static og_err_t available(og__stock_repo_t *r, const char *sku, const char *loc,
+                          int64_t *sum)
+{
+    struct mem *m = (struct mem *)r;
+    size_t i;
+
+    CALL(r);
+    *sum = 0;
+    for (i = 0; i < m->levels.n; i++)
+        if (strcmp(m->levels.v[i].sku, sku) == 0 &&
+            (loc == NULL || strcmp(m->levels.v[i].loc, loc) == 0))
+            *sum += m->levels.v[i].on_hand - m->levels.v[i].reserved;
+    return OG_OK;
+}
+
+static og_err_t order_add(og__stock_repo_t *r, const char *order,
+                          const char *customer, const char *pickup,
+                          uint64_t at_ms, int *added)
+{
+    struct mem *m = (struct mem *)r;
+    struct order *o;
+
+    CALL(r);
+    *added = order_of(m, order) == NULL;
+    if (!*added)
+        return OG_OK;
+    o = APPEND(m->orders);
+    copy(o->id, order);
+    copy(o->customer, customer);
+    copy(o->pickup, pickup);
+    o->placed_ms = o->updated_ms = at_ms;
+    return OG_OK;
+}
+
+static og_err_t order_customer(og__stock_repo_t *r, const char *order,
+                               char *buf, size_t len, int *found)
+{
+    struct order *o;
+
+    CALL(r);
+    o = order_of((struct mem *)r, order);
+    *found = o != NULL && o->customer[0] != '\0';
+    if (*found)
+        snprintf(buf, len, "%s", o->customer);
+    return OG_OK;
+}
+
+static og_err_t order_state(og__stock_repo_t *r, const char *order,
+                            og__order_state_t state, uint64_t at_ms)
+{
+    struct order *o;
+
+    CALL(r);
+    if ((o = order_of((struct mem *)r, order)) != NULL) {
+        o->state = (int)state;
+        o->updated_ms = at_ms;
+    }
+    return OG_OK;
+}
+
+static og_err_t reservation_add(og__stock_repo_t *r, const char *order,
+                                const char *sku, const char *loc, int64_t qty,
+                                int *added)
+{
+    struct mem *m = (struct mem *)r;
+    struct res *x;
+    size_t i;
+
+    CALL(r);
+    *added = 0;
+    for (i = 0; i < m->res.n; i++)
+        if (strcmp(m->res.v[i].order, order) == 0 &&
+            strcmp(m->res.v[i].sku, sku) == 0 &&
+            strcmp(m->res.v[i].loc, loc) == 0)
+            return OG_OK;
+    x = APPEND(m->res);
+    copy(x->order, order);
+    copy(x->sku, sku);
+    copy(x->loc, loc);
+    x->qty = qty;
+    *added = 1;
+    return OG_OK;
+}
+
+static og_err_t reservations(og__stock_repo_t *r, const char *order,
+                             og__stock_line_cb cb, void *data)
+{
+    struct mem *m = (struct mem *)r;
+    size_t i;
+
+    CALL(r);
+    for (i = 0; i < m->res.n; i++)
+        if (strcmp(m->res.v[i].order, order) == 0)
+            cb(data, m->res.v[i].sku, m->res.v[i].loc, m->res.v[i].qty);
+    return OG_OK;
+}
+
+static og_err_t reservations_drop(og__stock_repo_t *r, const char *order)
+{
+    struct mem *m = (struct mem *)r;
+    size_t i, k = 0;
+
+    CALL(r);
+    for (i = 0; i < m->res.n; i++)
+        if (strcmp(m->res.v[i].order, order) != 0)
+            m->res.v[k++] = m->res.v[i];
+    m->res.n = k;
+    return OG_OK;
+}
+
+static struct chan *chan_of(struct mem *m, const char *sku, const char *channel)
+{
+    size_t i;
+
+    for (i = 0; i < m->chans.n; i++)
+        if (strcmp(m->chans.v[i].sku, sku) == 0 &&
+            strcmp(m->chans.v[i].channel, channel) == 0)
+            return &m->chans.v[i];
+    return NULL;
+}
+
+static og_err_t channel_get(og__stock_repo_t *r, const char *sku,
+                            const char *channel, int64_t *avail, int *known)
+{
+    struct chan *c;
+
+    CALL(r);
+    c = chan_of((struct mem *)r, sku, channel);
+    *known = c != NULL;
+    *avail = c ? c->avail : 0;
+    return OG_OK;
+}
+
+static og_err_t channel_set(og__stock_repo_t *r, const char *sku,
+                            const char *channel, int64_t avail)
+{
+    struct mem *m = (struct mem *)r;
+    struct chan *c;
+
+    CALL(r);
+    if ((c = chan_of(m, sku, channel)) == NULL) {
+        c = APPEND(m->chans);
+        copy(c->sku, sku);
+        copy(c->channel, channel);
+    }
+    c->avail = avail;
+    return OG_OK;
+}
+
+static int by_location(const void *a, const void *b)
+{
+    return strcmp((*(const struct level *const *)a)->loc,
+                  (*(const struct level *const *)b)->loc);
+}
+
+static og_err_t levels(og__stock_repo_t *r, const char *sku,
+                       og__stock_level_cb cb, void *data)
+{
+    struct mem *m = (struct mem *)r;
+    struct level **v;
+    size_t i, n = 0;
+
+    CALL(r);
+    v = og__xcalloc(m->levels.n + 1, sizeof(*v));
+    for (i = 0; i < m->levels.n; i++)
+        if (strcmp(m->levels.v[i].sku, sku) == 0)
+            v[n++] = &m->levels.v[i];
+    qsort(v, n, sizeof(*v), by_location);
+    for (i = 0; i < n; i++) {
+        og__stock_level_t l = {v[i]->loc, v[i]->on_hand, v[i]->reserved,
+                               v[i]->version, v[i]->updated_ms};
+
+        cb(data, &l);
+    }
+    free(v);
+    return OG_OK;
+}
+
+static const struct og__stock_repo_ops ops = {
+    .count_version = count_version,
+    .count_set = count_set,
+    .move = move,
+    .deltas_after = deltas_after,
+    .deltas_drop = deltas_drop,
+    .delta_add = delta_add,
+    .available = available,
+    .order_add = order_add,
+    .order_customer = order_customer,
+    .order_state = order_state,
+    .reservation_add = reservation_add,
+    .reservations = reservations,
+    .reservations_drop = reservations_drop,
+    .channel_get = channel_get,
+    .channel_set = channel_set,
+    .levels = levels,
+};
+
+og__stock_repo_t *mem_stock_new(void)
+{
+    struct mem *m = og__xcalloc(1, sizeof(*m));
+
+    m->repo.ops = &ops;
+    return &m->repo;
+}
+
+void mem_stock_free(og__stock_repo_t *r)
+{
+    struct mem *m = (struct mem *)r;
+
+    if (m == NULL)
+        return;
+    free(m->levels.v);
+    free(m->deltas.v);
+    free(m->chans.v);
+    free(m->orders.v);
+    free(m->res.v);
+    free(m);
+}
+
+unsigned mem_stock_fail_from(og__stock_repo_t *r, unsigned n)
+{
+    struct mem *m = (struct mem *)r;
+
+    m->fail_from = n == 0 ? 0 : m->calls + n;
+    return m->calls;
+}
