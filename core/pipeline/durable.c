@@ -1178,12 +1178,12 @@ static void round_work(uv_work_t *w)
             break;
         case OG__CONVERSATION_GET:
         case OG__CONVERSATION_RESOLVE:
-            op->rc = s->ops->conversation(s, op->channel,
-                                          op->op == OG__CONVERSATION_RESOLVE,
-                                          r->now, &op->out);
+            op->rc = og__answer_conversation(s, op->channel,
+                                             op->op == OG__CONVERSATION_RESOLVE,
+                                             r->now, &op->out);
             break;
         case OG__CUSTOMER_TIMELINE:
-            op->rc = s->ops->timeline(s, op->channel, 1000, &op->out);
+            op->rc = og__answer_timeline(s, op->channel, 1000, &op->out);
             break;
         case OG__STOCK_GET:
             op->rc = og__answer_stock(s->ops->stock_repo(s), op->channel,

@@ -215,6 +215,47 @@ typedef og_err_t (*og__fire_fn)(void *data, const struct og__fire_env_s *env,
                                 struct og__step_result_s *res,
                                 og__store_item_t *ev);
 
+/* One entry of a customer's timeline (docs/journeys.md), valid during
+ * the callback; a string is NULL when the entry has none. */
+typedef struct og__timeline_entry_s {
+    uint64_t at_ms;
+    const char *kind, *type, *channel, *ref, *correlation, *journey, *detail;
+} og__timeline_entry_t;
+
+/* One journey run as the timeline shows it, valid during the callback. */
+typedef struct og__run_view_s {
+    int64_t id;
+    const char *journey, *entity;             /* entity NULL when none */
+    int state;                                /* og__run_state (journeys.h) */
+    int step;                                 /* from 0 */
+    uint64_t due_ms;                          /* when state is active */
+    const char *correlation, *trigger, *note; /* NULL when none */
+    uint64_t started_ms, updated_ms;
+} og__run_view_t;
+
+/* Receives a customer's timeline: entries first, then runs. */
+typedef struct og__timeline_reader_s {
+    void *data;
+    void (*entry)(void *data, const og__timeline_entry_t *e);
+    void (*run)(void *data, const og__run_view_t *r);
+} og__timeline_reader_t;
+
+/* A conversation (docs/customers.md, Conversations), valid during the
+ * callback. */
+typedef struct og__conversation_view_s {
+    const char *id;
+    const char *customer; /* its customer now (after merges), or NULL */
+    int resolved;
+    uint64_t opened_ms, updated_ms;
+    int has_resolved_ms; /* resolved_ms is set (it was resolved once) */
+    uint64_t resolved_ms;
+    const char *last_channel; /* NULL when none */
+    int64_t messages, thread_keys;
+} og__conversation_view_t;
+
+typedef void (*og__conversation_cb)(void *data,
+                                    const og__conversation_view_t *v);
+
 typedef struct og__store_s og__store_t;
 
 struct og__store_ops {
@@ -280,10 +321,11 @@ struct og__store_ops {
                                const char *purpose, const char *channel,
                                const og__consent_rules_t *rules, int *allowed,
                                char *why, size_t whylen);
-    /* A conversation as JSON; OG_ERR_NOT_FOUND when there is none. With
+    /* A conversation, to cb; OG_ERR_NOT_FOUND when there is none. With
      * resolve, it is marked resolved first. */
     og_err_t (*conversation)(og__store_t *s, const char *id, int resolve,
-                             uint64_t now_ms, og__sbuf_t *out);
+                             uint64_t now_ms, og__conversation_cb cb,
+                             void *data);
     /* In one transaction: the journey runs due at now_ms (at most limit,
      * earliest first) fired through fn, their events and next states
      * written. *fired gets how many ran, *next_due the earliest due time
@@ -293,11 +335,12 @@ struct og__store_ops {
                               const og__trait_rules_t *rules,
                               const og__consent_rules_t *consent, size_t *fired,
                               uint64_t *next_due, char *err, size_t errlen);
-    /* The cross-channel story of a customer (id or an alias) as JSON:
-     * its last limit timeline entries and its journey runs.
-     * OG_ERR_NOT_FOUND when there is no such customer. */
+    /* The cross-channel story of a customer (id or an alias): canon gets
+     * the customer it is now, rd its last limit timeline entries (oldest
+     * first), then its journey runs (oldest first). OG_ERR_NOT_FOUND when
+     * there is no such customer. */
     og_err_t (*timeline)(og__store_t *s, const char *id, size_t limit,
-                         og__sbuf_t *out);
+                         char canon[40], const og__timeline_reader_t *rd);
     /* The stock ledger (domain/stock.h): the repository the stock rules
      * run on inside commit, and the one readers use between commits
      * (each of its calls then its own transaction). Lives as long as s. */

@@ -700,9 +700,18 @@ def test_conversations():
         check(st == 200 and c["state"] == "open" and c["messages"] == 4 and
               c["last_channel"] == "mail",
               "conversation state: %s" % c)
+        check(sorted(c) == ["customer", "id", "last_channel", "messages",
+                            "opened", "resolved", "state", "thread_keys",
+                            "updated"] and c["id"] == conv and
+              c["resolved"] is None and c["thread_keys"] >= 1 and
+              c["opened"] <= c["updated"],
+              "the conversation's fields: %s" % c)
         # resolve, then a new message on the social thread reopens it
         st, c = d.admin("POST", "/v1/conversations/%s/resolve" % conv)
-        check(st == 200 and json.loads(c)["state"] == "resolved", "resolved")
+        c = json.loads(c)
+        check(st == 200 and c["state"] == "resolved" and
+              isinstance(c["resolved"], int) and c["resolved"] > 0,
+              "resolved: %s" % c)
         e5 = send_on("/hook", "message.received", me,
                      {"thread": "social-thread-1", "text": "one more"})
         got = wait_delivered(out, [e5])

@@ -21,6 +21,7 @@
 #include "event/event.h"
 #include "domain/identity.h"
 #include "domain/journeys.h"
+#include "pipeline/answers.h"
 #include "store/store.h"
 #include "testutil.h"
 #include "domain/tz.h"
@@ -160,7 +161,7 @@ static char *timeline(const char *cust)
 {
     og__sbuf_t b = {0};
 
-    CU_ASSERT_EQUAL(st->ops->timeline(st, cust, 100, &b), OG_OK);
+    CU_ASSERT_EQUAL(og__answer_timeline(st, cust, 100, &b), OG_OK);
     return b.p;
 }
 

@@ -1564,10 +1564,12 @@ io:
 /* ---- conversations ------------------------------------------------------- */
 
 og_err_t og__custdb_conversation(og__custdb_t *c, const char *id, int resolve,
-                                 uint64_t now_ms, og__sbuf_t *out)
+                                 uint64_t now_ms, og__conversation_cb cb,
+                                 void *data)
 {
-    sqlite3_stmt *st;
-    int rc, i;
+    og__conversation_view_t v;
+    sqlite3_stmt *st, *keys;
+    int rc;
 
     if (resolve && resolve_conversation(c, id, now_ms) != SQLITE_OK)
         return OG_ERR_IO;
@@ -1584,31 +1586,26 @@ og_err_t og__custdb_conversation(og__custdb_t *c, const char *id, int resolve,
         sqlite3_finalize(st);
         return rc == SQLITE_DONE ? OG_ERR_NOT_FOUND : OG_ERR_IO;
     }
-    og__sbuf_printf(out, "{\"id\":");
-    json_cstr(out, (const unsigned char *)id);
-    og__sbuf_printf(out, ",\"customer\":");
-    json_cstr(out, sqlite3_column_text(st, 1));
-    og__sbuf_printf(out,
-                    ",\"state\":\"%s\",\"opened\":%lld,\"updated\":%lld,"
-                    "\"resolved\":",
-                    sqlite3_column_int(st, 2) ? "resolved" : "open",
-                    (long long)sqlite3_column_int64(st, 3),
-                    (long long)sqlite3_column_int64(st, 4));
-    if (sqlite3_column_type(st, 5) == SQLITE_NULL)
-        og__sbuf_printf(out, "null");
-    else
-        og__sbuf_printf(out, "%lld", (long long)sqlite3_column_int64(st, 5));
-    og__sbuf_printf(out, ",\"last_channel\":");
-    json_cstr(out, sqlite3_column_text(st, 6));
-    og__sbuf_printf(out, ",\"messages\":%lld,\"thread_keys\":",
-                    (long long)sqlite3_column_int64(st, 7));
-    sqlite3_finalize(st);
-    st =
+    keys =
         prep(c, "SELECT count(*) FROM thread_keys WHERE conversation = ?1", id);
-    for (i = 0; st != NULL && sqlite3_step(st) == SQLITE_ROW; i++)
-        og__sbuf_printf(out, "%lld", (long long)sqlite3_column_int64(st, 0));
+    if (keys == NULL || sqlite3_step(keys) != SQLITE_ROW) {
+        sqlite3_finalize(keys);
+        sqlite3_finalize(st);
+        return OG_ERR_IO;
+    }
+    v.id = id;
+    v.customer = (const char *)sqlite3_column_text(st, 1);
+    v.resolved = sqlite3_column_int(st, 2) != 0;
+    v.opened_ms = (uint64_t)sqlite3_column_int64(st, 3);
+    v.updated_ms = (uint64_t)sqlite3_column_int64(st, 4);
+    v.has_resolved_ms = sqlite3_column_type(st, 5) != SQLITE_NULL;
+    v.resolved_ms = (uint64_t)sqlite3_column_int64(st, 5);
+    v.last_channel = (const char *)sqlite3_column_text(st, 6);
+    v.messages = sqlite3_column_int64(st, 7);
+    v.thread_keys = sqlite3_column_int64(keys, 0);
+    cb(data, &v);
+    sqlite3_finalize(keys);
     sqlite3_finalize(st);
-    og__sbuf_printf(out, "}");
     return OG_OK;
 }
 

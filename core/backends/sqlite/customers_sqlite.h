@@ -74,6 +74,7 @@ int og__custdb_bounced(og__custdb_t *c, const og__store_item_t *it);
 
 /* og__store_ops.conversation. */
 og_err_t og__custdb_conversation(og__custdb_t *c, const char *id, int resolve,
-                                 uint64_t now_ms, og__sbuf_t *out);
+                                 uint64_t now_ms, og__conversation_cb cb,
+                                 void *data);
 
 #endif /* OG_CORE_CUSTOMERS_SQLITE_H */

@@ -562,25 +562,17 @@ og_err_t og__jdb_fire(og__jdb_t *j, uint64_t now_ms, size_t limit,
 
 /* ---- the timeline -------------------------------------------------------- */
 
-static void json_col(og__sbuf_t *out, const char *key, sqlite3_stmt *st, int i,
-                     int comma)
+/* Column i as text, NULL when it is NULL. */
+static const char *text_or_null(sqlite3_stmt *st, int i)
 {
-    const unsigned char *t = sqlite3_column_text(st, i);
-
-    og__sbuf_printf(out, "%s\"%s\":", comma ? "," : "", key);
-    if (t == NULL) {
-        og__sbuf_printf(out, "null");
-        return;
-    }
-    og__sbuf_json(out, (const char *)t, (size_t)sqlite3_column_bytes(st, i));
+    return (const char *)sqlite3_column_text(st, i);
 }
 
 og_err_t og__jdb_timeline(og__jdb_t *j, const char *id, size_t limit,
-                          og__sbuf_t *out)
+                          char canon[40], const og__timeline_reader_t *rd)
 {
     sqlite3_stmt *st = NULL;
-    char canon[40] = "";
-    int rc, n;
+    int rc;
 
     if (sqlite3_prepare_v2(j->db,
                            "SELECT coalesce(merged_into, id) FROM customers "
@@ -590,13 +582,12 @@ og_err_t og__jdb_timeline(og__jdb_t *j, const char *id, size_t limit,
     sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
-        snprintf(canon, sizeof(canon), "%s", sqlite3_column_text(st, 0));
+        snprintf(canon, 40, "%s", sqlite3_column_text(st, 0));
     sqlite3_finalize(st);
     if (rc == SQLITE_DONE)
         return OG_ERR_NOT_FOUND;
     if (rc != SQLITE_ROW)
         return OG_ERR_IO;
-    og__sbuf_printf(out, "{\"customer\":\"%s\",\"entries\":[", canon);
     /* the newest limit entries, shown oldest first */
     if (sqlite3_prepare_v2(
             j->db,
@@ -608,22 +599,22 @@ og_err_t og__jdb_timeline(og__jdb_t *j, const char *id, size_t limit,
         return OG_ERR_IO;
     sqlite3_bind_text(st, 1, canon, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
-    for (n = 0; (rc = sqlite3_step(st)) == SQLITE_ROW; n++) {
-        og__sbuf_printf(out, "%s{\"at\":%lld", n ? "," : "",
-                        (long long)sqlite3_column_int64(st, 0));
-        json_col(out, "kind", st, 1, 1);
-        json_col(out, "type", st, 2, 1);
-        json_col(out, "channel", st, 3, 1);
-        json_col(out, "ref", st, 4, 1);
-        json_col(out, "correlation", st, 5, 1);
-        json_col(out, "journey", st, 6, 1);
-        json_col(out, "detail", st, 7, 1);
-        og__sbuf_printf(out, "}");
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        og__timeline_entry_t e;
+
+        e.at_ms = (uint64_t)sqlite3_column_int64(st, 0);
+        e.kind = text_or_null(st, 1);
+        e.type = text_or_null(st, 2);
+        e.channel = text_or_null(st, 3);
+        e.ref = text_or_null(st, 4);
+        e.correlation = text_or_null(st, 5);
+        e.journey = text_or_null(st, 6);
+        e.detail = text_or_null(st, 7);
+        rd->entry(rd->data, &e);
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE)
         return OG_ERR_IO;
-    og__sbuf_printf(out, "],\"runs\":[");
     if (sqlite3_prepare_v2(j->db,
                            "SELECT id, journey, entity, state, step, due_ms, "
                            "correlation, trigger_id, started_ms, updated_ms, "
@@ -632,30 +623,22 @@ og_err_t og__jdb_timeline(og__jdb_t *j, const char *id, size_t limit,
                            -1, &st, NULL) != SQLITE_OK)
         return OG_ERR_IO;
     sqlite3_bind_text(st, 1, canon, -1, SQLITE_STATIC);
-    for (n = 0; (rc = sqlite3_step(st)) == SQLITE_ROW; n++) {
-        int state = sqlite3_column_int(st, 3);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        og__run_view_t r;
 
-        og__sbuf_printf(out, "%s{\"id\":%lld", n ? "," : "",
-                        (long long)sqlite3_column_int64(st, 0));
-        json_col(out, "journey", st, 1, 1);
-        json_col(out, "entity", st, 2, 1);
-        og__sbuf_printf(out, ",\"state\":\"%s\",\"step\":%d",
-                        og__run_state_name(state),
-                        sqlite3_column_int(st, 4) + 1);
-        if (state == OG__RUN_ACTIVE)
-            og__sbuf_printf(out, ",\"due\":%lld",
-                            (long long)sqlite3_column_int64(st, 5));
-        json_col(out, "correlation", st, 6, 1);
-        json_col(out, "trigger", st, 7, 1);
-        og__sbuf_printf(out, ",\"started\":%lld,\"updated\":%lld",
-                        (long long)sqlite3_column_int64(st, 8),
-                        (long long)sqlite3_column_int64(st, 9));
-        json_col(out, "note", st, 10, 1);
-        og__sbuf_printf(out, "}");
+        r.id = sqlite3_column_int64(st, 0);
+        r.journey = text_or_null(st, 1);
+        r.entity = text_or_null(st, 2);
+        r.state = sqlite3_column_int(st, 3);
+        r.step = sqlite3_column_int(st, 4);
+        r.due_ms = (uint64_t)sqlite3_column_int64(st, 5);
+        r.correlation = text_or_null(st, 6);
+        r.trigger = text_or_null(st, 7);
+        r.started_ms = (uint64_t)sqlite3_column_int64(st, 8);
+        r.updated_ms = (uint64_t)sqlite3_column_int64(st, 9);
+        r.note = text_or_null(st, 10);
+        rd->run(rd->data, &r);
     }
     sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
-        return OG_ERR_IO;
-    og__sbuf_printf(out, "]}");
-    return OG_OK;
+    return rc == SQLITE_DONE ? OG_OK : OG_ERR_IO;
 }

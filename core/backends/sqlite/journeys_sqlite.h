@@ -32,6 +32,6 @@ og_err_t og__jdb_fire(og__jdb_t *j, uint64_t now_ms, size_t limit,
 
 /* og__store_ops.timeline. */
 og_err_t og__jdb_timeline(og__jdb_t *j, const char *id, size_t limit,
-                          og__sbuf_t *out);
+                          char canon[40], const og__timeline_reader_t *rd);
 
 #endif /* OG_CORE_JOURNEYS_SQLITE_H */

@@ -943,18 +943,19 @@ static og_err_t sq_consent_allows(og__store_t *s, const char *customer,
 }
 
 static og_err_t sq_conversation(og__store_t *s, const char *id, int resolve,
-                                uint64_t now_ms, og__sbuf_t *out)
+                                uint64_t now_ms, og__conversation_cb cb,
+                                void *data)
 {
     struct sqlite_store *q = (struct sqlite_store *)s;
     char err[256];
     og_err_t rc;
 
     if (!resolve) /* a read */
-        return og__custdb_conversation(q->cust, id, 0, now_ms, out);
+        return og__custdb_conversation(q->cust, id, 0, now_ms, cb, data);
     if ((rc = op_begin(q, err, sizeof(err))) != OG_OK)
         return rc;
-    return op_end(q, og__custdb_conversation(q->cust, id, 1, now_ms, out), err,
-                  sizeof(err));
+    return op_end(q, og__custdb_conversation(q->cust, id, 1, now_ms, cb, data),
+                  err, sizeof(err));
 }
 
 static og_err_t sq_journeys_fire(og__store_t *s, uint64_t now_ms, size_t limit,
@@ -977,11 +978,11 @@ static og_err_t sq_journeys_fire(og__store_t *s, uint64_t now_ms, size_t limit,
 }
 
 static og_err_t sq_timeline(og__store_t *s, const char *id, size_t limit,
-                            og__sbuf_t *out)
+                            char canon[40], const og__timeline_reader_t *rd)
 {
     struct sqlite_store *q = (struct sqlite_store *)s;
 
-    return og__jdb_timeline(q->jdb, id, limit, out);
+    return og__jdb_timeline(q->jdb, id, limit, canon, rd);
 }
 
 static og__stock_repo_t *sq_stock_repo(og__store_t *s)
