@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "backends/sqlite/consent_sqlite.h"
 #include "backends/sqlite/customers_sqlite.h"
 #include "event/event.h"
 #include "domain/identity.h"
@@ -197,6 +198,7 @@ int main(int argc, char **argv)
     og__store_t *s;
     sqlite3 *db;
     og__custdb_t *c;
+    og__consentdb_t *consent;
     og__ckpt_t *ckpt;
     uint64_t t, seq = 0, have = 0;
 
@@ -238,7 +240,8 @@ int main(int argc, char **argv)
     sqlite3_exec(db, "PRAGMA cache_size = -4000", NULL, NULL, NULL);
     /* checkpoints as the store does them */
     ckpt = og__ckpt_start(db, path, "PRAGMA synchronous = NORMAL");
-    c = og__custdb_prepare(db);
+    consent = og__consentdb_prepare(db);
+    c = consent ? og__custdb_prepare(db, og__consentdb_repo(consent)) : NULL;
     if (c == NULL) {
         fprintf(stderr, "prepare: %s\n", sqlite3_errmsg(db));
         return 1;
@@ -246,6 +249,7 @@ int main(int argc, char **argv)
     resolve_pass(db, c, n, lookups, "minutes later", 5ull * 60 * 1000);
     resolve_pass(db, c, n, lookups, "days later", 3ull * 24 * 3600 * 1000);
     og__custdb_free(c);
+    og__consentdb_free(consent);
     og__ckpt_stop(ckpt);
     sqlite3_close(db);
 

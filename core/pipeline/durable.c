@@ -794,9 +794,9 @@ static int consent_ok(struct claim *cl, const og__outbox_row_t *r,
     snprintf(purpose, sizeof(purpose), "%.*s", (int)f.purpose_len, f.purpose);
     snprintf(cust, sizeof(cust), "%.*s", f.customer ? (int)f.customer_len : 0,
              f.customer ? f.customer : "");
-    if (s->ops->consent_allows(s, cust, purpose, r->channel,
-                               &cl->r->rules->consent, &allowed, why,
-                               sizeof(why)) != OG_OK)
+    if (og__consent_decide(s->ops->consent_repo(s), cust, purpose, r->channel,
+                           &cl->r->rules->consent, &allowed, why,
+                           sizeof(why)) != OG_OK)
         return 1; /* the commit after the claim reports the store */
     if (!allowed)
         claim_bad(cl, r->id, why, 1);

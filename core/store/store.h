@@ -17,6 +17,7 @@
 
 #include "base/util.h"
 #include "config/conf.h"
+#include "domain/consent.h"
 #include "domain/stock.h"
 
 /* How much a commit survives (omnigate.conf(5), docs/man/omnigate.conf.5). */
@@ -75,15 +76,6 @@ typedef struct og__person_s {
      * counts only when it is that customer's, no thread keys are used. */
     int untrusted;
 } og__person_t;
-
-/* When a message may be sent (docs/customers.md, Consent). */
-typedef struct og__consent_rules_s {
-    int marketing_default; /* 1: allowed without a statement */
-    /* Channels (instances, kinds, or "*") where a transactional message
-     * is sent despite a marketing opt-out. */
-    const char *const *bypass;
-    size_t nbypass;
-} og__consent_rules_t;
 
 /* One event to accept, and what became of it. */
 typedef struct og__store_item_s {
@@ -315,12 +307,10 @@ struct og__store_ops {
     og_err_t (*customer_erase)(og__store_t *s, const char *id, uint64_t now_ms,
                                og__sbuf_t *out, char ***erased, char *err,
                                size_t errlen);
-    /* 1 when the message event (customer, purpose) may go to channel,
-     * 0 (reason in why) when consent forbids it. */
-    og_err_t (*consent_allows)(og__store_t *s, const char *customer,
-                               const char *purpose, const char *channel,
-                               const og__consent_rules_t *rules, int *allowed,
-                               char *why, size_t whylen);
+    /* The consent statements (domain/consent.h), for the consent rules
+     * inside commit and for readers between commits. Lives as long as
+     * s. */
+    og__consent_repo_t *(*consent_repo)(og__store_t *s);
     /* A conversation, to cb; OG_ERR_NOT_FOUND when there is none. With
      * resolve, it is marked resolved first. */
     og_err_t (*conversation)(og__store_t *s, const char *id, int resolve,

@@ -527,8 +527,9 @@ static int allows(const char *user, const char *purpose, const char *channel,
 
     snprintf(spec, sizeof(spec), "user=%s", user);
     who(spec, cust);
-    CU_ASSERT_EQUAL(st->ops->consent_allows(st, cust, purpose, channel, rules,
-                                            &allowed, why, sizeof(why)),
+    CU_ASSERT_EQUAL(og__consent_decide(st->ops->consent_repo(st), cust, purpose,
+                                       channel, rules, &allowed, why,
+                                       sizeof(why)),
                     OG_OK);
     if (!allowed)
         CU_ASSERT_PTR_NOT_NULL(strstr(why, "suppressed: "));

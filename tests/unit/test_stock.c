@@ -2,7 +2,7 @@
  * test_stock.c: the shared stock rules (domain/stock.h) run on two
  * implementations of the stock repository: the real SQLite store, each
  * event accepted through its commit, and the in-memory one of
- * mem_stock.c, each event applied by og__stock_apply(). Absolute counts
+ * mem_repos.c, each event applied by og__stock_apply(). Absolute counts
  * and deltas with versions, duplicated and out-of-order (stock never moves
  * backwards); order reservations, releases and fulfilment; per-channel
  * availability with safety buffers and the stock.out / stock.back events
@@ -20,7 +20,7 @@
 #include "domain/identity.h"
 #include "domain/stock.h"
 #include "event/event.h"
-#include "mem_stock.h"
+#include "mem_repos.h"
 #include "pipeline/answers.h"
 #include "store/store.h"
 #include "testutil.h"

@@ -41,8 +41,6 @@ enum {
     S_TRAIT_DEL,
     S_ORDER,
     S_REVENUE,
-    S_CONSENT_SET,
-    S_CONSENT_GET,
     S_CONV_GET,
     S_THREAD_GET,
     S_CONV_LATEST,
@@ -105,18 +103,6 @@ static const char *const sql[S_COUNT] = {
                   "excluded.amount END",
     /* A statement never replaces a newer one (events arrive out of
      * order across channels). */
-    [S_CONSENT_SET] = "INSERT INTO consents (customer, purpose, channel, "
-                      "granted, source, at_ms) VALUES (?1, ?2, ?3, ?4, ?5, "
-                      "?6) ON CONFLICT (customer, purpose, channel) DO "
-                      "UPDATE SET granted = excluded.granted, source = "
-                      "excluded.source, at_ms = excluded.at_ms WHERE "
-                      "excluded.at_ms >= consents.at_ms",
-    /* The newest statement that covers the channel (given for the
-     * instance, its kind or "*"); at the same time the most specific. */
-    [S_CONSENT_GET] = "SELECT granted, channel FROM consents WHERE customer "
-                      "IN " FAMILY " AND purpose = ?2 AND channel IN (?3, "
-                      "?4, '*') ORDER BY at_ms DESC, CASE channel WHEN ?3 "
-                      "THEN 0 WHEN ?4 THEN 1 ELSE 2 END LIMIT 1",
     [S_CONV_GET] = "SELECT customer, state FROM conversations WHERE id = ?1",
     [S_THREAD_GET] = "SELECT conversation FROM thread_keys WHERE channel = "
                      "?1 AND key = ?2",
@@ -160,19 +146,26 @@ static const char *const sql[S_COUNT] = {
 
 struct og__custdb_s {
     sqlite3 *db;
+    og__consent_repo_t *consent;
     sqlite3_stmt *st[S_COUNT];
 };
 
-og__custdb_t *og__custdb_prepare(sqlite3 *db)
+og__custdb_t *og__custdb_prepare(sqlite3 *db, og__consent_repo_t *consent)
 {
     og__custdb_t *c = og__xcalloc(1, sizeof(*c));
 
     c->db = db;
+    c->consent = consent;
     if (og__sql_prepare_all(db, sql, S_COUNT, c->st) != 0) {
         free(c);
         return NULL;
     }
     return c;
+}
+
+og__consent_repo_t *og__custdb_consent_repo(og__custdb_t *c)
+{
+    return c->consent;
 }
 
 void og__custdb_free(og__custdb_t *c)
@@ -419,147 +412,6 @@ static int set_traits(og__custdb_t *c, const char *cust, const uint8_t *b,
     return rc;
 }
 
-/* Consent statements of the event: {PURPOSE: {CHANNEL: bool}} (checked
- * at acceptance), with the source instance and the time. */
-static int apply_consent(og__custdb_t *c, const char *cust,
-                         const og__person_t *p, uint64_t now)
-{
-    msgpack_unpacked u;
-    size_t off = 0;
-    uint32_t i, j;
-    int rc = SQLITE_OK;
-
-    msgpack_unpacked_init(&u);
-    if (msgpack_unpack_next(&u, (const char *)p->consent, p->consent_len,
-                            &off) != MSGPACK_UNPACK_SUCCESS ||
-        u.data.type != MSGPACK_OBJECT_MAP) {
-        msgpack_unpacked_destroy(&u);
-        return SQLITE_OK;
-    }
-    for (i = 0; i < u.data.via.map.size && rc == SQLITE_OK; i++) {
-        const msgpack_object_kv *pk = &u.data.via.map.ptr[i];
-
-        if (pk->key.type != MSGPACK_OBJECT_STR ||
-            pk->val.type != MSGPACK_OBJECT_MAP)
-            continue;
-        for (j = 0; j < pk->val.via.map.size && rc == SQLITE_OK; j++) {
-            const msgpack_object_kv *ck = &pk->val.via.map.ptr[j];
-            sqlite3_stmt *st;
-
-            if (ck->key.type != MSGPACK_OBJECT_STR ||
-                ck->val.type != MSGPACK_OBJECT_BOOLEAN)
-                continue;
-            st = use(c, S_CONSENT_SET);
-            sqlite3_bind_text(st, 1, cust, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 2, pk->key.via.str.ptr,
-                              (int)pk->key.via.str.size, SQLITE_STATIC);
-            sqlite3_bind_text(st, 3, ck->key.via.str.ptr,
-                              (int)ck->key.via.str.size, SQLITE_STATIC);
-            sqlite3_bind_int(st, 4, ck->val.via.boolean ? 1 : 0);
-            sqlite3_bind_text(st, 5, p->instance, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(st, 6, (sqlite3_int64)now);
-            rc = run(st);
-        }
-    }
-    msgpack_unpacked_destroy(&u);
-    return rc;
-}
-
-/* The newest, most specific statement for purpose on channel: 1 granted,
- * 0 refused, -1 none; on gets the channel it was given for. */
-static int statement(og__custdb_t *c, const char *cust, const char *purpose,
-                     const char *channel, char on[72], int *rc)
-{
-    sqlite3_stmt *st = use(c, S_CONSENT_GET);
-    char kind[72];
-    const char *dot = strchr(channel, '.');
-    int v = -1;
-
-    snprintf(kind, sizeof(kind), "%.*s",
-             dot ? (int)(dot - channel) : (int)strlen(channel), channel);
-    sqlite3_bind_text(st, 1, cust, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, purpose, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, channel, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, kind, -1, SQLITE_STATIC);
-    *rc = sqlite3_step(st);
-    if (*rc == SQLITE_ROW) {
-        v = sqlite3_column_int(st, 0);
-        snprintf(on, 72, "%s", (const char *)sqlite3_column_text(st, 1));
-        *rc = SQLITE_OK;
-    } else if (*rc == SQLITE_DONE) {
-        *rc = SQLITE_OK;
-    }
-    sqlite3_reset(st);
-    return v;
-}
-
-static int bypasses(const og__consent_rules_t *rules, const char *channel)
-{
-    const char *dot = strchr(channel, '.');
-    size_t kl = dot ? (size_t)(dot - channel) : strlen(channel), i;
-
-    for (i = 0; i < rules->nbypass; i++) {
-        const char *b = rules->bypass[i];
-
-        if (strcmp(b, "*") == 0 || strcmp(b, channel) == 0 ||
-            (strlen(b) == kl && strncmp(b, channel, kl) == 0))
-            return 1;
-    }
-    return 0;
-}
-
-int og__custdb_consent(og__custdb_t *c, const char *cust, const char *purpose,
-                       const char *channel, const og__consent_rules_t *rules,
-                       int *allowed, char *why, size_t whylen)
-{
-    char on[72] = "";
-    int rc = SQLITE_OK, m, t;
-
-    *allowed = 1;
-    if (strcmp(purpose, "marketing") == 0) {
-        m = cust[0] ? statement(c, cust, "marketing", channel, on, &rc) : -1;
-        if (rc != SQLITE_OK)
-            return rc;
-        if (m == 0 || (m < 0 && !rules->marketing_default)) {
-            *allowed = 0;
-            if (m == 0)
-                snprintf(why, whylen,
-                         "suppressed: the customer refused marketing on "
-                         "'%s'",
-                         on);
-            else
-                snprintf(why, whylen,
-                         "suppressed: no marketing consent for '%s'", channel);
-        }
-        return SQLITE_OK;
-    }
-    if (strcmp(purpose, "transactional") != 0 || cust[0] == '\0')
-        return SQLITE_OK;
-    t = statement(c, cust, "transactional", channel, on, &rc);
-    if (rc != SQLITE_OK)
-        return rc;
-    if (t == 0) {
-        *allowed = 0;
-        snprintf(why, whylen,
-                 "suppressed: the customer refused transactional messages "
-                 "on '%s'",
-                 on);
-        return SQLITE_OK;
-    }
-    m = statement(c, cust, "marketing", channel, on, &rc);
-    if (rc != SQLITE_OK)
-        return rc;
-    if (m == 0 && !bypasses(rules, channel)) {
-        *allowed = 0;
-        snprintf(why, whylen,
-                 "suppressed: the customer refused marketing on '%s' and "
-                 "transactional messages do not bypass it there "
-                 "([consent] transactional_bypass)",
-                 on);
-    }
-    return SQLITE_OK;
-}
-
 /* Runs a one-row SELECT of one text column bound to a and b; copies the
  * column into out. 1 found, 0 not, or a negative SQLite error. */
 static int one_id(og__custdb_t *c, int which, const char *a, const char *b,
@@ -675,10 +527,11 @@ static int update_profile(struct resolve *r)
     /* a statement counts from when the customer made it, where the
      * channel tells (out of order arrivals keep the newest choice) */
     if (p->consent != NULL &&
-        (rc = apply_consent(c, r->cur, p,
-                            p->occurred ? p->occurred : r->it->received_ms)) !=
-            SQLITE_OK)
-        return rc;
+        og__consent_record(
+            c->consent, r->cur, p->consent, p->consent_len, p->instance,
+            p->occurred ? p->occurred : r->it->received_ms) != OG_OK)
+        return sqlite3_errcode(c->db) != SQLITE_OK ? sqlite3_errcode(c->db)
+                                                   : SQLITE_ERROR;
     if (p->is_message && (rc = conversation_of(c, r->it, r->cur)) != SQLITE_OK)
         return rc;
     if (p->resolves && p->conversation != NULL &&

@@ -9,6 +9,7 @@
 #include <msgpack.h>
 #include <sqlite3.h>
 
+#include "domain/consent.h"
 #include "domain/identity.h"
 #include "store/store.h"
 
@@ -18,8 +19,9 @@ typedef struct og__custdb_s og__custdb_t;
  * with its outbox rows; an SQLite result code. */
 typedef int (*og__custdb_insert_fn)(void *ctx, og__store_item_t *ev);
 
-/* Prepares the statements; NULL with sqlite3_errmsg(db) set on error. */
-og__custdb_t *og__custdb_prepare(sqlite3 *db);
+/* Prepares the statements; NULL with sqlite3_errmsg(db) set on error.
+ * Consent statements of resolved events are kept in consent. */
+og__custdb_t *og__custdb_prepare(sqlite3 *db, og__consent_repo_t *consent);
 void og__custdb_free(og__custdb_t *c);
 
 /*
@@ -42,12 +44,8 @@ og_err_t og__custdb_split(og__custdb_t *c, const char *id, uint64_t now_ms,
                           og__custdb_insert_fn insert, void *ctx,
                           og__sbuf_t *out, char *err, size_t errlen);
 
-/* Consent for a message (og__store_ops.consent_allows); an SQLite result
- * code, the verdict in *allowed. */
-int og__custdb_consent(og__custdb_t *c, const char *customer,
-                       const char *purpose, const char *channel,
-                       const og__consent_rules_t *rules, int *allowed,
-                       char *why, size_t whylen);
+/* The consent repository given to og__custdb_prepare(). */
+og__consent_repo_t *og__custdb_consent_repo(og__custdb_t *c);
 
 /* og__store_ops.customer_erase, in the caller's transaction. */
 og_err_t og__custdb_erase(og__custdb_t *c, const char *id, uint64_t now_ms,

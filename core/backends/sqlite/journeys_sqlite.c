@@ -373,8 +373,9 @@ static int env_consent(void *st, const char *customer, const char *purpose,
 
     if (e->consent == NULL)
         return 1;
-    if (og__custdb_consent(e->j->cust, customer, purpose, channel, e->consent,
-                           &allowed, why, sizeof(why)) != SQLITE_OK) {
+    if (og__consent_decide(og__custdb_consent_repo(e->j->cust), customer,
+                           purpose, channel, e->consent, &allowed, why,
+                           sizeof(why)) != OG_OK) {
         if (e->rc == SQLITE_OK)
             e->rc = SQLITE_ERROR;
         return 0;

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "backends/sqlite/consent_sqlite.h"
 #include "backends/sqlite/customers_sqlite.h"
 #include "backends/sqlite/journeys_sqlite.h"
 #include "backends/sqlite/stock_sqlite.h"
@@ -215,6 +216,7 @@ struct sqlite_store {
                                               * round runs them per fsync */
     sqlite3_stmt *claim_sel, *claim_hold, *claim_next;
     sqlite3_stmt *done[4]; /* per og__outcome_t */
+    og__consentdb_t *consent;
     og__custdb_t *cust;
     og__jdb_t *jdb;
     og__stockdb_t *stock;
@@ -241,6 +243,7 @@ static void sq_close(og__store_t *s)
     og__jdb_free(q->jdb);
     og__stockdb_free(q->stock);
     og__custdb_free(q->cust);
+    og__consentdb_free(q->consent);
     for (size_t i = 0; i < OG__ARRAY_SIZE(q->done); i++)
         sqlite3_finalize(q->done[i]);
     og__ckpt_stop(q->ckpt);
@@ -309,11 +312,12 @@ static int insert_rows(struct sqlite_store *q, og__store_item_t *it,
             char why[256];
             int allowed = 1;
 
-            rc = og__custdb_consent(q->cust, it->customer, purpose,
-                                    it->targets[t], h->consent, &allowed, why,
-                                    sizeof(why));
-            if (rc != SQLITE_OK)
-                return rc;
+            if (og__consent_decide(og__consentdb_repo(q->consent), it->customer,
+                                   purpose, it->targets[t], h->consent,
+                                   &allowed, why, sizeof(why)) != OG_OK)
+                return sqlite3_errcode(q->db) != SQLITE_OK
+                           ? sqlite3_errcode(q->db)
+                           : SQLITE_ERROR;
             if (!allowed) {
                 sqlite3_stmt *st = q->ins_dead;
 
@@ -929,17 +933,9 @@ out:
     return rc;
 }
 
-static og_err_t sq_consent_allows(og__store_t *s, const char *customer,
-                                  const char *purpose, const char *channel,
-                                  const og__consent_rules_t *rules,
-                                  int *allowed, char *why, size_t whylen)
+static og__consent_repo_t *sq_consent_repo(og__store_t *s)
 {
-    struct sqlite_store *q = (struct sqlite_store *)s;
-
-    return og__custdb_consent(q->cust, customer ? customer : "", purpose,
-                              channel, rules, allowed, why, whylen) == SQLITE_OK
-               ? OG_OK
-               : OG_ERR_IO;
+    return og__consentdb_repo(((struct sqlite_store *)s)->consent);
 }
 
 static og_err_t sq_conversation(og__store_t *s, const char *id, int resolve,
@@ -1005,7 +1001,7 @@ static const struct og__store_ops sqlite_ops = {
     .customer_get = sq_customer_get,
     .customer_split = sq_customer_split,
     .customer_erase = sq_customer_erase,
-    .consent_allows = sq_consent_allows,
+    .consent_repo = sq_consent_repo,
     .conversation = sq_conversation,
     .journeys_fire = sq_journeys_fire,
     .timeline = sq_timeline,
@@ -1186,7 +1182,9 @@ og__store_t *og__store_open_sqlite(const og__store_opts_t *opts, char *err,
                            NULL) != SQLITE_OK ||
         sqlite3_exec(q->db, "UPDATE outbox SET leased = 0 WHERE leased = 1",
                      NULL, NULL, NULL) != SQLITE_OK ||
-        (q->cust = og__custdb_prepare(q->db)) == NULL ||
+        (q->consent = og__consentdb_prepare(q->db)) == NULL ||
+        (q->cust = og__custdb_prepare(q->db, og__consentdb_repo(q->consent))) ==
+            NULL ||
         (q->jdb = og__jdb_prepare(q->db, q->cust)) == NULL ||
         (q->stock = og__stockdb_prepare(q->db)) == NULL) {
         snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(q->db));

@@ -1,6 +1,6 @@
 /*
- * mem_stock.c: the stock ledger in memory (mem_stock.h). Linear scans:
- * a test holds a handful of rows.
+ * mem_repos.c: the domain's repositories in memory (mem_repos.h). Linear
+ * scans: a test holds a handful of rows.
  */
 #include "config.h"
 
@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "base/util.h"
-#include "mem_stock.h"
+#include "mem_repos.h"
 
 #define K 136
 
@@ -46,6 +46,17 @@ struct res {
         size_t n, cap;                                                         \
     } name
 
+/* Calls made, and from which one on they fail (0: none). */
+struct faults {
+    unsigned calls, fail_from;
+};
+
+static unsigned fail_from(struct faults *f, unsigned n)
+{
+    f->fail_from = n == 0 ? 0 : f->calls + n;
+    return f->calls;
+}
+
 struct mem {
     og__stock_repo_t repo; /* first */
     TABLE(struct level, levels);
@@ -53,7 +64,7 @@ struct mem {
     TABLE(struct chan, chans);
     TABLE(struct order, orders);
     TABLE(struct res, res);
-    unsigned calls, fail_from;
+    struct faults f;
 };
 
 /* t's rows with room for one more, zeroed, after its n rows. */
@@ -77,17 +88,15 @@ static void copy(char *dst, const char *src)
 }
 
 /* Counts the call; 1 when it must fail. */
-static int failing(og__stock_repo_t *r)
+static int failing(struct faults *f)
 {
-    struct mem *m = (struct mem *)r;
-
-    m->calls++;
-    return m->fail_from != 0 && m->calls >= m->fail_from;
+    f->calls++;
+    return f->fail_from != 0 && f->calls >= f->fail_from;
 }
 
 #define CALL(r)                                                                \
     do {                                                                       \
-        if (failing(r))                                                        \
+        if (failing(&((struct mem *)(r))->f))                                  \
             return OG_ERR_IO;                                                  \
     } while (0)
 
@@ -435,8 +444,113 @@ void mem_stock_free(og__stock_repo_t *r)
 
 unsigned mem_stock_fail_from(og__stock_repo_t *r, unsigned n)
 {
-    struct mem *m = (struct mem *)r;
+    return fail_from(&((struct mem *)r)->f, n);
+}
 
-    m->fail_from = n == 0 ? 0 : m->calls + n;
-    return m->calls;
+/* ---- consent statements ------------------------------------------------ */
+
+struct statement {
+    char customer[K], purpose[K], channel[K], source[K];
+    int granted;
+    uint64_t at_ms;
+};
+
+struct mem_consent {
+    og__consent_repo_t repo; /* first */
+    TABLE(struct statement, st);
+    struct faults f;
+};
+
+static og_err_t consent_set(og__consent_repo_t *r, const char *customer,
+                            const char *purpose, const char *channel,
+                            int granted, const char *source, uint64_t at_ms)
+{
+    struct mem_consent *m = (struct mem_consent *)r;
+    struct statement *s = NULL;
+    size_t i;
+
+    if (failing(&m->f))
+        return OG_ERR_IO;
+    for (i = 0; i < m->st.n && s == NULL; i++)
+        if (strcmp(m->st.v[i].customer, customer) == 0 &&
+            strcmp(m->st.v[i].purpose, purpose) == 0 &&
+            strcmp(m->st.v[i].channel, channel) == 0)
+            s = &m->st.v[i];
+    if (s != NULL && at_ms < s->at_ms)
+        return OG_OK; /* the one kept is newer */
+    if (s == NULL) {
+        s = APPEND(m->st);
+        copy(s->customer, customer);
+        copy(s->purpose, purpose);
+        copy(s->channel, channel);
+    }
+    copy(s->source, source);
+    s->granted = granted ? 1 : 0;
+    s->at_ms = at_ms;
+    return OG_OK;
+}
+
+/* 0 given for the channel itself, 1 for its kind, 2 for "*". */
+static int specificity(const char *given, const char *channel)
+{
+    return strcmp(given, channel) == 0 ? 0 : strcmp(given, "*") == 0 ? 2 : 1;
+}
+
+static og_err_t consent_statement(og__consent_repo_t *r, const char *customer,
+                                  const char *purpose, const char *channel,
+                                  const char *kind, int *granted, char *on,
+                                  size_t onlen)
+{
+    struct mem_consent *m = (struct mem_consent *)r;
+    const struct statement *best = NULL;
+    size_t i;
+
+    if (failing(&m->f))
+        return OG_ERR_IO;
+    for (i = 0; i < m->st.n; i++) {
+        const struct statement *s = &m->st.v[i];
+
+        if (strcmp(s->customer, customer) != 0 ||
+            strcmp(s->purpose, purpose) != 0 ||
+            (strcmp(s->channel, channel) != 0 &&
+             strcmp(s->channel, kind) != 0 && strcmp(s->channel, "*") != 0))
+            continue;
+        if (best == NULL || s->at_ms > best->at_ms ||
+            (s->at_ms == best->at_ms &&
+             specificity(s->channel, channel) <
+                 specificity(best->channel, channel)))
+            best = s;
+    }
+    *granted = best ? best->granted : -1;
+    if (best != NULL)
+        snprintf(on, onlen, "%s", best->channel);
+    return OG_OK;
+}
+
+static const struct og__consent_repo_ops consent_ops = {
+    .set = consent_set,
+    .statement = consent_statement,
+};
+
+og__consent_repo_t *mem_consent_new(void)
+{
+    struct mem_consent *m = og__xcalloc(1, sizeof(*m));
+
+    m->repo.ops = &consent_ops;
+    return &m->repo;
+}
+
+void mem_consent_free(og__consent_repo_t *r)
+{
+    struct mem_consent *m = (struct mem_consent *)r;
+
+    if (m == NULL)
+        return;
+    free(m->st.v);
+    free(m);
+}
+
+unsigned mem_consent_fail_from(og__consent_repo_t *r, unsigned n)
+{
+    return fail_from(&((struct mem_consent *)r)->f, n);
 }

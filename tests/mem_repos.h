@@ -1,0 +1,25 @@
+/*
+ * mem_repos.h: the repositories the domain declares, kept in memory: a
+ * second implementation of the storage seam, so that the domain's rule
+ * tests run on it beside SQLite. No unit of work: what a failed call
+ * wrote stays. No merges: a customer's family is the customer alone.
+ */
+#ifndef OG_TESTS_MEM_REPOS_H
+#define OG_TESTS_MEM_REPOS_H
+
+#include "domain/consent.h"
+#include "domain/stock.h"
+
+/* The stock ledger (domain/stock.h). */
+og__stock_repo_t *mem_stock_new(void);
+void mem_stock_free(og__stock_repo_t *r);
+/* From the n-th call on (1: the next), every call fails with OG_ERR_IO
+ * (0: none does). Returns how many calls were made so far. */
+unsigned mem_stock_fail_from(og__stock_repo_t *r, unsigned n);
+
+/* Consent statements (domain/consent.h). */
+og__consent_repo_t *mem_consent_new(void);
+void mem_consent_free(og__consent_repo_t *r);
+unsigned mem_consent_fail_from(og__consent_repo_t *r, unsigned n);
+
+#endif /* OG_TESTS_MEM_REPOS_H */
