@@ -554,3 +554,156 @@ unsigned mem_consent_fail_from(og__consent_repo_t *r, unsigned n)
 {
     return fail_from(&((struct mem_consent *)r)->f, n);
 }
+
+/* ---- traits -------------------------------------------------------------- */
+
+struct trait {
+    char customer[K], name[K];
+    uint8_t value[256];
+    size_t n;
+    uint64_t at_ms, seq;
+};
+
+struct alias {
+    char merged[K], survivor[K];
+};
+
+struct mem_traits {
+    og__trait_repo_t repo; /* first */
+    TABLE(struct trait, t);
+    TABLE(struct alias, a);
+    uint64_t seq;
+    struct faults f;
+};
+
+static og_err_t trait_set(og__trait_repo_t *r, const char *customer,
+                          const char *name, const void *value, size_t n,
+                          uint64_t at_ms)
+{
+    struct mem_traits *m = (struct mem_traits *)r;
+    struct trait *t = NULL;
+    size_t i;
+
+    if (failing(&m->f))
+        return OG_ERR_IO;
+    if (n > sizeof(t->value))
+        return OG_ERR_INVALID; /* a test's value: small */
+    for (i = 0; i < m->t.n && t == NULL; i++)
+        if (strcmp(m->t.v[i].customer, customer) == 0 &&
+            strcmp(m->t.v[i].name, name) == 0)
+            t = &m->t.v[i];
+    if (t == NULL) {
+        t = APPEND(m->t);
+        copy(t->customer, customer);
+        copy(t->name, name);
+    }
+    memcpy(t->value, value, n);
+    t->n = n;
+    t->at_ms = at_ms;
+    t->seq = ++m->seq;
+    return OG_OK;
+}
+
+static og_err_t trait_del(og__trait_repo_t *r, const char *customer,
+                          const char *name)
+{
+    struct mem_traits *m = (struct mem_traits *)r;
+    size_t i, k = 0;
+
+    if (failing(&m->f))
+        return OG_ERR_IO;
+    for (i = 0; i < m->t.n; i++)
+        if (strcmp(m->t.v[i].customer, customer) != 0 ||
+            strcmp(m->t.v[i].name, name) != 0)
+            m->t.v[k++] = m->t.v[i];
+    m->t.n = k;
+    return OG_OK;
+}
+
+static int in_family(const struct mem_traits *m, const char *customer,
+                     const char *of)
+{
+    size_t i;
+
+    if (strcmp(customer, of) == 0)
+        return 1;
+    for (i = 0; i < m->a.n; i++)
+        if (strcmp(m->a.v[i].merged, customer) == 0 &&
+            strcmp(m->a.v[i].survivor, of) == 0)
+            return 1;
+    return 0;
+}
+
+static int by_name_then_time(const void *a, const void *b)
+{
+    const struct trait *x = *(const struct trait *const *)a;
+    const struct trait *y = *(const struct trait *const *)b;
+    int c = strcmp(x->name, y->name);
+
+    if (c != 0)
+        return c;
+    if (x->at_ms != y->at_ms)
+        return x->at_ms < y->at_ms ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static og_err_t trait_rows(og__trait_repo_t *r, const char *customer,
+                           og__trait_row_cb cb, void *data)
+{
+    struct mem_traits *m = (struct mem_traits *)r;
+    struct trait **v;
+    size_t i, n = 0;
+
+    if (failing(&m->f))
+        return OG_ERR_IO;
+    v = og__xcalloc(m->t.n + 1, sizeof(*v));
+    for (i = 0; i < m->t.n; i++)
+        if (in_family(m, m->t.v[i].customer, customer))
+            v[n++] = &m->t.v[i];
+    qsort(v, n, sizeof(*v), by_name_then_time);
+    for (i = 0; i < n; i++)
+        cb(data, v[i]->name, v[i]->value, v[i]->n,
+           strcmp(v[i]->customer, customer) == 0);
+    free(v);
+    return OG_OK;
+}
+
+static const struct og__trait_repo_ops trait_ops = {
+    .set = trait_set,
+    .del = trait_del,
+    .rows = trait_rows,
+};
+
+og__trait_repo_t *mem_traits_new(void)
+{
+    struct mem_traits *m = og__xcalloc(1, sizeof(*m));
+
+    m->repo.ops = &trait_ops;
+    return &m->repo;
+}
+
+void mem_traits_free(og__trait_repo_t *r)
+{
+    struct mem_traits *m = (struct mem_traits *)r;
+
+    if (m == NULL)
+        return;
+    free(m->t.v);
+    free(m->a.v);
+    free(m);
+}
+
+unsigned mem_traits_fail_from(og__trait_repo_t *r, unsigned n)
+{
+    return fail_from(&((struct mem_traits *)r)->f, n);
+}
+
+void mem_traits_merge(og__trait_repo_t *r, const char *merged,
+                      const char *survivor)
+{
+    struct mem_traits *m = (struct mem_traits *)r;
+    struct alias *a = APPEND(m->a);
+
+    copy(a->merged, merged);
+    copy(a->survivor, survivor);
+}

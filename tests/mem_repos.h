@@ -2,13 +2,15 @@
  * mem_repos.h: the repositories the domain declares, kept in memory: a
  * second implementation of the storage seam, so that the domain's rule
  * tests run on it beside SQLite. No unit of work: what a failed call
- * wrote stays. No merges: a customer's family is the customer alone.
+ * wrote stays. Consent has no merges (a customer's family is the customer
+ * alone); traits do.
  */
 #ifndef OG_TESTS_MEM_REPOS_H
 #define OG_TESTS_MEM_REPOS_H
 
 #include "domain/consent.h"
 #include "domain/stock.h"
+#include "domain/traits.h"
 
 /* The stock ledger (domain/stock.h). */
 og__stock_repo_t *mem_stock_new(void);
@@ -21,5 +23,13 @@ unsigned mem_stock_fail_from(og__stock_repo_t *r, unsigned n);
 og__consent_repo_t *mem_consent_new(void);
 void mem_consent_free(og__consent_repo_t *r);
 unsigned mem_consent_fail_from(og__consent_repo_t *r, unsigned n);
+
+/* Traits (domain/traits.h); merge makes merged one of survivor's family,
+ * as a merge of customers does. */
+og__trait_repo_t *mem_traits_new(void);
+void mem_traits_free(og__trait_repo_t *r);
+unsigned mem_traits_fail_from(og__trait_repo_t *r, unsigned n);
+void mem_traits_merge(og__trait_repo_t *r, const char *merged,
+                      const char *survivor);
 
 #endif /* OG_TESTS_MEM_REPOS_H */

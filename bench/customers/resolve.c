@@ -24,6 +24,7 @@
 
 #include "backends/sqlite/consent_sqlite.h"
 #include "backends/sqlite/customers_sqlite.h"
+#include "backends/sqlite/traits_sqlite.h"
 #include "event/event.h"
 #include "domain/identity.h"
 #include "backends/sqlite/sqlite_ckpt.h"
@@ -199,6 +200,7 @@ int main(int argc, char **argv)
     sqlite3 *db;
     og__custdb_t *c;
     og__consentdb_t *consent;
+    og__traitdb_t *traits;
     og__ckpt_t *ckpt;
     uint64_t t, seq = 0, have = 0;
 
@@ -241,7 +243,10 @@ int main(int argc, char **argv)
     /* checkpoints as the store does them */
     ckpt = og__ckpt_start(db, path, "PRAGMA synchronous = NORMAL");
     consent = og__consentdb_prepare(db);
-    c = consent ? og__custdb_prepare(db, og__consentdb_repo(consent)) : NULL;
+    traits = og__traitdb_prepare(db);
+    c = consent && traits ? og__custdb_prepare(db, og__consentdb_repo(consent),
+                                               og__traitdb_repo(traits))
+                          : NULL;
     if (c == NULL) {
         fprintf(stderr, "prepare: %s\n", sqlite3_errmsg(db));
         return 1;
@@ -250,6 +255,7 @@ int main(int argc, char **argv)
     resolve_pass(db, c, n, lookups, "days later", 3ull * 24 * 3600 * 1000);
     og__custdb_free(c);
     og__consentdb_free(consent);
+    og__traitdb_free(traits);
     og__ckpt_stop(ckpt);
     sqlite3_close(db);
 

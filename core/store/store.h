@@ -19,6 +19,7 @@
 #include "config/conf.h"
 #include "domain/consent.h"
 #include "domain/stock.h"
+#include "domain/traits.h"
 
 /* How much a commit survives (omnigate.conf(5), docs/man/omnigate.conf.5). */
 typedef enum og__durability_e {
@@ -150,13 +151,6 @@ typedef struct og__store_hooks_s {
      * memory owned by the hook until the round ends. -1: not made. */
     int (*made)(void *data, uint8_t *body, size_t len, og__store_item_t *ev);
 } og__store_hooks_t;
-
-typedef struct og__trait_rules_s {
-    og__trait_rule_t dflt;
-    const char *const *names; /* traits with their own rule */
-    const og__trait_rule_t *rules;
-    size_t n;
-} og__trait_rules_t;
 
 /* One delivery row of the outbox, valid during the callback that gets it. */
 typedef struct og__outbox_row_s {
@@ -311,6 +305,8 @@ struct og__store_ops {
      * inside commit and for readers between commits. Lives as long as
      * s. */
     og__consent_repo_t *(*consent_repo)(og__store_t *s);
+    /* Customers' traits (domain/traits.h), the same way. */
+    og__trait_repo_t *(*trait_repo)(og__store_t *s);
     /* A conversation, to cb; OG_ERR_NOT_FOUND when there is none. With
      * resolve, it is marked resolved first. */
     og_err_t (*conversation)(og__store_t *s, const char *id, int resolve,

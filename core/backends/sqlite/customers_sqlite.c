@@ -37,8 +37,6 @@ enum {
     S_MERGE_KEYS,
     S_IDENT_MOVE,
     S_SEEN,
-    S_TRAIT_SET,
-    S_TRAIT_DEL,
     S_ORDER,
     S_REVENUE,
     S_CONV_GET,
@@ -50,7 +48,6 @@ enum {
     S_THREAD_INS,
     S_CONV_MOVE_REC,
     S_CONV_MOVE,
-    S_TRAITS,
     S_ADDRESSES,
     S_ORDERS,
     S_BOUNCE,
@@ -88,11 +85,6 @@ static const char *const sql[S_COUNT] = {
                "excluded.first_ms), last_ms = max(last_ms, excluded.last_ms) "
                "WHERE excluded.last_ms >= last_ms + ?4 OR excluded.first_ms "
                "< first_ms",
-    [S_TRAIT_SET] = "INSERT INTO traits (customer, name, value, set_ms) "
-                    "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (customer, name) DO "
-                    "UPDATE SET value = excluded.value, set_ms = "
-                    "excluded.set_ms",
-    [S_TRAIT_DEL] = "DELETE FROM traits WHERE customer = ?1 AND name = ?2",
     [S_ORDER] = "UPDATE customers SET orders = orders + 1 WHERE id = ?1",
     /* Saturates instead of overflowing (SQLite would turn the sum into a
      * REAL, which the STRICT table refuses, failing the whole commit). */
@@ -126,8 +118,6 @@ static const char *const sql[S_COUNT] = {
                         "customer = ?2",
     [S_CONV_MOVE] = "UPDATE conversations SET customer = ?1 WHERE customer = "
                     "?2",
-    [S_TRAITS] = "SELECT name, value, customer = ?1 FROM traits WHERE "
-                 "customer IN " FAMILY " ORDER BY name, set_ms",
     /* Per kind, the newest key first. */
     /* an address that bounced for good bounce_limit times is no way to
      * reach the customer any more */
@@ -147,15 +137,18 @@ static const char *const sql[S_COUNT] = {
 struct og__custdb_s {
     sqlite3 *db;
     og__consent_repo_t *consent;
+    og__trait_repo_t *traits;
     sqlite3_stmt *st[S_COUNT];
 };
 
-og__custdb_t *og__custdb_prepare(sqlite3 *db, og__consent_repo_t *consent)
+og__custdb_t *og__custdb_prepare(sqlite3 *db, og__consent_repo_t *consent,
+                                 og__trait_repo_t *traits)
 {
     og__custdb_t *c = og__xcalloc(1, sizeof(*c));
 
     c->db = db;
     c->consent = consent;
+    c->traits = traits;
     if (og__sql_prepare_all(db, sql, S_COUNT, c->st) != 0) {
         free(c);
         return NULL;
@@ -177,6 +170,15 @@ void og__custdb_free(og__custdb_t *c)
 }
 
 /* ---- small statement helpers ------------------------------------------ */
+
+/* After a repository failed: the connection's error, which the commit
+ * reports (SQLITE_ERROR when it has none). */
+static int errcode(og__custdb_t *c)
+{
+    int rc = sqlite3_errcode(c->db);
+
+    return rc != SQLITE_OK ? rc : SQLITE_ERROR;
+}
 
 static sqlite3_stmt *use(og__custdb_t *c, int which)
 {
@@ -366,52 +368,6 @@ static int has_verified(og__custdb_t *c, const char *id)
     return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -rc;
 }
 
-/* Applies props.traits: every key a trait, nil deletes it. */
-static int set_traits(og__custdb_t *c, const char *cust, const uint8_t *b,
-                      size_t len, uint64_t now)
-{
-    msgpack_unpacked u;
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    size_t off = 0;
-    uint32_t i;
-    int rc = SQLITE_OK;
-
-    msgpack_unpacked_init(&u);
-    if (msgpack_unpack_next(&u, (const char *)b, len, &off) !=
-            MSGPACK_UNPACK_SUCCESS ||
-        u.data.type != MSGPACK_OBJECT_MAP) {
-        msgpack_unpacked_destroy(&u);
-        return SQLITE_OK; /* validated at acceptance: never here */
-    }
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    for (i = 0; i < u.data.via.map.size && rc == SQLITE_OK; i++) {
-        const msgpack_object_kv *kv = &u.data.via.map.ptr[i];
-        sqlite3_stmt *st;
-
-        if (kv->key.type != MSGPACK_OBJECT_STR || kv->key.via.str.size == 0 ||
-            kv->key.via.str.size > 128)
-            continue;
-        if (kv->val.type == MSGPACK_OBJECT_NIL) {
-            st = use(c, S_TRAIT_DEL);
-        } else {
-            st = use(c, S_TRAIT_SET);
-            msgpack_sbuffer_clear(&sb);
-            msgpack_pack_object(&pk, kv->val);
-            sqlite3_bind_blob(st, 3, sb.data, (int)sb.size, SQLITE_TRANSIENT);
-            sqlite3_bind_int64(st, 4, (sqlite3_int64)now);
-        }
-        sqlite3_bind_text(st, 1, cust, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, kv->key.via.str.ptr, (int)kv->key.via.str.size,
-                          SQLITE_STATIC);
-        rc = run(st);
-    }
-    msgpack_sbuffer_destroy(&sb);
-    msgpack_unpacked_destroy(&u);
-    return rc;
-}
-
 /* Runs a one-row SELECT of one text column bound to a and b; copies the
  * column into out. 1 found, 0 not, or a negative SQLite error. */
 static int one_id(og__custdb_t *c, int which, const char *a, const char *b,
@@ -521,9 +477,9 @@ static int update_profile(struct resolve *r)
     if ((rc = run(st)) != SQLITE_OK)
         return rc;
     if (p->traits != NULL &&
-        (rc = set_traits(c, r->cur, p->traits, p->traits_len,
-                         r->it->received_ms)) != SQLITE_OK)
-        return rc;
+        og__traits_apply(c->traits, r->cur, p->traits, p->traits_len,
+                         r->it->received_ms) != OG_OK)
+        return errcode(c);
     /* a statement counts from when the customer made it, where the
      * channel tells (out of order arrivals keep the newest choice) */
     if (p->consent != NULL &&
@@ -813,19 +769,6 @@ static void json_blob(og__sbuf_t *b, const void *p, int n)
     msgpack_unpacked_destroy(&u);
 }
 
-static og__trait_rule_t rule_of(const og__trait_rules_t *rules,
-                                const char *name)
-{
-    size_t i;
-
-    if (rules == NULL)
-        return OG__TRAIT_NEWEST;
-    for (i = 0; i < rules->n; i++)
-        if (strcmp(rules->names[i], name) == 0)
-            return rules->rules[i];
-    return rules->dflt;
-}
-
 static sqlite3_stmt *prep(og__custdb_t *c, const char *q, const char *id)
 {
     sqlite3_stmt *st = NULL;
@@ -836,95 +779,10 @@ static sqlite3_stmt *prep(og__custdb_t *c, const char *q, const char *id)
     return st;
 }
 
-/* A copy of one trait value while the rows of its name are read. */
-struct tv {
-    void *p;
-    int n; /* -1: none */
-};
-
-static void tv_set(struct tv *t, const void *p, int n)
-{
-    free(t->p);
-    t->p = og__xmalloc(n > 0 ? (size_t)n : 1);
-    memcpy(t->p, p, (size_t)n);
-    t->n = n;
-}
-
-static void tv_clear(struct tv *t)
-{
-    free(t->p);
-    t->p = NULL;
-    t->n = -1;
-}
-
-/* An empty value: nil or "". */
-static int tv_empty(const void *p, int n)
-{
-    return n == 0 || (n == 1 && (((const uint8_t *)p)[0] == 0xc0 ||
-                                 ((const uint8_t *)p)[0] == 0xa0));
-}
-
 static int is_special_trait(const char *name)
 {
     return strcmp(name, "preferred_channel") == 0 ||
            strcmp(name, "locale") == 0 || strcmp(name, "timezone") == 0;
-}
-
-/* Traits over the family, one value per name by its merge rule: rows come
- * oldest first; NEWEST takes the last, OLDEST the first, NON_EMPTY the
- * survivor's own unless empty, else the newest non-empty one. Calls fn
- * for each name with its MessagePack value. */
-typedef void (*trait_fn)(void *ctx, const char *name, const void *p, int n);
-
-static int each_trait(og__custdb_t *c, const char *id,
-                      const og__trait_rules_t *rules, trait_fn fn, void *ctx)
-{
-    sqlite3_stmt *st = use(c, S_TRAITS);
-    struct tv first = {NULL, -1}, last = {NULL, -1}, own = {NULL, -1},
-              nonempty = {NULL, -1};
-    char name[129] = "";
-    int rc;
-
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-    for (;;) {
-        const char *nm;
-
-        rc = sqlite3_step(st);
-        nm = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
-        if (name[0] != '\0' && (nm == NULL || strcmp(nm, name) != 0)) {
-            og__trait_rule_t rule = rule_of(rules, name);
-            const struct tv *pick = rule == OG__TRAIT_OLDEST   ? &first
-                                    : rule == OG__TRAIT_NEWEST ? &last
-                                    : own.n >= 0 && !tv_empty(own.p, own.n)
-                                        ? &own
-                                    : nonempty.n >= 0 ? &nonempty
-                                                      : &last;
-
-            fn(ctx, name, pick->p, pick->n);
-            tv_clear(&first);
-            tv_clear(&last);
-            tv_clear(&own);
-            tv_clear(&nonempty);
-            name[0] = '\0';
-        }
-        if (rc != SQLITE_ROW)
-            break;
-        {
-            const void *v = sqlite3_column_blob(st, 1);
-            int vn = sqlite3_column_bytes(st, 1);
-
-            snprintf(name, sizeof(name), "%s", nm);
-            if (first.n < 0)
-                tv_set(&first, v, vn);
-            tv_set(&last, v, vn);
-            if (sqlite3_column_int(st, 2))
-                tv_set(&own, v, vn);
-            if (!tv_empty(v, vn))
-                tv_set(&nonempty, v, vn);
-        }
-    }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? 0 : -1;
 }
 
 struct json_traits {
@@ -932,17 +790,17 @@ struct json_traits {
     int n;
 };
 
-static void json_trait(void *ctx, const char *name, const void *p, int n)
+static void json_trait(void *ctx, const char *name, const void *p, size_t n)
 {
     struct json_traits *j = ctx;
 
     og__sbuf_printf(j->out, j->n++ ? "," : "");
     json_str(j->out, name, strlen(name));
     og__sbuf_printf(j->out, ":");
-    json_blob(j->out, p, n);
+    json_blob(j->out, p, (int)n);
     if (is_special_trait(name)) {
         og__sbuf_printf(j->special, ",\"%s\":", name);
-        json_blob(j->special, p, n);
+        json_blob(j->special, p, (int)n);
     }
 }
 
@@ -954,7 +812,8 @@ static int write_traits(og__custdb_t *c, const char *id,
     int rc;
 
     og__sbuf_printf(out, "\"traits\":{");
-    rc = each_trait(c, id, rules, json_trait, &j);
+    rc =
+        og__traits_each(c->traits, id, rules, json_trait, &j) == OG_OK ? 0 : -1;
     og__sbuf_printf(out, "}");
     return rc;
 }
@@ -1473,14 +1332,14 @@ struct mp_traits {
     int nspecial[3];
 };
 
-static void mp_trait(void *ctx, const char *name, const void *p, int n)
+static void mp_trait(void *ctx, const char *name, const void *p, size_t n)
 {
     static const char *const sp[3] = {"preferred_channel", "locale",
                                       "timezone"};
     struct mp_traits *t = ctx;
     size_t i, nl = strlen(name);
 
-    if (n <= 0)
+    if (n == 0)
         return;
     msgpack_pack_str(&t->pk, nl);
     msgpack_pack_str_body(&t->pk, name, nl);
@@ -1490,7 +1349,7 @@ static void mp_trait(void *ctx, const char *name, const void *p, int n)
         if (strcmp(name, sp[i]) == 0 && t->special[i] == NULL) {
             t->special[i] = og__xmalloc((size_t)n);
             memcpy(t->special[i], p, (size_t)n);
-            t->nspecial[i] = n;
+            t->nspecial[i] = (int)n;
         }
 }
 
@@ -1523,7 +1382,7 @@ int og__custdb_pack(og__custdb_t *c, const char *id,
     memset(&t, 0, sizeof(t));
     msgpack_sbuffer_init(&t.sb);
     msgpack_packer_init(&t.pk, &t.sb, msgpack_sbuffer_write);
-    if (each_trait(c, canon, rules, mp_trait, &t) != 0) {
+    if (og__traits_each(c->traits, canon, rules, mp_trait, &t) != OG_OK) {
         msgpack_sbuffer_destroy(&t.sb);
         for (i = 0; i < 3; i++)
             free(t.special[i]);
@@ -1573,10 +1432,9 @@ int og__custdb_pack(og__custdb_t *c, const char *id,
     return 0;
 }
 
-int og__custdb_set_traits(og__custdb_t *c, const char *cust,
-                          const uint8_t *traits, size_t len, uint64_t now_ms)
+og__trait_repo_t *og__custdb_trait_repo(og__custdb_t *c)
 {
-    return set_traits(c, cust, traits, len, now_ms);
+    return c->traits;
 }
 
 /* ---- bounces ------------------------------------------------------------ */

@@ -11,6 +11,7 @@
 
 #include "domain/consent.h"
 #include "domain/identity.h"
+#include "domain/traits.h"
 #include "store/store.h"
 
 typedef struct og__custdb_s og__custdb_t;
@@ -20,8 +21,10 @@ typedef struct og__custdb_s og__custdb_t;
 typedef int (*og__custdb_insert_fn)(void *ctx, og__store_item_t *ev);
 
 /* Prepares the statements; NULL with sqlite3_errmsg(db) set on error.
- * Consent statements of resolved events are kept in consent. */
-og__custdb_t *og__custdb_prepare(sqlite3 *db, og__consent_repo_t *consent);
+ * The consent statements and traits of resolved events are kept in
+ * consent and traits. */
+og__custdb_t *og__custdb_prepare(sqlite3 *db, og__consent_repo_t *consent,
+                                 og__trait_repo_t *traits);
 void og__custdb_free(og__custdb_t *c);
 
 /*
@@ -59,10 +62,8 @@ int og__custdb_pack(og__custdb_t *c, const char *id,
                     const og__trait_rules_t *rules, msgpack_packer *pk,
                     char canon[40]);
 
-/* Sets the traits of the map traits (nil removes one) on customer cust
- * (canonical), as an event's props.traits; an SQLite result code. */
-int og__custdb_set_traits(og__custdb_t *c, const char *cust,
-                          const uint8_t *traits, size_t len, uint64_t now_ms);
+/* The trait repository given to og__custdb_prepare(). */
+og__trait_repo_t *og__custdb_trait_repo(og__custdb_t *c);
 
 /* A message.bounced (it, new) that says the bounce is permanent counts
  * against its props.recipient on its source channel; at

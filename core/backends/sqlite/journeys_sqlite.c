@@ -510,9 +510,11 @@ og_err_t og__jdb_fire(og__jdb_t *j, uint64_t now_ms, size_t limit,
             }
         }
         free(res.body);
-        if (rc == SQLITE_OK && res.traits != NULL)
-            rc = og__custdb_set_traits(j->cust, res.customer, res.traits,
-                                       res.traits_len, now_ms);
+        if (rc == SQLITE_OK && res.traits != NULL &&
+            og__traits_apply(og__custdb_trait_repo(j->cust), res.customer,
+                             res.traits, res.traits_len, now_ms) != OG_OK)
+            rc = sqlite3_errcode(j->db) != SQLITE_OK ? sqlite3_errcode(j->db)
+                                                     : SQLITE_ERROR;
         if (rc != SQLITE_OK)
             break;
         st = use(j, J_UPDATE);

@@ -16,6 +16,7 @@
 #include "backends/sqlite/customers_sqlite.h"
 #include "backends/sqlite/journeys_sqlite.h"
 #include "backends/sqlite/stock_sqlite.h"
+#include "backends/sqlite/traits_sqlite.h"
 #include "backends/sqlite/sqlite_ckpt.h"
 #include "backends/sqlite/sqlite_util.h"
 #include "store/store.h"
@@ -217,6 +218,7 @@ struct sqlite_store {
     sqlite3_stmt *claim_sel, *claim_hold, *claim_next;
     sqlite3_stmt *done[4]; /* per og__outcome_t */
     og__consentdb_t *consent;
+    og__traitdb_t *traits;
     og__custdb_t *cust;
     og__jdb_t *jdb;
     og__stockdb_t *stock;
@@ -244,6 +246,7 @@ static void sq_close(og__store_t *s)
     og__stockdb_free(q->stock);
     og__custdb_free(q->cust);
     og__consentdb_free(q->consent);
+    og__traitdb_free(q->traits);
     for (size_t i = 0; i < OG__ARRAY_SIZE(q->done); i++)
         sqlite3_finalize(q->done[i]);
     og__ckpt_stop(q->ckpt);
@@ -933,6 +936,11 @@ out:
     return rc;
 }
 
+static og__trait_repo_t *sq_trait_repo(og__store_t *s)
+{
+    return og__traitdb_repo(((struct sqlite_store *)s)->traits);
+}
+
 static og__consent_repo_t *sq_consent_repo(og__store_t *s)
 {
     return og__consentdb_repo(((struct sqlite_store *)s)->consent);
@@ -1002,6 +1010,7 @@ static const struct og__store_ops sqlite_ops = {
     .customer_split = sq_customer_split,
     .customer_erase = sq_customer_erase,
     .consent_repo = sq_consent_repo,
+    .trait_repo = sq_trait_repo,
     .conversation = sq_conversation,
     .journeys_fire = sq_journeys_fire,
     .timeline = sq_timeline,
@@ -1183,8 +1192,9 @@ og__store_t *og__store_open_sqlite(const og__store_opts_t *opts, char *err,
         sqlite3_exec(q->db, "UPDATE outbox SET leased = 0 WHERE leased = 1",
                      NULL, NULL, NULL) != SQLITE_OK ||
         (q->consent = og__consentdb_prepare(q->db)) == NULL ||
-        (q->cust = og__custdb_prepare(q->db, og__consentdb_repo(q->consent))) ==
-            NULL ||
+        (q->traits = og__traitdb_prepare(q->db)) == NULL ||
+        (q->cust = og__custdb_prepare(q->db, og__consentdb_repo(q->consent),
+                                      og__traitdb_repo(q->traits))) == NULL ||
         (q->jdb = og__jdb_prepare(q->db, q->cust)) == NULL ||
         (q->stock = og__stockdb_prepare(q->db)) == NULL) {
         snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(q->db));
