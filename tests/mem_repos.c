@@ -707,3 +707,192 @@ void mem_traits_merge(og__trait_repo_t *r, const char *merged,
     copy(a->merged, merged);
     copy(a->survivor, survivor);
 }
+
+/* ---- customers and keys ---------------------------------------------- */
+
+struct mcust {
+    char id[40], merged_into[40], first[K];
+    int64_t created_ms;
+};
+
+struct mkey {
+    og__idkey_t key;
+    char customer[40];
+    int verified;
+    uint64_t first_ms;
+};
+
+struct mem_identity {
+    og__identity_repo_t repo; /* first */
+    TABLE(struct mcust, c);
+    TABLE(struct mkey, k);
+    int64_t merges;
+    struct faults f;
+};
+
+#define ICALL(r)                                                               \
+    do {                                                                       \
+        if (failing(&((struct mem_identity *)(r))->f))                         \
+            return OG_ERR_IO;                                                  \
+    } while (0)
+
+static struct mkey *key_of(struct mem_identity *m, const og__idkey_t *k)
+{
+    size_t i;
+
+    for (i = 0; i < m->k.n; i++)
+        if (strcmp(m->k.v[i].key.kind, k->kind) == 0 &&
+            strcmp(m->k.v[i].key.scope, k->scope) == 0 &&
+            strcmp(m->k.v[i].key.value, k->value) == 0)
+            return &m->k.v[i];
+    return NULL;
+}
+
+static og_err_t id_key_find(og__identity_repo_t *r, const og__idkey_t *key,
+                            char customer[40], int *verified, int *found)
+{
+    struct mkey *k;
+
+    ICALL(r);
+    k = key_of((struct mem_identity *)r, key);
+    *found = k != NULL;
+    if (k != NULL) {
+        snprintf(customer, 40, "%s", k->customer);
+        *verified = k->verified;
+    }
+    return OG_OK;
+}
+
+static og_err_t id_canonical(og__identity_repo_t *r, const char *id,
+                             char canon[40], int64_t *created, int *found)
+{
+    struct mem_identity *m = (struct mem_identity *)r;
+    size_t i;
+
+    ICALL(r);
+    *found = 0;
+    for (i = 0; i < m->c.n && !*found; i++)
+        if (strcmp(m->c.v[i].id, id) == 0) {
+            *found = 1;
+            *created = m->c.v[i].created_ms;
+            /* id may be canon itself */
+            snprintf(canon, 40, "%s",
+                     m->c.v[i].merged_into[0] ? m->c.v[i].merged_into
+                                              : m->c.v[i].id);
+        }
+    return OG_OK;
+}
+
+static og_err_t id_has_verified(og__identity_repo_t *r, const char *customer,
+                                int *yes)
+{
+    struct mem_identity *m = (struct mem_identity *)r;
+    size_t i;
+
+    ICALL(r);
+    *yes = 0;
+    for (i = 0; i < m->k.n; i++)
+        if (strcmp(m->k.v[i].customer, customer) == 0 && m->k.v[i].verified)
+            *yes = 1;
+    return OG_OK;
+}
+
+static og_err_t id_customer_add(og__identity_repo_t *r, const char *id,
+                                int64_t created_ms, const char *first)
+{
+    struct mem_identity *m = (struct mem_identity *)r;
+    struct mcust *c;
+    size_t i;
+
+    ICALL(r);
+    for (i = 0; i < m->c.n; i++)
+        if (strcmp(m->c.v[i].id, id) == 0)
+            return OG_ERR_IO; /* the primary key */
+    c = APPEND(m->c);
+    snprintf(c->id, sizeof(c->id), "%s", id);
+    copy(c->first, first);
+    c->created_ms = created_ms;
+    return OG_OK;
+}
+
+static og_err_t id_key_add(og__identity_repo_t *r, const og__idkey_t *key,
+                           const char *customer, int verified, uint64_t at_ms)
+{
+    struct mem_identity *m = (struct mem_identity *)r;
+    struct mkey *k;
+
+    ICALL(r);
+    if (key_of(m, key) != NULL)
+        return OG_ERR_IO; /* the primary key */
+    k = APPEND(m->k);
+    k->key = *key;
+    snprintf(k->customer, sizeof(k->customer), "%s", customer);
+    k->verified = verified ? 1 : 0;
+    k->first_ms = at_ms;
+    return OG_OK;
+}
+
+static og_err_t id_key_verify(og__identity_repo_t *r, const og__idkey_t *key)
+{
+    struct mkey *k;
+
+    ICALL(r);
+    if ((k = key_of((struct mem_identity *)r, key)) != NULL)
+        k->verified = 1;
+    return OG_OK;
+}
+
+static og_err_t id_merge(og__identity_repo_t *r, const char *survivor,
+                         const char *merged, const og__idkey_t *reason,
+                         uint64_t at_ms, int64_t *merge_id)
+{
+    struct mem_identity *m = (struct mem_identity *)r;
+    size_t i;
+
+    ICALL(r);
+    (void)reason;
+    (void)at_ms;
+    *merge_id = ++m->merges;
+    for (i = 0; i < m->k.n; i++)
+        if (strcmp(m->k.v[i].customer, merged) == 0)
+            snprintf(m->k.v[i].customer, 40, "%s", survivor);
+    for (i = 0; i < m->c.n; i++)
+        if (strcmp(m->c.v[i].id, merged) == 0 ||
+            strcmp(m->c.v[i].merged_into, merged) == 0)
+            snprintf(m->c.v[i].merged_into, 40, "%s", survivor);
+    return OG_OK;
+}
+
+static const struct og__identity_repo_ops identity_ops = {
+    .key_find = id_key_find,
+    .canonical = id_canonical,
+    .has_verified = id_has_verified,
+    .customer_add = id_customer_add,
+    .key_add = id_key_add,
+    .key_verify = id_key_verify,
+    .merge = id_merge,
+};
+
+og__identity_repo_t *mem_identity_new(void)
+{
+    struct mem_identity *m = og__xcalloc(1, sizeof(*m));
+
+    m->repo.ops = &identity_ops;
+    return &m->repo;
+}
+
+void mem_identity_free(og__identity_repo_t *r)
+{
+    struct mem_identity *m = (struct mem_identity *)r;
+
+    if (m == NULL)
+        return;
+    free(m->c.v);
+    free(m->k.v);
+    free(m);
+}
+
+unsigned mem_identity_fail_from(og__identity_repo_t *r, unsigned n)
+{
+    return fail_from(&((struct mem_identity *)r)->f, n);
+}

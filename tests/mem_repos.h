@@ -9,6 +9,7 @@
 #define OG_TESTS_MEM_REPOS_H
 
 #include "domain/consent.h"
+#include "domain/customers.h"
 #include "domain/stock.h"
 #include "domain/traits.h"
 
@@ -31,5 +32,11 @@ void mem_traits_free(og__trait_repo_t *r);
 unsigned mem_traits_fail_from(og__trait_repo_t *r, unsigned n);
 void mem_traits_merge(og__trait_repo_t *r, const char *merged,
                       const char *survivor);
+
+/* Customers and their keys (domain/customers.h); no conversations to
+ * move on a merge. */
+og__identity_repo_t *mem_identity_new(void);
+void mem_identity_free(og__identity_repo_t *r);
+unsigned mem_identity_fail_from(og__identity_repo_t *r, unsigned n);
 
 #endif /* OG_TESTS_MEM_REPOS_H */

@@ -18,6 +18,7 @@
 #include "base/util.h"
 #include "config/conf.h"
 #include "domain/consent.h"
+#include "domain/customers.h"
 #include "domain/stock.h"
 #include "domain/traits.h"
 
@@ -43,40 +44,6 @@ typedef enum og__accept_e {
     OG__ACCEPT_CONFLICT,  /* seen within the window with other content */
     OG__ACCEPT_ABORTED /* not stored: another event of its group conflicted */
 } og__accept_t;
-
-struct og__idkey_s; /* identity.h */
-
-/* What resolving the customer of one event needs (docs/customers.md). */
-typedef struct og__person_s {
-    const struct og__idkey_s *keys; /* normalized, at most 32 */
-    size_t nkeys;
-    const char *customer;  /* the event's own "customer", or NULL */
-    const char *instance;  /* the source instance (first and last seen) */
-    const uint8_t *traits; /* props.traits (a MessagePack map), or NULL */
-    size_t traits_len;
-    int is_order; /* an order.placed: counts, with its total when given */
-    int has_total;
-    int64_t total_amount;
-    char currency[4];
-    const uint8_t *consent; /* the envelope's "consent" map, or NULL */
-    size_t consent_len;
-    uint64_t occurred;   /* when it happened (consent time), 0: unknown */
-    const char *purpose; /* a message's props.purpose, or NULL */
-    /* Conversations (message.* events): the event's own conversation,
-     * the native thread keys it names and its own native key. */
-    int is_message; /* message.received, message.send, message.sent */
-    int inbound;    /* message.received: reopens a resolved conversation */
-    int resolves;   /* conversation.resolved */
-    const char *conversation;
-    const char *const *thread;
-    size_t nthread;
-    const char *message_key;
-    const char *correlation; /* the event's "correlation", or NULL */
-    /* From a public client (OG_EMIT_UNTRUSTED): only verified keys and the
-     * browser's own anon key choose the customer, a named conversation
-     * counts only when it is that customer's, no thread keys are used. */
-    int untrusted;
-} og__person_t;
 
 /* One event to accept, and what became of it. */
 typedef struct og__store_item_s {
@@ -119,15 +86,6 @@ typedef struct og__store_item_s {
     const char *source; /* the source instance (timeline), or NULL */
     const char *type;   /* the event type (timeline), or NULL */
 } og__store_item_t;
-
-/* A merge of two customers, as the customer.merged event tells it. */
-typedef struct og__merge_s {
-    int64_t id; /* the merge record, for a split */
-    const char *survivor, *merged;
-    const struct og__idkey_s *reason; /* the verified key that joined them */
-    uint64_t at_ms;
-    int split; /* 1: this is a split (customer.split) */
-} og__merge_t;
 
 /* What the core lends the store for resolution inside a commit; called on
  * the thread running the commit. */
@@ -305,6 +263,8 @@ struct og__store_ops {
      * inside commit and for readers between commits. Lives as long as
      * s. */
     og__consent_repo_t *(*consent_repo)(og__store_t *s);
+    /* Customers and their keys (domain/customers.h), the same way. */
+    og__identity_repo_t *(*identity_repo)(og__store_t *s);
     /* Customers' traits (domain/traits.h), the same way. */
     og__trait_repo_t *(*trait_repo)(og__store_t *s);
     /* A conversation, to cb; OG_ERR_NOT_FOUND when there is none. With

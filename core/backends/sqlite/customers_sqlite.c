@@ -135,17 +135,21 @@ static const char *const sql[S_COUNT] = {
 };
 
 struct og__custdb_s {
+    og__identity_repo_t repo; /* first: customers and keys (customers.h) */
     sqlite3 *db;
     og__consent_repo_t *consent;
     og__trait_repo_t *traits;
     sqlite3_stmt *st[S_COUNT];
 };
 
+static const struct og__identity_repo_ops identity_ops; /* below */
+
 og__custdb_t *og__custdb_prepare(sqlite3 *db, og__consent_repo_t *consent,
                                  og__trait_repo_t *traits)
 {
     og__custdb_t *c = og__xcalloc(1, sizeof(*c));
 
+    c->repo.ops = &identity_ops;
     c->db = db;
     c->consent = consent;
     c->traits = traits;
@@ -223,58 +227,20 @@ static int canonical(og__custdb_t *c, const char *id, char out[40],
 
 /* ---- resolution -------------------------------------------------------- */
 
-struct seen_key {
-    int found;
-    char cust[40];
-    int64_t created;
-    int dup;      /* the same key as an earlier one of the event */
-    int verified; /* as stored */
-};
-
 /* A channel's last seen time moves in steps of a minute, and an identity
  * row is only written when it is new or becomes verified: recording every
  * event would write a random page per key and event, which is what
  * limits resolution on a large store (docs/PERFORMANCE.md). */
 #define SEEN_STEP_MS (60 * 1000)
 
-struct resolve {
-    og__custdb_t *c;
-    og__store_item_t *it;
-    const og__store_hooks_t *h;
-    og__custdb_insert_fn insert;
-    void *ctx;
-    char cur[40]; /* the current customer, "" while none */
-    int64_t cur_created;
-    char gone[OG__MAX_IDKEYS + 1][40]; /* merged into cur by this event */
-    size_t ngone;
-};
-
-static int is_gone(const struct resolve *r, const char *id)
+/* og__identity_repo_ops.merge: records the merge of merged into survivor
+ * (both canonical), moves keys and conversations, makes merged an alias. */
+static og_err_t repo_merge(og__identity_repo_t *r, const char *survivor,
+                           const char *merged, const og__idkey_t *reason,
+                           uint64_t now, int64_t *merge_id)
 {
-    size_t i;
-
-    for (i = 0; i < r->ngone; i++)
-        if (strcmp(r->gone[i], id) == 0)
-            return 1;
-    return 0;
-}
-
-/* The customer of a key as of now: cur when it was merged into it. */
-static const char *now_of(const struct resolve *r, const struct seen_key *s)
-{
-    return is_gone(r, s->cust) ? r->cur : s->cust;
-}
-
-/* Records the merge of merged into survivor (both canonical) and writes
- * the event that tells of it. */
-static int merge_into(og__custdb_t *c, const char *survivor, const char *merged,
-                      const og__idkey_t *reason, uint64_t now,
-                      const og__store_hooks_t *h, og__custdb_insert_fn insert,
-                      void *ctx)
-{
+    og__custdb_t *c = (og__custdb_t *)r;
     sqlite3_stmt *st;
-    og__store_item_t ev;
-    og__merge_t m;
     int rc;
 
     st = use(c, S_MERGE_INS);
@@ -285,87 +251,118 @@ static int merge_into(og__custdb_t *c, const char *survivor, const char *merged,
     sqlite3_bind_text(st, 5, reason->value, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 6, (sqlite3_int64)now);
     if ((rc = run(st)) != SQLITE_OK)
-        return rc;
-    memset(&m, 0, sizeof(m));
-    m.id = sqlite3_last_insert_rowid(c->db);
-    m.survivor = survivor;
-    m.merged = merged;
-    m.reason = reason;
-    m.at_ms = now;
+        return OG_ERR_IO;
+    *merge_id = sqlite3_last_insert_rowid(c->db);
     st = use(c, S_MERGE_KEYS);
-    sqlite3_bind_int64(st, 1, m.id);
+    sqlite3_bind_int64(st, 1, *merge_id);
     sqlite3_bind_text(st, 2, merged, -1, SQLITE_STATIC);
     if ((rc = run(st)) != SQLITE_OK)
-        return rc;
+        return OG_ERR_IO;
     st = use(c, S_IDENT_MOVE);
     sqlite3_bind_text(st, 1, survivor, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, merged, -1, SQLITE_STATIC);
     if ((rc = run(st)) != SQLITE_OK)
-        return rc;
+        return OG_ERR_IO;
     /* its conversations continue with the survivor */
     st = use(c, S_CONV_MOVE_REC);
-    sqlite3_bind_int64(st, 1, m.id);
+    sqlite3_bind_int64(st, 1, *merge_id);
     sqlite3_bind_text(st, 2, merged, -1, SQLITE_STATIC);
     if ((rc = run(st)) != SQLITE_OK)
-        return rc;
+        return OG_ERR_IO;
     st = use(c, S_CONV_MOVE);
     sqlite3_bind_text(st, 1, survivor, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, merged, -1, SQLITE_STATIC);
     if ((rc = run(st)) != SQLITE_OK)
-        return rc;
+        return OG_ERR_IO;
     st = use(c, S_ALIAS);
     sqlite3_bind_text(st, 1, survivor, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, merged, -1, SQLITE_STATIC);
-    if ((rc = run(st)) != SQLITE_OK)
-        return rc;
-    memset(&ev, 0, sizeof(ev));
-    if (h != NULL && h->merged != NULL && h->merged(h->data, &m, &ev) == 0)
-        return insert(ctx, &ev);
-    return SQLITE_OK;
+    return run(st) == SQLITE_OK ? OG_OK : OG_ERR_IO;
 }
 
-/* Merges customer other into the current one (other is older: it
- * survives and becomes the current customer). */
-static int join(struct resolve *r, const char *other, int64_t other_created,
-                const og__idkey_t *reason, int other_survives)
+static og_err_t repo_key_find(og__identity_repo_t *r, const og__idkey_t *key,
+                              char customer[40], int *verified, int *found)
 {
-    char survivor[40], merged[40];
+    sqlite3_stmt *st = use((og__custdb_t *)r, S_IDENT_GET);
     int rc;
 
-    if (other_survives) {
-        snprintf(survivor, sizeof(survivor), "%s", other);
-        snprintf(merged, sizeof(merged), "%s", r->cur);
-    } else {
-        snprintf(survivor, sizeof(survivor), "%s", r->cur);
-        snprintf(merged, sizeof(merged), "%s", other);
+    bind_key(st, key);
+    rc = sqlite3_step(st);
+    *found = rc == SQLITE_ROW;
+    if (*found) {
+        copy_id(customer, sqlite3_column_text(st, 0));
+        *verified = sqlite3_column_int(st, 1);
     }
-    rc = merge_into(r->c, survivor, merged, reason, r->it->received_ms, r->h,
-                    r->insert, r->ctx);
-    if (rc != SQLITE_OK)
-        return rc;
-    if (r->ngone < OG__MAX_IDKEYS + 1)
-        snprintf(r->gone[r->ngone++], 40, "%s", merged);
-    snprintf(r->cur, sizeof(r->cur), "%s", survivor);
-    if (other_survives)
-        r->cur_created = other_created;
-    return SQLITE_OK;
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? OG_OK : OG_ERR_IO;
 }
 
-/* True when a is older than b (creation time, then id). */
-static int older(int64_t ta, const char *a, int64_t tb, const char *b)
+static og_err_t repo_canonical(og__identity_repo_t *r, const char *id,
+                               char canon[40], int64_t *created, int *found)
 {
-    return ta != tb ? ta < tb : strcmp(a, b) < 0;
+    int rc = canonical((og__custdb_t *)r, id, canon, created);
+
+    *found = rc == 1;
+    return rc < 0 ? OG_ERR_IO : OG_OK;
 }
 
-static int has_verified(og__custdb_t *c, const char *id)
+static og_err_t repo_has_verified(og__identity_repo_t *r, const char *id,
+                                  int *yes)
 {
-    sqlite3_stmt *st = use(c, S_HAS_VERIFIED);
+    sqlite3_stmt *st = use((og__custdb_t *)r, S_HAS_VERIFIED);
     int rc;
 
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
     sqlite3_reset(st);
-    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -rc;
+    *yes = rc == SQLITE_ROW;
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? OG_OK : OG_ERR_IO;
+}
+
+static og_err_t repo_customer_add(og__identity_repo_t *r, const char *id,
+                                  int64_t created_ms, const char *first)
+{
+    sqlite3_stmt *st = use((og__custdb_t *)r, S_CUST_INS);
+
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, created_ms);
+    sqlite3_bind_text(st, 3, first, -1, SQLITE_STATIC);
+    return run(st) == SQLITE_OK ? OG_OK : OG_ERR_IO;
+}
+
+static og_err_t repo_key_add(og__identity_repo_t *r, const og__idkey_t *key,
+                             const char *customer, int verified, uint64_t at)
+{
+    sqlite3_stmt *st = use((og__custdb_t *)r, S_IDENT_INS);
+
+    bind_key(st, key);
+    sqlite3_bind_text(st, 4, customer, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 5, verified ? 1 : 0);
+    sqlite3_bind_int64(st, 6, (sqlite3_int64)at);
+    return run(st) == SQLITE_OK ? OG_OK : OG_ERR_IO;
+}
+
+static og_err_t repo_key_verify(og__identity_repo_t *r, const og__idkey_t *key)
+{
+    sqlite3_stmt *st = use((og__custdb_t *)r, S_IDENT_VERIFY);
+
+    bind_key(st, key);
+    return run(st) == SQLITE_OK ? OG_OK : OG_ERR_IO;
+}
+
+static const struct og__identity_repo_ops identity_ops = {
+    .key_find = repo_key_find,
+    .canonical = repo_canonical,
+    .has_verified = repo_has_verified,
+    .customer_add = repo_customer_add,
+    .key_add = repo_key_add,
+    .key_verify = repo_key_verify,
+    .merge = repo_merge,
+};
+
+og__identity_repo_t *og__custdb_identity_repo(og__custdb_t *c)
+{
+    return &c->repo;
 }
 
 /* Runs a one-row SELECT of one text column bound to a and b; copies the
@@ -462,46 +459,46 @@ static int resolve_conversation(og__custdb_t *c, const char *id, uint64_t now)
 }
 
 /* What the event adds to the profile of the current customer. */
-static int update_profile(struct resolve *r)
+static int update_profile(og__custdb_t *c, og__store_item_t *it,
+                          const char *cur)
 {
-    const og__person_t *p = r->it->person;
-    og__custdb_t *c = r->c;
+    const og__person_t *p = it->person;
     sqlite3_stmt *st;
     int rc;
 
     st = use(c, S_SEEN);
-    sqlite3_bind_text(st, 1, r->cur, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, cur, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, p->instance, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)r->it->received_ms);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)it->received_ms);
     sqlite3_bind_int64(st, 4, SEEN_STEP_MS);
     if ((rc = run(st)) != SQLITE_OK)
         return rc;
     if (p->traits != NULL &&
-        og__traits_apply(c->traits, r->cur, p->traits, p->traits_len,
-                         r->it->received_ms) != OG_OK)
+        og__traits_apply(c->traits, cur, p->traits, p->traits_len,
+                         it->received_ms) != OG_OK)
         return errcode(c);
     /* a statement counts from when the customer made it, where the
      * channel tells (out of order arrivals keep the newest choice) */
     if (p->consent != NULL &&
         og__consent_record(
-            c->consent, r->cur, p->consent, p->consent_len, p->instance,
-            p->occurred ? p->occurred : r->it->received_ms) != OG_OK)
+            c->consent, cur, p->consent, p->consent_len, p->instance,
+            p->occurred ? p->occurred : it->received_ms) != OG_OK)
         return sqlite3_errcode(c->db) != SQLITE_OK ? sqlite3_errcode(c->db)
                                                    : SQLITE_ERROR;
-    if (p->is_message && (rc = conversation_of(c, r->it, r->cur)) != SQLITE_OK)
+    if (p->is_message && (rc = conversation_of(c, it, cur)) != SQLITE_OK)
         return rc;
     if (p->resolves && p->conversation != NULL &&
-        (rc = resolve_conversation(c, p->conversation, r->it->received_ms)) !=
+        (rc = resolve_conversation(c, p->conversation, it->received_ms)) !=
             SQLITE_OK)
         return rc;
     if (p->is_order) {
         st = use(c, S_ORDER);
-        sqlite3_bind_text(st, 1, r->cur, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 1, cur, -1, SQLITE_STATIC);
         if ((rc = run(st)) != SQLITE_OK)
             return rc;
         if (p->has_total && p->total_amount > 0) {
             st = use(c, S_REVENUE);
-            sqlite3_bind_text(st, 1, r->cur, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 1, cur, -1, SQLITE_STATIC);
             sqlite3_bind_text(st, 2, p->currency, -1, SQLITE_STATIC);
             sqlite3_bind_int64(st, 3, p->total_amount);
             if ((rc = run(st)) != SQLITE_OK)
@@ -511,180 +508,47 @@ static int update_profile(struct resolve *r)
     return SQLITE_OK;
 }
 
+/* The customer.merged event of a merge resolution made, written with the
+ * commit. */
+struct merged_ctx {
+    const og__store_hooks_t *h;
+    og__custdb_insert_fn insert;
+    void *ctx;
+};
+
+static og_err_t tell_merged(void *data, const og__merge_t *m)
+{
+    struct merged_ctx *x = data;
+    og__store_item_t ev;
+
+    memset(&ev, 0, sizeof(ev));
+    if (x->h == NULL || x->h->merged == NULL ||
+        x->h->merged(x->h->data, m, &ev) != 0)
+        return OG_OK;
+    return x->insert(x->ctx, &ev) == SQLITE_OK ? OG_OK : OG_ERR_IO;
+}
+
 int og__custdb_resolve(og__custdb_t *c, og__store_item_t *it,
                        const og__store_hooks_t *h, og__custdb_insert_fn insert,
                        void *ctx)
 {
     const og__person_t *p = it->person;
-    struct seen_key sk[OG__MAX_IDKEYS];
-    struct resolve r;
-    const og__idkey_t *first_verified = NULL;
-    size_t i, j, n = p->nkeys < OG__MAX_IDKEYS ? p->nkeys : OG__MAX_IDKEYS;
-    sqlite3_stmt *st;
+    struct merged_ctx x = {h, insert, ctx};
+    char cur[40];
     int rc;
 
-    memset(&r, 0, sizeof(r));
-    r.c = c;
-    r.it = it;
-    r.h = h;
-    r.insert = insert;
-    r.ctx = ctx;
-    /* 1. Where each key points now. */
-    for (i = 0; i < n; i++) {
-        const og__idkey_t *k = &p->keys[i];
-
-        memset(&sk[i], 0, sizeof(sk[i]));
-        for (j = 0; j < i; j++)
-            if (strcmp(k->kind, p->keys[j].kind) == 0 &&
-                strcmp(k->scope, p->keys[j].scope) == 0 &&
-                strcmp(k->value, p->keys[j].value) == 0)
-                sk[i].dup = 1;
-        if (sk[i].dup)
-            continue;
-        if (k->verified && first_verified == NULL)
-            first_verified = k;
-        st = use(c, S_IDENT_GET);
-        bind_key(st, k);
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
-            sk[i].found = 1;
-            copy_id(sk[i].cust, sqlite3_column_text(st, 0));
-            sk[i].verified = sqlite3_column_int(st, 1);
-        }
-        sqlite3_reset(st);
-        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-            return rc;
-    }
-    /* Identities name canonical customers: creation times (which decide
-     * merges) are only read when the keys name more than one. */
-    {
-        const char *one = NULL;
-        int several = p->customer != NULL;
-
-        for (i = 0; i < n && !several; i++)
-            if (sk[i].found && !sk[i].dup) {
-                if (one != NULL && strcmp(one, sk[i].cust) != 0)
-                    several = 1;
-                one = sk[i].cust;
-            }
-        for (i = 0; i < n && several; i++)
-            if (sk[i].found && !sk[i].dup &&
-                (rc = canonical(c, sk[i].cust, sk[i].cust, &sk[i].created)) < 0)
-                return -rc;
-    }
-    /* 2. The current customer: the oldest one a verified key (or the
-     * event's own customer id) names; else the customer of the strongest
-     * key that has one. */
-    if (p->customer != NULL) {
-        char id[40];
-        int64_t t;
-
-        snprintf(id, sizeof(id), "%s", p->customer);
-        if ((rc = canonical(c, id, r.cur, &t)) < 0)
-            return -rc;
-        if (rc == 1) {
-            r.cur_created = t;
-        } else {
-            r.cur[0] = '\0';
-        }
-    }
-    for (i = 0; i < n; i++)
-        if (sk[i].found && p->keys[i].verified &&
-            (r.cur[0] == '\0' ||
-             older(sk[i].created, sk[i].cust, r.cur_created, r.cur))) {
-            snprintf(r.cur, sizeof(r.cur), "%s", sk[i].cust);
-            r.cur_created = sk[i].created;
-        }
-    if (r.cur[0] == '\0') {
-        int best = -1;
-
-        /* A public client's unverified keys are its claims, not proof:
-         * only its own anon key finds the customer it already is. */
-        for (i = 0; i < n; i++)
-            if (sk[i].found &&
-                (!p->untrusted || strcmp(p->keys[i].kind, "anon") == 0) &&
-                (best < 0 || og__idkind_rank(p->keys[i].kind) <
-                                 og__idkind_rank(p->keys[best].kind)))
-                best = (int)i;
-        if (best >= 0) {
-            snprintf(r.cur, sizeof(r.cur), "%s", sk[best].cust);
-            r.cur_created = sk[best].created;
-        }
-    }
-    /* 3. Merges. A verified key on another customer joins the two (the
-     * older survives); a device key (anon, cart) on a profile that has
-     * no verified identity is claimed by an event that has one. An
-     * unverified key never joins two customers. */
-    for (i = 0; i < n && r.cur[0] != '\0'; i++) {
-        const char *other;
-
-        if (!sk[i].found || sk[i].dup)
-            continue;
-        other = now_of(&r, &sk[i]);
-        if (strcmp(other, r.cur) == 0)
-            continue;
-        if (p->keys[i].verified) {
-            rc = join(&r, other, sk[i].created, &p->keys[i],
-                      older(sk[i].created, other, r.cur_created, r.cur));
-        } else if (og__idkind_is_device(p->keys[i].kind) &&
-                   first_verified != NULL) {
-            int v = has_verified(c, other);
-
-            if (v < 0)
-                return -v;
-            rc = v ? SQLITE_OK
-                   : join(&r, other, sk[i].created, first_verified, 0);
-        } else {
-            rc = SQLITE_OK;
-        }
-        if (rc != SQLITE_OK)
-            return rc;
-    }
-    /* 4. A new customer when no key was known. */
-    if (r.cur[0] == '\0') {
-        if (n == 0) /* nothing to resolve by: only a resolution */
-            return p->resolves && p->conversation != NULL
-                       ? resolve_conversation(c, p->conversation,
-                                              it->received_ms)
-                       : SQLITE_OK;
-        og__uuid7_at(r.cur, it->received_ms);
-        r.cur_created = (int64_t)it->received_ms;
-        st = use(c, S_CUST_INS);
-        sqlite3_bind_text(st, 1, r.cur, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, r.cur_created);
-        sqlite3_bind_text(st, 3, p->instance, -1, SQLITE_STATIC);
-        if ((rc = run(st)) != SQLITE_OK)
-            return rc;
-    }
-    /* 5. Keys: new ones attach to the current customer, its own are
-     * touched (and upgraded to verified), another's stay where they are. */
-    for (i = 0; i < n; i++) {
-        const og__idkey_t *k = &p->keys[i];
-
-        if (sk[i].dup)
-            continue;
-        if (!sk[i].found) {
-            st = use(c, S_IDENT_INS);
-            bind_key(st, k);
-            sqlite3_bind_text(st, 4, r.cur, -1, SQLITE_STATIC);
-            sqlite3_bind_int(st, 5, k->verified ? 1 : 0);
-            sqlite3_bind_int64(st, 6, (sqlite3_int64)it->received_ms);
-        } else if (strcmp(now_of(&r, &sk[i]), r.cur) == 0) {
-            if (sk[i].verified || !k->verified)
-                continue; /* nothing new to record */
-            st = use(c, S_IDENT_VERIFY);
-            bind_key(st, k);
-        } else {
-            continue;
-        }
-        if ((rc = run(st)) != SQLITE_OK)
-            return rc;
-    }
-    if ((rc = update_profile(&r)) != SQLITE_OK)
+    if (og__customer_resolve(&c->repo, p, it->received_ms, tell_merged, &x,
+                             cur) != OG_OK)
+        return errcode(c);
+    if (cur[0] == '\0') /* nothing to resolve by: only a resolution */
+        return p->resolves && p->conversation != NULL
+                   ? resolve_conversation(c, p->conversation, it->received_ms)
+                   : SQLITE_OK;
+    if ((rc = update_profile(c, it, cur)) != SQLITE_OK)
         return rc;
-    snprintf(it->customer, sizeof(it->customer), "%s", r.cur);
+    snprintf(it->customer, sizeof(it->customer), "%s", cur);
     if (h != NULL && h->stamp != NULL)
-        it->stamped = h->stamp(h->data, it->body, it->len, r.cur,
+        it->stamped = h->stamp(h->data, it->body, it->len, cur,
                                it->conversation[0] ? it->conversation : NULL,
                                &it->stamped_len);
     return SQLITE_OK;

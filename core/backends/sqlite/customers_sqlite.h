@@ -10,6 +10,7 @@
 #include <sqlite3.h>
 
 #include "domain/consent.h"
+#include "domain/customers.h"
 #include "domain/identity.h"
 #include "domain/traits.h"
 #include "store/store.h"
@@ -61,6 +62,9 @@ og_err_t og__custdb_erase(og__custdb_t *c, const char *id, uint64_t now_ms,
 int og__custdb_pack(og__custdb_t *c, const char *id,
                     const og__trait_rules_t *rules, msgpack_packer *pk,
                     char canon[40]);
+
+/* Customers and their keys (domain/customers.h), living as long as c. */
+og__identity_repo_t *og__custdb_identity_repo(og__custdb_t *c);
 
 /* The trait repository given to og__custdb_prepare(). */
 og__trait_repo_t *og__custdb_trait_repo(og__custdb_t *c);

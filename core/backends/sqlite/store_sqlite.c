@@ -936,6 +936,11 @@ out:
     return rc;
 }
 
+static og__identity_repo_t *sq_identity_repo(og__store_t *s)
+{
+    return og__custdb_identity_repo(((struct sqlite_store *)s)->cust);
+}
+
 static og__trait_repo_t *sq_trait_repo(og__store_t *s)
 {
     return og__traitdb_repo(((struct sqlite_store *)s)->traits);
@@ -1011,6 +1016,7 @@ static const struct og__store_ops sqlite_ops = {
     .customer_erase = sq_customer_erase,
     .consent_repo = sq_consent_repo,
     .trait_repo = sq_trait_repo,
+    .identity_repo = sq_identity_repo,
     .conversation = sq_conversation,
     .journeys_fire = sq_journeys_fire,
     .timeline = sq_timeline,
