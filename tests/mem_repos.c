@@ -10,6 +10,7 @@
 
 #include "base/util.h"
 #include "mem_repos.h"
+#include "store/store.h"
 
 #define K 136
 
@@ -895,4 +896,78 @@ void mem_identity_free(og__identity_repo_t *r)
 unsigned mem_identity_fail_from(og__identity_repo_t *r, unsigned n)
 {
     return fail_from(&((struct mem_identity *)r)->f, n);
+}
+
+/* ---- the domain's rule tests on both implementations ------------------ */
+
+int tu_on_sqlite;
+
+void tu_repos_open(tu_repos_t *r, const char *dir)
+{
+    memset(r, 0, sizeof(*r));
+    if (tu_on_sqlite) {
+        static const char *const subdirs[] = {NULL};
+        og__store_opts_t o = {NULL, OG__DURABLE_PROCESS, 3600 * 1000, 0};
+        char err[256];
+
+        tu_fresh(dir, subdirs);
+        o.dir = dir;
+        r->store = og__store_open_sqlite(&o, err, sizeof(err));
+        CU_ASSERT_PTR_NOT_NULL_FATAL(r->store);
+        r->stock = r->store->ops->stock_repo(r->store);
+        r->consent = r->store->ops->consent_repo(r->store);
+        r->traits = r->store->ops->trait_repo(r->store);
+        r->identity = r->store->ops->identity_repo(r->store);
+        return;
+    }
+    r->stock = mem_stock_new();
+    r->consent = mem_consent_new();
+    r->traits = mem_traits_new();
+    r->identity = mem_identity_new();
+}
+
+void tu_repos_close(tu_repos_t *r)
+{
+    if (r->store != NULL) {
+        og__store_close(r->store);
+    } else {
+        mem_stock_free(r->stock);
+        mem_consent_free(r->consent);
+        mem_traits_free(r->traits);
+        mem_identity_free(r->identity);
+    }
+    memset(r, 0, sizeof(*r));
+}
+
+static int on_sqlite(void)
+{
+    tu_on_sqlite = 1;
+    return 0;
+}
+
+static int in_memory(void)
+{
+    tu_on_sqlite = 0;
+    return 0;
+}
+
+void tu_add_both(const char *what, const tu_test_t *tests, size_t n,
+                 CU_pSuite *sqlite_suite, CU_pSuite *mem_suite)
+{
+    char name[256];
+    CU_pSuite s, m;
+    size_t i;
+
+    snprintf(name, sizeof(name), "%s on SQLite", what);
+    s = CU_add_suite(name, on_sqlite, NULL);
+    snprintf(name, sizeof(name), "%s on the in-memory repositories", what);
+    m = CU_add_suite(name, in_memory, NULL);
+    for (i = 0; i < n; i++) {
+        CU_add_test(s, tests[i].name, tests[i].fn);
+        CU_add_test(m, tests[i].name, tests[i].fn);
+    }
+    if (sqlite_suite != NULL)
+        *sqlite_suite = s;
+    if (mem_suite != NULL)
+        *mem_suite = m;
 }

@@ -16,53 +16,24 @@
 
 #include "domain/consent.h"
 #include "mem_repos.h"
-#include "store/store.h"
+#include "base/util.h"
 #include "testutil.h"
 
 static char *dir;
-static og__store_t *st;
+static tu_repos_t rp;
 static og__consent_repo_t *repo;
 
-/* One implementation of the consent repository under test. */
-struct backend {
-    void (*open)(void);
-    void (*close)(void);
-};
-static const struct backend *be;
-
-static void open_sqlite(void)
+static void open_repos(void)
 {
-    static const char *const subdirs[] = {NULL};
-    og__store_opts_t o = {NULL, OG__DURABLE_PROCESS, 3600 * 1000, 0};
-    char err[256];
-
-    tu_fresh(dir, subdirs);
-    o.dir = dir;
-    st = og__store_open_sqlite(&o, err, sizeof(err));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(st);
-    repo = st->ops->consent_repo(st);
+    tu_repos_open(&rp, dir);
+    repo = rp.consent;
 }
 
-static void close_sqlite(void)
+static void close_repos(void)
 {
-    og__store_close(st);
-    st = NULL;
+    tu_repos_close(&rp);
     repo = NULL;
 }
-
-static void open_mem(void)
-{
-    repo = mem_consent_new();
-}
-
-static void close_mem(void)
-{
-    mem_consent_free(repo);
-    repo = NULL;
-}
-
-static const struct backend sqlite_backend = {open_sqlite, close_sqlite};
-static const struct backend mem_backend = {open_mem, close_mem};
 
 static void pack_str(msgpack_packer *pk, const char *s)
 {
@@ -120,7 +91,7 @@ static const og__consent_rules_t deny = {0, NULL, 0}, allow = {1, NULL, 0},
 
 static void test_decisions(void)
 {
-    be->open();
+    open_repos();
     CU_ASSERT_EQUAL(state("k1", "marketing", "email", 1, 100), OG_OK);
     /* no statement: the default decides */
     CU_ASSERT_EQUAL(allows("k1", "marketing", "sms.twilio", &deny,
@@ -164,14 +135,14 @@ static void test_decisions(void)
     CU_ASSERT_EQUAL(allows("", "transactional", "email", &deny, NULL), 1);
     /* another purpose is not checked */
     CU_ASSERT_EQUAL(allows("k1", "service", "sms", &deny, NULL), 1);
-    be->close();
+    close_repos();
 }
 
 /* At the same time, the statement for the instance beats the kind's,
  * which beats "*". */
 static void test_same_time(void)
 {
-    be->open();
+    open_repos();
     CU_ASSERT_EQUAL(state("k3", "marketing", "*", 1, 500), OG_OK);
     CU_ASSERT_EQUAL(state("k3", "marketing", "email", 0, 500), OG_OK);
     CU_ASSERT_EQUAL(allows("k3", "marketing", "email.smtp", &allow,
@@ -181,7 +152,7 @@ static void test_same_time(void)
     CU_ASSERT_EQUAL(allows("k3", "marketing", "email.smtp", &deny, NULL), 1);
     CU_ASSERT_EQUAL(allows("k3", "marketing", "email.other", &allow, NULL), 0);
     CU_ASSERT_EQUAL(allows("k3", "marketing", "sms", &deny, NULL), 1);
-    be->close();
+    close_repos();
 }
 
 /* Entries of another shape in the consent map are skipped, the others
@@ -191,7 +162,7 @@ static void test_malformed_entries(void)
     msgpack_sbuffer sb;
     msgpack_packer pk;
 
-    be->open();
+    open_repos();
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, 3);
@@ -220,7 +191,7 @@ static void test_malformed_entries(void)
                                        sb.size / 2, "web", 12),
                     OG_OK);
     msgpack_sbuffer_destroy(&sb);
-    be->close();
+    close_repos();
 }
 
 /* Each call of the repository fails in turn: the rules stop with its
@@ -231,7 +202,7 @@ static void test_errors_propagate(void)
     unsigned before, calls, k;
     int allowed;
 
-    open_mem();
+    open_repos(); /* in memory */
     CU_ASSERT_EQUAL(state("k5", "marketing", "sms", 0, 1), OG_OK);
     before = mem_consent_fail_from(repo, 0);
     CU_ASSERT_EQUAL(og__consent_decide(repo, "k5", "transactional", "sms",
@@ -248,40 +219,23 @@ static void test_errors_propagate(void)
     }
     mem_consent_fail_from(repo, 1);
     CU_ASSERT_EQUAL(state("k5", "marketing", "email", 1, 2), OG_ERR_IO);
-    close_mem();
-}
-
-static int use_sqlite(void)
-{
-    be = &sqlite_backend;
-    return 0;
-}
-
-static int use_mem(void)
-{
-    be = &mem_backend;
-    return 0;
+    close_repos();
 }
 
 int main(void)
 {
-    CU_pSuite s;
+    static const tu_test_t both[] = {
+        {"the newest, most specific statement decides", test_decisions},
+        {"at the same time: instance, kind, then *", test_same_time},
+        {"malformed entries are skipped", test_malformed_entries},
+    };
+    CU_pSuite mem;
     int rc;
 
     dir = tu_mkdtemp();
     CU_initialize_registry();
-    s = CU_add_suite("consent rules on SQLite", use_sqlite, NULL);
-    CU_add_test(s, "the newest, most specific statement decides",
-                test_decisions);
-    CU_add_test(s, "at the same time: instance, kind, then *", test_same_time);
-    CU_add_test(s, "malformed entries are skipped", test_malformed_entries);
-    s = CU_add_suite("consent rules on the in-memory repository", use_mem,
-                     NULL);
-    CU_add_test(s, "the newest, most specific statement decides",
-                test_decisions);
-    CU_add_test(s, "at the same time: instance, kind, then *", test_same_time);
-    CU_add_test(s, "malformed entries are skipped", test_malformed_entries);
-    CU_add_test(s, "every error of the repository ends the rules",
+    tu_add_both("consent rules", both, OG__ARRAY_SIZE(both), NULL, &mem);
+    CU_add_test(mem, "every error of the repository ends the rules",
                 test_errors_propagate);
     rc = tu_run();
     tu_rmrf(dir);

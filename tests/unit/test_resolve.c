@@ -16,53 +16,12 @@
 
 #include "domain/customers.h"
 #include "mem_repos.h"
-#include "store/store.h"
+#include "base/util.h"
 #include "testutil.h"
 
 static char *dir;
-static og__store_t *st;
+static tu_repos_t rp;
 static og__identity_repo_t *repo;
-
-/* One implementation of the identity repository under test. */
-struct backend {
-    void (*open)(void);
-    void (*close)(void);
-};
-static const struct backend *be;
-
-static void open_sqlite(void)
-{
-    static const char *const subdirs[] = {NULL};
-    og__store_opts_t o = {NULL, OG__DURABLE_PROCESS, 3600 * 1000, 0};
-    char err[256];
-
-    tu_fresh(dir, subdirs);
-    o.dir = dir;
-    st = og__store_open_sqlite(&o, err, sizeof(err));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(st);
-    repo = st->ops->identity_repo(st);
-}
-
-static void close_sqlite(void)
-{
-    og__store_close(st);
-    st = NULL;
-    repo = NULL;
-}
-
-static void open_mem(void)
-{
-    repo = mem_identity_new();
-}
-
-static void close_mem(void)
-{
-    mem_identity_free(repo);
-    repo = NULL;
-}
-
-static const struct backend sqlite_backend = {open_sqlite, close_sqlite};
-static const struct backend mem_backend = {open_mem, close_mem};
 
 /* The merges resolution told of, as "survivor<-merged by kind". */
 static char merges[8][128];
@@ -158,7 +117,14 @@ static void canon(const char *id, char out[40])
 static void begin(void)
 {
     nmerges = 0;
-    be->open();
+    tu_repos_open(&rp, dir);
+    repo = rp.identity;
+}
+
+static void end(void)
+{
+    tu_repos_close(&rp);
+    repo = NULL;
 }
 
 static void test_new_and_known(void)
@@ -180,7 +146,7 @@ static void test_new_and_known(void)
     owner("anon=z1", o);
     CU_ASSERT_STRING_EQUAL(o, b);
     CU_ASSERT_EQUAL(nmerges, 0);
-    be->close();
+    end();
 }
 
 static void test_unverified_never_joins(void)
@@ -198,7 +164,7 @@ static void test_unverified_never_joins(void)
         r, og__idkind_rank("email") < og__idkind_rank("anon") ? c1 : c2);
     owner("anon=a2", o);
     CU_ASSERT_STRING_EQUAL(o, c2);
-    be->close();
+    end();
 }
 
 static void test_verified_joins(void)
@@ -230,7 +196,7 @@ static void test_verified_joins(void)
     CU_ASSERT_EQUAL(run_resolve((const char *const[]){NULL}, c3, 0, r), OG_OK);
     CU_ASSERT_STRING_EQUAL(r, c3);
     CU_ASSERT_EQUAL(nmerges, 1);
-    be->close();
+    end();
 }
 
 static void test_device_claims(void)
@@ -257,7 +223,7 @@ static void test_device_claims(void)
     CU_ASSERT_EQUAL(nmerges, 1);
     owner("anon=d2", o);
     CU_ASSERT_STRING_EQUAL(o, c7);
-    be->close();
+    end();
 }
 
 static void test_untrusted(void)
@@ -277,7 +243,7 @@ static void test_untrusted(void)
                     OG_OK);
     CU_ASSERT_STRING_EQUAL(r, c9);
     CU_ASSERT_EQUAL(nmerges, 0);
-    be->close();
+    end();
 }
 
 static void test_nothing_to_resolve(void)
@@ -292,7 +258,7 @@ static void test_nothing_to_resolve(void)
     CU_ASSERT_EQUAL(
         run_resolve((const char *const[]){NULL}, "no-such-id", 0, r), OG_OK);
     CU_ASSERT_STRING_EQUAL(r, "");
-    be->close();
+    end();
 }
 
 /* Each call of the repository fails in turn: resolution stops with its
@@ -311,7 +277,7 @@ static void test_errors_propagate(void)
     CU_ASSERT_STRING_EQUAL(r, c1);
     /* 3 finds, 2 canonical, a merge, the new key */
     CU_ASSERT_EQUAL(calls, 7);
-    be->close();
+    end();
     for (k = 1; k <= calls + 1; k++) {
         begin();
         resolve(KEYS("user=e1!"), c1);
@@ -320,28 +286,13 @@ static void test_errors_propagate(void)
         CU_ASSERT_EQUAL(
             run_resolve(KEYS("user=e1!", "user=e2!", "anon=e3"), NULL, 0, r),
             k <= calls ? OG_ERR_IO : OG_OK);
-        be->close();
+        end();
     }
-}
-
-static int use_sqlite(void)
-{
-    be = &sqlite_backend;
-    return 0;
-}
-
-static int use_mem(void)
-{
-    be = &mem_backend;
-    return 0;
 }
 
 int main(void)
 {
-    static const struct {
-        const char *name;
-        CU_TestFunc fn;
-    } both[] = {
+    static const tu_test_t both[] = {
         {"new and known keys", test_new_and_known},
         {"unverified keys never join", test_unverified_never_joins},
         {"verified keys join, the older survives", test_verified_joins},
@@ -349,19 +300,13 @@ int main(void)
         {"a public client's claims choose nobody", test_untrusted},
         {"no key, no customer: nothing", test_nothing_to_resolve},
     };
-    CU_pSuite s, m;
-    size_t i;
+    CU_pSuite mem;
     int rc;
 
     dir = tu_mkdtemp();
     CU_initialize_registry();
-    s = CU_add_suite("resolution on SQLite", use_sqlite, NULL);
-    m = CU_add_suite("resolution on the in-memory repository", use_mem, NULL);
-    for (i = 0; i < sizeof(both) / sizeof(both[0]); i++) {
-        CU_add_test(s, both[i].name, both[i].fn);
-        CU_add_test(m, both[i].name, both[i].fn);
-    }
-    CU_add_test(m, "every error of the repository ends resolution",
+    tu_add_both("resolution", both, OG__ARRAY_SIZE(both), NULL, &mem);
+    CU_add_test(mem, "every error of the repository ends resolution",
                 test_errors_propagate);
     rc = tu_run();
     tu_rmrf(dir);

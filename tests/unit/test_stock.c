@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/util.h"
 #include "domain/identity.h"
 #include "domain/stock.h"
 #include "event/event.h"
@@ -88,18 +89,10 @@ static const og__stock_chan_t chans[] = {
 };
 static const og__stock_rules_t rules = {chans, 2};
 static og__store_hooks_t hooks;
-static og__stock_repo_t *mem;
+static tu_repos_t rp;
+static og__stock_repo_t *mem; /* in memory: rp.stock */
 
-/* One implementation of the stock repository under test. */
-struct backend {
-    void (*open)(void);
-    void (*close)(void);
-    /* accepts the new event of it (its customer filled in when the
-     * rules find one); OG_OK or the error */
-    og_err_t (*accept)(og__store_item_t *it);
-    og__stock_repo_t *(*repo)(void);
-};
-static const struct backend *be;
+static og_err_t accept_one(og__store_item_t *it);
 
 /* Packs one string pair. */
 static void kv(msgpack_packer *pk, const char *k, const char *v)
@@ -140,7 +133,7 @@ static og_err_t submit(const char *src, const char *type, size_t pairs,
     it.source = ev->instance;
     if (cust != NULL) /* as if resolution had found it */
         snprintf(it.customer, sizeof(it.customer), "%s", cust);
-    rc = be->accept(&it);
+    rc = accept_one(&it);
     CU_ASSERT(rc != OG_OK || it.result == OG__ACCEPT_NEW);
     if (cust != NULL)
         snprintf(cust, 40, "%s", it.customer);
@@ -229,7 +222,7 @@ static void order(const char *src, const char *type, const char *id,
 static char *stock(const char *sku)
 {
     og__sbuf_t b = {0};
-    og_err_t rc = og__answer_stock(be->repo(), sku, &rules, &b);
+    og_err_t rc = og__answer_stock(rp.stock, sku, &rules, &b);
 
     if (rc != OG_OK) {
         og__sbuf_free(&b);
@@ -255,63 +248,19 @@ static void check_stock(const char *sku, const char *needle)
     free(j);
 }
 
-static void open_store(void)
-{
-    static const char *const subdirs[] = {NULL};
-    og__store_opts_t o = {NULL, OG__DURABLE_PROCESS, 3600 * 1000, 0};
-    char err[256];
-
-    tu_fresh(dir, subdirs);
-    o.dir = dir;
-    st = og__store_open_sqlite(&o, err, sizeof(err));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(st);
-    memset(&hooks, 0, sizeof(hooks));
-    hooks.stamp = og__stamp_hook;
-    hooks.stock = &rules;
-    hooks.made = made_hook;
-}
-
-static void close_store(void)
-{
-    og__store_close(st);
-    st = NULL;
-}
-
-static og_err_t sqlite_accept(og__store_item_t *it)
-{
-    char err[256];
-
-    return st->ops->commit(st, it, 1, NULL, 0, &hooks, err, sizeof(err));
-}
-
-static og__stock_repo_t *sqlite_repo(void)
-{
-    return st->ops->stock_repo(st);
-}
-
-static const struct backend sqlite_backend = {open_store, close_store,
-                                              sqlite_accept, sqlite_repo};
-
-static void open_mem(void)
-{
-    mem = mem_stock_new();
-}
-
-static void close_mem(void)
-{
-    mem_stock_free(mem);
-    mem = NULL;
-}
-
-/* What the store's commit does for stock, without a store. */
-static og_err_t mem_accept(og__store_item_t *it)
+/* On SQLite each event goes through the store's commit, the real path;
+ * in memory, what that commit does for stock, without a store. */
+static og_err_t accept_one(og__store_item_t *it)
 {
     og__stock_input_t in = {it->type,       it->event_id, it->source,
                             it->customer,   it->body,     it->len,
                             it->received_ms};
+    char err[256];
     int found = 0;
     og_err_t rc;
 
+    if (st != NULL)
+        return st->ops->commit(st, it, 1, NULL, 0, &hooks, err, sizeof(err));
     it->result = OG__ACCEPT_NEW;
     if (it->customer[0] == '\0' &&
         (rc = og__stock_order_customer(mem, it->type, it->body, it->len,
@@ -321,25 +270,25 @@ static og_err_t mem_accept(og__store_item_t *it)
     return og__stock_apply(mem, &in, &rules, mem_made, NULL);
 }
 
-static og__stock_repo_t *mem_repo(void)
-{
-    return mem;
-}
-
-static const struct backend mem_backend = {open_mem, close_mem, mem_accept,
-                                           mem_repo};
-
 static void begin(void)
 {
     nmade = 0;
-    be->open();
+    tu_repos_open(&rp, dir);
+    st = rp.store;
+    mem = st == NULL ? rp.stock : NULL;
+    memset(&hooks, 0, sizeof(hooks));
+    hooks.stamp = og__stamp_hook;
+    hooks.stock = &rules;
+    hooks.made = made_hook;
 }
 
 static void end(void)
 {
     size_t i;
 
-    be->close();
+    tu_repos_close(&rp);
+    st = NULL;
+    mem = NULL;
     for (i = 0; i < nbodies; i++)
         free(bodies[i]);
     nbodies = 0;
@@ -447,7 +396,6 @@ static void test_order_customer(void)
     og_err_t rc;
     char why[256];
 
-    be = &sqlite_backend;
     begin();
     /* placed on the web by a known customer (resolved from the key) */
     tu_pack_head(&sb, &pk, "order.placed", 4);
@@ -538,39 +486,24 @@ static void test_errors_propagate(void)
     }
 }
 
-static int use_sqlite(void)
-{
-    be = &sqlite_backend;
-    return 0;
-}
-
-static int use_mem(void)
-{
-    be = &mem_backend;
-    return 0;
-}
-
 int main(void)
 {
-    CU_pSuite s;
+    static const tu_test_t both[] = {
+        {"versions: duplicated and reordered updates", test_versions},
+        {"reservations, buffers, stock.out and stock.back",
+         test_reservations_and_channels},
+    };
+    CU_pSuite s, m;
     int rc;
 
     dir = tu_mkdtemp();
     CU_initialize_registry();
-    s = CU_add_suite("stock rules on SQLite, through the store's commit",
-                     use_sqlite, NULL);
-    CU_add_test(s, "versions: duplicated and reordered updates", test_versions);
-    CU_add_test(s, "reservations, buffers, stock.out and stock.back",
-                test_reservations_and_channels);
+    tu_add_both("stock rules", both, OG__ARRAY_SIZE(both), &s, &m);
     CU_add_test(s, "an order's later events find its customer",
                 test_order_customer);
-    s = CU_add_suite("stock rules on the in-memory repository", use_mem, NULL);
-    CU_add_test(s, "versions: duplicated and reordered updates", test_versions);
-    CU_add_test(s, "reservations, buffers, stock.out and stock.back",
-                test_reservations_and_channels);
-    CU_add_test(s, "an order placed then named finds its customer",
+    CU_add_test(m, "an order placed then named finds its customer",
                 test_mem_order_customer);
-    CU_add_test(s, "every error of the repository ends the rules",
+    CU_add_test(m, "every error of the repository ends the rules",
                 test_errors_propagate);
     rc = tu_run();
     tu_rmrf(dir);

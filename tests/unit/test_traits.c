@@ -16,79 +16,52 @@
 
 #include "domain/traits.h"
 #include "mem_repos.h"
-#include "store/store.h"
+#include "base/util.h"
 #include "testutil.h"
 
 static char *dir;
-static og__store_t *st;
-static sqlite3 *db; /* a second connection, for merges */
+static tu_repos_t rp;
+static sqlite3 *db; /* on SQLite, a second connection for merges */
 static og__trait_repo_t *repo;
 
-/* One implementation of the trait repository under test. */
-struct backend {
-    void (*open)(void);
-    void (*close)(void);
-    /* makes merged a customer merged into survivor */
-    void (*merge)(const char *merged, const char *survivor);
-};
-static const struct backend *be;
-
-static void open_sqlite(void)
+static void open_repos(void)
 {
-    static const char *const subdirs[] = {NULL};
-    og__store_opts_t o = {NULL, OG__DURABLE_PROCESS, 3600 * 1000, 0};
-    char err[256], path[1024];
+    char path[1024];
 
-    tu_fresh(dir, subdirs);
-    o.dir = dir;
-    st = og__store_open_sqlite(&o, err, sizeof(err));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(st);
-    repo = st->ops->trait_repo(st);
+    tu_repos_open(&rp, dir);
+    repo = rp.traits;
+    if (rp.store == NULL)
+        return;
     snprintf(path, sizeof(path), "%s/state.db", dir);
     CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
     sqlite3_busy_timeout(db, 5000);
 }
 
-static void close_sqlite(void)
+static void close_repos(void)
 {
     sqlite3_close(db);
     db = NULL;
-    og__store_close(st);
-    st = NULL;
+    tu_repos_close(&rp);
     repo = NULL;
 }
 
-static void merge_sqlite(const char *merged, const char *survivor)
+/* Makes merged a customer merged into survivor. */
+static void merge(const char *merged, const char *survivor)
 {
-    char *q = sqlite3_mprintf(
+    char *q;
+
+    if (rp.store == NULL) {
+        mem_traits_merge(repo, merged, survivor);
+        return;
+    }
+    q = sqlite3_mprintf(
         "INSERT INTO customers (id, created_ms, merged_into, first_channel) "
         "VALUES (%Q, 1, NULL, 'web'), (%Q, 2, %Q, 'web') ON CONFLICT (id) DO "
         "UPDATE SET merged_into = excluded.merged_into",
         survivor, merged, survivor);
-
     CU_ASSERT_EQUAL(sqlite3_exec(db, q, NULL, NULL, NULL), SQLITE_OK);
     sqlite3_free(q);
 }
-
-static void open_mem(void)
-{
-    repo = mem_traits_new();
-}
-
-static void close_mem(void)
-{
-    mem_traits_free(repo);
-    repo = NULL;
-}
-
-static void merge_mem(const char *merged, const char *survivor)
-{
-    mem_traits_merge(repo, merged, survivor);
-}
-
-static const struct backend sqlite_backend = {open_sqlite, close_sqlite,
-                                              merge_sqlite};
-static const struct backend mem_backend = {open_mem, close_mem, merge_mem};
 
 static void pack_str(msgpack_packer *pk, const char *s)
 {
@@ -155,7 +128,7 @@ static void test_apply(void)
     msgpack_packer pk;
     char long_name[140];
 
-    be->open();
+    open_repos();
     CU_ASSERT_EQUAL(set("c1", "tier", "gold", 10), OG_OK);
     CU_ASSERT_EQUAL(set("c1", "city", "Lyon", 10), OG_OK);
     check("c1", NULL, "city=Lyon;tier=gold;");
@@ -189,7 +162,7 @@ static void test_apply(void)
     check("c1", NULL, "pet=cat;tier=silver;");
     msgpack_sbuffer_destroy(&sb);
     check("nobody", NULL, "");
-    be->close();
+    close_repos();
 }
 
 static void test_merge_rules(void)
@@ -200,8 +173,8 @@ static void test_merge_rules(void)
     og__trait_rules_t newest = {OG__TRAIT_NEWEST, names, rule, 2};
     og__trait_rules_t nonempty = {OG__TRAIT_NON_EMPTY, NULL, NULL, 0};
 
-    be->open();
-    be->merge("m1", "s1");
+    open_repos();
+    merge("m1", "s1");
     /* the merged customer's values are older for some, newer for others */
     CU_ASSERT_EQUAL(set("m1", "first_seen_city", "Paris", 5), OG_OK);
     CU_ASSERT_EQUAL(set("s1", "first_seen_city", "Lyon", 10), OG_OK);
@@ -221,7 +194,7 @@ static void test_merge_rules(void)
     check("s1", NULL, "first_seen_city=Lyon;nickname=;note=;tier=gold;");
     /* the merged customer alone sees only its own */
     check("m1", NULL, "first_seen_city=Paris;nickname=Jo;tier=gold;");
-    be->close();
+    close_repos();
 }
 
 /* Each call of the repository fails in turn: the rules stop with its
@@ -233,7 +206,7 @@ static void test_errors_propagate(void)
     struct got g = {""};
     unsigned k;
 
-    open_mem();
+    open_repos(); /* in memory */
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_map(&pk, 3);
@@ -255,39 +228,22 @@ static void test_errors_propagate(void)
     mem_traits_fail_from(repo, 0);
     check("e1", NULL, "a=1;c=3;");
     msgpack_sbuffer_destroy(&sb);
-    close_mem();
-}
-
-static int use_sqlite(void)
-{
-    be = &sqlite_backend;
-    return 0;
-}
-
-static int use_mem(void)
-{
-    be = &mem_backend;
-    return 0;
+    close_repos();
 }
 
 int main(void)
 {
-    CU_pSuite s;
+    static const tu_test_t both[] = {
+        {"props.traits: set, nil deletes, bad keys skipped", test_apply},
+        {"over a family: newest, oldest, non_empty", test_merge_rules},
+    };
+    CU_pSuite mem;
     int rc;
 
     dir = tu_mkdtemp();
     CU_initialize_registry();
-    s = CU_add_suite("trait rules on SQLite", use_sqlite, NULL);
-    CU_add_test(s, "props.traits: set, nil deletes, bad keys skipped",
-                test_apply);
-    CU_add_test(s, "over a family: newest, oldest, non_empty",
-                test_merge_rules);
-    s = CU_add_suite("trait rules on the in-memory repository", use_mem, NULL);
-    CU_add_test(s, "props.traits: set, nil deletes, bad keys skipped",
-                test_apply);
-    CU_add_test(s, "over a family: newest, oldest, non_empty",
-                test_merge_rules);
-    CU_add_test(s, "every error of the repository ends the rules",
+    tu_add_both("trait rules", both, OG__ARRAY_SIZE(both), NULL, &mem);
+    CU_add_test(mem, "every error of the repository ends the rules",
                 test_errors_propagate);
     rc = tu_run();
     tu_rmrf(dir);
